@@ -1,0 +1,25 @@
+//! The ingress Lambda's bootstrap: configuration and SDK clients once, then the runtime loop.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use ingress::Ingress;
+use lambda_runtime::{LambdaEvent, service_fn};
+use shared::IngressConfig;
+use shared::aws::{DynamoStore, SqsQueue};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = IngressConfig::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let ingress = Ingress::new(
+        Arc::new(DynamoStore::from_sdk(&sdk, config.table)),
+        Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url)),
+    );
+    let ingress = &ingress;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+        ingress.handle(event.payload).await.map_err(lambda_runtime::Error::from)
+    }))
+    .await
+}

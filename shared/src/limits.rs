@@ -1,0 +1,31 @@
+//! API Gateway's WebSocket limits, as named constants.
+//!
+//! Every component that enforces or respects a limit (the ingress validation, the worker, the local
+//! gateway) reads it from here, so the local stand-in and the Lambdas can never disagree about them.
+
+use std::time::Duration;
+
+/// Largest message API Gateway accepts from a client, and largest `@connections` POST body: 128 KB.
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+
+/// Largest single WebSocket frame API Gateway accepts from a client: 32 KB.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+
+/// API Gateway closes a connection that has been idle this long.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// API Gateway closes every connection after this long, however busy it is.
+pub const MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// How long a connection record outlives API Gateway's maximum connection duration. `$disconnect` is
+/// best effort, so every record carries a DynamoDB `Ttl` that expires it this long after it could
+/// possibly still be connected.
+pub const CONNECTION_TTL_MARGIN: Duration = Duration::from_secs(10 * 60);
+
+/// Longest connection id accepted from the outside. AWS ids are 16 characters; this leaves room for
+/// other stand-ins without letting a caller push arbitrary blobs through as ids.
+pub const MAX_CONNECTION_ID_LEN: usize = 128;
+
+/// Deepest nesting of arrays and objects accepted in a client's JSON message. Deeper documents are
+/// almost always attacks on the recursive parsers of the clients that would receive them.
+pub const MAX_JSON_DEPTH: usize = 64;

@@ -1,0 +1,437 @@
+//! In-memory adapters for the ports, used by unit tests and by the local gateway.
+//!
+//! They behave like the AWS services where the handlers can tell the difference: the store pages its
+//! scans, the queue has SQS's visibility timeout, receive counts and dead-letter queue, and the poster
+//! answers like `@connections` for ids it has been told are gone.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::{self, BoxStream, StreamExt};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::domain::{ConnectionId, ConnectionRecord, Job};
+use crate::error::{PostError, QueueError, StoreError};
+use crate::ports::{ConnectionStore, Poster, Queue};
+
+/// A poisoned lock only means another test thread panicked; the data is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Epoch milliseconds now.
+pub fn epoch_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// Connection records in a sorted map, scanned in pages like a DynamoDB table.
+#[derive(Debug)]
+pub struct MemoryStore {
+    records: RwLock<BTreeMap<ConnectionId, ConnectionRecord>>,
+    page_size: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_page_size(Self::DEFAULT_PAGE_SIZE)
+    }
+}
+
+impl MemoryStore {
+    /// About what one 1 MB DynamoDB scan page holds for records of this size.
+    pub const DEFAULT_PAGE_SIZE: usize = 1_000;
+
+    pub fn with_page_size(page_size: usize) -> Self {
+        Self { records: RwLock::default(), page_size: page_size.max(1) }
+    }
+
+    pub fn get(&self, id: &ConnectionId) -> Option<ConnectionRecord> {
+        self.read().get(id).cloned()
+    }
+
+    pub fn ids(&self) -> Vec<ConnectionId> {
+        self.read().keys().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<ConnectionId, ConnectionRecord>> {
+        self.records.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<ConnectionId, ConnectionRecord>> {
+        self.records.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn page_after(&self, after: Option<&ConnectionId>) -> Vec<ConnectionId> {
+        let records = self.read();
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        records.range((lower, Bound::Unbounded)).take(self.page_size).map(|(id, _)| id.clone()).collect()
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for MemoryStore {
+    async fn put(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
+        self.write().insert(record.id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn delete(&self, id: &ConnectionId) -> Result<(), StoreError> {
+        self.write().remove(id);
+        Ok(())
+    }
+
+    async fn delete_many(&self, ids: &[ConnectionId]) -> Result<(), StoreError> {
+        let mut records = self.write();
+        for id in ids {
+            records.remove(id);
+        }
+        Ok(())
+    }
+
+    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionId>, StoreError>> {
+        // Like DynamoDB's LastEvaluatedKey: each page starts after the last key of the one before.
+        stream::unfold(Some(None), move |cursor: Option<Option<ConnectionId>>| async move {
+            let after = cursor?;
+            let page = self.page_after(after.as_ref());
+            if page.is_empty() {
+                return None;
+            }
+            let next = (page.len() == self.page_size).then(|| page.last().cloned());
+            Some((Ok(page), next))
+        })
+        .boxed()
+    }
+}
+
+/// SQS semantics the worker and the event source mapping rely on.
+#[derive(Clone, Copy, Debug)]
+pub struct QueueSettings {
+    /// How long a received message stays hidden before it is delivered again.
+    pub visibility_timeout: Duration,
+    /// Receives after which a message moves to the dead-letter list (the queue's `RedrivePolicy`).
+    pub max_receive_count: Option<u32>,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self { visibility_timeout: Duration::from_secs(30), max_receive_count: Some(5) }
+    }
+}
+
+/// One message as `ReceiveMessage` returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    pub receive_count: u32,
+    pub sent_at_ms: i64,
+    pub first_received_at_ms: i64,
+}
+
+#[derive(Debug)]
+struct StoredMessage {
+    id: String,
+    body: String,
+    sent_at_ms: i64,
+    receive_count: u32,
+    first_received_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    visible: VecDeque<StoredMessage>,
+    in_flight: HashMap<String, (Instant, StoredMessage)>,
+    dead: Vec<StoredMessage>,
+}
+
+/// Counts of messages by state, like SQS's `ApproximateNumberOfMessages*` attributes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub visible: usize,
+    pub in_flight: usize,
+    pub dead: usize,
+}
+
+/// An SQS standard queue in memory, with its dead-letter queue.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    state: Mutex<QueueState>,
+    settings: QueueSettings,
+    arrived: Notify,
+}
+
+impl MemoryQueue {
+    pub fn new(settings: QueueSettings) -> Self {
+        Self { state: Mutex::default(), settings, arrived: Notify::new() }
+    }
+
+    pub fn settings(&self) -> QueueSettings {
+        self.settings
+    }
+
+    /// `SendMessage`: returns the new message's id.
+    pub fn push(&self, body: String) -> String {
+        let id = uuid::Uuid::new_v4().to_string();
+        let message = StoredMessage {
+            id: id.clone(),
+            body,
+            sent_at_ms: epoch_ms(),
+            receive_count: 0,
+            first_received_at_ms: None,
+        };
+        lock(&self.state).visible.push_back(message);
+        self.arrived.notify_one();
+        id
+    }
+
+    /// `ReceiveMessage`: up to `max` visible messages, hidden for the visibility timeout. A message
+    /// received more than `max_receive_count` times goes to the dead-letter list instead.
+    pub fn receive(&self, max: usize) -> Vec<ReceivedMessage> {
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        Self::return_expired(&mut state, now);
+        let mut received = Vec::new();
+        while received.len() < max {
+            let Some(mut message) = state.visible.pop_front() else { break };
+            message.receive_count += 1;
+            if self.settings.max_receive_count.is_some_and(|max| message.receive_count > max) {
+                tracing::warn!(message_id = %message.id, receives = message.receive_count - 1, "message moved to the dead-letter queue");
+                state.dead.push(message);
+                continue;
+            }
+            let first_received_at_ms = *message.first_received_at_ms.get_or_insert_with(epoch_ms);
+            let receipt_handle = format!("{}#{}", message.id, uuid::Uuid::new_v4().simple());
+            received.push(ReceivedMessage {
+                message_id: message.id.clone(),
+                receipt_handle: receipt_handle.clone(),
+                body: message.body.clone(),
+                receive_count: message.receive_count,
+                sent_at_ms: message.sent_at_ms,
+                first_received_at_ms,
+            });
+            state.in_flight.insert(receipt_handle, (now + self.settings.visibility_timeout, message));
+        }
+        received
+    }
+
+    /// `DeleteMessage`. A stale receipt handle (the message timed out and was received again) deletes
+    /// nothing, so a slow consumer cannot delete a message someone else is now processing.
+    pub fn delete(&self, receipt_handle: &str) -> bool {
+        lock(&self.state).in_flight.remove(receipt_handle).is_some()
+    }
+
+    /// When the earliest in-flight message becomes visible again, if any is in flight.
+    pub fn next_visible_at(&self) -> Option<Instant> {
+        lock(&self.state).in_flight.values().map(|(at, _)| *at).min()
+    }
+
+    /// Resolves when a message has been sent since the last call.
+    pub async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        let mut state = lock(&self.state);
+        Self::return_expired(&mut state, Instant::now());
+        QueueStats { visible: state.visible.len(), in_flight: state.in_flight.len(), dead: state.dead.len() }
+    }
+
+    /// The bodies in the dead-letter list.
+    pub fn dead_letters(&self) -> Vec<String> {
+        lock(&self.state).dead.iter().map(|m| m.body.clone()).collect()
+    }
+
+    /// The bodies of the visible messages, without receiving them.
+    pub fn peek(&self) -> Vec<String> {
+        lock(&self.state).visible.iter().map(|m| m.body.clone()).collect()
+    }
+
+    fn return_expired(state: &mut QueueState, now: Instant) {
+        let expired: Vec<String> =
+            state.in_flight.iter().filter(|(_, (at, _))| *at <= now).map(|(k, _)| k.clone()).collect();
+        for receipt in expired {
+            if let Some((_, message)) = state.in_flight.remove(&receipt) {
+                state.visible.push_back(message);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn send(&self, job: &Job) -> Result<(), QueueError> {
+        self.push(job.to_body());
+        Ok(())
+    }
+}
+
+/// A scripted `@connections` failure for [`MemoryPoster`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scripted {
+    Gone,
+    Throttled,
+    Forbidden,
+    PayloadTooLarge,
+    Transient,
+}
+
+impl Scripted {
+    fn to_error(self) -> PostError {
+        match self {
+            Self::Gone => PostError::Gone,
+            Self::Throttled => PostError::Throttled,
+            Self::Forbidden => PostError::Forbidden,
+            Self::PayloadTooLarge => PostError::PayloadTooLarge,
+            Self::Transient => PostError::Transient("scripted transient failure".into()),
+        }
+    }
+}
+
+/// Records every post; answers with a scripted failure for chosen connection ids.
+#[derive(Debug, Default)]
+pub struct MemoryPoster {
+    delivered: Mutex<Vec<(ConnectionId, Bytes)>>,
+    scripted: Mutex<HashMap<ConnectionId, Scripted>>,
+    delay: Duration,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+impl MemoryPoster {
+    /// A poster whose every post takes `delay`, so that concurrency can be observed.
+    pub fn with_delay(delay: Duration) -> Self {
+        Self { delay, ..Self::default() }
+    }
+
+    pub fn script(&self, id: &ConnectionId, outcome: Scripted) {
+        lock(&self.scripted).insert(id.clone(), outcome);
+    }
+
+    pub fn delivered(&self) -> Vec<(ConnectionId, Bytes)> {
+        lock(&self.delivered).clone()
+    }
+
+    /// The distinct connections that received at least one frame.
+    pub fn recipients(&self) -> HashSet<ConnectionId> {
+        lock(&self.delivered).iter().map(|(id, _)| id.clone()).collect()
+    }
+
+    /// The most posts that were ever in progress at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Poster for MemoryPoster {
+    async fn post(&self, to: &ConnectionId, frame: Bytes) -> Result<(), PostError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(outcome) = lock(&self.scripted).get(to) {
+            return Err(outcome.to_error());
+        }
+        lock(&self.delivered).push((to.clone(), frame));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::TryStreamExt;
+
+    fn id(n: usize) -> ConnectionId {
+        ConnectionId::parse(&format!("conn{n:05}")).expect("id")
+    }
+
+    fn record(n: usize) -> ConnectionRecord {
+        ConnectionRecord { id: id(n), connected_at_ms: 0, source_ip: None, expires_at_s: 0 }
+    }
+
+    #[tokio::test]
+    async fn a_scan_returns_every_record_once_across_pages() {
+        let store = MemoryStore::with_page_size(3);
+        for n in 0..10 {
+            store.put(&record(n)).await.expect("put");
+        }
+        let pages: Vec<Vec<ConnectionId>> = store.scan().try_collect().await.expect("scan");
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3, 1]);
+        let all: Vec<ConnectionId> = pages.into_iter().flatten().collect();
+        assert_eq!(all, (0..10).map(id).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn deleting_many_removes_only_those_records() {
+        let store = MemoryStore::default();
+        for n in 0..4 {
+            store.put(&record(n)).await.expect("put");
+        }
+        store.delete_many(&[id(1), id(3), id(9)]).await.expect("delete");
+        assert_eq!(store.ids(), [id(0), id(2)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unacknowledged_message_comes_back_after_the_visibility_timeout() {
+        let queue = MemoryQueue::new(QueueSettings {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: None,
+        });
+        queue.push("m".into());
+        let first = queue.receive(10);
+        assert_eq!(first.len(), 1);
+        assert!(queue.receive(10).is_empty(), "hidden while in flight");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let again = queue.receive(10);
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].receive_count, 2);
+        assert_eq!(again[0].message_id, first[0].message_id);
+        assert!(!queue.delete(&first[0].receipt_handle), "a stale receipt deletes nothing");
+        assert!(queue.delete(&again[0].receipt_handle));
+        assert_eq!(queue.stats(), QueueStats::default());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_received_too_often_moves_to_the_dead_letter_list() {
+        let queue = MemoryQueue::new(QueueSettings {
+            visibility_timeout: Duration::from_secs(1),
+            max_receive_count: Some(2),
+        });
+        queue.push("poison".into());
+        for _ in 0..2 {
+            assert_eq!(queue.receive(10).len(), 1);
+            tokio::time::advance(Duration::from_secs(2)).await;
+        }
+        assert!(queue.receive(10).is_empty());
+        assert_eq!(queue.dead_letters(), ["poison"]);
+        assert_eq!(queue.stats(), QueueStats { visible: 0, in_flight: 0, dead: 1 });
+    }
+
+    #[tokio::test]
+    async fn the_poster_records_deliveries_and_plays_its_script() {
+        let poster = MemoryPoster::default();
+        poster.script(&id(2), Scripted::Gone);
+        poster.post(&id(1), Bytes::from_static(b"x")).await.expect("delivered");
+        assert!(matches!(poster.post(&id(2), Bytes::new()).await, Err(PostError::Gone)));
+        assert_eq!(poster.delivered(), [(id(1), Bytes::from_static(b"x"))]);
+    }
+}
