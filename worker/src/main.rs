@@ -1,0 +1,26 @@
+//! The worker Lambda's bootstrap: configuration and SDK clients once, then the runtime loop.
+
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{LambdaEvent, service_fn};
+use shared::WorkerConfig;
+use shared::aws::{ApiGatewayPoster, DynamoStore};
+use worker::Worker;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = WorkerConfig::from_env()?;
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let worker = Worker::new(
+        Arc::new(DynamoStore::from_sdk(&sdk, config.table)),
+        Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &config.connections_endpoint)),
+        config.post_concurrency,
+    );
+    let worker = &worker;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(worker.handle(event.payload).await)
+    }))
+    .await
+}
