@@ -1,1 +1,225 @@
-//! placeholder
+//! The local gateway: API Gateway WebSocket and the SQS event source mapping on one machine.
+//!
+//! It serves WebSocket clients and the `@connections` management API on one port, turns every
+//! handshake, message and close into the exact event API Gateway would send, and hands it — as JSON,
+//! through serde — to the very `ingress` and `worker` handlers that run on Lambda. Broadcasts travel
+//! through an in-process SQS stand-in to the worker, which reaches the clients through the real
+//! `aws-sdk-apigatewaymanagement` client pointed at this gateway, so every delivery is an HTTP
+//! `@connections` call as on AWS.
+
+pub mod connection;
+pub mod esm;
+pub mod events;
+pub mod function;
+pub mod ids;
+pub mod management;
+pub mod registry;
+pub mod routing;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use ingress::Ingress;
+use shared::aws::ApiGatewayPoster;
+use shared::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
+use shared::memory::{MemoryQueue, MemoryStore, QueueSettings};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use worker::Worker;
+
+use crate::esm::{EsmSettings, Mapping};
+use crate::events::Api;
+use crate::function::Function;
+use crate::registry::Registry;
+use crate::routing::{RouteSelector, InvalidExpression};
+
+/// Everything that can be configured, with API Gateway's and the template's defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub api: Api,
+    /// The API's `RouteSelectionExpression`.
+    pub route_selection_expression: String,
+    /// Custom route keys besides `$connect`, `$disconnect` and `$default`; all go to the ingress.
+    pub routes: Vec<String>,
+    pub idle_timeout: Duration,
+    pub max_connection_duration: Duration,
+    /// Frames waiting for a slow client before `@connections` answers 429.
+    pub outbound_buffer: usize,
+    pub queue: QueueSettings,
+    pub queue_name: String,
+    pub esm: EsmSettings,
+    /// The worker's `POST_CONCURRENCY`.
+    pub post_concurrency: usize,
+    /// Connections per page of the in-memory store's scans.
+    pub scan_page_size: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            api: Api { api_id: "local".into(), stage: "local".into(), region: "us-east-1".into() },
+            route_selection_expression: "$request.body.action".into(),
+            routes: Vec::new(),
+            idle_timeout: IDLE_TIMEOUT,
+            max_connection_duration: MAX_CONNECTION_DURATION,
+            outbound_buffer: 1024,
+            queue: QueueSettings::default(),
+            queue_name: "local-broadcasts".into(),
+            esm: EsmSettings::default(),
+            post_concurrency: shared::WorkerConfig::DEFAULT_POST_CONCURRENCY,
+            scan_page_size: MemoryStore::DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
+/// What every request handler shares.
+pub struct AppState {
+    pub settings: Settings,
+    pub selector: RouteSelector,
+    pub registry: Registry,
+    pub ingress: Arc<dyn Function>,
+    pub local_addr: SocketAddr,
+    /// Cancelled when the gateway shuts down: every connection closes with 1001.
+    pub shutdown: CancellationToken,
+    /// The connection tasks, awaited on shutdown so that every `$disconnect` runs.
+    pub connections: TaskTracker,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("local_addr", &self.local_addr).field("live", &self.registry.len()).finish_non_exhaustive()
+    }
+}
+
+/// A bound, not yet running gateway.
+pub struct Gateway {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    store: Arc<MemoryStore>,
+    queue: Arc<MemoryQueue>,
+    worker: Arc<Worker>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("local_addr", &self.state.local_addr).finish_non_exhaustive()
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Route(#[from] InvalidExpression),
+    #[error("could not use the listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Gateway {
+    /// Wires the functions to in-memory adapters and to this gateway's own `@connections` endpoint.
+    pub fn new(listener: TcpListener, settings: Settings) -> Result<Self, StartError> {
+        let local_addr = listener.local_addr()?;
+        let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
+        let store = Arc::new(MemoryStore::with_page_size(settings.scan_page_size));
+        let queue = Arc::new(MemoryQueue::new(settings.queue));
+        let ingress = Ingress::new(store.clone(), queue.clone());
+        let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
+        let poster = ApiGatewayPoster::for_local_endpoint(&endpoint);
+        let worker = Arc::new(Worker::new(store.clone(), Arc::new(poster), settings.post_concurrency));
+        let state = Arc::new(AppState {
+            settings,
+            selector,
+            registry: Registry::default(),
+            ingress: Arc::new(ingress),
+            local_addr,
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
+        });
+        Ok(Self { listener, state, store, queue, worker })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.local_addr
+    }
+
+    /// The URL WebSocket clients connect to.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.state.local_addr)
+    }
+
+    /// The management API's base URL: what `CONNECTIONS_ENDPOINT` is on AWS.
+    pub fn connections_endpoint(&self) -> String {
+        format!("http://{}/{}", self.state.local_addr, self.state.settings.api.stage)
+    }
+
+    /// The connection store the functions use.
+    pub fn store(&self) -> Arc<MemoryStore> {
+        self.store.clone()
+    }
+
+    /// The queue between the ingress and the worker.
+    pub fn queue(&self) -> Arc<MemoryQueue> {
+        self.queue.clone()
+    }
+
+    /// The live connections, as API Gateway sees them.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then closes every connection with 1001, runs their
+    /// `$disconnect`s and lets the worker invocations in flight finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Self { listener, state, queue, worker, .. } = self;
+        let token = state.shutdown.clone();
+        let mapping = Mapping {
+            queue,
+            queue_name: state.settings.queue_name.clone(),
+            api: state.settings.api.clone(),
+            function: worker,
+            settings: state.settings.esm,
+        };
+        let esm = tokio::spawn(mapping.run(token.clone()));
+
+        let app = router(state.clone());
+        let signal = token.clone();
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    () = shutdown => signal.cancel(),
+                    () = signal.cancelled() => {}
+                }
+            })
+            .await;
+        token.cancel();
+        state.connections.close();
+        state.connections.wait().await;
+        if esm.await.is_err() {
+            tracing::error!("the event source mapping panicked");
+        }
+        served
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    use axum::routing::post;
+    Router::new()
+        .route("/", get(connection::upgrade_root))
+        .route("/{stage}", get(connection::upgrade_staged))
+        .route(
+            "/@connections/{id}",
+            post(management::post_root).get(management::get_root).delete(management::delete_root),
+        )
+        .route(
+            "/{stage}/@connections/{id}",
+            post(management::post_staged).get(management::get_staged).delete(management::delete_staged),
+        )
+        .fallback(|| async { management::aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden") })
+        .with_state(state)
+}

@@ -1,0 +1,240 @@
+//! The SQS event source mapping: polls the queue and invokes the worker with batches.
+//!
+//! It reproduces what the worker relies on: batches of up to `batch_size`, an optional batching window
+//! to fill them, several invocations at once, deletion of the messages the function did not report in
+//! `batchItemFailures` (and of none if the invocation failed), and redelivery of the rest after the
+//! queue's visibility timeout — until the queue's redrive policy moves them to the dead-letter list.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::SqsBatchResponse;
+use shared::memory::{MemoryQueue, ReceivedMessage};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, sleep_until};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::events::{self, Api};
+use crate::function::{self, Function};
+
+/// The mapping's configuration, as in the template's `Events: Type: SQS`.
+#[derive(Clone, Copy, Debug)]
+pub struct EsmSettings {
+    /// `BatchSize`.
+    pub batch_size: usize,
+    /// `MaximumBatchingWindowInSeconds`, at a finer grain.
+    pub batch_window: Duration,
+    /// `ScalingConfig.MaximumConcurrency`: invocations in flight at once.
+    pub max_concurrency: usize,
+}
+
+impl Default for EsmSettings {
+    fn default() -> Self {
+        Self { batch_size: 10, batch_window: Duration::ZERO, max_concurrency: 2 }
+    }
+}
+
+/// What the mapping needs to build events and reach the function.
+pub struct Mapping {
+    pub queue: Arc<MemoryQueue>,
+    pub queue_name: String,
+    pub api: Api,
+    pub function: Arc<dyn Function>,
+    pub settings: EsmSettings,
+}
+
+impl std::fmt::Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping").field("queue_name", &self.queue_name).field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+/// Far enough in the future to mean "never" without overflowing `Instant`.
+const NEVER: Duration = Duration::from_secs(24 * 60 * 60);
+
+impl Mapping {
+    /// Polls until `shutdown`, then waits for the invocations in flight.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(this.settings.max_concurrency.max(1)));
+        let invocations = TaskTracker::new();
+        loop {
+            let permit = tokio::select! {
+                permit = slots.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                () = shutdown.cancelled() => break,
+            };
+            let batch = tokio::select! {
+                batch = this.next_batch() => batch,
+                () = shutdown.cancelled() => break,
+            };
+            let mapping = this.clone();
+            invocations.spawn(async move {
+                mapping.invoke(batch).await;
+                drop(permit);
+            });
+        }
+        invocations.close();
+        invocations.wait().await;
+    }
+
+    /// Waits for at least one visible message, then fills the batch for up to the batching window.
+    async fn next_batch(&self) -> Vec<ReceivedMessage> {
+        let size = self.settings.batch_size.max(1);
+        let mut batch = self.queue.receive(size);
+        while batch.is_empty() {
+            let wake = self.queue.next_visible_at().unwrap_or_else(|| Instant::now() + NEVER);
+            tokio::select! {
+                () = self.queue.arrived() => {}
+                () = sleep_until(wake) => {}
+            }
+            batch = self.queue.receive(size);
+        }
+        if batch.len() < size && !self.settings.batch_window.is_zero() {
+            let deadline = Instant::now() + self.settings.batch_window;
+            while batch.len() < size {
+                tokio::select! {
+                    () = self.queue.arrived() => {}
+                    () = sleep_until(deadline) => break,
+                }
+                batch.extend(self.queue.receive(size - batch.len()));
+            }
+        }
+        batch
+    }
+
+    async fn invoke(&self, batch: Vec<ReceivedMessage>) {
+        let event = events::sqs(&self.api, &self.queue_name, &batch);
+        let response: Result<SqsBatchResponse, _> = function::call(self.function.as_ref(), &event).await;
+        let failed: HashSet<String> = match response {
+            Ok(response) => response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, messages = batch.len(), "worker invocation failed; the batch will be retried");
+                return;
+            }
+        };
+        // Lambda treats an identifier that is not in the batch as a failure of the whole batch.
+        if failed.iter().any(|id| !batch.iter().any(|m| &m.message_id == id)) {
+            tracing::warn!("batchItemFailures named a message not in the batch; the batch will be retried");
+            return;
+        }
+        for message in &batch {
+            if !failed.contains(&message.message_id) {
+                self.queue.delete(&message.receipt_handle);
+            }
+        }
+        if !failed.is_empty() {
+            tracing::info!(failed = failed.len(), of = batch.len(), "messages left for redelivery");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use aws_lambda_events::sqs::SqsEvent;
+    use serde_json::json;
+    use shared::memory::QueueSettings;
+    use std::sync::Mutex;
+
+    use crate::function::FunctionError;
+
+    /// Records each batch's bodies; fails the bodies listed in `fail` on their first `fail_times` tries.
+    struct Scripted {
+        batches: Mutex<Vec<Vec<String>>>,
+        fail: Vec<&'static str>,
+        fail_times: u32,
+    }
+
+    #[async_trait]
+    impl Function for Scripted {
+        async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
+            let event: SqsEvent = serde_json::from_slice(&payload).map_err(FunctionError::Deserialize)?;
+            let mut failures = Vec::new();
+            let mut bodies = Vec::new();
+            for record in &event.records {
+                let body = record.body.clone().unwrap_or_default();
+                let tries: u32 = record.attributes["ApproximateReceiveCount"].parse().unwrap_or(0);
+                if self.fail.contains(&body.as_str()) && tries <= self.fail_times {
+                    failures.push(json!({ "itemIdentifier": record.message_id }));
+                }
+                bodies.push(body);
+            }
+            self.batches.lock().expect("lock").push(bodies);
+            Ok(serde_json::to_vec(&json!({ "batchItemFailures": failures })).expect("json"))
+        }
+    }
+
+    fn mapping(queue: Arc<MemoryQueue>, function: Arc<Scripted>, settings: EsmSettings) -> Mapping {
+        let api = Api { api_id: "local".into(), stage: "local".into(), region: "us-east-1".into() };
+        Mapping { queue, queue_name: "q".into(), api, function, settings }
+    }
+
+    async fn run_until(queue: &MemoryQueue, mapping: Mapping, done: impl Fn(&MemoryQueue) -> bool) {
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(mapping.run(shutdown.clone()));
+        for _ in 0..2_000 {
+            if done(queue) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shutdown.cancel();
+        task.await.expect("the mapping stops");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_reported_failures_are_delivered_again() {
+        let queue = Arc::new(MemoryQueue::new(QueueSettings {
+            visibility_timeout: Duration::from_secs(2),
+            max_receive_count: Some(5),
+        }));
+        for body in ["a", "b", "c"] {
+            queue.push(body.into());
+        }
+        let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec!["b"], fail_times: 1 });
+        let settings = EsmSettings { batch_size: 10, ..EsmSettings::default() };
+        run_until(&queue, mapping(queue.clone(), function.clone(), settings), |q| q.stats().in_flight == 0 && q.stats().visible == 0 && q.dead_letters().is_empty()).await;
+
+        let batches = function.batches.lock().expect("lock").clone();
+        assert_eq!(batches, [vec!["a", "b", "c"], vec!["b"]]);
+        assert_eq!(queue.stats().dead, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_message_that_always_fails_ends_in_the_dead_letter_list() {
+        let queue = Arc::new(MemoryQueue::new(QueueSettings {
+            visibility_timeout: Duration::from_secs(1),
+            max_receive_count: Some(3),
+        }));
+        queue.push("poison".into());
+        let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec!["poison"], fail_times: u32::MAX });
+        run_until(&queue, mapping(queue.clone(), function.clone(), EsmSettings::default()), |q| q.stats().dead == 1).await;
+
+        assert_eq!(function.batches.lock().expect("lock").len(), 3, "tried maxReceiveCount times");
+        assert_eq!(queue.dead_letters(), ["poison"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_batching_window_fills_a_batch_up_to_its_size() {
+        let queue = Arc::new(MemoryQueue::default());
+        let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec![], fail_times: 0 });
+        let settings = EsmSettings { batch_size: 3, batch_window: Duration::from_millis(500), max_concurrency: 1 };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(mapping(queue.clone(), function.clone(), settings).run(shutdown.clone()));
+        for body in ["1", "2", "3", "4"] {
+            queue.push(body.into());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        shutdown.cancel();
+        task.await.expect("stops");
+        let batches = function.batches.lock().expect("lock").clone();
+        assert_eq!(batches, [vec!["1", "2", "3"], vec!["4"]]);
+    }
+}

@@ -1,0 +1,73 @@
+//! Functions as Lambda sees them: JSON bytes in, JSON bytes out.
+//!
+//! The gateway never calls a handler with a Rust value it built itself: it serializes the event,
+//! and the function deserializes it exactly as `lambda_runtime` would. A field the real event would
+//! lack, or a type it would not have, fails here the way it would fail on AWS.
+
+use std::panic::AssertUnwindSafe;
+
+use async_trait::async_trait;
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use futures::FutureExt;
+use ingress::Ingress;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use worker::Worker;
+
+/// An invocation that failed: what Lambda reports as a function error.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    #[error("the event did not deserialize: {0}")]
+    Deserialize(serde_json::Error),
+    #[error("the handler failed: {0}")]
+    Handler(String),
+    #[error("the handler panicked")]
+    Panicked,
+}
+
+/// A Lambda function.
+#[async_trait]
+pub trait Function: Send + Sync {
+    async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, FunctionError>;
+}
+
+/// Serializes `event`, invokes `function`, and deserializes its response.
+pub async fn call<E: Serialize, R: DeserializeOwned>(function: &dyn Function, event: &E) -> Result<R, FunctionError> {
+    let payload = serde_json::to_vec(event).map_err(FunctionError::Deserialize)?;
+    let response = function.invoke(payload).await?;
+    serde_json::from_slice(&response).map_err(FunctionError::Deserialize)
+}
+
+async fn run<E, R, F>(payload: &[u8], handler: impl FnOnce(E) -> F) -> Result<Vec<u8>, FunctionError>
+where
+    E: DeserializeOwned,
+    R: Serialize,
+    F: std::future::Future<Output = Result<R, String>>,
+{
+    let event: E = serde_json::from_slice(payload).map_err(FunctionError::Deserialize)?;
+    // Like the Lambda runtime, a panicking handler fails the invocation, not the process.
+    let response = AssertUnwindSafe(handler(event)).catch_unwind().await.map_err(|_| FunctionError::Panicked)?;
+    let response = response.map_err(FunctionError::Handler)?;
+    serde_json::to_vec(&response).map_err(FunctionError::Deserialize)
+}
+
+#[async_trait]
+impl Function for Ingress {
+    async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
+        run(&payload, |event: ApiGatewayWebsocketProxyRequest| async move {
+            self.handle(event).await.map_err(|err| err.to_string())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Function for Worker {
+    async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
+        run(&payload, |event: SqsEvent| async move { Ok::<SqsBatchResponse, String>(self.handle(event).await) }).await
+    }
+}
+
+/// The route response of an API Gateway proxy integration.
+pub type ProxyResponse = ApiGatewayProxyResponse;

@@ -1,0 +1,101 @@
+//! `local`: runs the WebSocket API on this machine. `cargo run --release -p local -- --help`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use local::esm::EsmSettings;
+use local::{Gateway, Settings};
+use shared::memory::QueueSettings;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// A local stand-in for API Gateway WebSocket and the SQS event source mapping, running the project's
+/// own ingress and worker handlers.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to bind; anything but loopback exposes the API to the network.
+    #[arg(long, default_value = "127.0.0.1", env = "LOCAL_HOST")]
+    host: IpAddr,
+    /// Port to bind; 0 picks a free one.
+    #[arg(long, default_value_t = 3001, env = "LOCAL_PORT")]
+    port: u16,
+    /// Stage name: clients may connect to /{stage} and @connections is also served under it.
+    #[arg(long, default_value = "local")]
+    stage: String,
+    /// The API's RouteSelectionExpression.
+    #[arg(long, default_value = "$request.body.action")]
+    route_selection_expression: String,
+    /// A custom route key (repeatable); every route is integrated with the ingress function.
+    #[arg(long = "route")]
+    routes: Vec<String>,
+    /// Seconds without a client message before the connection is closed with 1001.
+    #[arg(long, default_value_t = 600)]
+    idle_timeout_secs: u64,
+    /// Seconds after which every connection is closed with 1001.
+    #[arg(long, default_value_t = 7200)]
+    max_connection_secs: u64,
+    /// SQS event source mapping BatchSize.
+    #[arg(long, default_value_t = 10)]
+    batch_size: usize,
+    /// MaximumBatchingWindow, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    batch_window_ms: u64,
+    /// Worker invocations at once (ScalingConfig.MaximumConcurrency).
+    #[arg(long, default_value_t = 2)]
+    worker_concurrency: usize,
+    /// The queue's visibility timeout, in seconds.
+    #[arg(long, default_value_t = 30)]
+    visibility_timeout_secs: u64,
+    /// Receives before a message moves to the dead-letter list.
+    #[arg(long, default_value_t = 5)]
+    max_receive_count: u32,
+    /// `@connections` posts in flight at once per worker invocation (POST_CONCURRENCY).
+    #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_POST_CONCURRENCY)]
+    post_concurrency: usize,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+    let args = Args::parse();
+    let settings = Settings {
+        route_selection_expression: args.route_selection_expression,
+        routes: args.routes,
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        max_connection_duration: Duration::from_secs(args.max_connection_secs),
+        queue: QueueSettings {
+            visibility_timeout: Duration::from_secs(args.visibility_timeout_secs),
+            max_receive_count: Some(args.max_receive_count),
+        },
+        esm: EsmSettings {
+            batch_size: args.batch_size,
+            batch_window: Duration::from_millis(args.batch_window_ms),
+            max_concurrency: args.worker_concurrency,
+        },
+        post_concurrency: args.post_concurrency,
+        ..Settings::default()
+    };
+    let mut settings = settings;
+    settings.api.stage = args.stage;
+
+    let listener = TcpListener::bind((args.host, args.port))
+        .await
+        .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
+    let gateway = Gateway::new(listener, settings)?;
+    println!("local gateway ready");
+    println!("  WebSocket:    {}", gateway.ws_url());
+    println!("  @connections: {}/@connections/{{connectionId}}", gateway.connections_endpoint());
+    println!("  try:          npx wscat -c {}", gateway.ws_url());
+    gateway
+        .run(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down: closing connections");
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! The live connections: what API Gateway itself knows, as opposed to the application's store.
+//!
+//! `@connections` calls land here. A connection is registered only once its handshake has completed
+//! and is removed before its `$disconnect` runs, so a post to it outside that window answers 410 as
+//! on AWS.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use bytes::Bytes;
+use shared::ConnectionId;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::Connection;
+
+/// One live connection.
+#[derive(Debug)]
+pub struct Live {
+    pub info: Connection,
+    last_active_ms: AtomicI64,
+    tx: mpsc::Sender<Bytes>,
+    /// Cancelled by `DELETE @connections/{id}`; separate from `tx` so a full buffer cannot block it.
+    pub deleted: CancellationToken,
+}
+
+impl Live {
+    pub fn new(info: Connection, tx: mpsc::Sender<Bytes>) -> Self {
+        let now = info.connected_at_ms;
+        Self { info, last_active_ms: AtomicI64::new(now), tx, deleted: CancellationToken::new() }
+    }
+
+    pub fn touch(&self, now_ms: i64) {
+        self.last_active_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn last_active_ms(&self) -> i64 {
+        self.last_active_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// Why a frame could not be handed to a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendFailure {
+    /// No such connection, or it is closing: 410.
+    Gone,
+    /// Its outbound buffer is full: 429, as API Gateway answers for a client that does not keep up.
+    Full,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    live: RwLock<HashMap<ConnectionId, Arc<Live>>>,
+}
+
+impl Registry {
+    pub fn insert(&self, live: Arc<Live>) {
+        self.write().insert(live.info.id.clone(), live);
+    }
+
+    pub fn remove(&self, id: &ConnectionId) -> Option<Arc<Live>> {
+        self.write().remove(id)
+    }
+
+    pub fn get(&self, id: &ConnectionId) -> Option<Arc<Live>> {
+        self.live.read().unwrap_or_else(PoisonError::into_inner).get(id).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn send(&self, id: &ConnectionId, data: Bytes) -> Result<(), SendFailure> {
+        let live = self.get(id).ok_or(SendFailure::Gone)?;
+        live.tx.try_send(data).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => SendFailure::Full,
+            mpsc::error::TrySendError::Closed(_) => SendFailure::Gone,
+        })
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<ConnectionId, Arc<Live>>> {
+        self.live.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
