@@ -87,13 +87,18 @@ impl Ingress {
         Ok(response(200, None))
     }
 
-    async fn message(&self, id: ConnectionId, event: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    async fn message(
+        &self,
+        id: ConnectionId,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> ApiGatewayProxyResponse {
         let body = event.body.as_deref().unwrap_or_default();
         let parsed = if event.is_base64_encoded { Err(InputError::Binary) } else { Inbound::parse(body) };
         let outcome = parsed.and_then(|inbound| match inbound {
             Inbound::Echo => Ok(Reply::Echo),
             Inbound::Broadcast { data } => {
-                Envelope::broadcast(id.clone(), event.request_context.request_time_epoch, data).map(Reply::Queue)
+                Envelope::broadcast(id.clone(), event.request_context.request_time_epoch, data)
+                    .map(Reply::Queue)
             }
         });
         match outcome {

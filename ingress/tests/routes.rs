@@ -140,11 +140,8 @@ async fn an_echo_action_is_echoed_unchanged() {
 #[tokio::test]
 async fn a_broadcast_is_queued_once_with_an_id_the_sender_and_the_data() {
     let f = fixture();
-    let response = f
-        .ingress
-        .handle(message_event(r#"{"action":"broadcast","data":"hi"}"#))
-        .await
-        .expect("handled");
+    let response =
+        f.ingress.handle(message_event(r#"{"action":"broadcast","data":"hi"}"#)).await.expect("handled");
     assert_eq!(response.status_code, 200);
     assert_eq!(body_of(&response), None, "the sender hears the broadcast like everyone else");
     let queued = f.queue.peek();
@@ -200,10 +197,8 @@ impl Queue for BrokenQueue {
 #[tokio::test]
 async fn a_queue_outage_tells_the_sender_to_try_again() {
     let ingress = Ingress::new(Arc::new(MemoryStore::default()), Arc::new(BrokenQueue));
-    let response = ingress
-        .handle(message_event(r#"{"action":"broadcast","data":"hi"}"#))
-        .await
-        .expect("handled");
+    let response =
+        ingress.handle(message_event(r#"{"action":"broadcast","data":"hi"}"#)).await.expect("handled");
     assert_eq!(response.status_code, 503);
     assert!(body_of(&response).is_some_and(|b| b.contains("\"unavailable\"")));
 }

@@ -62,9 +62,16 @@ pub async fn upgrade_staged(
     handshake(state, peer, headers, uri, ws).await
 }
 
-async fn handshake(state: Arc<AppState>, peer: SocketAddr, headers: HeaderMap, uri: Uri, ws: WebSocketUpgrade) -> Response {
+async fn handshake(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
     let now = epoch_ms();
-    let text = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok()).map(str::to_owned);
+    let text =
+        |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok()).map(str::to_owned);
     let info = Connection {
         id: ids::connection_id(),
         connected_at_ms: now,
@@ -72,7 +79,8 @@ async fn handshake(state: Arc<AppState>, peer: SocketAddr, headers: HeaderMap, u
         user_agent: text(header::USER_AGENT),
         domain_name: text(header::HOST).unwrap_or_else(|| state.local_addr.to_string()),
     };
-    let event = events::connect(&state.settings.api, &info, &headers, uri.query(), state.local_addr.port(), now);
+    let event =
+        events::connect(&state.settings.api, &info, &headers, uri.query(), state.local_addr.port(), now);
     match function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event).await {
         Ok(response) if (200..300).contains(&response.status_code) => {}
         Ok(response) => {
@@ -90,7 +98,10 @@ async fn handshake(state: Arc<AppState>, peer: SocketAddr, headers: HeaderMap, u
         }
         Err(err) => {
             tracing::error!(connection = %info.id, error = %err, "$connect failed");
-            return (StatusCode::INTERNAL_SERVER_ERROR, json!({"message": "Internal server error"}).to_string())
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"message": "Internal server error"}).to_string(),
+            )
                 .into_response();
         }
     }
@@ -102,7 +113,9 @@ async fn handshake(state: Arc<AppState>, peer: SocketAddr, headers: HeaderMap, u
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_failed_upgrade(move |err| {
             tracing::warn!(connection = %failed_info.id, error = %err, "the upgrade failed after $connect");
-            tokio::spawn(async move { disconnect(&failed_state, &failed_info, ABNORMAL.0, ABNORMAL.1).await });
+            tokio::spawn(
+                async move { disconnect(&failed_state, &failed_info, ABNORMAL.0, ABNORMAL.1).await },
+            );
         })
         .on_upgrade(move |socket| tracker.track_future(serve(state, info, socket)))
 }

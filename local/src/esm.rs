@@ -47,7 +47,10 @@ pub struct Mapping {
 
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mapping").field("queue_name", &self.queue_name).field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Mapping")
+            .field("queue_name", &self.queue_name)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -199,7 +202,10 @@ mod tests {
         }
         let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec!["b"], fail_times: 1 });
         let settings = EsmSettings { batch_size: 10, ..EsmSettings::default() };
-        run_until(&queue, mapping(queue.clone(), function.clone(), settings), |q| q.stats().in_flight == 0 && q.stats().visible == 0 && q.dead_letters().is_empty()).await;
+        run_until(&queue, mapping(queue.clone(), function.clone(), settings), |q| {
+            q.stats().in_flight == 0 && q.stats().visible == 0 && q.dead_letters().is_empty()
+        })
+        .await;
 
         let batches = function.batches.lock().expect("lock").clone();
         assert_eq!(batches, [vec!["a", "b", "c"], vec!["b"]]);
@@ -213,8 +219,12 @@ mod tests {
             max_receive_count: Some(3),
         }));
         queue.push("poison".into());
-        let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec!["poison"], fail_times: u32::MAX });
-        run_until(&queue, mapping(queue.clone(), function.clone(), EsmSettings::default()), |q| q.stats().dead == 1).await;
+        let function =
+            Arc::new(Scripted { batches: Mutex::default(), fail: vec!["poison"], fail_times: u32::MAX });
+        run_until(&queue, mapping(queue.clone(), function.clone(), EsmSettings::default()), |q| {
+            q.stats().dead == 1
+        })
+        .await;
 
         assert_eq!(function.batches.lock().expect("lock").len(), 3, "tried maxReceiveCount times");
         assert_eq!(queue.dead_letters(), ["poison"]);
@@ -224,7 +234,8 @@ mod tests {
     async fn the_batching_window_fills_a_batch_up_to_its_size() {
         let queue = Arc::new(MemoryQueue::default());
         let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec![], fail_times: 0 });
-        let settings = EsmSettings { batch_size: 3, batch_window: Duration::from_millis(500), max_concurrency: 1 };
+        let settings =
+            EsmSettings { batch_size: 3, batch_window: Duration::from_millis(500), max_concurrency: 1 };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(mapping(queue.clone(), function.clone(), settings).run(shutdown.clone()));
         for body in ["1", "2", "3", "4"] {

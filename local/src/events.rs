@@ -51,7 +51,13 @@ pub fn request_time(epoch_ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn request_context(api: &Api, conn: &Connection, route_key: &str, event_type: &str, now_ms: i64) -> Map<String, Value> {
+fn request_context(
+    api: &Api,
+    conn: &Connection,
+    route_key: &str,
+    event_type: &str,
+    now_ms: i64,
+) -> Map<String, Value> {
     let request_id = ids::request_id();
     let mut identity = Map::new();
     identity.insert("sourceIp".into(), json!(conn.source_ip));
@@ -99,14 +105,24 @@ fn canonical(name: &str) -> String {
 }
 
 /// The `$connect` event, with the handshake's headers and query string.
-pub fn connect(api: &Api, conn: &Connection, headers: &HeaderMap, query: Option<&str>, port: u16, now_ms: i64) -> Value {
+pub fn connect(
+    api: &Api,
+    conn: &Connection,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    port: u16,
+    now_ms: i64,
+) -> Value {
     let mut multi: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in headers {
         // Hop-by-hop headers stop at API Gateway.
         if matches!(name.as_str(), "connection" | "upgrade") {
             continue;
         }
-        multi.entry(canonical(name.as_str())).or_default().push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+        multi
+            .entry(canonical(name.as_str()))
+            .or_default()
+            .push(String::from_utf8_lossy(value.as_bytes()).into_owned());
     }
     let trace = format!("Root=1-{:08x}-{}", now_ms / 1000, hex::encode(rand::random::<[u8; 12]>()));
     for (name, value) in [
@@ -220,7 +236,8 @@ mod tests {
         headers.insert("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==".parse().expect("header"));
         headers.insert("host", "127.0.0.1:3001".parse().expect("header"));
         headers.insert("connection", "Upgrade".parse().expect("header"));
-        let event = connect(&api(), &conn(), &headers, Some("room=lobby&tag=a&tag=b"), 3001, 1_764_167_186_500);
+        let event =
+            connect(&api(), &conn(), &headers, Some("room=lobby&tag=a&tag=b"), 3001, 1_764_167_186_500);
 
         assert_eq!(event["headers"]["Sec-WebSocket-Key"], "dGhlIHNhbXBsZSBub25jZQ==");
         assert_eq!(event["headers"]["Host"], "127.0.0.1:3001");
@@ -230,8 +247,19 @@ mod tests {
         assert_eq!(event["multiValueQueryStringParameters"]["tag"], json!(["a", "b"]));
         let context = &event["requestContext"];
         for field in [
-            "routeKey", "eventType", "extendedRequestId", "requestTime", "messageDirection", "stage",
-            "connectedAt", "requestTimeEpoch", "identity", "requestId", "domainName", "connectionId", "apiId",
+            "routeKey",
+            "eventType",
+            "extendedRequestId",
+            "requestTime",
+            "messageDirection",
+            "stage",
+            "connectedAt",
+            "requestTimeEpoch",
+            "identity",
+            "requestId",
+            "domainName",
+            "connectionId",
+            "apiId",
         ] {
             assert!(context.get(field).is_some(), "requestContext.{field} is missing");
         }
@@ -274,6 +302,9 @@ mod tests {
         assert_eq!(event["Records"][0]["md5OfBody"], "098f6bcd4621d373cade4e832627b4f6");
         assert_eq!(event["Records"][0]["attributes"]["ApproximateReceiveCount"], "2");
         let parsed: SqsEvent = serde_json::from_value(event).expect("deserializes");
-        assert_eq!(parsed.records[0].event_source_arn.as_deref(), Some("arn:aws:sqs:us-east-1:000000000000:broadcasts"));
+        assert_eq!(
+            parsed.records[0].event_source_arn.as_deref(),
+            Some("arn:aws:sqs:us-east-1:000000000000:broadcasts")
+        );
     }
 }

@@ -33,7 +33,10 @@ pub trait Function: Send + Sync {
 }
 
 /// Serializes `event`, invokes `function`, and deserializes its response.
-pub async fn call<E: Serialize, R: DeserializeOwned>(function: &dyn Function, event: &E) -> Result<R, FunctionError> {
+pub async fn call<E: Serialize, R: DeserializeOwned>(
+    function: &dyn Function,
+    event: &E,
+) -> Result<R, FunctionError> {
     let payload = serde_json::to_vec(event).map_err(FunctionError::Deserialize)?;
     let response = function.invoke(payload).await?;
     serde_json::from_slice(&response).map_err(FunctionError::Deserialize)
@@ -47,7 +50,8 @@ where
 {
     let event: E = serde_json::from_slice(payload).map_err(FunctionError::Deserialize)?;
     // Like the Lambda runtime, a panicking handler fails the invocation, not the process.
-    let response = AssertUnwindSafe(handler(event)).catch_unwind().await.map_err(|_| FunctionError::Panicked)?;
+    let response =
+        AssertUnwindSafe(handler(event)).catch_unwind().await.map_err(|_| FunctionError::Panicked)?;
     let response = response.map_err(FunctionError::Handler)?;
     serde_json::to_vec(&response).map_err(FunctionError::Deserialize)
 }
@@ -65,7 +69,11 @@ impl Function for Ingress {
 #[async_trait]
 impl Function for Worker {
     async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
-        run(&payload, |event: SqsEvent| async move { Ok::<SqsBatchResponse, String>(self.handle(event).await) }).await
+        run(
+            &payload,
+            |event: SqsEvent| async move { Ok::<SqsBatchResponse, String>(self.handle(event).await) },
+        )
+        .await
     }
 }
 

@@ -37,7 +37,7 @@ use crate::esm::{EsmSettings, Mapping};
 use crate::events::Api;
 use crate::function::Function;
 use crate::registry::Registry;
-use crate::routing::{RouteSelector, InvalidExpression};
+use crate::routing::{InvalidExpression, RouteSelector};
 
 /// Everything that can be configured, with API Gateway's and the template's defaults.
 #[derive(Clone, Debug)]
@@ -93,7 +93,10 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("local_addr", &self.local_addr).field("live", &self.registry.len()).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("local_addr", &self.local_addr)
+            .field("live", &self.registry.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,6 +127,16 @@ pub enum StartError {
 impl Gateway {
     /// Wires the functions to in-memory adapters and to this gateway's own `@connections` endpoint.
     pub fn new(listener: TcpListener, settings: Settings) -> Result<Self, StartError> {
+        Self::with_ingress(listener, settings, |ingress| ingress)
+    }
+
+    /// Like [`Gateway::new`], with the ingress function wrapped by `wrap`: a seam for tests that need
+    /// an integration to answer what the project's own ingress never does (say, reject a handshake).
+    pub fn with_ingress(
+        listener: TcpListener,
+        settings: Settings,
+        wrap: impl FnOnce(Arc<dyn Function>) -> Arc<dyn Function>,
+    ) -> Result<Self, StartError> {
         let local_addr = listener.local_addr()?;
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
         let store = Arc::new(MemoryStore::with_page_size(settings.scan_page_size));
@@ -136,7 +149,7 @@ impl Gateway {
             settings,
             selector,
             registry: Registry::default(),
-            ingress: Arc::new(ingress),
+            ingress: wrap(Arc::new(ingress)),
             local_addr,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
@@ -207,19 +220,20 @@ impl Gateway {
     }
 }
 
+fn management_routes() -> axum::routing::MethodRouter<Arc<AppState>> {
+    axum::routing::post(management::post_to_connection)
+        .get(management::get_connection)
+        .delete(management::delete_connection)
+}
+
 fn router(state: Arc<AppState>) -> Router {
-    use axum::routing::post;
     Router::new()
         .route("/", get(connection::upgrade_root))
         .route("/{stage}", get(connection::upgrade_staged))
-        .route(
-            "/@connections/{id}",
-            post(management::post_root).get(management::get_root).delete(management::delete_root),
-        )
-        .route(
-            "/{stage}/@connections/{id}",
-            post(management::post_staged).get(management::get_staged).delete(management::delete_staged),
-        )
-        .fallback(|| async { management::aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden") })
+        .route("/@connections/{id}", management_routes())
+        .route("/{stage}/@connections/{id}", management_routes())
+        .fallback(|| async {
+            management::aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
+        })
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 //! worker's `aws-sdk-apigatewaymanagement` client maps them to `GoneException` and friends exactly as
 //! it does against AWS.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -30,37 +31,54 @@ pub fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Respons
     response
 }
 
-fn gone() -> Response {
-    aws_error(StatusCode::GONE, "GoneException", "The connection is gone")
+/// The management API's errors, each with the status and type AWS answers with.
+#[derive(Debug)]
+enum ApiError {
+    Gone,
+    Forbidden,
+    BadRequest(String),
+    PayloadTooLarge(usize),
+    LimitExceeded,
 }
 
-/// Parses the id and checks the stage; `Err` is the answer to send.
-fn target(state: &AppState, stage: Option<&str>, id: &str) -> Result<ConnectionId, Response> {
-    if stage.is_some_and(|stage| stage != state.settings.api.stage) {
-        return Err(aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"));
-    }
-    ConnectionId::parse(id).map_err(|err| aws_error(StatusCode::BAD_REQUEST, "BadRequestException", &err.to_string()))
-}
-
-async fn post(state: &AppState, stage: Option<&str>, id: &str, body: Bytes) -> Response {
-    let id = match target(state, stage, id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    if body.len() > MAX_MESSAGE_BYTES {
-        return aws_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PayloadTooLargeException",
-            &format!("Message too long: {} bytes, the limit is {MAX_MESSAGE_BYTES}", body.len()),
-        );
-    }
-    match state.registry.send(&id, body) {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(SendFailure::Gone) => gone(),
-        Err(SendFailure::Full) => {
-            aws_error(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "The client's buffer is full")
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Gone => aws_error(StatusCode::GONE, "GoneException", "The connection is gone"),
+            Self::Forbidden => aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"),
+            Self::BadRequest(why) => aws_error(StatusCode::BAD_REQUEST, "BadRequestException", &why),
+            Self::PayloadTooLarge(size) => aws_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLargeException",
+                &format!("Message too long: {size} bytes, the limit is {MAX_MESSAGE_BYTES}"),
+            ),
+            Self::LimitExceeded => aws_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "LimitExceededException",
+                "The client's buffer is full",
+            ),
         }
     }
+}
+
+/// Parses the id and checks the stage.
+fn target(state: &AppState, stage: Option<&str>, id: &str) -> Result<ConnectionId, ApiError> {
+    if stage.is_some_and(|stage| stage != state.settings.api.stage) {
+        return Err(ApiError::Forbidden);
+    }
+    ConnectionId::parse(id).map_err(|err| ApiError::BadRequest(err.to_string()))
+}
+
+fn post(state: &AppState, stage: Option<&str>, id: &str, body: Bytes) -> Result<StatusCode, ApiError> {
+    let id = target(state, stage, id)?;
+    if body.len() > MAX_MESSAGE_BYTES {
+        return Err(ApiError::PayloadTooLarge(body.len()));
+    }
+    state.registry.send(&id, body).map_err(|failure| match failure {
+        SendFailure::Gone => ApiError::Gone,
+        SendFailure::Full => ApiError::LimitExceeded,
+    })?;
+    Ok(StatusCode::OK)
 }
 
 fn iso(epoch_ms: i64) -> String {
@@ -70,58 +88,49 @@ fn iso(epoch_ms: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn get(state: &AppState, stage: Option<&str>, id: &str) -> Response {
-    let id = match target(state, stage, id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    let Some(live) = state.registry.get(&id) else { return gone() };
+fn get(state: &AppState, stage: Option<&str>, id: &str) -> Result<Response, ApiError> {
+    let id = target(state, stage, id)?;
+    let live = state.registry.get(&id).ok_or(ApiError::Gone)?;
     let body = json!({
         "connectedAt": iso(live.info.connected_at_ms),
         "identity": { "sourceIp": live.info.source_ip, "userAgent": live.info.user_agent },
         "lastActiveAt": iso(live.last_active_ms()),
     });
-    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
 }
 
-async fn delete(state: &AppState, stage: Option<&str>, id: &str) -> Response {
-    let id = match target(state, stage, id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
-    match state.registry.get(&id) {
-        Some(live) => {
-            live.deleted.cancel();
-            StatusCode::NO_CONTENT.into_response()
-        }
-        None => gone(),
-    }
+fn delete(state: &AppState, stage: Option<&str>, id: &str) -> Result<StatusCode, ApiError> {
+    let id = target(state, stage, id)?;
+    let live = state.registry.get(&id).ok_or(ApiError::Gone)?;
+    live.deleted.cancel();
+    Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn post_root(State(state): State<Arc<AppState>>, Path(id): Path<String>, body: Bytes) -> Response {
-    post(&state, None, &id, body).await
+/// The path's `{stage}` (absent on the root form) and `{id}`.
+type Params = Path<HashMap<String, String>>;
+
+fn params(params: &HashMap<String, String>) -> (Option<&str>, &str) {
+    (params.get("stage").map(String::as_str), params.get("id").map_or("", String::as_str))
 }
 
-pub async fn post_staged(
+/// `POST [/{stage}]/@connections/{id}`: delivers the body to the connection.
+pub async fn post_to_connection(
     State(state): State<Arc<AppState>>,
-    Path((stage, id)): Path<(String, String)>,
+    Path(path): Params,
     body: Bytes,
 ) -> Response {
-    post(&state, Some(&stage), &id, body).await
+    let (stage, id) = params(&path);
+    post(&state, stage, id, body).into_response()
 }
 
-pub async fn get_root(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    get(&state, None, &id).await
+/// `GET [/{stage}]/@connections/{id}`: describes the connection.
+pub async fn get_connection(State(state): State<Arc<AppState>>, Path(path): Params) -> Response {
+    let (stage, id) = params(&path);
+    get(&state, stage, id).into_response()
 }
 
-pub async fn get_staged(State(state): State<Arc<AppState>>, Path((stage, id)): Path<(String, String)>) -> Response {
-    get(&state, Some(&stage), &id).await
-}
-
-pub async fn delete_root(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
-    delete(&state, None, &id).await
-}
-
-pub async fn delete_staged(State(state): State<Arc<AppState>>, Path((stage, id)): Path<(String, String)>) -> Response {
-    delete(&state, Some(&stage), &id).await
+/// `DELETE [/{stage}]/@connections/{id}`: closes the connection.
+pub async fn delete_connection(State(state): State<Arc<AppState>>, Path(path): Params) -> Response {
+    let (stage, id) = params(&path);
+    delete(&state, stage, id).into_response()
 }

@@ -31,10 +31,16 @@ enum Expression {
 pub struct InvalidExpression(String);
 
 impl RouteSelector {
-    pub fn parse(expression: &str, routes: impl IntoIterator<Item = String>) -> Result<Self, InvalidExpression> {
+    pub fn parse(
+        expression: &str,
+        routes: impl IntoIterator<Item = String>,
+    ) -> Result<Self, InvalidExpression> {
         let inner = expression.trim();
         // API Gateway accepts both `$request.body.action` and `${request.body.action}`.
-        let inner = inner.strip_prefix("${").and_then(|e| e.strip_suffix('}')).map_or(inner.to_owned(), |e| format!("${e}"));
+        let inner = inner
+            .strip_prefix("${")
+            .and_then(|e| e.strip_suffix('}'))
+            .map_or(inner.to_owned(), |e| format!("${e}"));
         let expression = match inner.strip_prefix("$request.body.") {
             Some(path) => {
                 let path: Vec<String> = path.split('.').map(str::to_owned).collect();
@@ -60,11 +66,16 @@ impl RouteSelector {
                 let Ok(json) = serde_json::from_str::<serde_json::Value>(body) else {
                     return DEFAULT_ROUTE.to_owned();
                 };
-                let key = path.iter().try_fold(&json, |value, name| value.get(name)).and_then(|value| match value {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Null | serde_json::Value::Object(_) | serde_json::Value::Array(_) => None,
-                    other => Some(other.to_string()),
-                });
+                let key =
+                    path.iter().try_fold(&json, |value, name| value.get(name)).and_then(
+                        |value| match value {
+                            serde_json::Value::String(s) => Some(s.clone()),
+                            serde_json::Value::Null
+                            | serde_json::Value::Object(_)
+                            | serde_json::Value::Array(_) => None,
+                            other => Some(other.to_string()),
+                        },
+                    );
                 key.filter(|key| self.routes.contains(key)).unwrap_or_else(|| DEFAULT_ROUTE.to_owned())
             }
         }

@@ -119,11 +119,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 
     fn finish(self) -> Result<(), ConfigError> {
-        if self.error.missing.is_empty() && self.error.invalid.is_empty() {
-            Ok(())
-        } else {
-            Err(self.error)
-        }
+        if self.error.missing.is_empty() && self.error.invalid.is_empty() { Ok(()) } else { Err(self.error) }
     }
 }
 

@@ -22,14 +22,9 @@ impl ConnectionId {
         if raw.is_empty() || raw.len() > MAX_CONNECTION_ID_LEN {
             return Err(InvalidConnectionId);
         }
-        let valid = raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'));
-        if valid {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err(InvalidConnectionId)
-        }
+        let valid =
+            raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_'));
+        if valid { Ok(Self(raw.to_owned())) } else { Err(InvalidConnectionId) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -203,11 +198,7 @@ pub enum EnvelopeKind {
 impl Envelope {
     /// Builds the broadcast envelope, refusing one whose frame would pass API Gateway's 128 KB limit:
     /// better to tell the sender now than to have every `@connections` call fail later.
-    pub fn broadcast(
-        from: ConnectionId,
-        sent_at: i64,
-        data: Box<RawValue>,
-    ) -> Result<Self, InputError> {
+    pub fn broadcast(from: ConnectionId, sent_at: i64, data: Box<RawValue>) -> Result<Self, InputError> {
         let envelope = Self { kind: EnvelopeKind::Broadcast, id: MessageId::random(), from, sent_at, data };
         if envelope.frame().len() > MAX_MESSAGE_BYTES {
             return Err(InputError::TooLarge { limit: MAX_MESSAGE_BYTES });
@@ -309,11 +300,11 @@ mod tests {
     #[test]
     fn a_broadcast_whose_envelope_would_pass_128_kb_is_refused() {
         let from = ConnectionId::parse("TWegAcC4EowCHnA=").expect("id");
-        let fits = RawValue::from_string(format!("\"{}\"", "a".repeat(MAX_MESSAGE_BYTES - 200)))
-            .expect("raw");
+        let fits =
+            RawValue::from_string(format!("\"{}\"", "a".repeat(MAX_MESSAGE_BYTES - 200))).expect("raw");
         assert!(Envelope::broadcast(from.clone(), 0, fits).is_ok());
-        let too_big = RawValue::from_string(format!("\"{}\"", "a".repeat(MAX_MESSAGE_BYTES - 50)))
-            .expect("raw");
+        let too_big =
+            RawValue::from_string(format!("\"{}\"", "a".repeat(MAX_MESSAGE_BYTES - 50))).expect("raw");
         let err = Envelope::broadcast(from, 0, too_big).expect_err("too big");
         assert_eq!(err.code(), "message_too_large");
     }

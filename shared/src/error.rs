@@ -109,7 +109,9 @@ pub enum PostError {
     #[error("the payload is larger than {MAX_MESSAGE_BYTES} bytes")]
     PayloadTooLarge,
     /// 403: the worker's endpoint or IAM policy is wrong; nothing will succeed until it is fixed.
-    #[error("forbidden: check CONNECTIONS_ENDPOINT and the worker's execute-api:ManageConnections permission")]
+    #[error(
+        "forbidden: check CONNECTIONS_ENDPOINT and the worker's execute-api:ManageConnections permission"
+    )]
     Forbidden,
     /// 5xx, timeouts, connection errors: retry later.
     #[error("transient failure: {0}")]

@@ -128,7 +128,9 @@ impl Worker {
             match self.store.delete_many(&stale).await {
                 Ok(()) => report.pruned = stale.len(),
                 // Not a reason to redeliver: the records' TTL removes them later anyway.
-                Err(err) => tracing::warn!(error = %err, stale = stale.len(), "pruning gone connections failed"),
+                Err(err) => {
+                    tracing::warn!(error = %err, stale = stale.len(), "pruning gone connections failed")
+                }
             }
         }
         report.failed.extend(

@@ -124,7 +124,8 @@ async fn a_connection_that_answers_gone_is_pruned_and_the_sender_is_kept() {
     poster.script(&id(3), Scripted::Gone);
     let worker = Worker::new(store.clone(), poster.clone(), 4);
 
-    let report = worker.process(sqs_event(&[broadcast_body(0, "\"hi\""), broadcast_body(0, "\"again\"")])).await;
+    let report =
+        worker.process(sqs_event(&[broadcast_body(0, "\"hi\""), broadcast_body(0, "\"again\"")])).await;
 
     assert!(report.failed.is_empty(), "a gone connection is not a failure");
     assert_eq!(report.pruned, 1);

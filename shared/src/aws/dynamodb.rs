@@ -89,12 +89,24 @@ impl ConnectionStore for DynamoStore {
         if let Some(ip) = &record.source_ip {
             item.insert("SourceIp".into(), AttributeValue::S(ip.clone()));
         }
-        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.map_err(store_error)?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
     async fn delete(&self, id: &ConnectionId) -> Result<(), StoreError> {
-        self.client.delete_item().table_name(&self.table).set_key(Some(Self::key(id))).send().await.map_err(store_error)?;
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .send()
+            .await
+            .map_err(store_error)?;
         Ok(())
     }
 
@@ -114,14 +126,19 @@ impl ConnectionStore for DynamoStore {
                     .send()
                     .await
                     .map_err(store_error)?;
-                requests = out.unprocessed_items.and_then(|mut items| items.remove(&self.table)).unwrap_or_default();
+                requests =
+                    out.unprocessed_items.and_then(|mut items| items.remove(&self.table)).unwrap_or_default();
                 if requests.is_empty() {
                     break;
                 }
                 round += 1;
                 if round > UNPROCESSED_RETRIES {
                     return Err(StoreError::Unavailable(
-                        format!("{} deletes still unprocessed after {UNPROCESSED_RETRIES} retries", requests.len()).into(),
+                        format!(
+                            "{} deletes still unprocessed after {UNPROCESSED_RETRIES} retries",
+                            requests.len()
+                        )
+                        .into(),
                     ));
                 }
                 // Unprocessed items mean the table is throttling: back off before asking again.
@@ -157,10 +174,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_scan_follows_last_evaluated_key_across_pages() {
-        let first = mock!(Client::scan)
-            .match_requests(|req| req.exclusive_start_key().is_none())
-            .then_output(|| {
-                ScanOutput::builder().items(item("a1")).items(item("a2")).set_last_evaluated_key(Some(item("a2"))).build()
+        let first =
+            mock!(Client::scan).match_requests(|req| req.exclusive_start_key().is_none()).then_output(|| {
+                ScanOutput::builder()
+                    .items(item("a1"))
+                    .items(item("a2"))
+                    .set_last_evaluated_key(Some(item("a2")))
+                    .build()
             });
         let second = mock!(Client::scan)
             .match_requests(|req| req.exclusive_start_key().is_some())
@@ -168,7 +188,8 @@ mod tests {
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &second]);
         let store = DynamoStore::new(client, "t");
         let pages: Vec<Vec<ConnectionId>> = store.scan().try_collect().await.expect("scan");
-        let ids: Vec<Vec<&str>> = pages.iter().map(|p| p.iter().map(ConnectionId::as_str).collect()).collect();
+        let ids: Vec<Vec<&str>> =
+            pages.iter().map(|p| p.iter().map(ConnectionId::as_str).collect()).collect();
         assert_eq!(ids, [vec!["a1", "a2"], vec!["b1"]]);
     }
 }

@@ -32,7 +32,8 @@ impl ApiGatewayPoster {
     /// A client for a local stand-in of `@connections` (the local gateway), which checks no
     /// signature: fixed region and placeholder credentials, so no AWS configuration is needed.
     pub fn for_local_endpoint(endpoint: &str) -> Self {
-        let credentials = aws_credential_types::Credentials::new("local", "local", None, None, "local-gateway");
+        let credentials =
+            aws_credential_types::Credentials::new("local", "local", None, None, "local-gateway");
         let config = aws_sdk_apigatewaymanagement::Config::builder()
             .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
             .region(aws_sdk_apigatewaymanagement::config::Region::new("us-east-1"))
@@ -70,7 +71,8 @@ where
             other => {
                 use aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata;
                 // An unmodelled error is a server fault unless the API says it is ours.
-                if other.code().is_some_and(|code| code.contains("Internal") || code.contains("Unavailable")) {
+                if other.code().is_some_and(|code| code.contains("Internal") || code.contains("Unavailable"))
+                {
                     PostError::Transient(Box::new(other))
                 } else {
                     PostError::Other(Box::new(other))

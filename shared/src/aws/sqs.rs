@@ -34,12 +34,19 @@ impl Queue for SqsQueue {
         let body = job.to_body();
         if body.len() > SQS_MAX_MESSAGE_BYTES {
             return Err(QueueError::Rejected(
-                format!("job of {} bytes exceeds SQS's {SQS_MAX_MESSAGE_BYTES} byte limit", body.len()).into(),
+                format!("job of {} bytes exceeds SQS's {SQS_MAX_MESSAGE_BYTES} byte limit", body.len())
+                    .into(),
             ));
         }
-        self.client.send_message().queue_url(&self.queue_url).message_body(body).send().await.map_err(|err| {
-            if is_retryable(&err) { QueueError::Unavailable(Box::new(err)) } else { QueueError::Rejected(Box::new(err)) }
-        })?;
+        self.client.send_message().queue_url(&self.queue_url).message_body(body).send().await.map_err(
+            |err| {
+                if is_retryable(&err) {
+                    QueueError::Unavailable(Box::new(err))
+                } else {
+                    QueueError::Rejected(Box::new(err))
+                }
+            },
+        )?;
         Ok(())
     }
 }

@@ -1,0 +1,129 @@
+//! A gateway on a free loopback port, and a small WebSocket client for driving it.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use local::function::Function;
+use local::{AppState, Gateway, Settings};
+use shared::ConnectionId;
+use shared::memory::{MemoryQueue, MemoryStore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_util::sync::CancellationToken;
+
+pub type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Long enough for a loaded 2-core machine; only reached when something is broken.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+pub struct TestGateway {
+    pub ws_url: String,
+    pub http_url: String,
+    pub store: Arc<MemoryStore>,
+    pub queue: Arc<MemoryQueue>,
+    pub state: Arc<AppState>,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestGateway {
+    pub async fn start(settings: Settings) -> Self {
+        Self::start_with(settings, |ingress| ingress).await
+    }
+
+    pub async fn start_with(
+        settings: Settings,
+        wrap: impl FnOnce(Arc<dyn Function>) -> Arc<dyn Function>,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = Gateway::with_ingress(listener, settings, wrap).unwrap();
+        let shutdown = CancellationToken::new();
+        let ws_url = gateway.ws_url();
+        let http_url = format!("http://{}", gateway.local_addr());
+        let (store, queue, state) = (gateway.store(), gateway.queue(), gateway.state());
+        let task = tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
+        Self { ws_url, http_url, store, queue, state, shutdown, task: Some(task) }
+    }
+
+    pub async fn connect(&self) -> Client {
+        let (client, _) = tokio_tungstenite::connect_async(&self.ws_url).await.unwrap();
+        client
+    }
+
+    /// Connects and returns the client with the connection id the gateway gave it.
+    pub async fn connect_with_id(&self) -> (Client, ConnectionId) {
+        let before: Vec<ConnectionId> = self.store.ids();
+        let client = self.connect().await;
+        let id =
+            self.store.ids().into_iter().find(|id| !before.contains(id)).expect("a new connection record");
+        (client, id)
+    }
+
+    /// Stops the gateway and waits for it: every connection closed, every `$disconnect` run.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(PATIENCE, task).await.expect("the gateway stops").unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Waits, up to [`PATIENCE`], for `condition` to hold.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The next text message, skipping control frames.
+pub async fn next_text(client: &mut Client) -> String {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, client.next())
+            .await
+            .expect("a message in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        match message {
+            Message::Text(text) => return text.to_string(),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+/// The close frame the server sends next; data messages before it are an error.
+pub async fn next_close(client: &mut Client) -> CloseFrame {
+    loop {
+        let message = tokio::time::timeout(PATIENCE, client.next()).await.expect("a close in time");
+        match message {
+            Some(Ok(Message::Close(Some(frame)))) => return frame,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+/// Nothing else arrives within `quiet`.
+pub async fn assert_silent(client: &mut Client, quiet: Duration) {
+    if let Ok(message) = tokio::time::timeout(quiet, client.next()).await {
+        panic!("expected silence, got {message:?}");
+    }
+}
+
+pub async fn send_text(client: &mut Client, text: &str) {
+    client.send(Message::text(text)).await.unwrap();
+}
