@@ -106,24 +106,32 @@ async fn handshake(
         }
     }
 
+    // Registered as soon as `$connect` accepts, before the 101 goes out: from the client's point of
+    // view the connection exists once the handshake completes, and posts made meanwhile wait in its
+    // buffer. During `$connect` itself the id is unknown and posts answer 410, as on AWS.
+    let (tx, outbound) = mpsc::channel::<Bytes>(state.settings.outbound_buffer);
+    let live = Arc::new(Live::new(info.clone(), tx));
+    state.registry.insert(live.clone());
+
     let tracker = state.connections.clone();
     let failed_state = state.clone();
-    let failed_info = info.clone();
     ws.max_frame_size(MAX_FRAME_BYTES)
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_failed_upgrade(move |err| {
-            tracing::warn!(connection = %failed_info.id, error = %err, "the upgrade failed after $connect");
-            tokio::spawn(
-                async move { disconnect(&failed_state, &failed_info, ABNORMAL.0, ABNORMAL.1).await },
-            );
+            tracing::warn!(connection = %info.id, error = %err, "the upgrade failed after $connect");
+            failed_state.registry.remove(&info.id);
+            tokio::spawn(async move { disconnect(&failed_state, &info, ABNORMAL.0, ABNORMAL.1).await });
         })
-        .on_upgrade(move |socket| tracker.track_future(serve(state, info, socket)))
+        .on_upgrade(move |socket| tracker.track_future(serve(state, live, outbound, socket)))
 }
 
-async fn serve(state: Arc<AppState>, info: Connection, socket: WebSocket) {
-    let (tx, mut outbound) = mpsc::channel::<Bytes>(state.settings.outbound_buffer);
-    let live = Arc::new(Live::new(info.clone(), tx));
-    state.registry.insert(live.clone());
+async fn serve(
+    state: Arc<AppState>,
+    live: Arc<Live>,
+    mut outbound: mpsc::Receiver<Bytes>,
+    socket: WebSocket,
+) {
+    let info = &live.info;
     let (mut sink, mut stream) = socket.split();
     let idle_timeout = state.settings.idle_timeout;
     let idle = sleep(idle_timeout);
@@ -152,7 +160,7 @@ async fn serve(state: Arc<AppState>, info: Connection, socket: WebSocket) {
                         Message::Binary(bytes) => Payload::Binary(bytes),
                         _ => unreachable!("matched above"),
                     };
-                    if let Some(reply) = route(&state, &info, payload, now).await
+                    if let Some(reply) = route(&state, info, payload, now).await
                         && sink.send(reply).await.is_err()
                     {
                         break (ABNORMAL.0, ABNORMAL.1.to_owned());
@@ -182,7 +190,7 @@ async fn serve(state: Arc<AppState>, info: Connection, socket: WebSocket) {
     };
     // Out of the registry first: from here on `@connections` answers 410, as API Gateway does.
     state.registry.remove(&info.id);
-    disconnect(&state, &info, code, &reason).await;
+    disconnect(&state, info, code, &reason).await;
 }
 
 fn frame(data: Bytes) -> Message {

@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let args = Args::parse();
-    let settings = Settings {
+    let mut settings = Settings {
         route_selection_expression: args.route_selection_expression,
         routes: args.routes,
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
@@ -80,7 +80,6 @@ async fn main() -> anyhow::Result<()> {
         post_concurrency: args.post_concurrency,
         ..Settings::default()
     };
-    let mut settings = settings;
     settings.api.stage = args.stage;
 
     let listener = TcpListener::bind((args.host, args.port))
