@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsBatchResponse;
-use shared::memory::{MemoryQueue, ReceivedMessage};
+use shared::{QueueSource, ReceivedMessage};
 use tokio::sync::Semaphore;
-use tokio::time::{Instant, sleep_until};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -38,7 +38,7 @@ impl Default for EsmSettings {
 
 /// What the mapping needs to build events and reach the function.
 pub struct Mapping {
-    pub queue: Arc<MemoryQueue>,
+    pub queue: Arc<dyn QueueSource>,
     pub queue_name: String,
     pub api: Api,
     pub function: Arc<dyn Function>,
@@ -54,8 +54,10 @@ impl std::fmt::Debug for Mapping {
     }
 }
 
-/// Far enough in the future to mean "never" without overflowing `Instant`.
-const NEVER: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long one receive waits for a first message: SQS's longest long poll.
+const LONG_POLL: Duration = Duration::from_secs(20);
+/// Pause after a failed receive, so an unreachable queue is not hammered.
+const RECEIVE_RETRY: Duration = Duration::from_secs(1);
 
 impl Mapping {
     /// Polls until `shutdown`, then waits for the invocations in flight.
@@ -88,23 +90,28 @@ impl Mapping {
     /// Waits for at least one visible message, then fills the batch for up to the batching window.
     async fn next_batch(&self) -> Vec<ReceivedMessage> {
         let size = self.settings.batch_size.max(1);
-        let mut batch = self.queue.receive(size);
-        while batch.is_empty() {
-            let wake = self.queue.next_visible_at().unwrap_or_else(|| Instant::now() + NEVER);
-            tokio::select! {
-                () = self.queue.arrived() => {}
-                () = sleep_until(wake) => {}
-            }
-            batch = self.queue.receive(size);
-        }
-        if batch.len() < size && !self.settings.batch_window.is_zero() {
-            let deadline = Instant::now() + self.settings.batch_window;
-            while batch.len() < size {
-                tokio::select! {
-                    () = self.queue.arrived() => {}
-                    () = sleep_until(deadline) => break,
+        let mut batch = loop {
+            match self.queue.receive(size, LONG_POLL).await {
+                Ok(batch) if !batch.is_empty() => break batch,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "receiving from the queue failed");
+                    tokio::time::sleep(RECEIVE_RETRY).await;
                 }
-                batch.extend(self.queue.receive(size - batch.len()));
+            }
+        };
+        let deadline = Instant::now() + self.settings.batch_window;
+        while batch.len() < size {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.queue.receive(size - batch.len(), left).await {
+                Ok(more) => batch.extend(more),
+                Err(err) => {
+                    tracing::warn!(error = %err, "receiving from the queue failed");
+                    break;
+                }
             }
         }
         batch
@@ -125,10 +132,14 @@ impl Mapping {
             tracing::warn!("batchItemFailures named a message not in the batch; the batch will be retried");
             return;
         }
-        for message in &batch {
-            if !failed.contains(&message.message_id) {
-                self.queue.delete(&message.receipt_handle);
-            }
+        let done: Vec<String> = batch
+            .iter()
+            .filter(|m| !failed.contains(&m.message_id))
+            .map(|m| m.receipt_handle.clone())
+            .collect();
+        if let Err(err) = self.queue.delete(&done).await {
+            // They come back after the visibility timeout: delivered twice, never lost.
+            tracing::warn!(error = %err, "deleting processed messages failed");
         }
         if !failed.is_empty() {
             tracing::info!(failed = failed.len(), of = batch.len(), "messages left for redelivery");
@@ -142,7 +153,7 @@ mod tests {
     use async_trait::async_trait;
     use aws_lambda_events::sqs::SqsEvent;
     use serde_json::json;
-    use shared::memory::QueueSettings;
+    use shared::memory::{MemoryQueue, QueueSettings};
     use std::sync::Mutex;
 
     use crate::function::FunctionError;
@@ -174,6 +185,7 @@ mod tests {
     }
 
     fn mapping(queue: Arc<MemoryQueue>, function: Arc<Scripted>, settings: EsmSettings) -> Mapping {
+        let queue: Arc<dyn QueueSource> = queue;
         let api = Api { api_id: "local".into(), stage: "local".into(), region: "us-east-1".into() };
         Mapping { queue, queue_name: "q".into(), api, function, settings }
     }

@@ -11,7 +11,7 @@ use http::HeaderMap;
 use md5::{Digest, Md5};
 use serde_json::{Map, Value, json};
 use shared::ConnectionId;
-use shared::memory::ReceivedMessage;
+use shared::ReceivedMessage;
 use time::OffsetDateTime;
 use time::macros::format_description;
 

@@ -16,4 +16,4 @@ pub mod ports;
 pub use config::{ConfigError, IngressConfig, WorkerConfig};
 pub use domain::{ConnectionId, ConnectionRecord, Envelope, Inbound, Job, MessageId};
 pub use error::{InputError, PostError, QueueError, StoreError};
-pub use ports::{ConnectionStore, Poster, Queue};
+pub use ports::{ConnectionStore, Poster, Queue, QueueSource, ReceivedMessage};

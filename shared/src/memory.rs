@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::domain::{ConnectionId, ConnectionRecord, Job};
 use crate::error::{PostError, QueueError, StoreError};
-use crate::ports::{ConnectionStore, Poster, Queue};
+use crate::ports::{ConnectionStore, Poster, Queue, QueueSource, ReceivedMessage};
 
 /// A poisoned lock only means another test thread panicked; the data is still usable.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -133,17 +133,6 @@ impl Default for QueueSettings {
     }
 }
 
-/// One message as `ReceiveMessage` returns it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReceivedMessage {
-    pub message_id: String,
-    pub receipt_handle: String,
-    pub body: String,
-    pub receive_count: u32,
-    pub sent_at_ms: i64,
-    pub first_received_at_ms: i64,
-}
-
 #[derive(Debug)]
 struct StoredMessage {
     id: String,
@@ -202,7 +191,7 @@ impl MemoryQueue {
 
     /// `ReceiveMessage`: up to `max` visible messages, hidden for the visibility timeout. A message
     /// received more than `max_receive_count` times goes to the dead-letter list instead.
-    pub fn receive(&self, max: usize) -> Vec<ReceivedMessage> {
+    pub fn receive_message(&self, max: usize) -> Vec<ReceivedMessage> {
         let now = Instant::now();
         let mut state = lock(&self.state);
         Self::return_expired(&mut state, now);
@@ -232,7 +221,7 @@ impl MemoryQueue {
 
     /// `DeleteMessage`. A stale receipt handle (the message timed out and was received again) deletes
     /// nothing, so a slow consumer cannot delete a message someone else is now processing.
-    pub fn delete(&self, receipt_handle: &str) -> bool {
+    pub fn delete_message(&self, receipt_handle: &str) -> bool {
         lock(&self.state).in_flight.remove(receipt_handle).is_some()
     }
 
@@ -277,6 +266,32 @@ impl MemoryQueue {
 impl Queue for MemoryQueue {
     async fn send(&self, job: &Job) -> Result<(), QueueError> {
         self.push(job.to_body());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl QueueSource for MemoryQueue {
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let batch = self.receive_message(max);
+            if !batch.is_empty() || Instant::now() >= deadline {
+                return Ok(batch);
+            }
+            // Wake for a new message, for an in-flight one becoming visible, or at the deadline.
+            let wake = self.next_visible_at().map_or(deadline, |at| at.min(deadline));
+            tokio::select! {
+                () = self.arrived() => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> Result<(), QueueError> {
+        for receipt in receipt_handles {
+            self.delete_message(receipt);
+        }
         Ok(())
     }
 }
@@ -397,16 +412,16 @@ mod tests {
             max_receive_count: None,
         });
         queue.push("m".into());
-        let first = queue.receive(10);
+        let first = queue.receive_message(10);
         assert_eq!(first.len(), 1);
-        assert!(queue.receive(10).is_empty(), "hidden while in flight");
+        assert!(queue.receive_message(10).is_empty(), "hidden while in flight");
         tokio::time::advance(Duration::from_secs(31)).await;
-        let again = queue.receive(10);
+        let again = queue.receive_message(10);
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].receive_count, 2);
         assert_eq!(again[0].message_id, first[0].message_id);
-        assert!(!queue.delete(&first[0].receipt_handle), "a stale receipt deletes nothing");
-        assert!(queue.delete(&again[0].receipt_handle));
+        assert!(!queue.delete_message(&first[0].receipt_handle), "a stale receipt deletes nothing");
+        assert!(queue.delete_message(&again[0].receipt_handle));
         assert_eq!(queue.stats(), QueueStats::default());
     }
 
@@ -418,10 +433,10 @@ mod tests {
         });
         queue.push("poison".into());
         for _ in 0..2 {
-            assert_eq!(queue.receive(10).len(), 1);
+            assert_eq!(queue.receive_message(10).len(), 1);
             tokio::time::advance(Duration::from_secs(2)).await;
         }
-        assert!(queue.receive(10).is_empty());
+        assert!(queue.receive_message(10).is_empty());
         assert_eq!(queue.dead_letters(), ["poison"]);
         assert_eq!(queue.stats(), QueueStats { visible: 0, in_flight: 0, dead: 1 });
     }
