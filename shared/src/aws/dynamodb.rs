@@ -28,13 +28,30 @@ const UNPROCESSED_RETRIES: u32 = 5;
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// `Scan`'s `Limit`: items evaluated per page. `None` lets DynamoDB fill 1 MB pages.
+    page_limit: Option<i32>,
+    /// `TotalSegments` of a parallel scan; 1 scans sequentially.
+    segments: u16,
 }
 
 type Key = HashMap<String, AttributeValue>;
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), page_limit: None, segments: 1 }
+    }
+
+    /// Caps each scan page at `limit` items.
+    pub fn with_page_limit(mut self, limit: i32) -> Self {
+        self.page_limit = Some(limit.max(1));
+        self
+    }
+
+    /// Scans in `segments` parallel segments: for tables large enough that one sequential scan is the
+    /// bottleneck of a broadcast. Pages from all segments are interleaved as they arrive.
+    pub fn with_segments(mut self, segments: u16) -> Self {
+        self.segments = segments.max(1);
+        self
     }
 
     pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
@@ -51,11 +68,16 @@ impl DynamoStore {
         ConnectionId::parse(pk.strip_prefix(CONNECTION_PREFIX)?).ok()
     }
 
-    async fn scan_page(&self, start: Option<Key>) -> Result<(Vec<ConnectionId>, Option<Key>), StoreError> {
-        let page = self
-            .client
-            .scan()
-            .table_name(&self.table)
+    async fn scan_page(
+        &self,
+        segment: u16,
+        start: Option<Key>,
+    ) -> Result<(Vec<ConnectionId>, Option<Key>), StoreError> {
+        let mut scan = self.client.scan().table_name(&self.table).set_limit(self.page_limit);
+        if self.segments > 1 {
+            scan = scan.segment(i32::from(segment)).total_segments(i32::from(self.segments));
+        }
+        let page = scan
             .projection_expression("Pk")
             .filter_expression("begins_with(Pk, :prefix)")
             .expression_attribute_values(":prefix", AttributeValue::S(CONNECTION_PREFIX.to_owned()))
@@ -149,15 +171,21 @@ impl ConnectionStore for DynamoStore {
     }
 
     fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionId>, StoreError>> {
-        // The cursor is `None` once the last page has been read.
-        stream::unfold(Some(None), move |cursor: Option<Option<Key>>| async move {
-            let start = cursor?;
-            match self.scan_page(start).await {
-                Ok((ids, next)) => Some((Ok(ids), next.map(Some))),
-                Err(err) => Some((Err(err), None)),
-            }
-        })
-        .boxed()
+        let segment = move |segment: u16| {
+            // The cursor is `None` once the segment's last page has been read.
+            stream::unfold(Some(None), move |cursor: Option<Option<Key>>| async move {
+                let start = cursor?;
+                match self.scan_page(segment, start).await {
+                    Ok((ids, next)) => Some((Ok(ids), next.map(Some))),
+                    Err(err) => Some((Err(err), None)),
+                }
+            })
+            .boxed()
+        };
+        if self.segments == 1 {
+            return segment(0);
+        }
+        stream::select_all((0..self.segments).map(segment)).boxed()
     }
 }
 

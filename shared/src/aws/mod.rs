@@ -6,6 +6,7 @@
 
 mod dynamodb;
 mod poster;
+pub mod provision;
 mod sqs;
 
 pub use dynamodb::DynamoStore;

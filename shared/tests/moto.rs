@@ -1,0 +1,200 @@
+//! The AWS adapters through the real SDK against `moto_server`, a DynamoDB and SQS stand-in.
+//!
+//! `scripts/test` starts moto on a free loopback port and passes it in `MOTO_ENDPOINT`. Without it
+//! these tests fail rather than skip: they are how the adapters' SDK calls are known to work.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::TryStreamExt;
+use serde_json::value::RawValue;
+use shared::aws::provision::{ensure_queue, ensure_table, sdk_for_endpoint};
+use shared::aws::{DynamoStore, SqsQueue};
+use shared::{ConnectionId, ConnectionRecord, ConnectionStore, Envelope, Job, Queue, QueueSource};
+
+async fn sdk() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("MOTO_ENDPOINT")
+        .expect("MOTO_ENDPOINT is not set: run scripts/test, which starts moto_server");
+    let sdk = sdk_for_endpoint(&endpoint).await;
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .list_tables()
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("moto is unreachable at {endpoint}: {err:?}"));
+    sdk
+}
+
+/// A table or queue name of its own for each test, so tests can run at once against one moto.
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+fn id(n: usize) -> ConnectionId {
+    ConnectionId::parse(&format!("moto{n:06}AAAAAA=")).expect("id")
+}
+
+fn record(n: usize) -> ConnectionRecord {
+    ConnectionRecord {
+        id: id(n),
+        connected_at_ms: 1_764_167_186_000,
+        source_ip: Some("192.0.2.1".into()),
+        expires_at_s: 1_764_175_000,
+    }
+}
+
+fn job(n: usize) -> Job {
+    let data = RawValue::from_string(format!("{{\"n\":{n}}}")).expect("raw");
+    Job { envelope: Envelope::broadcast(id(0), 0, data).expect("fits") }
+}
+
+async fn table() -> (aws_config::SdkConfig, String) {
+    let sdk = sdk().await;
+    let table = unique("connections");
+    ensure_table(&sdk, &table).await.expect("create table");
+    (sdk, table)
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn a_stored_connection_has_the_single_table_keys_and_a_ttl() {
+    let (sdk, table) = table().await;
+    let store = DynamoStore::from_sdk(&sdk, &table);
+    store.put(&record(1)).await.expect("put");
+
+    let key = AttributeValue::S(format!("CONN#{}", id(1)));
+    let item = aws_sdk_dynamodb::Client::new(&sdk)
+        .get_item()
+        .table_name(&table)
+        .key("Pk", key.clone())
+        .key("Sk", key)
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the item");
+    assert_eq!(item["Ttl"], AttributeValue::N("1764175000".into()));
+    assert_eq!(item["ConnectedAt"], AttributeValue::N("1764167186000".into()));
+    assert_eq!(item["SourceIp"], AttributeValue::S("192.0.2.1".into()));
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn a_scan_pages_through_every_connection_once() {
+    let (sdk, table) = table().await;
+    let store = DynamoStore::from_sdk(&sdk, &table).with_page_limit(10);
+    for n in 0..25 {
+        store.put(&record(n)).await.expect("put");
+    }
+
+    let pages: Vec<Vec<ConnectionId>> = store.scan().try_collect().await.expect("scan");
+
+    assert!(pages.len() >= 3, "25 records at 10 a page take at least 3 pages, got {}", pages.len());
+    let ids: Vec<ConnectionId> = pages.into_iter().flatten().collect();
+    let distinct: HashSet<&ConnectionId> = ids.iter().collect();
+    assert_eq!((ids.len(), distinct.len()), (25, 25));
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn a_parallel_scan_finds_every_connection_once() {
+    let (sdk, table) = table().await;
+    let store = DynamoStore::from_sdk(&sdk, &table).with_segments(4).with_page_limit(5);
+    for n in 0..30 {
+        store.put(&record(n)).await.expect("put");
+    }
+
+    let ids: Vec<ConnectionId> = store.scan().try_collect::<Vec<_>>().await.expect("scan").concat();
+
+    let distinct: HashSet<&ConnectionId> = ids.iter().collect();
+    assert_eq!((ids.len(), distinct.len()), (30, 30));
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn deletes_are_batched_idempotent_and_touch_nothing_else() {
+    let (sdk, table) = table().await;
+    let store = DynamoStore::from_sdk(&sdk, &table);
+    for n in 0..60 {
+        store.put(&record(n)).await.expect("put");
+    }
+
+    // 60 deletes, 5 of them of ids that do not exist: three BatchWriteItem calls of at most 25.
+    let doomed: Vec<ConnectionId> = (5..60).chain(100..105).map(id).collect();
+    store.delete_many(&doomed).await.expect("delete many");
+    store.delete(&id(0)).await.expect("delete");
+    store.delete(&id(0)).await.expect("deleting twice is fine");
+
+    let left: Vec<ConnectionId> = store.scan().try_collect::<Vec<_>>().await.expect("scan").concat();
+    let left: HashSet<ConnectionId> = left.into_iter().collect();
+    assert_eq!(left, (1..5).map(id).collect());
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn a_scan_skips_items_that_are_not_connections() {
+    let (sdk, table) = table().await;
+    let store = DynamoStore::from_sdk(&sdk, &table);
+    store.put(&record(1)).await.expect("put");
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .put_item()
+        .table_name(&table)
+        .item("Pk", AttributeValue::S("TOPIC#lobby".into()))
+        .item("Sk", AttributeValue::S("SUB#x".into()))
+        .send()
+        .await
+        .expect("put a topic item");
+
+    let ids: Vec<ConnectionId> = store.scan().try_collect::<Vec<_>>().await.expect("scan").concat();
+    assert_eq!(ids, [id(1)]);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn jobs_are_sent_in_batches_of_ten_and_each_failure_is_reported_alone() {
+    let sdk = sdk().await;
+    let (url, _) = ensure_queue(&sdk, &unique("jobs"), Duration::from_secs(30), 5).await.expect("queue");
+    let queue = SqsQueue::from_sdk(&sdk, &url);
+    let mut jobs: Vec<Job> = (0..23).map(job).collect();
+    // A job no SQS message can hold: only that one fails.
+    let huge = RawValue::from_string(format!("\"{}\"", "x".repeat(300 * 1024))).expect("raw");
+    jobs[7].envelope.data = huge;
+
+    let results = queue.send_batch(&jobs).await;
+
+    let failed: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
+    assert_eq!(failed, [7]);
+    let mut bodies = HashSet::new();
+    loop {
+        let batch = queue.receive(10, Duration::ZERO).await.expect("receive");
+        if batch.is_empty() {
+            break;
+        }
+        queue.delete(&batch.iter().map(|m| m.receipt_handle.clone()).collect::<Vec<_>>()).await.expect("delete");
+        bodies.extend(batch.into_iter().map(|m| m.body));
+    }
+    assert_eq!(bodies.len(), 22);
+    assert!(bodies.contains(&jobs[22].to_body()));
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn an_undeleted_message_is_redelivered_then_dead_lettered() {
+    let sdk = sdk().await;
+    let (url, dlq_url) = ensure_queue(&sdk, &unique("redrive"), Duration::from_secs(1), 2).await.expect("queue");
+    let queue = SqsQueue::from_sdk(&sdk, &url);
+    let poison = job(1);
+    queue.send(&poison).await.expect("send");
+
+    for expected_count in 1..=2 {
+        let batch = queue.receive(10, Duration::from_secs(5)).await.expect("receive");
+        assert_eq!(batch.len(), 1, "delivery {expected_count}");
+        assert_eq!(batch[0].receive_count, expected_count);
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+    }
+    assert!(queue.receive(10, Duration::from_secs(1)).await.expect("receive").is_empty(), "moved to the DLQ");
+
+    let dead = SqsQueue::from_sdk(&sdk, &dlq_url).receive(10, Duration::from_secs(1)).await.expect("receive dlq");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, poison.to_body());
+}
