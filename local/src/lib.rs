@@ -25,7 +25,8 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use ingress::Ingress;
-use shared::aws::ApiGatewayPoster;
+use shared::aws::{ApiGatewayPoster, DynamoStore, SqsQueue};
+use shared::{ConnectionStore, Queue, QueueSource};
 use shared::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
 use shared::memory::{MemoryQueue, MemoryStore, QueueSettings};
 use tokio::net::TcpListener;
@@ -39,9 +40,22 @@ use crate::function::Function;
 use crate::registry::Registry;
 use crate::routing::{InvalidExpression, RouteSelector};
 
+/// Where the functions keep connections and queue broadcasts.
+#[derive(Clone, Debug, Default)]
+pub enum Backend {
+    /// In-process stand-ins for DynamoDB and SQS.
+    #[default]
+    Memory,
+    /// The DynamoDB and SQS adapters through the AWS SDK, at the endpoints its configuration names
+    /// (`AWS_ENDPOINT_URL`, or per service `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SQS`):
+    /// moto, DynamoDB Local, or AWS itself. The gateway polls the queue like the event source mapping.
+    Aws { sdk: aws_config::SdkConfig, table: String, queue_url: String },
+}
+
 /// Everything that can be configured, with API Gateway's and the template's defaults.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    pub backend: Backend,
     pub api: Api,
     /// The API's `RouteSelectionExpression`.
     pub route_selection_expression: String,
@@ -51,6 +65,7 @@ pub struct Settings {
     pub max_connection_duration: Duration,
     /// Frames waiting for a slow client before `@connections` answers 429.
     pub outbound_buffer: usize,
+    /// The in-memory queue's visibility timeout and redrive policy (with `Backend::Aws`, SQS's own).
     pub queue: QueueSettings,
     pub queue_name: String,
     pub esm: EsmSettings,
@@ -63,6 +78,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
+            backend: Backend::Memory,
             api: Api { api_id: "local".into(), stage: "local".into(), region: "us-east-1".into() },
             route_selection_expression: "$request.body.action".into(),
             routes: Vec::new(),
@@ -104,8 +120,9 @@ impl std::fmt::Debug for AppState {
 pub struct Gateway {
     listener: TcpListener,
     state: Arc<AppState>,
-    store: Arc<MemoryStore>,
-    queue: Arc<MemoryQueue>,
+    store: Arc<dyn ConnectionStore>,
+    source: Arc<dyn QueueSource>,
+    memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
     worker: Arc<Worker>,
 }
 
@@ -139,9 +156,19 @@ impl Gateway {
     ) -> Result<Self, StartError> {
         let local_addr = listener.local_addr()?;
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
-        let store = Arc::new(MemoryStore::with_page_size(settings.scan_page_size));
-        let queue = Arc::new(MemoryQueue::new(settings.queue));
-        let ingress = Ingress::new(store.clone(), queue.clone());
+        let (store, queue, source, memory): (Arc<dyn ConnectionStore>, Arc<dyn Queue>, Arc<dyn QueueSource>, _) =
+            match &settings.backend {
+                Backend::Memory => {
+                    let store = Arc::new(MemoryStore::with_page_size(settings.scan_page_size));
+                    let queue = Arc::new(MemoryQueue::new(settings.queue));
+                    (store.clone(), queue.clone(), queue.clone(), Some((store, queue)))
+                }
+                Backend::Aws { sdk, table, queue_url } => {
+                    let queue = Arc::new(SqsQueue::from_sdk(sdk, queue_url));
+                    (Arc::new(DynamoStore::from_sdk(sdk, table)), queue.clone(), queue, None)
+                }
+            };
+        let ingress = Ingress::new(store.clone(), queue);
         let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
         let poster = ApiGatewayPoster::for_local_endpoint(&endpoint);
         let worker = Arc::new(Worker::new(store.clone(), Arc::new(poster), settings.post_concurrency));
@@ -154,7 +181,7 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
         });
-        Ok(Self { listener, state, store, queue, worker })
+        Ok(Self { listener, state, store, source, memory, worker })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -172,13 +199,18 @@ impl Gateway {
     }
 
     /// The connection store the functions use.
-    pub fn store(&self) -> Arc<MemoryStore> {
+    pub fn store(&self) -> Arc<dyn ConnectionStore> {
         self.store.clone()
     }
 
-    /// The queue between the ingress and the worker.
-    pub fn queue(&self) -> Arc<MemoryQueue> {
-        self.queue.clone()
+    /// The in-memory store, for inspection, when the backend is [`Backend::Memory`].
+    pub fn memory_store(&self) -> Option<Arc<MemoryStore>> {
+        self.memory.as_ref().map(|(store, _)| store.clone())
+    }
+
+    /// The in-memory queue between the ingress and the worker, when the backend is [`Backend::Memory`].
+    pub fn memory_queue(&self) -> Option<Arc<MemoryQueue>> {
+        self.memory.as_ref().map(|(_, queue)| queue.clone())
     }
 
     /// The live connections, as API Gateway sees them.
@@ -189,10 +221,10 @@ impl Gateway {
     /// Serves until `shutdown` resolves, then closes every connection with 1001, runs their
     /// `$disconnect`s and lets the worker invocations in flight finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, state, queue, worker, .. } = self;
+        let Self { listener, state, source, worker, .. } = self;
         let token = state.shutdown.clone();
         let mapping = Mapping {
-            queue,
+            queue: source,
             queue_name: state.settings.queue_name.clone(),
             api: state.settings.api.clone(),
             function: worker,

@@ -3,10 +3,10 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use anyhow::Context;
-use clap::Parser;
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
 use local::esm::EsmSettings;
-use local::{Gateway, Settings};
+use local::{Backend, Gateway, Settings};
 use shared::memory::QueueSettings;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -16,6 +16,20 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
+    /// Where connections and broadcasts are kept: in this process, or DynamoDB and SQS through the
+    /// AWS SDK at the endpoints its usual configuration names (AWS_ENDPOINT_URL, AWS_REGION, ...).
+    #[arg(long, value_enum, default_value_t = BackendKind::Memory)]
+    backend: BackendKind,
+    /// With --backend aws: the DynamoDB table of connections.
+    #[arg(long, env = "CONNECTIONS_TABLE", default_value = "local-connections")]
+    table: String,
+    /// With --backend aws: the SQS queue of broadcasts.
+    #[arg(long, env = "QUEUE_URL")]
+    queue_url: Option<String>,
+    /// With --backend aws: create the table, and the queue `local-broadcasts` with its dead-letter
+    /// queue, if they do not exist (for moto or DynamoDB Local; on AWS, deploy the template instead).
+    #[arg(long)]
+    create: bool,
     /// Address to bind; anything but loopback exposes the API to the network.
     #[arg(long, default_value = "127.0.0.1", env = "LOCAL_HOST")]
     host: IpAddr,
@@ -57,6 +71,38 @@ struct Args {
     post_concurrency: usize,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BackendKind {
+    Memory,
+    Aws,
+}
+
+async fn backend(args: &Args) -> anyhow::Result<Backend> {
+    if args.backend == BackendKind::Memory {
+        return Ok(Backend::Memory);
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut queue_url = args.queue_url.clone();
+    if args.create {
+        shared::aws::provision::ensure_table(&sdk, &args.table)
+            .await
+            .map_err(|err| anyhow::anyhow!("could not create table {}: {err}", args.table))?;
+        let (url, _dlq) = shared::aws::provision::ensure_queue(
+            &sdk,
+            "local-broadcasts",
+            Duration::from_secs(args.visibility_timeout_secs),
+            args.max_receive_count,
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!("could not create the queue: {err}"))?;
+        queue_url.get_or_insert(url);
+    }
+    let Some(queue_url) = queue_url else {
+        bail!("--backend aws needs --queue-url (or QUEUE_URL), or --create to make the queue");
+    };
+    Ok(Backend::Aws { sdk, table: args.table.clone(), queue_url })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -64,8 +110,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let mut settings = Settings {
-        route_selection_expression: args.route_selection_expression,
-        routes: args.routes,
+        backend: backend(&args).await?,
+        route_selection_expression: args.route_selection_expression.clone(),
+        routes: args.routes.clone(),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         max_connection_duration: Duration::from_secs(args.max_connection_secs),
         queue: QueueSettings {
@@ -80,7 +127,7 @@ async fn main() -> anyhow::Result<()> {
         post_concurrency: args.post_concurrency,
         ..Settings::default()
     };
-    settings.api.stage = args.stage;
+    settings.api.stage = args.stage.clone();
 
     let listener = TcpListener::bind((args.host, args.port))
         .await

@@ -46,7 +46,9 @@ impl TestGateway {
         let shutdown = CancellationToken::new();
         let ws_url = gateway.ws_url();
         let http_url = format!("http://{}", gateway.local_addr());
-        let (store, queue, state) = (gateway.store(), gateway.queue(), gateway.state());
+        let store = gateway.memory_store().expect("the in-memory backend");
+        let queue = gateway.memory_queue().expect("the in-memory backend");
+        let state = gateway.state();
         let task = tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
         Self { ws_url, http_url, store, queue, state, shutdown, task: Some(task) }
     }
