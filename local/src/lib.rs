@@ -26,9 +26,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use ingress::Ingress;
 use shared::aws::{ApiGatewayPoster, DynamoStore, SqsQueue};
-use shared::{ConnectionStore, Queue, QueueSource};
 use shared::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
 use shared::memory::{MemoryQueue, MemoryStore, QueueSettings};
+use shared::{ConnectionStore, Queue, QueueSource};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -49,7 +49,37 @@ pub enum Backend {
     /// The DynamoDB and SQS adapters through the AWS SDK, at the endpoints its configuration names
     /// (`AWS_ENDPOINT_URL`, or per service `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SQS`):
     /// moto, DynamoDB Local, or AWS itself. The gateway polls the queue like the event source mapping.
-    Aws { sdk: aws_config::SdkConfig, table: String, queue_url: String },
+    Aws { sdk: Box<aws_config::SdkConfig>, table: String, queue_url: String },
+}
+
+/// The ports the functions get for a backend.
+struct Adapters {
+    store: Arc<dyn ConnectionStore>,
+    queue: Arc<dyn Queue>,
+    source: Arc<dyn QueueSource>,
+    memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
+}
+
+impl Adapters {
+    fn new(settings: &Settings) -> Self {
+        match &settings.backend {
+            Backend::Memory => {
+                let store = Arc::new(MemoryStore::with_page_size(settings.scan_page_size));
+                let queue = Arc::new(MemoryQueue::new(settings.queue));
+                Self {
+                    store: store.clone(),
+                    queue: queue.clone(),
+                    source: queue.clone(),
+                    memory: Some((store, queue)),
+                }
+            }
+            Backend::Aws { sdk, table, queue_url } => {
+                let queue = Arc::new(SqsQueue::from_sdk(sdk, queue_url));
+                let store = Arc::new(DynamoStore::from_sdk(sdk, table));
+                Self { store, queue: queue.clone(), source: queue, memory: None }
+            }
+        }
+    }
 }
 
 /// Everything that can be configured, with API Gateway's and the template's defaults.
@@ -156,18 +186,7 @@ impl Gateway {
     ) -> Result<Self, StartError> {
         let local_addr = listener.local_addr()?;
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
-        let (store, queue, source, memory): (Arc<dyn ConnectionStore>, Arc<dyn Queue>, Arc<dyn QueueSource>, _) =
-            match &settings.backend {
-                Backend::Memory => {
-                    let store = Arc::new(MemoryStore::with_page_size(settings.scan_page_size));
-                    let queue = Arc::new(MemoryQueue::new(settings.queue));
-                    (store.clone(), queue.clone(), queue.clone(), Some((store, queue)))
-                }
-                Backend::Aws { sdk, table, queue_url } => {
-                    let queue = Arc::new(SqsQueue::from_sdk(sdk, queue_url));
-                    (Arc::new(DynamoStore::from_sdk(sdk, table)), queue.clone(), queue, None)
-                }
-            };
+        let Adapters { store, queue, source, memory } = Adapters::new(&settings);
         let ingress = Ingress::new(store.clone(), queue);
         let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
         let poster = ApiGatewayPoster::for_local_endpoint(&endpoint);

@@ -81,6 +81,9 @@ async fn backend(args: &Args) -> anyhow::Result<Backend> {
     if args.backend == BackendKind::Memory {
         return Ok(Backend::Memory);
     }
+    if args.queue_url.is_none() && !args.create {
+        bail!("--backend aws needs --queue-url (or QUEUE_URL), or --create to make the queue");
+    }
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let mut queue_url = args.queue_url.clone();
     if args.create {
@@ -97,10 +100,8 @@ async fn backend(args: &Args) -> anyhow::Result<Backend> {
         .map_err(|err| anyhow::anyhow!("could not create the queue: {err}"))?;
         queue_url.get_or_insert(url);
     }
-    let Some(queue_url) = queue_url else {
-        bail!("--backend aws needs --queue-url (or QUEUE_URL), or --create to make the queue");
-    };
-    Ok(Backend::Aws { sdk, table: args.table.clone(), queue_url })
+    let queue_url = queue_url.context("no queue URL")?;
+    Ok(Backend::Aws { sdk: Box::new(sdk), table: args.table.clone(), queue_url })
 }
 
 #[tokio::main]

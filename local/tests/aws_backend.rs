@@ -33,9 +33,14 @@ async fn start() -> Running {
     let sdk = sdk_for_endpoint(&endpoint).await;
     let name = format!("gw-{}", uuid::Uuid::new_v4().simple());
     ensure_table(&sdk, &name).await.expect("moto is unreachable: could not create the table");
-    let (queue_url, _) = ensure_queue(&sdk, &name, Duration::from_secs(30), 5).await.expect("create the queue");
-    let settings = Settings { backend: Backend::Aws { sdk, table: name, queue_url }, ..Settings::default() };
-    let gateway = Gateway::new(TcpListener::bind("127.0.0.1:0").await.expect("bind"), settings).expect("gateway");
+    let (queue_url, _) =
+        ensure_queue(&sdk, &name, Duration::from_secs(30), 5).await.expect("create the queue");
+    let settings = Settings {
+        backend: Backend::Aws { sdk: Box::new(sdk), table: name, queue_url },
+        ..Settings::default()
+    };
+    let gateway =
+        Gateway::new(TcpListener::bind("127.0.0.1:0").await.expect("bind"), settings).expect("gateway");
     let shutdown = CancellationToken::new();
     let running = Running { ws_url: gateway.ws_url(), store: gateway.store(), shutdown: shutdown.clone() };
     tokio::spawn(gateway.run(shutdown.cancelled_owned()));

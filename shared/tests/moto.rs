@@ -170,7 +170,10 @@ async fn jobs_are_sent_in_batches_of_ten_and_each_failure_is_reported_alone() {
         if batch.is_empty() {
             break;
         }
-        queue.delete(&batch.iter().map(|m| m.receipt_handle.clone()).collect::<Vec<_>>()).await.expect("delete");
+        queue
+            .delete(&batch.iter().map(|m| m.receipt_handle.clone()).collect::<Vec<_>>())
+            .await
+            .expect("delete");
         bodies.extend(batch.into_iter().map(|m| m.body));
     }
     assert_eq!(bodies.len(), 22);
@@ -181,7 +184,8 @@ async fn jobs_are_sent_in_batches_of_ten_and_each_failure_is_reported_alone() {
 #[ignore = "needs moto_server: run scripts/test"]
 async fn an_undeleted_message_is_redelivered_then_dead_lettered() {
     let sdk = sdk().await;
-    let (url, dlq_url) = ensure_queue(&sdk, &unique("redrive"), Duration::from_secs(1), 2).await.expect("queue");
+    let (url, dlq_url) =
+        ensure_queue(&sdk, &unique("redrive"), Duration::from_secs(1), 2).await.expect("queue");
     let queue = SqsQueue::from_sdk(&sdk, &url);
     let poison = job(1);
     queue.send(&poison).await.expect("send");
@@ -194,7 +198,8 @@ async fn an_undeleted_message_is_redelivered_then_dead_lettered() {
     }
     assert!(queue.receive(10, Duration::from_secs(1)).await.expect("receive").is_empty(), "moved to the DLQ");
 
-    let dead = SqsQueue::from_sdk(&sdk, &dlq_url).receive(10, Duration::from_secs(1)).await.expect("receive dlq");
+    let dead =
+        SqsQueue::from_sdk(&sdk, &dlq_url).receive(10, Duration::from_secs(1)).await.expect("receive dlq");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, poison.to_body());
 }

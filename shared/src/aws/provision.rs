@@ -19,7 +19,8 @@ pub async fn ensure_table(sdk: &aws_config::SdkConfig, table: &str) -> Result<()
     if client.describe_table().table_name(table).send().await.is_ok() {
         return Ok(());
     }
-    let key = |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let key =
+        |name: &str, kind: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
     let attribute = |name: &str| {
         AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
     };
@@ -36,7 +37,9 @@ pub async fn ensure_table(sdk: &aws_config::SdkConfig, table: &str) -> Result<()
     client
         .update_time_to_live()
         .table_name(table)
-        .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name("Ttl").enabled(true).build()?)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder().attribute_name("Ttl").enabled(true).build()?,
+        )
         .send()
         .await?;
     Ok(())
@@ -77,7 +80,8 @@ pub async fn ensure_queue(
 /// SDK configuration for an AWS-compatible endpoint on this machine (moto, DynamoDB Local): a fixed
 /// region and placeholder credentials, which such endpoints accept and AWS never sees.
 pub async fn sdk_for_endpoint(endpoint: &str) -> aws_config::SdkConfig {
-    let credentials = aws_credential_types::Credentials::new("testing", "testing", None, None, "local-endpoint");
+    let credentials =
+        aws_credential_types::Credentials::new("testing", "testing", None, None, "local-endpoint");
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(endpoint)

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 
 use super::is_retryable;
 use crate::domain::Job;
@@ -32,11 +34,17 @@ where
     E: aws_sdk_sqs::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    if is_retryable(&err) { QueueError::Unavailable(Box::new(err)) } else { QueueError::Rejected(Box::new(err)) }
+    if is_retryable(&err) {
+        QueueError::Unavailable(Box::new(err))
+    } else {
+        QueueError::Rejected(Box::new(err))
+    }
 }
 
 fn too_large(size: usize) -> QueueError {
-    QueueError::Rejected(format!("a job of {size} bytes exceeds SQS's {SQS_MAX_MESSAGE_BYTES} byte limit").into())
+    QueueError::Rejected(
+        format!("a job of {size} bytes exceeds SQS's {SQS_MAX_MESSAGE_BYTES} byte limit").into(),
+    )
 }
 
 impl SqsQueue {
@@ -60,29 +68,40 @@ impl SqsQueue {
                 SendMessageBatchRequestEntry::builder().id(index.to_string()).message_body(body).build().ok()
             })
             .collect();
-        let output =
-            match self.client.send_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await {
-                Ok(output) => output,
-                Err(err) => {
-                    let err = queue_error(err);
-                    let retryable = err.is_retryable();
-                    let message = err.to_string();
-                    for (index, _) in bodies {
-                        results[*index] = Err(if retryable {
-                            QueueError::Unavailable(message.clone().into())
-                        } else {
-                            QueueError::Rejected(message.clone().into())
-                        });
-                    }
-                    return;
+        let output = match self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(err) => {
+                let err = queue_error(err);
+                let retryable = err.is_retryable();
+                let message = err.to_string();
+                for (index, _) in bodies {
+                    results[*index] = Err(if retryable {
+                        QueueError::Unavailable(message.clone().into())
+                    } else {
+                        QueueError::Rejected(message.clone().into())
+                    });
                 }
-            };
+                return;
+            }
+        };
         for failed in output.failed() {
-            let Some(index) = failed.id().parse::<usize>().ok().filter(|i| *i < results.len()) else { continue };
+            let Some(index) = failed.id().parse::<usize>().ok().filter(|i| *i < results.len()) else {
+                continue;
+            };
             let why = format!("{}: {}", failed.code(), failed.message().unwrap_or_default()).into();
             // SQS says whose fault each failure was: the sender's is permanent, its own is not.
-            results[index] =
-                Err(if failed.sender_fault() { QueueError::Rejected(why) } else { QueueError::Unavailable(why) });
+            results[index] = Err(if failed.sender_fault() {
+                QueueError::Rejected(why)
+            } else {
+                QueueError::Unavailable(why)
+            });
         }
     }
 }
@@ -94,7 +113,13 @@ impl Queue for SqsQueue {
         if body.len() > SQS_MAX_MESSAGE_BYTES {
             return Err(too_large(body.len()));
         }
-        self.client.send_message().queue_url(&self.queue_url).message_body(body).send().await.map_err(queue_error)?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(queue_error)?;
         Ok(())
     }
 
@@ -153,10 +178,14 @@ impl QueueSource for SqsQueue {
                     message_id: m.message_id()?.to_owned(),
                     receipt_handle: m.receipt_handle()?.to_owned(),
                     body: m.body().unwrap_or_default().to_owned(),
-                    receive_count: attribute(m, MessageSystemAttributeName::ApproximateReceiveCount).unwrap_or(1),
+                    receive_count: attribute(m, MessageSystemAttributeName::ApproximateReceiveCount)
+                        .unwrap_or(1),
                     sent_at_ms: attribute(m, MessageSystemAttributeName::SentTimestamp).unwrap_or(0),
-                    first_received_at_ms: attribute(m, MessageSystemAttributeName::ApproximateFirstReceiveTimestamp)
-                        .unwrap_or(0),
+                    first_received_at_ms: attribute(
+                        m,
+                        MessageSystemAttributeName::ApproximateFirstReceiveTimestamp,
+                    )
+                    .unwrap_or(0),
                 })
             })
             .collect())
@@ -168,7 +197,11 @@ impl QueueSource for SqsQueue {
                 .iter()
                 .enumerate()
                 .filter_map(|(n, receipt)| {
-                    DeleteMessageBatchRequestEntry::builder().id(n.to_string()).receipt_handle(receipt).build().ok()
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .receipt_handle(receipt)
+                        .build()
+                        .ok()
                 })
                 .collect();
             let output = self

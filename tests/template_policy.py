@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Checks the invariants template.yaml must keep, and proves the checks can fail.
+
+    template_policy.py template.yaml
+
+Least privilege (no wildcard action or resource, no SAM-generated role with AWS managed policies),
+encryption at rest on the table and the queues, TTL on the table, a dead-letter queue behind the
+broadcast queue, a visibility timeout of at least six times the worker's timeout, partial batch
+responses, the `$default` route response, arm64 on provided.al2023. Then it breaks a copy of the
+template in each of those ways and checks that every break is caught.
+"""
+
+import copy
+import sys
+
+from cfnlint.decode import decode
+
+
+def resources_of(template, kind):
+    return {name: r for name, r in template["Resources"].items() if r.get("Type") == kind}
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def violations(template):
+    found = []
+    res = template["Resources"]
+
+    for name, role in resources_of(template, "AWS::IAM::Role").items():
+        if role["Properties"].get("ManagedPolicyArns"):
+            found.append(f"{name}: managed policies grant more than the function needs")
+        for policy in role["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                for action in as_list(statement.get("Action", [])):
+                    if isinstance(action, str) and "*" in action:
+                        found.append(f"{name}: wildcard action {action}")
+                for resource in as_list(statement.get("Resource", [])):
+                    if resource == "*" or (isinstance(resource, str) and resource.endswith(":*")):
+                        found.append(f"{name}: wildcard resource {resource}")
+
+    functions = resources_of(template, "AWS::Serverless::Function")
+    globals_fn = template.get("Globals", {}).get("Function", {})
+    for name, fn in functions.items():
+        props = {**globals_fn, **fn["Properties"]}
+        if "Role" not in props or props.get("Policies"):
+            found.append(f"{name}: needs its own least-privilege Role (SAM's generated one adds AWS managed policies)")
+        if props.get("Runtime") != "provided.al2023":
+            found.append(f"{name}: runtime must be provided.al2023 (the bootstrap needs glibc 2.29)")
+        if props.get("Architectures") != ["arm64"]:
+            found.append(f"{name}: must run on arm64")
+        if fn.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
+            found.append(f"{name}: must be built by rust-cargolambda")
+        if "LogGroup" not in props.get("LoggingConfig", {}):
+            found.append(f"{name}: needs its own log group with a retention")
+
+    for name, group in resources_of(template, "AWS::Logs::LogGroup").items():
+        if "RetentionInDays" not in group.get("Properties", {}):
+            found.append(f"{name}: log group without retention")
+
+    tables = resources_of(template, "AWS::DynamoDB::Table")
+    if not tables:
+        found.append("no DynamoDB table")
+    for name, table in tables.items():
+        props = table["Properties"]
+        ttl = props.get("TimeToLiveSpecification", {})
+        if ttl.get("AttributeName") != "Ttl" or ttl.get("Enabled") is not True:
+            found.append(f"{name}: TTL must be enabled on Ttl")
+        if props.get("SSESpecification", {}).get("SSEEnabled") is not True:
+            found.append(f"{name}: server-side encryption must be enabled")
+        if props.get("BillingMode") != "PAY_PER_REQUEST":
+            found.append(f"{name}: must be on-demand (PAY_PER_REQUEST)")
+
+    queues = resources_of(template, "AWS::SQS::Queue")
+    for name, queue in queues.items():
+        props = queue.get("Properties", {})
+        if props.get("SqsManagedSseEnabled") is not True and "KmsMasterKeyId" not in props:
+            found.append(f"{name}: queue must be encrypted")
+
+    worker = functions.get("WorkerFunction")
+    broadcast = res.get("BroadcastQueue", {}).get("Properties", {})
+    redrive = broadcast.get("RedrivePolicy", {})
+    dlq = redrive.get("deadLetterTargetArn", {})
+    if not (isinstance(dlq, dict) and dlq.get("Fn::GetAtt", [None])[0] in queues):
+        found.append("BroadcastQueue: needs a RedrivePolicy to a dead-letter queue in the template")
+    if worker is None:
+        found.append("no WorkerFunction")
+    else:
+        timeout = worker["Properties"].get("Timeout", globals_fn.get("Timeout", 3))
+        if int(broadcast.get("VisibilityTimeout", 30)) < 6 * int(timeout):
+            found.append("BroadcastQueue: VisibilityTimeout must be at least six times the worker's Timeout")
+        events = [e for e in worker["Properties"].get("Events", {}).values() if e.get("Type") == "SQS"]
+        if not events or any("ReportBatchItemFailures" not in e["Properties"].get("FunctionResponseTypes", []) for e in events):
+            found.append("WorkerFunction: its SQS event must report batch item failures")
+
+    routes = resources_of(template, "AWS::ApiGatewayV2::Route")
+    defaults = [n for n, r in routes.items() if r["Properties"].get("RouteKey") == "$default"]
+    responses = resources_of(template, "AWS::ApiGatewayV2::RouteResponse")
+    if not defaults or not any(
+        r["Properties"].get("RouteId", {}).get("Ref") in defaults for r in responses.values()
+    ):
+        found.append("the $default route needs a route response, or errors never reach the sender")
+    return found
+
+
+def breakages(template):
+    """Copies of the template, each broken in one way the checks must catch."""
+
+    def broken(change):
+        t = copy.deepcopy(template)
+        change(t)
+        return t
+
+    def statements(t, role):
+        return t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+
+    return {
+        "wildcard resource": broken(lambda t: statements(t, "WorkerRole")[1].update(Resource="*")),
+        "wildcard action": broken(lambda t: statements(t, "IngressRole")[1].update(Action="dynamodb:*")),
+        "missing TTL": broken(lambda t: t["Resources"]["ConnectionsTable"]["Properties"].pop("TimeToLiveSpecification")),
+        "missing table SSE": broken(lambda t: t["Resources"]["ConnectionsTable"]["Properties"].pop("SSESpecification")),
+        "missing queue SSE": broken(lambda t: t["Resources"]["BroadcastQueue"]["Properties"].pop("SqsManagedSseEnabled")),
+        "missing DLQ": broken(lambda t: t["Resources"]["BroadcastQueue"]["Properties"].pop("RedrivePolicy")),
+        "short visibility": broken(lambda t: t["Resources"]["BroadcastQueue"]["Properties"].update(VisibilityTimeout=60)),
+        "no partial batch": broken(lambda t: t["Resources"]["WorkerFunction"]["Properties"]["Events"]["Broadcasts"]["Properties"].pop("FunctionResponseTypes")),
+        "SAM policies": broken(lambda t: t["Resources"]["IngressFunction"]["Properties"].update(Policies=["AWSLambdaBasicExecutionRole"])),
+        "al2": broken(lambda t: t["Globals"]["Function"].update(Runtime="provided.al2")),
+        "no route response": broken(lambda t: [t["Resources"].pop(n) for n in list(t["Resources"]) if n == "DefaultRouteResponse"]),
+    }
+
+
+def main(path):
+    template, matches = decode(path)
+    if template is None:
+        print(f"{path}: could not be parsed: {matches}")
+        return 1
+    failures = violations(template)
+    for failure in failures:
+        print(f"{path}: {failure}")
+    uncaught = [name for name, t in breakages(template).items() if not violations(t)]
+    for name in uncaught:
+        print(f"self-test: a template with {name} passed the checks")
+    if failures or uncaught:
+        return 1
+    print(f"{path}: least privilege, encryption, TTL, DLQ and batch settings hold ({len(breakages(template))} breakages caught)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "template.yaml"))
