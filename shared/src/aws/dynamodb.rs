@@ -192,12 +192,41 @@ impl ConnectionStore for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
     use aws_sdk_dynamodb::operation::scan::ScanOutput;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use futures::TryStreamExt;
 
     fn item(id: &str) -> Key {
         HashMap::from([("Pk".to_owned(), AttributeValue::S(format!("CONN#{id}")))])
+    }
+
+    #[tokio::test]
+    async fn unprocessed_deletes_are_sent_again_until_none_are_left() {
+        let leftover = |n: usize| {
+            let key = DynamoStore::key(&ConnectionId::parse(&format!("left{n}")).expect("id"));
+            let delete = DeleteRequest::builder().set_key(Some(key)).build().expect("delete");
+            WriteRequest::builder().delete_request(delete).build()
+        };
+        let throttled = mock!(Client::batch_write_item)
+            .match_requests(|req| req.request_items().is_some_and(|items| items["t"].len() == 25))
+            .then_output(move || {
+                BatchWriteItemOutput::builder().unprocessed_items("t", vec![leftover(1), leftover(2)]).build()
+            });
+        let retried = mock!(Client::batch_write_item)
+            .match_requests(|req| req.request_items().is_some_and(|items| items["t"].len() == 2))
+            .then_output(|| BatchWriteItemOutput::builder().build());
+        let rest = mock!(Client::batch_write_item)
+            .match_requests(|req| req.request_items().is_some_and(|items| items["t"].len() == 5))
+            .then_output(|| BatchWriteItemOutput::builder().build());
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled, &retried, &rest]);
+        let store = DynamoStore::new(client, "t");
+        let ids: Vec<ConnectionId> =
+            (0..30).map(|n| ConnectionId::parse(&format!("id{n}")).expect("id")).collect();
+
+        store.delete_many(&ids).await.expect("all deleted in the end");
+
+        assert_eq!((throttled.num_calls(), retried.num_calls(), rest.num_calls()), (1, 1, 1));
     }
 
     #[tokio::test]
