@@ -10,7 +10,7 @@ use futures::TryStreamExt;
 use local::{Backend, Gateway, Settings};
 use serde_json::Value;
 use shared::aws::provision::{ensure_queue, ensure_table, sdk_for_endpoint};
-use shared::{ConnectionId, ConnectionRecord, ConnectionStore};
+use shared::{ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore};
 use support::{PATIENCE, next_text, send_text};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +48,8 @@ async fn start() -> Running {
 }
 
 async fn stored_ids(store: &dyn ConnectionStore) -> Vec<ConnectionId> {
-    let mut ids: Vec<ConnectionId> = store.scan().try_collect::<Vec<_>>().await.expect("scan").concat();
+    let pages: Vec<Vec<ConnectionRef>> = store.scan().try_collect().await.expect("scan");
+    let mut ids: Vec<ConnectionId> = pages.into_iter().flatten().map(|c| c.id).collect();
     ids.sort();
     ids
 }

@@ -14,7 +14,7 @@ use local::function::{Function, FunctionError};
 use serde_json::{Value, json};
 use shared::aws::ApiGatewayPoster;
 use shared::memory::QueueSettings;
-use shared::{ConnectionStore, PostError, Poster};
+use shared::{ConnectionRecord, ConnectionStore, PostError, Poster};
 use support::*;
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -206,7 +206,11 @@ async fn a_connection_that_vanished_is_answered_410_and_pruned_by_the_worker() {
     let gateway = TestGateway::start(Settings::default()).await;
     let (mut alice, alice_id) = gateway.connect_with_id().await;
     let (mut bob, bob_id) = gateway.connect_with_id().await;
-    let bob_record = gateway.store.get(&bob_id).expect("bob's record");
+    // Older than the grace the worker gives connections still completing their handshake.
+    let bob_record = ConnectionRecord {
+        connected_at_ms: shared::memory::epoch_ms() - 60_000,
+        ..gateway.store.get(&bob_id).expect("bob's record")
+    };
 
     // Bob's network drops and his $disconnect is lost: the store still lists him.
     bob.close(None).await.expect("close");

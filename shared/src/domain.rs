@@ -61,6 +61,14 @@ pub struct ConnectionRecord {
     pub expires_at_s: i64,
 }
 
+/// A connection as a scan of the store lists it: enough to post to it and to judge a 410.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConnectionRef {
+    pub id: ConnectionId,
+    /// Epoch milliseconds; 0 when the store does not know.
+    pub connected_at_ms: i64,
+}
+
 /// A client message after parsing: what the `$default` route must do with it.
 #[derive(Debug)]
 pub enum Inbound {

@@ -14,6 +14,6 @@ pub mod memory;
 pub mod ports;
 
 pub use config::{ConfigError, IngressConfig, WorkerConfig};
-pub use domain::{ConnectionId, ConnectionRecord, Envelope, Inbound, Job, MessageId};
+pub use domain::{ConnectionId, ConnectionRecord, ConnectionRef, Envelope, Inbound, Job, MessageId};
 pub use error::{InputError, PostError, QueueError, StoreError};
 pub use ports::{ConnectionStore, Poster, Queue, QueueSource, ReceivedMessage};

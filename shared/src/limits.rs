@@ -22,6 +22,11 @@ pub const MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
 /// possibly still be connected.
 pub const CONNECTION_TTL_MARGIN: Duration = Duration::from_secs(10 * 60);
 
+/// How young a connection record must be for the worker to keep it despite a 410 from
+/// `@connections`. API Gateway answers 410 for a connection whose `$connect` is still completing, and
+/// its integrations may take up to 29 s: a record younger than this may belong to such a connection.
+pub const PRUNE_GRACE: Duration = Duration::from_secs(30);
+
 /// Longest connection id accepted from the outside. AWS ids are 16 characters; this leaves room for
 /// other stand-ins without letting a caller push arbitrary blobs through as ids.
 pub const MAX_CONNECTION_ID_LEN: usize = 128;

@@ -16,7 +16,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::domain::{ConnectionId, ConnectionRecord, Job};
+use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Job};
 use crate::error::{PostError, QueueError, StoreError};
 use crate::ports::{ConnectionStore, Poster, Queue, QueueSource, ReceivedMessage};
 
@@ -76,10 +76,14 @@ impl MemoryStore {
         self.records.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn page_after(&self, after: Option<&ConnectionId>) -> Vec<ConnectionId> {
+    fn page_after(&self, after: Option<&ConnectionId>) -> Vec<ConnectionRef> {
         let records = self.read();
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        records.range((lower, Bound::Unbounded)).take(self.page_size).map(|(id, _)| id.clone()).collect()
+        records
+            .range((lower, Bound::Unbounded))
+            .take(self.page_size)
+            .map(|(id, record)| ConnectionRef { id: id.clone(), connected_at_ms: record.connected_at_ms })
+            .collect()
     }
 }
 
@@ -103,7 +107,7 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
-    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionId>, StoreError>> {
+    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
         // Like DynamoDB's LastEvaluatedKey: each page starts after the last key of the one before.
         stream::unfold(Some(None), move |cursor: Option<Option<ConnectionId>>| async move {
             let after = cursor?;
@@ -111,7 +115,7 @@ impl ConnectionStore for MemoryStore {
             if page.is_empty() {
                 return None;
             }
-            let next = (page.len() == self.page_size).then(|| page.last().cloned());
+            let next = (page.len() == self.page_size).then(|| page.last().map(|last| last.id.clone()));
             Some((Ok(page), next))
         })
         .boxed()
@@ -389,9 +393,9 @@ mod tests {
         for n in 0..10 {
             store.put(&record(n)).await.expect("put");
         }
-        let pages: Vec<Vec<ConnectionId>> = store.scan().try_collect().await.expect("scan");
+        let pages: Vec<Vec<ConnectionRef>> = store.scan().try_collect().await.expect("scan");
         assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 3, 1]);
-        let all: Vec<ConnectionId> = pages.into_iter().flatten().collect();
+        let all: Vec<ConnectionId> = pages.into_iter().flatten().map(|c| c.id).collect();
         assert_eq!(all, (0..10).map(id).collect::<Vec<_>>());
     }
 

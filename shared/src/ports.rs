@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use crate::domain::{ConnectionId, ConnectionRecord, Job};
+use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Job};
 use crate::error::{PostError, QueueError, StoreError};
 
 /// Where connections are remembered between `$connect` and `$disconnect` (DynamoDB on AWS).
@@ -23,9 +23,9 @@ pub trait ConnectionStore: Send + Sync {
     /// Deletes many records in as few round trips as the store allows.
     async fn delete_many(&self, ids: &[ConnectionId]) -> Result<(), StoreError>;
 
-    /// Every stored connection id, one page at a time, so that delivery can start on the first page
+    /// Every stored connection, one page at a time, so that delivery can start on the first page
     /// while the next one is being read.
-    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionId>, StoreError>>;
+    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>>;
 }
 
 /// Where the ingress hands broadcasts to the worker (SQS on AWS).

@@ -11,7 +11,14 @@ use futures::TryStreamExt;
 use serde_json::value::RawValue;
 use shared::aws::provision::{ensure_queue, ensure_table, sdk_for_endpoint};
 use shared::aws::{DynamoStore, SqsQueue};
-use shared::{ConnectionId, ConnectionRecord, ConnectionStore, Envelope, Job, Queue, QueueSource};
+use shared::{
+    ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Envelope, Job, Queue, QueueSource,
+};
+
+async fn scanned_ids(store: &DynamoStore) -> Vec<ConnectionId> {
+    let pages: Vec<Vec<ConnectionRef>> = store.scan().try_collect().await.expect("scan");
+    pages.into_iter().flatten().map(|c| c.id).collect()
+}
 
 async fn sdk() -> aws_config::SdkConfig {
     let endpoint = std::env::var("MOTO_ENDPOINT")
@@ -61,6 +68,8 @@ async fn a_stored_connection_has_the_single_table_keys_and_a_ttl() {
     let (sdk, table) = table().await;
     let store = DynamoStore::from_sdk(&sdk, &table);
     store.put(&record(1)).await.expect("put");
+    let listed: Vec<Vec<ConnectionRef>> = store.scan().try_collect().await.expect("scan");
+    assert_eq!(listed.concat(), [ConnectionRef { id: id(1), connected_at_ms: 1_764_167_186_000 }]);
 
     let key = AttributeValue::S(format!("CONN#{}", id(1)));
     let item = aws_sdk_dynamodb::Client::new(&sdk)
@@ -87,10 +96,10 @@ async fn a_scan_pages_through_every_connection_once() {
         store.put(&record(n)).await.expect("put");
     }
 
-    let pages: Vec<Vec<ConnectionId>> = store.scan().try_collect().await.expect("scan");
+    let pages: Vec<Vec<ConnectionRef>> = store.scan().try_collect().await.expect("scan");
 
     assert!(pages.len() >= 3, "25 records at 10 a page take at least 3 pages, got {}", pages.len());
-    let ids: Vec<ConnectionId> = pages.into_iter().flatten().collect();
+    let ids: Vec<ConnectionId> = pages.into_iter().flatten().map(|c| c.id).collect();
     let distinct: HashSet<&ConnectionId> = ids.iter().collect();
     assert_eq!((ids.len(), distinct.len()), (25, 25));
 }
@@ -104,7 +113,7 @@ async fn a_parallel_scan_finds_every_connection_once() {
         store.put(&record(n)).await.expect("put");
     }
 
-    let ids: Vec<ConnectionId> = store.scan().try_collect::<Vec<_>>().await.expect("scan").concat();
+    let ids: Vec<ConnectionId> = scanned_ids(&store).await;
 
     let distinct: HashSet<&ConnectionId> = ids.iter().collect();
     assert_eq!((ids.len(), distinct.len()), (30, 30));
@@ -125,7 +134,7 @@ async fn deletes_are_batched_idempotent_and_touch_nothing_else() {
     store.delete(&id(0)).await.expect("delete");
     store.delete(&id(0)).await.expect("deleting twice is fine");
 
-    let left: Vec<ConnectionId> = store.scan().try_collect::<Vec<_>>().await.expect("scan").concat();
+    let left: Vec<ConnectionId> = scanned_ids(&store).await;
     let left: HashSet<ConnectionId> = left.into_iter().collect();
     assert_eq!(left, (1..5).map(id).collect());
 }
@@ -145,7 +154,7 @@ async fn a_scan_skips_items_that_are_not_connections() {
         .await
         .expect("put a topic item");
 
-    let ids: Vec<ConnectionId> = store.scan().try_collect::<Vec<_>>().await.expect("scan").concat();
+    let ids: Vec<ConnectionId> = scanned_ids(&store).await;
     assert_eq!(ids, [id(1)]);
 }
 

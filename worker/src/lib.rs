@@ -2,7 +2,8 @@
 //!
 //! Per batch it scans the connection store once, page by page, and posts every message of the batch to
 //! every connection of each page as soon as the page arrives, never more than `post_concurrency` posts
-//! at a time. A connection that answers 410 Gone is pruned (the stale id, not the sender). Messages
+//! at a time. A connection that answers 410 Gone is pruned (the stale id, not the sender) unless its
+//! record is young enough to belong to a connection still completing its `$connect`. Messages
 //! that could not be delivered are reported as `batchItemFailures`, so SQS redelivers those and only
 //! those.
 
@@ -13,7 +14,9 @@ use std::time::Instant;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
-use shared::{ConnectionId, ConnectionStore, Job, PostError, Poster, StoreError};
+use shared::limits::PRUNE_GRACE;
+use shared::memory::epoch_ms;
+use shared::{ConnectionId, ConnectionRef, ConnectionStore, Job, PostError, Poster, StoreError};
 
 /// The handler and the two ports it needs.
 #[derive(Clone)]
@@ -35,6 +38,8 @@ pub struct BatchReport {
     pub messages: usize,
     pub delivered: usize,
     pub pruned: usize,
+    /// Connections that answered 410 but were kept: their records are younger than [`PRUNE_GRACE`].
+    pub kept_connecting: usize,
     /// Message ids reported back to SQS for redelivery.
     pub failed: Vec<String>,
 }
@@ -46,12 +51,12 @@ struct Delivery {
 }
 
 enum Step {
-    Post { message: usize, to: ConnectionId },
+    Post { message: usize, to: ConnectionRef },
     ScanFailed(StoreError),
 }
 
 enum Outcome {
-    Posted { message: usize, to: ConnectionId, result: Result<(), PostError> },
+    Posted { message: usize, to: ConnectionRef, result: Result<(), PostError> },
     ScanFailed(StoreError),
 }
 
@@ -101,18 +106,25 @@ impl Worker {
 
         let mut failed = vec![false; deliveries.len()];
         let mut gone = HashSet::new();
+        let mut connecting = HashSet::new();
+        let prune_before = epoch_ms() - i64::try_from(PRUNE_GRACE.as_millis()).unwrap_or(i64::MAX);
         let mut outcomes = self.fan_out(&deliveries);
         while let Some(outcome) = outcomes.next().await {
             match outcome {
                 Outcome::Posted { result: Ok(()), .. } => report.delivered += 1,
                 Outcome::Posted { result: Err(PostError::Gone), to, .. } => {
-                    gone.insert(to);
+                    // A young record may be a connection whose handshake is still completing.
+                    if to.connected_at_ms < prune_before {
+                        gone.insert(to.id);
+                    } else {
+                        connecting.insert(to.id);
+                    }
                 }
                 Outcome::Posted { result: Err(err), message, to } => {
                     // Redelivering cannot fix a payload that is too large or an unknown failure, and
                     // would resend the message to everyone who already has it.
                     let retry = err.is_retryable() || matches!(err, PostError::Forbidden);
-                    tracing::warn!(connection = %to, message = %deliveries[message].message_id, error = %err, retry, "post failed");
+                    tracing::warn!(connection = %to.id, message = %deliveries[message].message_id, error = %err, retry, "post failed");
                     failed[message] |= retry;
                 }
                 Outcome::ScanFailed(err) => {
@@ -122,6 +134,7 @@ impl Worker {
             }
         }
         drop(outcomes);
+        report.kept_connecting = connecting.len();
 
         if !gone.is_empty() {
             let stale: Vec<ConnectionId> = gone.into_iter().collect();
@@ -167,7 +180,7 @@ impl Worker {
             .map(move |step| async move {
                 match step {
                     Step::Post { message, to } => {
-                        let result = self.poster.post(&to, deliveries[message].frame.clone()).await;
+                        let result = self.poster.post(&to.id, deliveries[message].frame.clone()).await;
                         Outcome::Posted { message, to, result }
                     }
                     Step::ScanFailed(err) => Outcome::ScanFailed(err),

@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
+use shared::memory::epoch_ms;
 use shared::memory::{MemoryPoster, MemoryStore, Scripted};
-use shared::{ConnectionId, ConnectionRecord, ConnectionStore, Envelope, Job, StoreError};
+use shared::{ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Envelope, Job, StoreError};
 use worker::Worker;
 
 fn id(n: usize) -> ConnectionId {
@@ -80,7 +81,7 @@ impl ConnectionStore for CountingStore {
     async fn delete_many(&self, ids: &[ConnectionId]) -> Result<(), StoreError> {
         self.inner.delete_many(ids).await
     }
-    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionId>, StoreError>> {
+    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
         self.scans.fetch_add(1, Ordering::SeqCst);
         if self.fail_scans {
             return Box::pin(futures::stream::iter([Err(StoreError::Unavailable("throttled".into()))]));
@@ -131,6 +132,24 @@ async fn a_connection_that_answers_gone_is_pruned_and_the_sender_is_kept() {
     assert_eq!(report.pruned, 1);
     assert_eq!(report.delivered, 8);
     assert_eq!(store.inner.ids(), [id(0), id(1), id(2), id(4)]);
+}
+
+#[tokio::test]
+async fn a_gone_connection_still_completing_its_handshake_is_not_pruned() {
+    let store = CountingStore::with_connections(2, 10).await;
+    let connecting =
+        ConnectionRecord { id: id(7), connected_at_ms: epoch_ms(), source_ip: None, expires_at_s: 0 };
+    store.put(&connecting).await.expect("put");
+    let poster = Arc::new(MemoryPoster::default());
+    // API Gateway answers 410 until the handshake completes, and for good once the connection is gone.
+    poster.script(&id(7), Scripted::Gone);
+    poster.script(&id(1), Scripted::Gone);
+    let worker = Worker::new(store.clone(), poster, 4);
+
+    let report = worker.process(sqs_event(&[broadcast_body(0, "1")])).await;
+
+    assert_eq!((report.pruned, report.kept_connecting), (1, 1));
+    assert_eq!(store.inner.ids(), [id(0), id(7)], "the old gone record is pruned, the young one kept");
 }
 
 #[tokio::test]

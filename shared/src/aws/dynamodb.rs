@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use futures::stream::{self, BoxStream, StreamExt};
 
 use super::is_retryable;
-use crate::domain::{ConnectionId, ConnectionRecord};
+use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef};
 use crate::error::StoreError;
 use crate::ports::ConnectionStore;
 
@@ -63,29 +63,32 @@ impl DynamoStore {
         HashMap::from([("Pk".to_owned(), pk.clone()), ("Sk".to_owned(), pk)])
     }
 
-    fn id_of(item: &Key) -> Option<ConnectionId> {
+    fn connection_of(item: &Key) -> Option<ConnectionRef> {
         let pk = item.get("Pk")?.as_s().ok()?;
-        ConnectionId::parse(pk.strip_prefix(CONNECTION_PREFIX)?).ok()
+        let id = ConnectionId::parse(pk.strip_prefix(CONNECTION_PREFIX)?).ok()?;
+        let connected_at_ms =
+            item.get("ConnectedAt").and_then(|n| n.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        Some(ConnectionRef { id, connected_at_ms })
     }
 
     async fn scan_page(
         &self,
         segment: u16,
         start: Option<Key>,
-    ) -> Result<(Vec<ConnectionId>, Option<Key>), StoreError> {
+    ) -> Result<(Vec<ConnectionRef>, Option<Key>), StoreError> {
         let mut scan = self.client.scan().table_name(&self.table).set_limit(self.page_limit);
         if self.segments > 1 {
             scan = scan.segment(i32::from(segment)).total_segments(i32::from(self.segments));
         }
         let page = scan
-            .projection_expression("Pk")
+            .projection_expression("Pk, ConnectedAt")
             .filter_expression("begins_with(Pk, :prefix)")
             .expression_attribute_values(":prefix", AttributeValue::S(CONNECTION_PREFIX.to_owned()))
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(store_error)?;
-        let ids = page.items().iter().filter_map(Self::id_of).collect();
+        let ids = page.items().iter().filter_map(Self::connection_of).collect();
         Ok((ids, page.last_evaluated_key))
     }
 }
@@ -170,7 +173,7 @@ impl ConnectionStore for DynamoStore {
         Ok(())
     }
 
-    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionId>, StoreError>> {
+    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
         let segment = move |segment: u16| {
             // The cursor is `None` once the segment's last page has been read.
             stream::unfold(Some(None), move |cursor: Option<Option<Key>>| async move {
@@ -244,9 +247,8 @@ mod tests {
             .then_output(|| ScanOutput::builder().items(item("b1")).build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &second]);
         let store = DynamoStore::new(client, "t");
-        let pages: Vec<Vec<ConnectionId>> = store.scan().try_collect().await.expect("scan");
-        let ids: Vec<Vec<&str>> =
-            pages.iter().map(|p| p.iter().map(ConnectionId::as_str).collect()).collect();
+        let pages: Vec<Vec<ConnectionRef>> = store.scan().try_collect().await.expect("scan");
+        let ids: Vec<Vec<&str>> = pages.iter().map(|p| p.iter().map(|c| c.id.as_str()).collect()).collect();
         assert_eq!(ids, [vec!["a1", "a2"], vec!["b1"]]);
     }
 }
