@@ -1,0 +1,158 @@
+//! Delivery accounting: from what was published and what each connection received, how much was
+//! expected, delivered, lost and duplicated.
+//!
+//! Pure functions over traces, so that the numbers a load test reports can be checked on traces made
+//! up by hand. A connection expects every message published to its audience while it was connected;
+//! once it drops, nothing published from [`DROP_SETTLE_US`] before the drop on is expected of it,
+//! since those deliveries may have been in flight when it went.
+
+use std::collections::{HashMap, HashSet};
+
+/// Messages published this close to a connection's drop are not expected of it.
+pub const DROP_SETTLE_US: u64 = 1_000_000;
+
+/// Who a message is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// Every connection (a broadcast).
+    All,
+    /// One connection (an echo to its sender).
+    Only(u32),
+}
+
+/// One message sent by the swarm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub publisher: u32,
+    pub seq: u64,
+    /// Microseconds since the swarm started.
+    pub at_us: u64,
+    pub audience: Audience,
+}
+
+/// What one connection saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    pub index: u32,
+    /// When the handshake completed; `None` if it never did.
+    pub connected_at_us: Option<u64>,
+    /// When it closed or failed before the swarm closed it.
+    pub dropped_at_us: Option<u64>,
+    /// Every (publisher, seq) received, duplicates included.
+    pub received: Vec<(u32, u64)>,
+}
+
+/// The totals a report gives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub expected: u64,
+    /// Distinct expected messages that arrived.
+    pub received: u64,
+    pub lost: u64,
+    /// Receipts beyond the first of the same message on the same connection.
+    pub duplicated: u64,
+    /// Receipts of messages the connection was not expected to get (say, published before it joined).
+    pub unexpected: u64,
+    pub dropped: u64,
+}
+
+fn expects(trace: &Trace, message: &Published) -> bool {
+    let Some(connected) = trace.connected_at_us else { return false };
+    let audience = match message.audience {
+        Audience::All => true,
+        Audience::Only(index) => index == trace.index,
+    };
+    let before_drop = trace.dropped_at_us.is_none_or(|dropped| message.at_us + DROP_SETTLE_US < dropped);
+    audience && message.at_us >= connected && before_drop
+}
+
+/// Accounts every trace against everything published.
+pub fn tally(published: &[Published], traces: &[Trace]) -> Tally {
+    let by_key: HashMap<(u32, u64), &Published> =
+        published.iter().map(|m| ((m.publisher, m.seq), m)).collect();
+    let mut tally = Tally::default();
+    for trace in traces {
+        if trace.dropped_at_us.is_some() {
+            tally.dropped += 1;
+        }
+        let mut seen = HashSet::with_capacity(trace.received.len());
+        let mut delivered = 0;
+        for key in &trace.received {
+            if !seen.insert(*key) {
+                tally.duplicated += 1;
+                continue;
+            }
+            match by_key.get(key) {
+                Some(message) if expects(trace, message) => delivered += 1,
+                _ => tally.unexpected += 1,
+            }
+        }
+        let expected = published.iter().filter(|m| expects(trace, m)).count() as u64;
+        tally.expected += expected;
+        tally.received += delivered;
+        tally.lost += expected.saturating_sub(delivered);
+    }
+    tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broadcast(publisher: u32, seq: u64, at_us: u64) -> Published {
+        Published { publisher, seq, at_us, audience: Audience::All }
+    }
+
+    fn trace(index: u32, connected: u64, dropped: Option<u64>, received: &[(u32, u64)]) -> Trace {
+        Trace { index, connected_at_us: Some(connected), dropped_at_us: dropped, received: received.to_vec() }
+    }
+
+    #[test]
+    fn full_delivery_has_nothing_lost_or_doubled() {
+        let published = [broadcast(0, 0, 10), broadcast(0, 1, 20)];
+        let traces = [trace(0, 0, None, &[(0, 0), (0, 1)]), trace(1, 0, None, &[(0, 1), (0, 0)])];
+        let t = tally(&published, &traces);
+        assert_eq!((t.expected, t.received, t.lost, t.duplicated), (4, 4, 0, 0));
+    }
+
+    #[test]
+    fn a_missing_receipt_is_lost_and_a_repeated_one_is_a_duplicate() {
+        let published = [broadcast(0, 0, 10), broadcast(0, 1, 20)];
+        let traces =
+            [trace(0, 0, None, &[(0, 0), (0, 0)]), trace(1, 0, None, &[(0, 0), (0, 1), (0, 1), (0, 1)])];
+        let t = tally(&published, &traces);
+        assert_eq!((t.expected, t.received, t.lost, t.duplicated), (4, 3, 1, 3));
+    }
+
+    #[test]
+    fn a_dropped_connection_is_counted_and_expects_nothing_published_after_it_went() {
+        let published = [broadcast(0, 0, 0), broadcast(0, 1, 5_000_000), broadcast(0, 2, 9_000_000)];
+        // Dropped at 5.5 s: the message at 5 s was in flight, the one at 9 s was after.
+        let traces = [trace(0, 0, None, &[(0, 0), (0, 1), (0, 2)]), trace(1, 0, Some(5_500_000), &[(0, 0)])];
+        let t = tally(&published, &traces);
+        assert_eq!((t.expected, t.received, t.lost, t.dropped), (4, 4, 0, 1));
+    }
+
+    #[test]
+    fn messages_published_before_a_connection_joined_are_not_expected_of_it() {
+        let published = [broadcast(0, 0, 100), broadcast(0, 1, 300)];
+        let traces = [trace(0, 200, None, &[(0, 0), (0, 1)])];
+        let t = tally(&published, &traces);
+        assert_eq!((t.expected, t.received, t.lost, t.unexpected), (1, 1, 0, 1));
+    }
+
+    #[test]
+    fn an_echo_is_expected_only_by_its_sender() {
+        let published = [Published { publisher: 1, seq: 0, at_us: 10, audience: Audience::Only(1) }];
+        let traces = [trace(0, 0, None, &[]), trace(1, 0, None, &[])];
+        let t = tally(&published, &traces);
+        assert_eq!((t.expected, t.lost), (1, 1));
+    }
+
+    #[test]
+    fn a_connection_that_never_connected_expects_nothing() {
+        let published = [broadcast(0, 0, 10)];
+        let traces = [Trace { index: 3, ..Trace::default() }];
+        assert_eq!(tally(&published, &traces), Tally::default());
+    }
+}

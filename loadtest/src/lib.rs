@@ -1,0 +1,12 @@
+//! Load testing for the WebSocket API: a swarm of clients that measures how fast and how completely
+//! messages are delivered, and a plain broadcast server to compare the local gateway with.
+//!
+//! [`swarm`] drives the connections, [`probe`] is what they send, [`ledger`] accounts for losses and
+//! duplicates, [`report`] says what happened, and [`baseline`] is the floor: a WebSocket broadcast
+//! server with none of API Gateway's semantics.
+
+pub mod baseline;
+pub mod ledger;
+pub mod probe;
+pub mod report;
+pub mod swarm;

@@ -1,0 +1,95 @@
+//! `loadtest`: opens a swarm of WebSocket connections against a URL and reports how delivery went.
+//! `cargo run --release -p loadtest -- --help`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use loadtest::swarm::{self, Scenario, SwarmConfig};
+
+/// A WebSocket swarm: connects, drives a scenario, and reports delivery, loss and latency.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The WebSocket URL: the local gateway, the baseline, or a deployed wss:// API.
+    #[arg(long, default_value = "ws://127.0.0.1:3001")]
+    url: String,
+    /// Connections to open.
+    #[arg(long, default_value_t = 100)]
+    connections: u32,
+    /// New connections per second (API Gateway's default account limit is 500).
+    #[arg(long, default_value_t = 500)]
+    connect_rate: u32,
+    #[arg(long, value_enum, default_value_t = Scenario::Broadcast)]
+    scenario: Scenario,
+    /// Connections that publish (the first ones opened).
+    #[arg(long, default_value_t = 1)]
+    publishers: u32,
+    /// Messages each publisher sends.
+    #[arg(long, default_value_t = 10)]
+    messages: u64,
+    /// Messages per second, all publishers together.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Bytes per message, at least.
+    #[arg(long, default_value_t = 0)]
+    size: usize,
+    /// Seconds the hold scenario keeps the connections open.
+    #[arg(long, default_value_t = 10)]
+    hold_secs: u64,
+    /// Seconds to wait for deliveries after the last publish.
+    #[arg(long, default_value_t = 10)]
+    settle_secs: u64,
+    /// Upper bound on the whole run, in seconds.
+    #[arg(long, default_value_t = 300)]
+    deadline_secs: u64,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Exit non-zero if more deliveries than this were lost.
+    #[arg(long)]
+    max_lost: Option<u64>,
+    /// Exit non-zero if the p99 latency passes this many milliseconds.
+    #[arg(long)]
+    max_p99_ms: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let args = Args::parse();
+    // Every connection is a file descriptor; the soft limit is often 1,024.
+    if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("could not raise the open-file limit: {err}");
+    }
+    let config = SwarmConfig {
+        url: args.url,
+        connections: args.connections,
+        connect_rate: args.connect_rate,
+        scenario: args.scenario,
+        publishers: args.publishers,
+        messages: args.messages,
+        rate: args.rate,
+        size: args.size,
+        hold: Duration::from_secs(args.hold_secs),
+        settle: Duration::from_secs(args.settle_secs),
+        deadline: Duration::from_secs(args.deadline_secs),
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let outcome = swarm::run(config).await?;
+    let report = outcome.report;
+    println!("{report}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    let mut failed = false;
+    if let Some(max) = args.max_lost.filter(|max| report.lost > *max) {
+        eprintln!("FAIL: {} deliveries lost, more than --max-lost {max}", report.lost);
+        failed = true;
+    }
+    if let Some(max) = args.max_p99_ms.filter(|max| report.latency_ms.p99 > *max) {
+        eprintln!("FAIL: p99 latency {:.2} ms is over --max-p99-ms {max}", report.latency_ms.p99);
+        failed = true;
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

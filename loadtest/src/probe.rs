@@ -1,0 +1,85 @@
+//! The probe payload the swarm sends and recognises: who published it, its sequence number and when.
+//!
+//! It travels as the `data` of `{"action":"broadcast"|"echo","data":…}` and comes back inside the
+//! broadcast envelope (or as the echoed message itself), so the swarm can tell loss, duplication and
+//! latency without trusting anything the server adds.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// The publishing connection's index.
+    pub p: u32,
+    /// Its sequence number for that publisher.
+    pub s: u64,
+    /// Microseconds since the swarm started, when it was sent.
+    pub t: u64,
+    /// Filler up to the requested message size.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pad: String,
+}
+
+/// The action a probe is sent with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Broadcast,
+    Echo,
+}
+
+impl Probe {
+    /// The message to send, padded so that it is at least `size` bytes long.
+    pub fn message(&self, action: Action, size: usize) -> String {
+        let action = match action {
+            Action::Broadcast => "broadcast",
+            Action::Echo => "echo",
+        };
+        let bare = serde_json::json!({ "action": action, "data": self }).to_string();
+        if bare.len() >= size {
+            return bare;
+        }
+        let padded = Probe { pad: "x".repeat(size - bare.len() - r#","pad":"""#.len()), ..self.clone() };
+        serde_json::json!({ "action": action, "data": padded }).to_string()
+    }
+
+    /// The probe in a received frame: a broadcast envelope or an echoed message both carry it as `data`.
+    pub fn find(frame: &str) -> Option<Self> {
+        #[derive(Deserialize)]
+        struct Carrier {
+            data: Probe,
+        }
+        serde_json::from_str::<Carrier>(frame).ok().map(|c| c.data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_survives_the_envelope_and_the_echo() {
+        let probe = Probe { p: 3, s: 17, t: 123_456, pad: String::new() };
+        let sent = probe.message(Action::Echo, 0);
+        assert_eq!(Probe::find(&sent), Some(probe.clone()));
+        let envelope = format!(
+            r#"{{"type":"broadcast","id":"x","from":"y","sentAt":1,"data":{}}}"#,
+            serde_json::to_string(&probe).expect("json")
+        );
+        assert_eq!(Probe::find(&envelope), Some(probe));
+    }
+
+    #[test]
+    fn messages_are_padded_to_the_requested_size() {
+        let probe = Probe { p: 0, s: 0, t: 0, pad: String::new() };
+        for size in [200, 1024, 32 * 1024] {
+            let message = probe.message(Action::Broadcast, size);
+            assert!(message.len() >= size && message.len() < size + 4, "{size}: {}", message.len());
+            assert!(Probe::find(&message).is_some());
+        }
+    }
+
+    #[test]
+    fn frames_without_a_probe_are_not_mistaken_for_one() {
+        assert_eq!(Probe::find(r#"{"error":{"code":"invalid_json","message":"x"}}"#), None);
+        assert_eq!(Probe::find("Hello"), None);
+    }
+}

@@ -1,0 +1,98 @@
+//! The swarm's report: one screen for people, one JSON document for scripts.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latency percentiles, in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub samples: u64,
+}
+
+impl Percentiles {
+    /// From a histogram of microseconds.
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        let ms = |us: u64| us as f64 / 1e3;
+        Self {
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p90: ms(histogram.value_at_quantile(0.90)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            p999: ms(histogram.value_at_quantile(0.999)),
+            max: ms(histogram.max()),
+            samples: histogram.len(),
+        }
+    }
+}
+
+/// Everything a run measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    pub url: String,
+    pub scenario: String,
+    pub connections: u64,
+    pub connected: u64,
+    pub dropped: u64,
+    pub sent: u64,
+    pub expected: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub unexpected: u64,
+    /// Counts by kind: `handshake_<status>`, `close_<code>`, `connect_timeout`, `error_frame_<code>`, …
+    pub errors: BTreeMap<String, u64>,
+    /// Publish to receipt (broadcast) or round trip (echo).
+    pub latency_ms: Percentiles,
+    pub connect_ms: Percentiles,
+    pub deliveries_per_sec: f64,
+    /// From the first publish to the last receipt.
+    pub time_to_last_delivery_ms: f64,
+    pub duration_s: f64,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = |name: &str, l: &Percentiles, f: &mut fmt::Formatter<'_>| {
+            writeln!(
+                f,
+                "{name:<12} p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} samples)",
+                l.p50, l.p90, l.p99, l.p999, l.max, l.samples
+            )
+        };
+        writeln!(f, "{} scenario against {}", self.scenario, self.url)?;
+        writeln!(
+            f,
+            "connections  {} of {} connected, {} dropped",
+            self.connected, self.connections, self.dropped
+        )?;
+        writeln!(
+            f,
+            "deliveries   {} sent, {} expected, {} received, {} lost, {} duplicated",
+            self.sent, self.expected, self.received, self.lost, self.duplicated
+        )?;
+        writeln!(
+            f,
+            "throughput   {:.0} deliveries/s, last delivery {:.1} ms after the first publish",
+            self.deliveries_per_sec, self.time_to_last_delivery_ms
+        )?;
+        p("latency", &self.latency_ms, f)?;
+        p("connect", &self.connect_ms, f)?;
+        if self.errors.is_empty() {
+            writeln!(f, "errors       none")?;
+        } else {
+            let errors: Vec<String> = self.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            writeln!(f, "errors       {}", errors.join(", "))?;
+        }
+        write!(f, "duration     {:.2} s", self.duration_s)
+    }
+}

@@ -1,0 +1,476 @@
+//! The swarm: many WebSocket connections, driven through a scenario, and what they saw.
+//!
+//! Connections open at a bounded rate (API Gateway admits 500 new connections a second per account),
+//! each in its own task that records what it receives. Publishers then send probes at a bounded rate;
+//! the run ends once every expected delivery has arrived, or `settle` after the last publish, or at
+//! `deadline`, whichever comes first. Everything it does is bounded in count and time.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use futures::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::net::TcpSocket;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::{Instant, sleep, sleep_until};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+
+use crate::ledger::{self, Audience, Published, Trace};
+use crate::probe::{Action, Probe};
+use crate::report::{Percentiles, Report};
+
+/// What the swarm does once connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// Publishers send `echo` probes; each times its own round trip.
+    Echo,
+    /// Publishers send `broadcast` probes; every connection should receive every one.
+    Broadcast,
+    /// Connections stay open and idle for `hold`; drops are reported.
+    Hold,
+}
+
+#[derive(Clone, Debug)]
+pub struct SwarmConfig {
+    pub url: String,
+    pub connections: u32,
+    /// New connections per second.
+    pub connect_rate: u32,
+    pub scenario: Scenario,
+    pub publishers: u32,
+    /// Messages per publisher.
+    pub messages: u64,
+    /// Messages per second, all publishers together.
+    pub rate: f64,
+    /// Bytes per message, at least.
+    pub size: usize,
+    /// How long the hold scenario holds.
+    pub hold: Duration,
+    /// How long to wait for deliveries after the last publish.
+    pub settle: Duration,
+    /// The whole run's upper bound.
+    pub deadline: Duration,
+    pub progress: bool,
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        Self {
+            url: "ws://127.0.0.1:3001".into(),
+            connections: 100,
+            connect_rate: 500,
+            scenario: Scenario::Broadcast,
+            publishers: 1,
+            messages: 10,
+            rate: 10.0,
+            size: 0,
+            hold: Duration::from_secs(10),
+            settle: Duration::from_secs(10),
+            deadline: Duration::from_secs(300),
+            progress: false,
+        }
+    }
+}
+
+/// Ports one source address can use towards one destination: stay well inside Linux's ephemeral
+/// range (32768–60999) before moving to the next loopback source address.
+const CONNECTIONS_PER_SOURCE_ADDRESS: u32 = 20_000;
+
+/// What the tasks share with the driver.
+struct Shared {
+    started: Instant,
+    connected: AtomicU64,
+    resolved: AtomicU64,
+    receipts: AtomicU64,
+    changed: Notify,
+}
+
+impl Shared {
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What one connection task hands back.
+struct ConnectionResult {
+    trace: Trace,
+    connect_us: Option<u64>,
+    /// (received at, latency), in microseconds.
+    latencies: Vec<(u64, u64)>,
+    errors: Vec<String>,
+}
+
+/// A whole run's outcome: the report and the samples behind its chart.
+#[derive(Debug)]
+pub struct Outcome {
+    pub report: Report,
+    /// (milliseconds since the first publish, latency in microseconds) per delivery.
+    pub samples: Vec<(u64, u64)>,
+}
+
+struct Target {
+    addr: SocketAddr,
+    loopback: bool,
+}
+
+async fn resolve(url: &str) -> anyhow::Result<Target> {
+    let uri: http::Uri = url.parse().with_context(|| format!("{url} is not a URL"))?;
+    let host = uri.host().context("the URL has no host")?;
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("wss") { 443 } else { 80 });
+    let addr = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+        .await?
+        .next()
+        .with_context(|| format!("{host} did not resolve"))?;
+    Ok(Target { addr, loopback: addr.ip().is_loopback() })
+}
+
+/// Spreads connections over 127.0.0.1, .2, … once one source address would run out of ports.
+fn source_address(target: &Target, index: u32, connections: u32) -> Option<IpAddr> {
+    if !target.loopback || !target.addr.is_ipv4() || connections <= CONNECTIONS_PER_SOURCE_ADDRESS {
+        return None;
+    }
+    let n = index / CONNECTIONS_PER_SOURCE_ADDRESS;
+    Some(IpAddr::V4(Ipv4Addr::new(127, 0, (n / 250) as u8, (n % 250) as u8 + 1)))
+}
+
+fn error_kind(err: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error;
+    match err {
+        Error::Http(response) => format!("handshake_{}", response.status().as_u16()),
+        Error::Io(io) => format!("io_{:?}", io.kind()).to_lowercase(),
+        Error::ConnectionClosed | Error::AlreadyClosed => "closed".into(),
+        Error::Protocol(_) => "protocol".into(),
+        Error::Tls(_) => "tls".into(),
+        Error::Capacity(_) => "capacity".into(),
+        _ => "other".into(),
+    }
+}
+
+async fn connect(
+    url: &str,
+    target: &Target,
+    source: Option<IpAddr>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    String,
+> {
+    let socket = if target.addr.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+        .map_err(|e| format!("io_{:?}", e.kind()).to_lowercase())?;
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0)).map_err(|e| format!("bind_{:?}", e.kind()).to_lowercase())?;
+    }
+    let stream =
+        socket.connect(target.addr).await.map_err(|e| format!("connect_{:?}", e.kind()).to_lowercase())?;
+    stream.set_nodelay(true).ok();
+    let (ws, _) = tokio_tungstenite::client_async_tls_with_config(url, stream, None, None)
+        .await
+        .map_err(|e| error_kind(&e))?;
+    Ok(ws)
+}
+
+/// What every connection task needs to know about the run.
+struct Run {
+    url: String,
+    target: Target,
+    connections: u32,
+    shared: Shared,
+    stop: CancellationToken,
+}
+
+/// How long one handshake may take before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn connection(run: Arc<Run>, index: u32, mut outgoing: mpsc::Receiver<String>) -> ConnectionResult {
+    let (shared, stop) = (&run.shared, &run.stop);
+    let source = source_address(&run.target, index, run.connections);
+    let mut result = ConnectionResult {
+        trace: Trace { index, ..Trace::default() },
+        connect_us: None,
+        latencies: Vec::new(),
+        errors: Vec::new(),
+    };
+    let began = shared.now_us();
+    let attempt = tokio::select! {
+        attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&run.url, &run.target, source)) => attempt,
+        () = stop.cancelled() => Ok(Err("cancelled".into())),
+    };
+    let ws = match attempt {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(kind)) => {
+            result.errors.push(kind);
+            shared.resolved.fetch_add(1, Ordering::Relaxed);
+            shared.changed.notify_waiters();
+            return result;
+        }
+        Err(_) => {
+            result.errors.push("connect_timeout".into());
+            shared.resolved.fetch_add(1, Ordering::Relaxed);
+            shared.changed.notify_waiters();
+            return result;
+        }
+    };
+    let connected = shared.now_us();
+    result.trace.connected_at_us = Some(connected);
+    result.connect_us = Some(connected - began);
+    shared.connected.fetch_add(1, Ordering::Relaxed);
+    shared.resolved.fetch_add(1, Ordering::Relaxed);
+    shared.changed.notify_waiters();
+
+    let (mut sink, mut stream) = ws.split();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => {
+                let close = CloseFrame { code: CloseCode::Normal, reason: "swarm done".into() };
+                let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(close)))).await;
+                break;
+            }
+            Some(text) = outgoing.recv() => {
+                if sink.send(Message::text(text)).await.is_err() {
+                    result.errors.push("send_failed".into());
+                    result.trace.dropped_at_us = Some(shared.now_us());
+                    break;
+                }
+            }
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let at = shared.now_us();
+                    match Probe::find(&text) {
+                        Some(probe) => {
+                            result.trace.received.push((probe.p, probe.s));
+                            result.latencies.push((at, at.saturating_sub(probe.t)));
+                            shared.receipts.fetch_add(1, Ordering::Relaxed);
+                        }
+                        None => {
+                            let code = serde_json::from_str::<serde_json::Value>(&text)
+                                .ok()
+                                .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
+                            result.errors.push(format!("error_frame_{}", code.unwrap_or_else(|| "unknown".into())));
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let code = frame.map_or(1005, |f| u16::from(f.code));
+                    result.errors.push(format!("close_{code}"));
+                    result.trace.dropped_at_us = Some(shared.now_us());
+                    break;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(err)) => {
+                    result.errors.push(error_kind(&err));
+                    result.trace.dropped_at_us = Some(shared.now_us());
+                    break;
+                }
+                None => {
+                    result.errors.push("closed".into());
+                    result.trace.dropped_at_us = Some(shared.now_us());
+                    break;
+                }
+            },
+        }
+    }
+    result
+}
+
+fn progress_bar(enabled: bool, length: u64, message: &'static str) -> ProgressBar {
+    if !enabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(length);
+    let style =
+        ProgressStyle::with_template("{msg:>12} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(message);
+    bar
+}
+
+/// Waits until `done` holds or `until`, waking on every change the tasks report.
+async fn wait_for(
+    shared: &Shared,
+    until: Instant,
+    bar: &ProgressBar,
+    progress: impl Fn() -> u64,
+    done: impl Fn() -> bool,
+) {
+    while !done() && Instant::now() < until {
+        let changed = shared.changed.notified();
+        tokio::select! {
+            () = changed => {}
+            () = sleep(Duration::from_millis(100)) => {}
+            () = sleep_until(until) => {}
+        }
+        bar.set_position(progress());
+    }
+    bar.set_position(progress());
+}
+
+/// Runs the swarm and accounts for what it saw.
+pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
+    if config.connections == 0 {
+        bail!("--connections must be at least 1");
+    }
+    let publishers = config.publishers.clamp(1, config.connections);
+    let run = Arc::new(Run {
+        url: config.url.clone(),
+        target: resolve(&config.url).await?,
+        connections: config.connections,
+        shared: Shared {
+            started: Instant::now(),
+            connected: AtomicU64::new(0),
+            resolved: AtomicU64::new(0),
+            receipts: AtomicU64::new(0),
+            changed: Notify::new(),
+        },
+        stop: CancellationToken::new(),
+    });
+    let (shared, stop) = (&run.shared, &run.stop);
+    let deadline = shared.started + config.deadline;
+
+    // Open the connections at the configured rate.
+    let total = u64::from(config.connections);
+    let bar = progress_bar(config.progress, total, "connecting");
+    let interval = Duration::from_secs_f64(1.0 / f64::from(config.connect_rate.max(1)));
+    let mut tasks = Vec::with_capacity(config.connections as usize);
+    let mut senders = Vec::with_capacity(publishers as usize);
+    let mut next = Instant::now();
+    for index in 0..config.connections {
+        sleep_until(next).await;
+        next += interval;
+        let (tx, rx) = mpsc::channel(64);
+        if index < publishers {
+            senders.push(tx);
+        } else {
+            drop(tx);
+        }
+        tasks.push(tokio::spawn(connection(run.clone(), index, rx)));
+        bar.set_position(shared.connected.load(Ordering::Relaxed));
+    }
+    wait_for(
+        shared,
+        deadline,
+        &bar,
+        || shared.connected.load(Ordering::Relaxed),
+        || shared.resolved.load(Ordering::Relaxed) == total,
+    )
+    .await;
+    bar.finish_and_clear();
+    let connected = shared.connected.load(Ordering::Relaxed);
+
+    let mut published = Vec::new();
+    let mut first_publish_us = None;
+    let mut last_publish = None;
+    match config.scenario {
+        Scenario::Hold => {
+            let until = (Instant::now() + config.hold).min(deadline);
+            let bar = progress_bar(config.progress, config.hold.as_secs(), "holding");
+            while Instant::now() < until {
+                sleep(Duration::from_millis(250).min(until - Instant::now())).await;
+                bar.set_position(shared.started.elapsed().as_secs());
+            }
+            bar.finish_and_clear();
+        }
+        Scenario::Broadcast | Scenario::Echo => {
+            let (action, per_message) = match config.scenario {
+                Scenario::Echo => (Action::Echo, 1),
+                _ => (Action::Broadcast, connected),
+            };
+            let count = u64::from(publishers) * config.messages;
+            let expected_receipts = count * per_message;
+            let bar = progress_bar(config.progress, expected_receipts, "delivering");
+            let interval = Duration::from_secs_f64(1.0 / config.rate.max(0.001));
+            let mut next = Instant::now();
+            for n in 0..count {
+                if Instant::now() >= deadline {
+                    break;
+                }
+                sleep_until(next).await;
+                next += interval;
+                let publisher = (n % u64::from(publishers)) as u32;
+                let seq = n / u64::from(publishers);
+                let at_us = shared.now_us();
+                let probe = Probe { p: publisher, s: seq, t: at_us, pad: String::new() };
+                let audience = match action {
+                    Action::Echo => Audience::Only(publisher),
+                    Action::Broadcast => Audience::All,
+                };
+                // A publisher whose connection failed has a closed channel: nothing is published.
+                if senders[publisher as usize].send(probe.message(action, config.size)).await.is_ok() {
+                    published.push(Published { publisher, seq, at_us, audience });
+                    first_publish_us.get_or_insert(at_us);
+                    last_publish = Some(Instant::now());
+                }
+                bar.set_position(shared.receipts.load(Ordering::Relaxed));
+            }
+            let until = last_publish.map_or(deadline, |at| (at + config.settle).min(deadline));
+            let expected_now = published.len() as u64 * per_message;
+            wait_for(
+                shared,
+                until,
+                &bar,
+                || shared.receipts.load(Ordering::Relaxed),
+                || shared.receipts.load(Ordering::Relaxed) >= expected_now,
+            )
+            .await;
+            bar.finish_and_clear();
+        }
+    }
+    let finished_us = shared.now_us();
+    stop.cancel();
+
+    let mut traces = Vec::with_capacity(tasks.len());
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+    let mut connect = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+    let mut samples = Vec::new();
+    let mut last_receipt_us = first_publish_us.unwrap_or(0);
+    for task in tasks {
+        let result = task.await.context("a connection task panicked")?;
+        if let Some(us) = result.connect_us {
+            connect.saturating_record(us.max(1));
+        }
+        for (at, us) in &result.latencies {
+            latency.saturating_record((*us).max(1));
+            last_receipt_us = last_receipt_us.max(*at);
+            samples.push((at.saturating_sub(first_publish_us.unwrap_or(0)) / 1000, *us));
+        }
+        for kind in result.errors {
+            *errors.entry(kind).or_default() += 1;
+        }
+        traces.push(result.trace);
+    }
+    let tally = ledger::tally(&published, &traces);
+    let delivery_window_s =
+        first_publish_us.map(|first| last_receipt_us.saturating_sub(first) as f64 / 1e6).unwrap_or(0.0);
+    let report = Report {
+        url: config.url.clone(),
+        scenario: format!("{:?}", config.scenario).to_lowercase(),
+        connections: u64::from(config.connections),
+        connected,
+        dropped: tally.dropped,
+        sent: published.len() as u64,
+        expected: tally.expected,
+        received: tally.received,
+        lost: tally.lost,
+        duplicated: tally.duplicated,
+        unexpected: tally.unexpected,
+        errors,
+        latency_ms: Percentiles::of(&latency),
+        connect_ms: Percentiles::of(&connect),
+        deliveries_per_sec: if delivery_window_s > 0.0 {
+            tally.received as f64 / delivery_window_s
+        } else {
+            0.0
+        },
+        time_to_last_delivery_ms: delivery_window_s * 1e3,
+        duration_s: finished_us as f64 / 1e6,
+    };
+    Ok(Outcome { report, samples })
+}

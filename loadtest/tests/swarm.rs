@@ -1,0 +1,96 @@
+//! The swarm against the local gateway and against the baseline: a few hundred connections, every
+//! broadcast delivered once. Loopback only, bounded in count and time.
+
+use std::time::Duration;
+
+use loadtest::swarm::{self, Scenario, SwarmConfig};
+use local::{Gateway, Settings};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+fn config(url: String, scenario: Scenario) -> SwarmConfig {
+    SwarmConfig {
+        url,
+        connections: 300,
+        connect_rate: 2_000,
+        scenario,
+        publishers: 3,
+        messages: 4,
+        rate: 50.0,
+        size: 256,
+        hold: Duration::from_secs(1),
+        settle: Duration::from_secs(20),
+        deadline: Duration::from_secs(60),
+        progress: false,
+    }
+}
+
+async fn gateway() -> (String, CancellationToken) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gateway = Gateway::new(listener, Settings::default()).expect("gateway");
+    let url = gateway.ws_url();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
+    (url, shutdown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broadcast_reaches_all_300_connections_of_the_local_gateway_exactly_once() {
+    let (url, shutdown) = gateway().await;
+
+    let report = swarm::run(config(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
+
+    shutdown.cancel();
+    assert_eq!(report.connected, 300, "{report}");
+    assert_eq!(report.sent, 12, "{report}");
+    assert_eq!(report.expected, 12 * 300, "{report}");
+    assert_eq!((report.lost, report.duplicated, report.dropped), (0, 0, 0), "{report}");
+    assert!(report.errors.is_empty(), "{report}");
+    assert!(report.latency_ms.samples == 3_600 && report.latency_ms.max > 0.0, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_echo_comes_back_to_its_sender() {
+    let (url, shutdown) = gateway().await;
+
+    let report = swarm::run(config(url, Scenario::Echo)).await.expect("the swarm runs").report;
+
+    shutdown.cancel();
+    assert_eq!((report.expected, report.received, report.lost), (12, 12, 0), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_baseline_server_delivers_every_broadcast_too() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(loadtest::baseline::serve(listener, shutdown.clone().cancelled_owned()));
+
+    let report = swarm::run(config(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
+
+    shutdown.cancel();
+    assert_eq!(
+        (report.connected, report.expected, report.lost, report.duplicated),
+        (300, 3_600, 0, 0),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_goes_away_shows_up_as_drops_and_close_codes() {
+    let (url, shutdown) = gateway().await;
+    let stopper = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stopper.cancel();
+    });
+    let mut hold = config(url, Scenario::Hold);
+    hold.connections = 50;
+    hold.hold = Duration::from_secs(3);
+
+    let report = swarm::run(hold).await.expect("the swarm runs").report;
+
+    assert_eq!(report.connected, 50, "{report}");
+    assert_eq!(report.dropped, 50, "{report}");
+    assert_eq!(report.errors.get("close_1001"), Some(&50), "{report}");
+}
