@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 fn config(url: String, scenario: Scenario) -> SwarmConfig {
+    // Each test holds both ends of its connections, and the tests run at once: past a 1,024 soft limit.
+    rlimit::increase_nofile_limit(u64::MAX).expect("raise the open-file limit");
     SwarmConfig {
         url,
         connections: 300,
