@@ -2,10 +2,11 @@
 //! messages are delivered, and a plain broadcast server to compare the local gateway with.
 //!
 //! [`swarm`] drives the connections, [`probe`] is what they send, [`ledger`] accounts for losses and
-//! duplicates, [`report`] says what happened, and [`baseline`] is the floor: a WebSocket broadcast
+//! duplicates, [`report`] says what happened ([`chart`] draws it), and [`baseline`] is the floor: a WebSocket broadcast
 //! server with none of API Gateway's semantics.
 
 pub mod baseline;
+pub mod chart;
 pub mod ledger;
 pub mod probe;
 pub mod report;

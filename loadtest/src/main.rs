@@ -46,6 +46,9 @@ struct Args {
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Draw latency over the run and its distribution to this SVG file.
+    #[arg(long)]
+    chart: Option<std::path::PathBuf>,
     /// Exit non-zero if more deliveries than this were lost.
     #[arg(long)]
     max_lost: Option<u64>,
@@ -81,6 +84,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     println!("{report}");
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    if let Some(path) = &args.chart {
+        loadtest::chart::write_svg(path, &report, &outcome.samples)?;
     }
     let mut failed = false;
     if let Some(max) = args.max_lost.filter(|max| report.lost > *max) {
