@@ -8,6 +8,11 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use shared::IngressConfig;
 use shared::aws::{DynamoStore, SqsQueue};
 
+// Each event means SDK calls (DynamoDB, SQS) that allocate freely; mimalloc makes those allocations
+// much cheaper than glibc's malloc (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();

@@ -22,6 +22,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use worker::Worker;
 
+// The worker bootstrap's allocator, so that the figure is the bootstrap's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(about)]
 struct Args {
