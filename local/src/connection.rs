@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
+use shared::clock::epoch_ms;
 use shared::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
-use shared::memory::epoch_ms;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 

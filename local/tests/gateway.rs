@@ -208,7 +208,7 @@ async fn a_connection_that_vanished_is_answered_410_and_pruned_by_the_worker() {
     let (mut bob, bob_id) = gateway.connect_with_id().await;
     // Older than the grace the worker gives connections still completing their handshake.
     let bob_record = ConnectionRecord {
-        connected_at_ms: shared::memory::epoch_ms() - 60_000,
+        connected_at_ms: shared::clock::epoch_ms() - 60_000,
         ..gateway.store.get(&bob_id).expect("bob's record")
     };
 

@@ -6,6 +6,7 @@
 //! poster), [`memory`] and [`aws`] implement them, and [`limits`] holds API Gateway's limits.
 
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -16,6 +16,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::clock::epoch_ms;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Job};
 use crate::error::{PostError, QueueError, StoreError};
 use crate::ports::{ConnectionStore, Poster, Queue, QueueSource, ReceivedMessage};
@@ -23,12 +24,6 @@ use crate::ports::{ConnectionStore, Poster, Queue, QueueSource, ReceivedMessage}
 /// A poisoned lock only means another test thread panicked; the data is still usable.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Epoch milliseconds now.
-pub fn epoch_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// Connection records in a sorted map, scanned in pages like a DynamoDB table.

@@ -14,8 +14,8 @@ use std::time::Instant;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
+use shared::clock::epoch_ms;
 use shared::limits::PRUNE_GRACE;
-use shared::memory::epoch_ms;
 use shared::{ConnectionId, ConnectionRef, ConnectionStore, Job, PostError, Poster, StoreError};
 
 /// The handler and the two ports it needs.

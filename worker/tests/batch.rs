@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
-use shared::memory::epoch_ms;
+use shared::clock::epoch_ms;
 use shared::memory::{MemoryPoster, MemoryStore, Scripted};
 use shared::{ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Envelope, Job, StoreError};
 use worker::Worker;
