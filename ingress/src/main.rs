@@ -15,9 +15,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    shared::lambda::init_tracing();
     let config = IngressConfig::from_env()?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = shared::lambda::sdk_config(&config.region);
     let ingress = Ingress::new(
         Arc::new(DynamoStore::from_sdk(&sdk, config.table)),
         Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url)),

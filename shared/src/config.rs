@@ -8,6 +8,8 @@ use std::str::FromStr;
 /// The ingress function's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IngressConfig {
+    /// `AWS_REGION`, set by Lambda.
+    pub region: String,
     /// `CONNECTIONS_TABLE`: the DynamoDB table holding connection records.
     pub table: String,
     /// `QUEUE_URL`: the SQS queue that feeds the worker.
@@ -17,12 +19,20 @@ pub struct IngressConfig {
 /// The worker function's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WorkerConfig {
+    /// `AWS_REGION`, set by Lambda.
+    pub region: String,
     /// `CONNECTIONS_TABLE`: the DynamoDB table holding connection records.
     pub table: String,
     /// `CONNECTIONS_ENDPOINT`: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`.
     pub connections_endpoint: String,
     /// `POST_CONCURRENCY` (default 64): `@connections` calls in flight at once per invocation.
     pub post_concurrency: usize,
+    /// `ACCOUNT_POST_RATE` (default 10,000): `@connections` calls per second the whole fleet may make,
+    /// API Gateway's account-wide limit or the share of it left to this API.
+    pub account_post_rate: u32,
+    /// `WORKER_MAX_CONCURRENCY` (default 5): the event source mapping's maximum concurrency, the
+    /// number of invocations that share [`WorkerConfig::account_post_rate`].
+    pub max_concurrency: u32,
 }
 
 /// What is wrong with the environment: every missing and every unparsable variable.
@@ -53,15 +63,18 @@ impl IngressConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut env = Env::new(lookup);
+        let region = env.required("AWS_REGION");
         let table = env.required("CONNECTIONS_TABLE");
         let queue_url = env.required("QUEUE_URL");
         env.finish()?;
-        Ok(Self { table, queue_url })
+        Ok(Self { region, table, queue_url })
     }
 }
 
 impl WorkerConfig {
     pub const DEFAULT_POST_CONCURRENCY: usize = 64;
+    pub const DEFAULT_ACCOUNT_POST_RATE: u32 = crate::limits::ACCOUNT_POST_RATE;
+    pub const DEFAULT_MAX_CONCURRENCY: u32 = 5;
 
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -69,14 +82,29 @@ impl WorkerConfig {
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut env = Env::new(lookup);
+        let region = env.required("AWS_REGION");
         let table = env.required("CONNECTIONS_TABLE");
         let connections_endpoint = env.required("CONNECTIONS_ENDPOINT");
         let post_concurrency: usize = env.optional("POST_CONCURRENCY", Self::DEFAULT_POST_CONCURRENCY);
         if post_concurrency == 0 {
             env.invalid("POST_CONCURRENCY", "must be at least 1".into());
         }
+        let account_post_rate: u32 = env.optional("ACCOUNT_POST_RATE", Self::DEFAULT_ACCOUNT_POST_RATE);
+        if account_post_rate == 0 {
+            env.invalid("ACCOUNT_POST_RATE", "must be at least 1".into());
+        }
+        let max_concurrency: u32 = env.optional("WORKER_MAX_CONCURRENCY", Self::DEFAULT_MAX_CONCURRENCY);
+        if max_concurrency == 0 {
+            env.invalid("WORKER_MAX_CONCURRENCY", "must be at least 1".into());
+        }
         env.finish()?;
-        Ok(Self { table, connections_endpoint, post_concurrency })
+        Ok(Self { region, table, connections_endpoint, post_concurrency, account_post_rate, max_concurrency })
+    }
+
+    /// This invocation's share of the account's `@connections` budget, in calls per second: every
+    /// concurrent invocation posting at this rate keeps the fleet within the account's limit.
+    pub fn post_rate(&self) -> u32 {
+        (self.account_post_rate / self.max_concurrency.max(1)).max(1)
     }
 }
 
@@ -137,15 +165,17 @@ mod tests {
     #[test]
     fn every_missing_variable_is_named_at_once() {
         let err = WorkerConfig::from_lookup(lookup(&[])).expect_err("nothing set");
-        assert_eq!(err.missing, ["CONNECTIONS_TABLE", "CONNECTIONS_ENDPOINT"]);
-        assert!(err.to_string().contains("CONNECTIONS_TABLE, CONNECTIONS_ENDPOINT"), "{err}");
-        let err = IngressConfig::from_lookup(lookup(&[("QUEUE_URL", " ")])).expect_err("blank");
+        assert_eq!(err.missing, ["AWS_REGION", "CONNECTIONS_TABLE", "CONNECTIONS_ENDPOINT"]);
+        assert!(err.to_string().contains("AWS_REGION, CONNECTIONS_TABLE, CONNECTIONS_ENDPOINT"), "{err}");
+        let err = IngressConfig::from_lookup(lookup(&[("QUEUE_URL", " "), ("AWS_REGION", "eu-west-1")]))
+            .expect_err("blank");
         assert_eq!(err.missing, ["CONNECTIONS_TABLE", "QUEUE_URL"]);
     }
 
     #[test]
     fn a_bad_number_is_reported_with_its_value() {
         let err = WorkerConfig::from_lookup(lookup(&[
+            ("AWS_REGION", "eu-west-1"),
             ("CONNECTIONS_TABLE", "t"),
             ("CONNECTIONS_ENDPOINT", "https://x"),
             ("POST_CONCURRENCY", "lots"),
@@ -158,10 +188,33 @@ mod tests {
     #[test]
     fn a_complete_environment_parses_with_defaults() {
         let config = WorkerConfig::from_lookup(lookup(&[
+            ("AWS_REGION", "eu-west-1"),
             ("CONNECTIONS_TABLE", "t"),
             ("CONNECTIONS_ENDPOINT", "https://x"),
         ]))
         .expect("valid");
         assert_eq!(config.post_concurrency, WorkerConfig::DEFAULT_POST_CONCURRENCY);
+        assert_eq!(config.post_rate(), 2_000, "10,000 calls/s shared by 5 invocations");
+    }
+
+    #[test]
+    fn the_post_rate_is_the_accounts_budget_shared_by_the_concurrent_invocations() {
+        let config = WorkerConfig::from_lookup(lookup(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("CONNECTIONS_TABLE", "t"),
+            ("CONNECTIONS_ENDPOINT", "https://x"),
+            ("ACCOUNT_POST_RATE", "9000"),
+            ("WORKER_MAX_CONCURRENCY", "20"),
+        ]))
+        .expect("valid");
+        assert_eq!(config.post_rate(), 450);
+        let err = WorkerConfig::from_lookup(lookup(&[
+            ("AWS_REGION", "eu-west-1"),
+            ("CONNECTIONS_TABLE", "t"),
+            ("CONNECTIONS_ENDPOINT", "https://x"),
+            ("WORKER_MAX_CONCURRENCY", "0"),
+        ]))
+        .expect_err("zero invocations");
+        assert!(err.to_string().contains("WORKER_MAX_CONCURRENCY must be at least 1"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod lambda;
 pub mod limits;
 pub mod memory;
 pub mod ports;

@@ -34,3 +34,7 @@ pub const MAX_CONNECTION_ID_LEN: usize = 128;
 /// Deepest nesting of arrays and objects accepted in a client's JSON message. Deeper documents are
 /// almost always attacks on the recursive parsers of the clients that would receive them.
 pub const MAX_JSON_DEPTH: usize = 64;
+
+/// `@connections` calls per second API Gateway allows an account in a region, all APIs together.
+/// Past it, calls answer 429 `LimitExceededException`.
+pub const ACCOUNT_POST_RATE: u32 = 10_000;

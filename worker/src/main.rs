@@ -13,11 +13,14 @@ use worker::Worker;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
+// One thread: a worker's time is spent waiting on `@connections` calls, a Lambda below 1,769 MB has
+// less than one vCPU, and a multi-thread runtime spent a tenth of the CPU per delivery waking its
+// other threads (perf, `worker_cpu --multi-thread`).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    shared::lambda::init_tracing();
     let config = WorkerConfig::from_env()?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = shared::lambda::sdk_config(&config.region);
     let worker = Worker::new(
         Arc::new(DynamoStore::from_sdk(&sdk, config.table)),
         Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &config.connections_endpoint)),

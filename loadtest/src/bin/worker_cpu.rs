@@ -39,6 +39,9 @@ struct Args {
     batches: usize,
     #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_POST_CONCURRENCY)]
     post_concurrency: usize,
+    /// Run on tokio's multi-thread runtime instead of the worker bootstrap's current-thread one.
+    #[arg(long)]
+    multi_thread: bool,
     #[arg(long)]
     json: Option<std::path::PathBuf>,
     /// Internal: serve the stub @connections endpoint and print its address.
@@ -66,12 +69,20 @@ fn batch(size: usize, from: &ConnectionId) -> anyhow::Result<SqsEvent> {
     Ok(serde_json::from_value(json!({ "Records": records }))?)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let runtime = if args.multi_thread {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    };
     if args.stub {
-        return serve_stub().await;
+        return runtime.block_on(serve_stub());
     }
+    runtime.block_on(measure(args))
+}
+
+async fn measure(args: Args) -> anyhow::Result<()> {
     let mut stub = tokio::process::Command::new(std::env::current_exe()?)
         .arg("--stub")
         .stdout(Stdio::piped())
@@ -105,7 +116,8 @@ async fn main() -> anyhow::Result<()> {
     );
     if let Some(path) = args.json {
         let json = json!({ "deliveries": deliveries, "cpu_s": cpu.as_secs_f64(), "wall_s": wall.as_secs_f64(),
-            "cpu_per_delivery_us": per_delivery_us, "post_concurrency": args.post_concurrency });
+            "cpu_per_delivery_us": per_delivery_us, "post_concurrency": args.post_concurrency,
+            "runtime": if args.multi_thread { "multi_thread" } else { "current_thread" } });
         std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
     }
     Ok(())
