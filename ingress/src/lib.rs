@@ -105,7 +105,7 @@ impl Ingress {
             Ok(Reply::Echo) => response(200, Some(body.to_owned())),
             Ok(Reply::Queue(envelope)) => {
                 let message = envelope.id.clone();
-                match self.queue.send(&Job { envelope }).await {
+                match self.queue.send(&Job::broadcast(envelope)).await {
                     Ok(()) => {
                         tracing::debug!(connection = %id, %message, "broadcast queued");
                         response(200, None)

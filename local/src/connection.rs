@@ -22,6 +22,9 @@ use shared::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 
+/// The ingress function's `Timeout` in template.yaml.
+const INGRESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 use crate::events::{self, Connection, Payload};
 use crate::function::{self, ProxyResponse};
 use crate::management::aws_error;
@@ -85,7 +88,7 @@ async fn handshake(
     };
     let event =
         events::connect(&state.settings.api, &info, &headers, uri.query(), state.local_addr.port(), now);
-    match function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event).await {
+    match function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event, INGRESS_TIMEOUT).await {
         Ok(response) if (200..300).contains(&response.status_code) => {}
         Ok(response) => {
             let status = u16::try_from(response.status_code)
@@ -150,6 +153,12 @@ async fn serve(
             () = &mut lifetime => Some(GOING_AWAY),
             () = &mut idle => Some(GOING_AWAY),
             () = live.deleted.cancelled() => Some(DELETED),
+            () = live.lost.cancelled() => {
+                // Dropping the socket ends the TCP connection without a close frame; no `$disconnect`
+                // runs, so the record stays until the worker prunes it on a 410.
+                state.registry.remove(&info.id);
+                return;
+            }
             Some(data) = outbound.recv() => {
                 if sink.send(frame(data)).await.is_err() {
                     break (ABNORMAL.0, ABNORMAL.1.to_owned());
@@ -221,7 +230,7 @@ async fn route(state: &AppState, info: &Connection, payload: Payload<'_>, now: i
         Payload::Binary(_) => DEFAULT_ROUTE.to_owned(),
     };
     let event = events::message(&state.settings.api, info, &route_key, payload, now);
-    match function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event).await {
+    match function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event, INGRESS_TIMEOUT).await {
         Ok(response) => match response.body {
             Some(Body::Text(text)) if !text.is_empty() => Some(Message::Text(text.into())),
             Some(Body::Binary(bytes)) if !bytes.is_empty() => Some(Message::Binary(bytes.into())),
@@ -238,7 +247,9 @@ async fn route(state: &AppState, info: &Connection, payload: Payload<'_>, now: i
 
 async fn disconnect(state: &AppState, info: &Connection, code: u16, reason: &str) {
     let event = events::disconnect(&state.settings.api, info, code, reason, epoch_ms());
-    if let Err(err) = function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event).await {
+    if let Err(err) =
+        function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event, INGRESS_TIMEOUT).await
+    {
         tracing::warn!(connection = %info.id, error = %err, "$disconnect failed; the record's TTL will expire it");
     }
 }

@@ -28,11 +28,22 @@ pub struct EsmSettings {
     pub batch_window: Duration,
     /// `ScalingConfig.MaximumConcurrency`: invocations in flight at once.
     pub max_concurrency: usize,
+    /// The worker function's `Timeout`: an invocation still running then is stopped mid-batch.
+    pub function_timeout: Duration,
+    /// Fault injection: the fraction of invocations that fail before the handler runs, as a crashed
+    /// or throttled invocation does. SQS then redelivers their whole batch.
+    pub failure_rate: f64,
 }
 
 impl Default for EsmSettings {
     fn default() -> Self {
-        Self { batch_size: 10, batch_window: Duration::ZERO, max_concurrency: 2 }
+        Self {
+            batch_size: 10,
+            batch_window: Duration::ZERO,
+            max_concurrency: 2,
+            function_timeout: Duration::from_secs(30),
+            failure_rate: 0.0,
+        }
     }
 }
 
@@ -118,8 +129,16 @@ impl Mapping {
     }
 
     async fn invoke(&self, batch: Vec<ReceivedMessage>) {
+        if self.settings.failure_rate > 0.0 && rand::random::<f64>() < self.settings.failure_rate {
+            tracing::warn!(
+                messages = batch.len(),
+                "injected fault: the worker invocation fails; the batch will be retried"
+            );
+            return;
+        }
         let event = events::sqs(&self.api, &self.queue_name, &batch);
-        let response: Result<SqsBatchResponse, _> = function::call(self.function.as_ref(), &event).await;
+        let response: Result<SqsBatchResponse, _> =
+            function::call(self.function.as_ref(), &event, self.settings.function_timeout).await;
         let failed: HashSet<String> = match response {
             Ok(response) => response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect(),
             Err(err) => {
@@ -167,7 +186,7 @@ mod tests {
 
     #[async_trait]
     impl Function for Scripted {
-        async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
+        async fn invoke(&self, payload: Vec<u8>, _deadline: Instant) -> Result<Vec<u8>, FunctionError> {
             let event: SqsEvent = serde_json::from_slice(&payload).map_err(FunctionError::Deserialize)?;
             let mut failures = Vec::new();
             let mut bodies = Vec::new();
@@ -246,8 +265,12 @@ mod tests {
     async fn the_batching_window_fills_a_batch_up_to_its_size() {
         let queue = Arc::new(MemoryQueue::default());
         let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec![], fail_times: 0 });
-        let settings =
-            EsmSettings { batch_size: 3, batch_window: Duration::from_millis(500), max_concurrency: 1 };
+        let settings = EsmSettings {
+            batch_size: 3,
+            batch_window: Duration::from_millis(500),
+            max_concurrency: 1,
+            ..EsmSettings::default()
+        };
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(mapping(queue.clone(), function.clone(), settings).run(shutdown.clone()));
         for body in ["1", "2", "3", "4"] {

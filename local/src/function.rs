@@ -5,6 +5,7 @@
 //! lack, or a type it would not have, fails here the way it would fail on AWS.
 
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -13,6 +14,7 @@ use futures::FutureExt;
 use ingress::Ingress;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 use worker::Worker;
 
 /// An invocation that failed: what Lambda reports as a function error.
@@ -24,21 +26,29 @@ pub enum FunctionError {
     Handler(String),
     #[error("the handler panicked")]
     Panicked,
+    #[error("the invocation timed out")]
+    TimedOut,
 }
 
 /// A Lambda function.
 #[async_trait]
 pub trait Function: Send + Sync {
-    async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, FunctionError>;
+    /// Runs one invocation that Lambda ends at `deadline` (the context's deadline).
+    async fn invoke(&self, payload: Vec<u8>, deadline: Instant) -> Result<Vec<u8>, FunctionError>;
 }
 
-/// Serializes `event`, invokes `function`, and deserializes its response.
+/// Serializes `event`, invokes `function` with `timeout` to run, and deserializes its response. Like
+/// Lambda, an invocation still running at its deadline is stopped where it is.
 pub async fn call<E: Serialize, R: DeserializeOwned>(
     function: &dyn Function,
     event: &E,
+    timeout: Duration,
 ) -> Result<R, FunctionError> {
     let payload = serde_json::to_vec(event).map_err(FunctionError::Deserialize)?;
-    let response = function.invoke(payload).await?;
+    let deadline = Instant::now() + timeout;
+    let response = tokio::time::timeout_at(deadline, function.invoke(payload, deadline))
+        .await
+        .map_err(|_| FunctionError::TimedOut)??;
     serde_json::from_slice(&response).map_err(FunctionError::Deserialize)
 }
 
@@ -58,7 +68,7 @@ where
 
 #[async_trait]
 impl Function for Ingress {
-    async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
+    async fn invoke(&self, payload: Vec<u8>, _deadline: Instant) -> Result<Vec<u8>, FunctionError> {
         run(&payload, |event: ApiGatewayWebsocketProxyRequest| async move {
             self.handle(event).await.map_err(|err| err.to_string())
         })
@@ -68,11 +78,10 @@ impl Function for Ingress {
 
 #[async_trait]
 impl Function for Worker {
-    async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
-        run(
-            &payload,
-            |event: SqsEvent| async move { Ok::<SqsBatchResponse, String>(self.handle(event).await) },
-        )
+    async fn invoke(&self, payload: Vec<u8>, deadline: Instant) -> Result<Vec<u8>, FunctionError> {
+        run(&payload, |event: SqsEvent| async move {
+            Ok::<SqsBatchResponse, String>(self.handle(event, deadline).await)
+        })
         .await
     }
 }

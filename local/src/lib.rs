@@ -10,6 +10,7 @@
 pub mod connection;
 pub mod esm;
 pub mod events;
+pub mod faults;
 pub mod function;
 pub mod ids;
 pub mod management;
@@ -32,10 +33,11 @@ use shared::{ConnectionStore, Queue, QueueSource};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use worker::Worker;
+use worker::{Worker, WorkerSettings};
 
 use crate::esm::{EsmSettings, Mapping};
 use crate::events::Api;
+pub use crate::faults::Faults;
 use crate::function::Function;
 use crate::registry::Registry;
 use crate::routing::{InvalidExpression, RouteSelector};
@@ -99,8 +101,10 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub queue_name: String,
     pub esm: EsmSettings,
-    /// The worker's `POST_CONCURRENCY`.
-    pub post_concurrency: usize,
+    /// The worker's pacing and retries (`POST_CONCURRENCY`, its share of `ACCOUNT_POST_RATE`).
+    pub worker: WorkerSettings,
+    /// Faults to inject, all off by default.
+    pub faults: Faults,
     /// Connections per page of the in-memory store's scans.
     pub scan_page_size: usize,
 }
@@ -118,7 +122,8 @@ impl Default for Settings {
             queue: QueueSettings::default(),
             queue_name: "local-broadcasts".into(),
             esm: EsmSettings::default(),
-            post_concurrency: shared::WorkerConfig::DEFAULT_POST_CONCURRENCY,
+            worker: WorkerSettings::default(),
+            faults: Faults::default(),
             scan_page_size: MemoryStore::DEFAULT_PAGE_SIZE,
         }
     }
@@ -187,10 +192,11 @@ impl Gateway {
         let local_addr = listener.local_addr()?;
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
         let Adapters { store, queue, source, memory } = Adapters::new(&settings);
-        let ingress = Ingress::new(store.clone(), queue);
+        let ingress = Ingress::new(store.clone(), queue.clone());
         let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
         let poster = ApiGatewayPoster::for_local_endpoint(&endpoint);
-        let worker = Arc::new(Worker::new(store.clone(), Arc::new(poster), settings.post_concurrency));
+        let worker =
+            Arc::new(Worker::new(store.clone(), Arc::new(poster), queue.clone(), settings.worker.clone()));
         let state = Arc::new(AppState {
             settings,
             selector,

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
+use local::Faults;
 use local::esm::EsmSettings;
 use local::{Backend, Gateway, Settings};
 use shared::memory::QueueSettings;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+use worker::WorkerSettings;
 
 // Every delivery is an SDK call that allocates freely; glibc's malloc was a quarter of the gateway's
 // CPU in a 10,000-connection broadcast.
@@ -74,6 +76,42 @@ struct Args {
     /// `@connections` posts in flight at once per worker invocation (POST_CONCURRENCY).
     #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_POST_CONCURRENCY)]
     post_concurrency: usize,
+    /// `@connections` calls per second per worker invocation: the template's AccountPostRate divided
+    /// by WorkerMaxConcurrency.
+    #[arg(long, default_value_t = WorkerSettings::default().post_rate)]
+    post_rate: u32,
+    /// The worker's Timeout, in seconds: it retries until shortly before, then queues retry jobs.
+    #[arg(long, default_value_t = 30)]
+    worker_timeout_secs: u64,
+    /// Connection records younger than this are kept despite a 410 (API Gateway's answer during a
+    /// `$connect`), in seconds.
+    #[arg(long, default_value_t = shared::limits::PRUNE_GRACE.as_secs())]
+    prune_grace_secs: u64,
+    /// Fault injection: the fraction of `@connections` POSTs answered 429 LimitExceededException.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
+    fault_post_throttle: f64,
+    /// The fraction of POSTs answered 500.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
+    fault_post_error: f64,
+    /// The fraction of POSTs answered late, after --fault-post-delay-ms.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
+    fault_post_delay_rate: f64,
+    #[arg(long, default_value_t = 1_000, help_heading = "Fault injection")]
+    fault_post_delay_ms: u64,
+    /// The fraction of POSTs whose connection is cut on the spot, without a close frame or a
+    /// `$disconnect` (answered 410): the worker must prune it.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
+    fault_drop_connection: f64,
+    /// The fraction of worker invocations that fail before the handler runs.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
+    fault_worker_failure: f64,
+}
+
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -129,8 +167,22 @@ async fn main() -> anyhow::Result<()> {
             batch_size: args.batch_size,
             batch_window: Duration::from_millis(args.batch_window_ms),
             max_concurrency: args.worker_concurrency,
+            function_timeout: Duration::from_secs(args.worker_timeout_secs),
+            failure_rate: args.fault_worker_failure,
         },
-        post_concurrency: args.post_concurrency,
+        worker: WorkerSettings {
+            post_concurrency: args.post_concurrency,
+            post_rate: args.post_rate,
+            prune_grace: Duration::from_secs(args.prune_grace_secs),
+            ..WorkerSettings::default()
+        },
+        faults: Faults {
+            post_throttle: args.fault_post_throttle,
+            post_error: args.fault_post_error,
+            post_delay_rate: args.fault_post_delay_rate,
+            post_delay: Duration::from_millis(args.fault_post_delay_ms),
+            drop_connection: args.fault_drop_connection,
+        },
         ..Settings::default()
     };
     settings.api.stage = args.stage.clone();

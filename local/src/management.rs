@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::AppState;
+use crate::faults::PostFault;
 use crate::registry::SendFailure;
 
 /// An error answer in the shape the AWS SDK reads.
@@ -120,7 +121,25 @@ pub async fn post_to_connection(
     body: Bytes,
 ) -> Response {
     let (stage, id) = params(&path);
-    post(&state, stage, id, body).into_response()
+    let faults = state.settings.faults;
+    if let Some(delay) = faults.delay() {
+        tokio::time::sleep(delay).await;
+    }
+    match faults.draw() {
+        None => post(&state, stage, id, body).into_response(),
+        Some(PostFault::Throttle) => ApiError::LimitExceeded.into_response(),
+        Some(PostFault::Error) => {
+            aws_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerErrorException", "Injected fault")
+        }
+        Some(PostFault::DropConnection) => {
+            if let Ok(id) = ConnectionId::parse(id)
+                && let Some(live) = state.registry.remove(&id)
+            {
+                live.lost.cancel();
+            }
+            ApiError::Gone.into_response()
+        }
+    }
 }
 
 /// `GET [/{stage}]/@connections/{id}`: describes the connection.

@@ -23,12 +23,20 @@ pub struct Live {
     tx: mpsc::Sender<Bytes>,
     /// Cancelled by `DELETE @connections/{id}`; separate from `tx` so a full buffer cannot block it.
     pub deleted: CancellationToken,
+    /// Cancelled by fault injection: the connection is cut with no close frame and no `$disconnect`.
+    pub lost: CancellationToken,
 }
 
 impl Live {
     pub fn new(info: Connection, tx: mpsc::Sender<Bytes>) -> Self {
         let now = info.connected_at_ms;
-        Self { info, last_active_ms: AtomicI64::new(now), tx, deleted: CancellationToken::new() }
+        Self {
+            info,
+            last_active_ms: AtomicI64::new(now),
+            tx,
+            deleted: CancellationToken::new(),
+            lost: CancellationToken::new(),
+        }
     }
 
     pub fn touch(&self, now_ms: i64) {

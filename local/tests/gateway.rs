@@ -237,13 +237,17 @@ struct Bouncer(Arc<dyn Function>);
 
 #[async_trait]
 impl Function for Bouncer {
-    async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
+    async fn invoke(
+        &self,
+        payload: Vec<u8>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<u8>, FunctionError> {
         let event: Value = serde_json::from_slice(&payload).map_err(FunctionError::Deserialize)?;
         if let Some(status) = event["queryStringParameters"]["deny"].as_str() {
             let status: u16 = status.parse().expect("a status");
             return Ok(serde_json::to_vec(&json!({"statusCode": status, "body": "go away"})).expect("json"));
         }
-        self.0.invoke(payload).await
+        self.0.invoke(payload, deadline).await
     }
 }
 
@@ -283,7 +287,11 @@ async fn failed_batch_items_alone_are_redelivered_until_the_dead_letter_list() {
     // messages come back while they are still being processed.
     let settings = Settings {
         queue: QueueSettings { visibility_timeout: Duration::from_millis(400), max_receive_count: Some(3) },
-        esm: EsmSettings { batch_size: 10, batch_window: Duration::from_millis(100), max_concurrency: 2 },
+        esm: EsmSettings {
+            batch_size: 10,
+            batch_window: Duration::from_millis(100),
+            ..EsmSettings::default()
+        },
         ..Settings::default()
     };
     let gateway = TestGateway::start(settings).await;
@@ -357,7 +365,11 @@ async fn custom_routes_are_selected_by_the_route_selection_expression() {
     struct RouteEcho;
     #[async_trait]
     impl Function for RouteEcho {
-        async fn invoke(&self, payload: Vec<u8>) -> Result<Vec<u8>, FunctionError> {
+        async fn invoke(
+            &self,
+            payload: Vec<u8>,
+            _deadline: tokio::time::Instant,
+        ) -> Result<Vec<u8>, FunctionError> {
             let event: Value = serde_json::from_slice(&payload).map_err(FunctionError::Deserialize)?;
             let route = event["requestContext"]["routeKey"].as_str().unwrap_or_default().to_owned();
             Ok(serde_json::to_vec(&json!({"statusCode": 200, "body": route})).expect("json"))

@@ -25,6 +25,8 @@ pub struct WorkerConfig {
     pub table: String,
     /// `CONNECTIONS_ENDPOINT`: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`.
     pub connections_endpoint: String,
+    /// `QUEUE_URL`: the worker's own queue, for retry jobs.
+    pub queue_url: String,
     /// `POST_CONCURRENCY` (default 64): `@connections` calls in flight at once per invocation.
     pub post_concurrency: usize,
     /// `ACCOUNT_POST_RATE` (default 10,000): `@connections` calls per second the whole fleet may make,
@@ -85,6 +87,7 @@ impl WorkerConfig {
         let region = env.required("AWS_REGION");
         let table = env.required("CONNECTIONS_TABLE");
         let connections_endpoint = env.required("CONNECTIONS_ENDPOINT");
+        let queue_url = env.required("QUEUE_URL");
         let post_concurrency: usize = env.optional("POST_CONCURRENCY", Self::DEFAULT_POST_CONCURRENCY);
         if post_concurrency == 0 {
             env.invalid("POST_CONCURRENCY", "must be at least 1".into());
@@ -98,7 +101,15 @@ impl WorkerConfig {
             env.invalid("WORKER_MAX_CONCURRENCY", "must be at least 1".into());
         }
         env.finish()?;
-        Ok(Self { region, table, connections_endpoint, post_concurrency, account_post_rate, max_concurrency })
+        Ok(Self {
+            region,
+            table,
+            connections_endpoint,
+            queue_url,
+            post_concurrency,
+            account_post_rate,
+            max_concurrency,
+        })
     }
 
     /// This invocation's share of the account's `@connections` budget, in calls per second: every
@@ -165,8 +176,11 @@ mod tests {
     #[test]
     fn every_missing_variable_is_named_at_once() {
         let err = WorkerConfig::from_lookup(lookup(&[])).expect_err("nothing set");
-        assert_eq!(err.missing, ["AWS_REGION", "CONNECTIONS_TABLE", "CONNECTIONS_ENDPOINT"]);
-        assert!(err.to_string().contains("AWS_REGION, CONNECTIONS_TABLE, CONNECTIONS_ENDPOINT"), "{err}");
+        assert_eq!(err.missing, ["AWS_REGION", "CONNECTIONS_TABLE", "CONNECTIONS_ENDPOINT", "QUEUE_URL"]);
+        assert!(
+            err.to_string().contains("AWS_REGION, CONNECTIONS_TABLE, CONNECTIONS_ENDPOINT, QUEUE_URL"),
+            "{err}"
+        );
         let err = IngressConfig::from_lookup(lookup(&[("QUEUE_URL", " "), ("AWS_REGION", "eu-west-1")]))
             .expect_err("blank");
         assert_eq!(err.missing, ["CONNECTIONS_TABLE", "QUEUE_URL"]);
@@ -178,6 +192,7 @@ mod tests {
             ("AWS_REGION", "eu-west-1"),
             ("CONNECTIONS_TABLE", "t"),
             ("CONNECTIONS_ENDPOINT", "https://x"),
+            ("QUEUE_URL", "https://q"),
             ("POST_CONCURRENCY", "lots"),
         ]))
         .expect_err("bad number");
@@ -191,6 +206,7 @@ mod tests {
             ("AWS_REGION", "eu-west-1"),
             ("CONNECTIONS_TABLE", "t"),
             ("CONNECTIONS_ENDPOINT", "https://x"),
+            ("QUEUE_URL", "https://q"),
         ]))
         .expect("valid");
         assert_eq!(config.post_concurrency, WorkerConfig::DEFAULT_POST_CONCURRENCY);
@@ -203,6 +219,7 @@ mod tests {
             ("AWS_REGION", "eu-west-1"),
             ("CONNECTIONS_TABLE", "t"),
             ("CONNECTIONS_ENDPOINT", "https://x"),
+            ("QUEUE_URL", "https://q"),
             ("ACCOUNT_POST_RATE", "9000"),
             ("WORKER_MAX_CONCURRENCY", "20"),
         ]))
@@ -212,6 +229,7 @@ mod tests {
             ("AWS_REGION", "eu-west-1"),
             ("CONNECTIONS_TABLE", "t"),
             ("CONNECTIONS_ENDPOINT", "https://x"),
+            ("QUEUE_URL", "https://q"),
             ("WORKER_MAX_CONCURRENCY", "0"),
         ]))
         .expect_err("zero invocations");

@@ -184,7 +184,7 @@ impl fmt::Display for MessageId {
 
 /// The frame every connection receives for a broadcast:
 /// `{"type":"broadcast","id":"…","from":"…","sentAt":1732630000000,"data":…}`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
     #[serde(rename = "type")]
@@ -221,13 +221,61 @@ impl Envelope {
     }
 }
 
-/// One unit of work on the queue: an envelope to deliver to every connection.
+/// One unit of work on the queue: an envelope to deliver to every connection, or, for a retry, to
+/// the connections an earlier attempt could not reach.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Job {
     pub envelope: Envelope,
+    /// Present on a retry job: only these connections still need the envelope. Everyone else
+    /// already has it, so retrying the whole broadcast would deliver it to them twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets: Option<Vec<ConnectionId>>,
+    /// How many worker invocations have already tried this envelope (0 for a fresh broadcast).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempt: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Job {
+    /// A fresh broadcast, for every connection.
+    pub fn broadcast(envelope: Envelope) -> Self {
+        Self { envelope, targets: None, attempt: 0 }
+    }
+
+    /// Retry jobs carrying `envelope` to `targets`, as few as fit: each body stays within
+    /// `max_body_bytes` (the queue's message size limit), however many targets there are.
+    pub fn retries(
+        envelope: &Envelope,
+        targets: Vec<ConnectionId>,
+        attempt: u32,
+        max_body_bytes: usize,
+    ) -> Vec<Self> {
+        let base = Self { envelope: envelope.clone(), targets: Some(Vec::new()), attempt }.to_body().len();
+        let mut jobs = Vec::new();
+        let (mut chunk, mut size) = (Vec::new(), base);
+        for target in targets {
+            // The id, its quotes and a comma.
+            let cost = target.as_str().len() + 3;
+            if !chunk.is_empty() && size + cost > max_body_bytes {
+                jobs.push(Self {
+                    envelope: envelope.clone(),
+                    targets: Some(std::mem::take(&mut chunk)),
+                    attempt,
+                });
+                size = base;
+            }
+            size += cost;
+            chunk.push(target);
+        }
+        if !chunk.is_empty() {
+            jobs.push(Self { envelope: envelope.clone(), targets: Some(chunk), attempt });
+        }
+        jobs
+    }
+
     /// Parses a queue message body. A body that fails here can never succeed: it is poison.
     pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(body)
@@ -332,7 +380,7 @@ mod tests {
     fn a_job_survives_the_queue_round_trip() {
         let from = ConnectionId::parse("TWegAcC4EowCHnA=").expect("id");
         let data = RawValue::from_string("{\"k\":[1,2]}".into()).expect("raw");
-        let job = Job { envelope: Envelope::broadcast(from, 42, data).expect("fits") };
+        let job = Job::broadcast(Envelope::broadcast(from, 42, data).expect("fits"));
         let back = Job::parse(&job.to_body()).expect("parse");
         assert_eq!(back.envelope.frame(), job.envelope.frame());
         let frame: serde_json::Value = serde_json::from_slice(&job.envelope.frame()).expect("json");
@@ -340,5 +388,36 @@ mod tests {
         assert_eq!(frame["from"], "TWegAcC4EowCHnA=");
         assert_eq!(frame["sentAt"], 42);
         assert_eq!(frame["data"], serde_json::json!({"k": [1, 2]}));
+    }
+
+    #[test]
+    fn retry_jobs_split_their_targets_to_fit_the_queues_message_limit() {
+        let data = RawValue::from_string(format!("\"{}\"", "x".repeat(1000))).expect("json");
+        let envelope =
+            Envelope::broadcast(ConnectionId::parse("TWegAcC4EowCHnA=").expect("id"), 1, data).expect("fits");
+        let targets: Vec<ConnectionId> =
+            (0..500).map(|n| ConnectionId::parse(&format!("conn{n:012}")).expect("id")).collect();
+        let jobs = Job::retries(&envelope, targets.clone(), 2, 4096);
+        assert!(jobs.len() > 1, "500 targets cannot fit in 4 KB");
+        let mut seen = Vec::new();
+        for job in &jobs {
+            let body = job.to_body();
+            assert!(body.len() <= 4096, "{} bytes", body.len());
+            let parsed = Job::parse(&body).expect("a retry job parses");
+            assert_eq!(parsed.attempt, 2);
+            assert_eq!(parsed.envelope.id, envelope.id);
+            seen.extend(parsed.targets.expect("targets"));
+        }
+        assert_eq!(seen, targets, "every target exactly once, in order");
+        assert!(Job::retries(&envelope, Vec::new(), 1, 4096).is_empty());
+    }
+
+    #[test]
+    fn a_fresh_broadcast_has_no_targets_and_no_attempts_on_the_wire() {
+        let data = RawValue::from_string("1".into()).expect("json");
+        let envelope =
+            Envelope::broadcast(ConnectionId::parse("TWegAcC4EowCHnA=").expect("id"), 1, data).expect("fits");
+        let body = Job::broadcast(envelope).to_body();
+        assert!(!body.contains("targets") && !body.contains("attempt"), "{body}");
     }
 }

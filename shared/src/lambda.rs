@@ -19,11 +19,8 @@ use tracing::level_filters::LevelFilter;
 pub fn init_tracing() {
     let level = log_level(|name| std::env::var(name).ok());
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false)
-        .with_ansi(false)
-        .without_time();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(level).with_target(false).with_ansi(false).without_time();
     if json {
         subscriber.json().init();
     } else {
@@ -49,6 +46,12 @@ pub fn sdk_config(region: &str) -> SdkConfig {
         .build()
 }
 
+/// The instant Lambda ends the invocation, from the context's deadline in epoch milliseconds.
+pub fn deadline(deadline_epoch_ms: u64) -> tokio::time::Instant {
+    let now_ms = u64::try_from(crate::clock::epoch_ms()).unwrap_or(0);
+    tokio::time::Instant::now() + std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,7 +61,10 @@ mod tests {
         let env = |vars: &'static [(&'static str, &'static str)]| {
             move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
         };
-        assert_eq!(log_level(env(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG"), ("RUST_LOG", "error")])), LevelFilter::DEBUG);
+        assert_eq!(
+            log_level(env(&[("AWS_LAMBDA_LOG_LEVEL", "DEBUG"), ("RUST_LOG", "error")])),
+            LevelFilter::DEBUG
+        );
         assert_eq!(log_level(env(&[("RUST_LOG", "warn")])), LevelFilter::WARN);
         assert_eq!(log_level(env(&[])), LevelFilter::INFO);
         assert_eq!(log_level(env(&[("AWS_LAMBDA_LOG_LEVEL", "chatty")])), LevelFilter::INFO);

@@ -322,6 +322,9 @@ impl Scripted {
 pub struct MemoryPoster {
     delivered: Mutex<Vec<(ConnectionId, Bytes)>>,
     scripted: Mutex<HashMap<ConnectionId, Scripted>>,
+    /// Outcomes that last a number of calls, then give way to delivery.
+    transient: Mutex<HashMap<ConnectionId, (Scripted, u32)>>,
+    calls: AtomicUsize,
     delay: Duration,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
@@ -335,6 +338,16 @@ impl MemoryPoster {
 
     pub fn script(&self, id: &ConnectionId, outcome: Scripted) {
         lock(&self.scripted).insert(id.clone(), outcome);
+    }
+
+    /// Answers the next `times` posts to `id` with `outcome`, then delivers.
+    pub fn script_times(&self, id: &ConnectionId, outcome: Scripted, times: u32) {
+        lock(&self.transient).insert(id.clone(), (outcome, times));
+    }
+
+    /// Every post made, failed ones included.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
     }
 
     pub fn delivered(&self) -> Vec<(ConnectionId, Bytes)> {
@@ -355,6 +368,7 @@ impl MemoryPoster {
 #[async_trait]
 impl Poster for MemoryPoster {
     async fn post(&self, to: &ConnectionId, frame: Bytes) -> Result<(), PostError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_in_flight.fetch_max(now, Ordering::SeqCst);
         if !self.delay.is_zero() {
@@ -362,6 +376,12 @@ impl Poster for MemoryPoster {
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         if let Some(outcome) = lock(&self.scripted).get(to) {
+            return Err(outcome.to_error());
+        }
+        if let Some((outcome, left)) = lock(&self.transient).get_mut(to)
+            && *left > 0
+        {
+            *left -= 1;
             return Err(outcome.to_error());
         }
         lock(&self.delivered).push((to.clone(), frame));

@@ -52,7 +52,7 @@ fn record(n: usize) -> ConnectionRecord {
 
 fn job(n: usize) -> Job {
     let data = RawValue::from_string(format!("{{\"n\":{n}}}")).expect("raw");
-    Job { envelope: Envelope::broadcast(id(0), 0, data).expect("fits") }
+    Job::broadcast(Envelope::broadcast(id(0), 0, data).expect("fits"))
 }
 
 async fn table() -> (aws_config::SdkConfig, String) {

@@ -2,33 +2,89 @@
 //!
 //! Per batch it scans the connection store once, page by page, and posts every message of the batch to
 //! every connection of each page as soon as the page arrives, never more than `post_concurrency` posts
-//! at a time. A connection that answers 410 Gone is pruned (the stale id, not the sender) unless its
-//! record is young enough to belong to a connection still completing its `$connect`. Messages
-//! that could not be delivered are reported as `batchItemFailures`, so SQS redelivers those and only
-//! those.
+//! at a time and never faster than its share of the account's `@connections` budget. A connection that
+//! answers 410 Gone is pruned (the stale id, not the sender) unless its record is young enough to
+//! belong to a connection still completing its `$connect`.
+//!
+//! Throttling (429), server errors and timeouts are retried with exponential backoff and jitter until
+//! the invocation's deadline comes near. Connections still unreached then are not a reason to fail the
+//! message — SQS would deliver it again to everyone who already has it — but are put back on the queue
+//! as a retry job naming only them. Only when that is impossible (the scan failed, or the queue refused
+//! the retry job) is a message reported in `batchItemFailures` for SQS to redeliver.
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use shared::aws::SQS_MAX_MESSAGE_BYTES;
 use shared::clock::epoch_ms;
 use shared::limits::PRUNE_GRACE;
-use shared::{ConnectionId, ConnectionRef, ConnectionStore, Job, PostError, Poster, StoreError};
+use shared::{
+    ConnectionId, ConnectionRef, ConnectionStore, Envelope, Job, PostError, Poster, Queue, StoreError,
+};
+use tokio::time::Instant;
 
-/// The handler and the two ports it needs.
+/// How the worker paces and retries its `@connections` calls.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    /// `@connections` calls in flight at once.
+    pub post_concurrency: usize,
+    /// `@connections` calls per second: this invocation's share of the account's budget.
+    pub post_rate: u32,
+    /// Time kept free at the end of an invocation to finish the scan, queue the retry jobs and prune.
+    pub deadline_reserve: Duration,
+    /// The first retry's delay; each retry doubles it, with full jitter, up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// How young a record must be to be kept despite a 410 ([`PRUNE_GRACE`] on AWS).
+    pub prune_grace: Duration,
+    /// Invocations a broadcast may go through (the first and its retry jobs) before the connections it
+    /// still could not reach are given up on.
+    pub max_job_attempts: u32,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            post_concurrency: shared::WorkerConfig::DEFAULT_POST_CONCURRENCY,
+            post_rate: shared::limits::ACCOUNT_POST_RATE / shared::WorkerConfig::DEFAULT_MAX_CONCURRENCY,
+            deadline_reserve: DEFAULT_DEADLINE_RESERVE,
+            min_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(2),
+            prune_grace: PRUNE_GRACE,
+            max_job_attempts: DEFAULT_MAX_JOB_ATTEMPTS,
+        }
+    }
+}
+
+/// Kept free before the deadline: a scan of the rest of the table and one SendMessageBatch per ten
+/// retry jobs take well under this.
+pub const DEFAULT_DEADLINE_RESERVE: Duration = Duration::from_secs(3);
+
+/// A broadcast's first attempt and four retry jobs: with backoff inside each invocation, a connection
+/// still failing after that is broken, not busy.
+pub const DEFAULT_MAX_JOB_ATTEMPTS: u32 = 5;
+
+/// The handler and the ports it needs.
 #[derive(Clone)]
 pub struct Worker {
     store: Arc<dyn ConnectionStore>,
     poster: Arc<dyn Poster>,
-    post_concurrency: usize,
+    queue: Arc<dyn Queue>,
+    settings: WorkerSettings,
+    budget: Arc<DefaultDirectRateLimiter>,
 }
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").field("post_concurrency", &self.post_concurrency).finish_non_exhaustive()
+        f.debug_struct("Worker").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
@@ -38,8 +94,17 @@ pub struct BatchReport {
     pub messages: usize,
     pub delivered: usize,
     pub pruned: usize,
-    /// Connections that answered 410 but were kept: their records are younger than [`PRUNE_GRACE`].
+    /// Connections that answered 410 but were kept: their records are younger than [`PRUNE_GRACE`],
+    /// or they were reached through a retry job, which does not know their age.
     pub kept_connecting: usize,
+    /// Posts made again after a 429, a 5xx or a timeout, within this invocation.
+    pub retried: usize,
+    /// Connections put back on the queue in retry jobs.
+    pub requeued: usize,
+    /// Connections given up on after [`WorkerSettings::max_job_attempts`].
+    pub abandoned: usize,
+    /// Posts refused for good (payload too large, an unknown error): never retried.
+    pub rejected: usize,
     /// Message ids reported back to SQS for redelivery.
     pub failed: Vec<String>,
 }
@@ -47,7 +112,11 @@ pub struct BatchReport {
 /// One message of the batch, ready to post.
 struct Delivery {
     message_id: String,
+    envelope: Envelope,
     frame: Bytes,
+    /// `None` for a fresh broadcast (every connection); the ids still to reach for a retry job.
+    targets: Option<Vec<ConnectionId>>,
+    attempt: u32,
 }
 
 enum Step {
@@ -55,19 +124,41 @@ enum Step {
     ScanFailed(StoreError),
 }
 
+/// How posting to one connection ended.
+enum Posted {
+    Delivered,
+    Gone,
+    /// Not delivered yet, and worth trying again later: throttled or failing until the deadline came
+    /// near, or forbidden (a policy being fixed).
+    Unfinished,
+    Rejected,
+}
+
 enum Outcome {
-    Posted { message: usize, to: ConnectionRef, result: Result<(), PostError> },
+    Posted { message: usize, to: ConnectionRef, posted: Posted, retries: usize },
     ScanFailed(StoreError),
 }
 
 impl Worker {
-    pub fn new(store: Arc<dyn ConnectionStore>, poster: Arc<dyn Poster>, post_concurrency: usize) -> Self {
-        Self { store, poster, post_concurrency: post_concurrency.max(1) }
+    pub fn new(
+        store: Arc<dyn ConnectionStore>,
+        poster: Arc<dyn Poster>,
+        queue: Arc<dyn Queue>,
+        settings: WorkerSettings,
+    ) -> Self {
+        let rate = NonZeroU32::new(settings.post_rate).unwrap_or(NonZeroU32::MIN);
+        // API Gateway's account bucket holds half a second of its rate (10,000/s, burst 5,000): so does
+        // each invocation's share of it.
+        let burst = NonZeroU32::new(settings.post_rate / 2).unwrap_or(NonZeroU32::MIN);
+        let budget = Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)));
+        let settings = WorkerSettings { post_concurrency: settings.post_concurrency.max(1), ..settings };
+        Self { store, poster, queue, settings, budget }
     }
 
-    /// Handles one SQS batch; the response lists the messages SQS should deliver again.
-    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let report = self.process(event).await;
+    /// Handles one SQS batch; the response lists the messages SQS should deliver again. `deadline` is
+    /// when Lambda ends the invocation.
+    pub async fn handle(&self, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
+        let report = self.process(event, deadline).await;
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = report
             .failed
@@ -82,8 +173,9 @@ impl Worker {
     }
 
     /// Does the work of [`Worker::handle`] and says what happened.
-    pub async fn process(&self, event: SqsEvent) -> BatchReport {
+    pub async fn process(&self, event: SqsEvent, deadline: Instant) -> BatchReport {
         let started = Instant::now();
+        let stop_at = deadline.checked_sub(self.settings.deadline_reserve).unwrap_or(started);
         let mut report = BatchReport { messages: event.records.len(), ..BatchReport::default() };
         let mut deliveries = Vec::with_capacity(event.records.len());
         for record in event.records {
@@ -92,7 +184,13 @@ impl Worker {
                 continue;
             };
             match Job::parse(record.body.as_deref().unwrap_or_default()) {
-                Ok(job) => deliveries.push(Delivery { message_id, frame: Bytes::from(job.envelope.frame()) }),
+                Ok(job) => deliveries.push(Delivery {
+                    message_id,
+                    frame: Bytes::from(job.envelope.frame()),
+                    envelope: job.envelope,
+                    targets: job.targets,
+                    attempt: job.attempt,
+                }),
                 Err(err) => {
                     // Poison: report it so that SQS's redrive policy moves it to the dead-letter queue.
                     tracing::error!(message = %message_id, error = %err, "unparsable job");
@@ -105,36 +203,47 @@ impl Worker {
         }
 
         let mut failed = vec![false; deliveries.len()];
+        let mut unfinished: Vec<Vec<ConnectionId>> = vec![Vec::new(); deliveries.len()];
         let mut gone = HashSet::new();
         let mut connecting = HashSet::new();
-        let prune_before = epoch_ms() - i64::try_from(PRUNE_GRACE.as_millis()).unwrap_or(i64::MAX);
-        let mut outcomes = self.fan_out(&deliveries);
+        let prune_before =
+            epoch_ms() - i64::try_from(self.settings.prune_grace.as_millis()).unwrap_or(i64::MAX);
+        let mut outcomes = self.fan_out(&deliveries, stop_at);
         while let Some(outcome) = outcomes.next().await {
             match outcome {
-                Outcome::Posted { result: Ok(()), .. } => report.delivered += 1,
-                Outcome::Posted { result: Err(PostError::Gone), to, .. } => {
-                    // A young record may be a connection whose handshake is still completing.
-                    if to.connected_at_ms < prune_before {
-                        gone.insert(to.id);
-                    } else {
-                        connecting.insert(to.id);
+                Outcome::Posted { message, to, posted, retries } => {
+                    report.retried += retries;
+                    match posted {
+                        Posted::Delivered => report.delivered += 1,
+                        // A young record may be a connection whose handshake is still completing.
+                        Posted::Gone if to.connected_at_ms < prune_before => {
+                            gone.insert(to.id);
+                        }
+                        Posted::Gone => {
+                            connecting.insert(to.id);
+                        }
+                        Posted::Unfinished => unfinished[message].push(to.id),
+                        Posted::Rejected => report.rejected += 1,
                     }
                 }
-                Outcome::Posted { result: Err(err), message, to } => {
-                    // Redelivering cannot fix a payload that is too large or an unknown failure, and
-                    // would resend the message to everyone who already has it.
-                    let retry = err.is_retryable() || matches!(err, PostError::Forbidden);
-                    tracing::warn!(connection = %to.id, message = %deliveries[message].message_id, error = %err, retry, "post failed");
-                    failed[message] |= retry;
-                }
                 Outcome::ScanFailed(err) => {
-                    tracing::error!(error = %err, "scanning the connections failed; the batch will be redelivered");
-                    failed.iter_mut().for_each(|f| *f = true);
+                    // The broadcasts already reached some connections, but which ones the rest of the
+                    // scan would have listed is unknown: only SQS's redelivery can finish them.
+                    tracing::error!(error = %err, "scanning the connections failed; the broadcasts will be redelivered");
+                    for (failed, delivery) in failed.iter_mut().zip(&deliveries) {
+                        *failed |= delivery.targets.is_none();
+                    }
                 }
             }
         }
         drop(outcomes);
         report.kept_connecting = connecting.len();
+
+        for (message, targets) in unfinished.into_iter().enumerate() {
+            if !targets.is_empty() && !failed[message] {
+                failed[message] = !self.requeue(&deliveries[message], targets, &mut report).await;
+            }
+        }
 
         if !gone.is_empty() {
             let stale: Vec<ConnectionId> = gone.into_iter().collect();
@@ -153,6 +262,9 @@ impl Worker {
             messages = report.messages,
             delivered = report.delivered,
             pruned = report.pruned,
+            retried = report.retried,
+            requeued = report.requeued,
+            abandoned = report.abandoned,
             failed = report.failed.len(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch done"
@@ -160,33 +272,134 @@ impl Worker {
         report
     }
 
+    /// Puts `targets` back on the queue for `delivery`'s next attempt; false when the queue refused,
+    /// and only SQS's redelivery of the whole message is left.
+    async fn requeue(
+        &self,
+        delivery: &Delivery,
+        targets: Vec<ConnectionId>,
+        report: &mut BatchReport,
+    ) -> bool {
+        let attempt = delivery.attempt + 1;
+        if attempt >= self.settings.max_job_attempts {
+            tracing::error!(message = %delivery.message_id, broadcast = %delivery.envelope.id, connections = targets.len(), attempts = attempt, "giving up on connections that kept failing");
+            report.abandoned += targets.len();
+            return true;
+        }
+        let count = targets.len();
+        let jobs = Job::retries(&delivery.envelope, targets, attempt, SQS_MAX_MESSAGE_BYTES);
+        let results = self.queue.send_batch(&jobs).await;
+        match results.iter().find_map(|result| result.as_ref().err()) {
+            None => {
+                report.requeued += count;
+                true
+            }
+            Some(err) => {
+                // Some retry jobs may be queued already: redelivery then reaches their targets twice,
+                // which is better than never.
+                tracing::error!(message = %delivery.message_id, error = %err, "queueing a retry job failed; the message will be redelivered");
+                false
+            }
+        }
+    }
+
     /// Every (message, connection) post, page by page as the scan yields them, at most
     /// `post_concurrency` at a time. Within a page, each message goes to every connection before the
     /// next message starts, which keeps per-connection order as close to the batch's as SQS allows.
-    fn fan_out<'a>(&'a self, deliveries: &'a [Delivery]) -> BoxStream<'a, Outcome> {
-        let messages = deliveries.len();
-        let steps = self.store.scan().flat_map(move |page| match page {
-            Ok(ids) => {
-                let ids = Arc::new(ids);
-                stream::iter((0..messages).flat_map(move |message| {
-                    let ids = Arc::clone(&ids);
-                    (0..ids.len()).map(move |i| Step::Post { message, to: ids[i].clone() })
-                }))
+    /// The store is scanned only if the batch holds a fresh broadcast; retry jobs name their targets.
+    fn fan_out<'a>(&'a self, deliveries: &'a [Delivery], stop_at: Instant) -> BoxStream<'a, Outcome> {
+        let broadcasts: Arc<Vec<usize>> =
+            Arc::new((0..deliveries.len()).filter(|&m| deliveries[m].targets.is_none()).collect());
+        let scanned = if broadcasts.is_empty() {
+            stream::empty().boxed()
+        } else {
+            self.store
+                .scan()
+                .flat_map(move |page| match page {
+                    Ok(ids) => {
+                        let ids = Arc::new(ids);
+                        let broadcasts = Arc::clone(&broadcasts);
+                        stream::iter((0..broadcasts.len()).flat_map(move |b| {
+                            let (ids, message) = (Arc::clone(&ids), broadcasts[b]);
+                            (0..ids.len()).map(move |i| Step::Post { message, to: ids[i].clone() })
+                        }))
+                        .boxed()
+                    }
+                    Err(err) => stream::iter([Step::ScanFailed(err)]).boxed(),
+                })
                 .boxed()
-            }
-            Err(err) => stream::iter([Step::ScanFailed(err)]).boxed(),
-        });
-        steps
+        };
+        // A retry job does not know how old its targets' records are: treat them as young, so that a
+        // 410 leaves them to the next broadcast's scan rather than pruning a connection mid-handshake.
+        let retries = stream::iter(deliveries.iter().enumerate().flat_map(|(message, delivery)| {
+            delivery.targets.iter().flatten().map(move |id| Step::Post {
+                message,
+                to: ConnectionRef { id: id.clone(), connected_at_ms: i64::MAX },
+            })
+        }));
+        scanned
+            .chain(retries)
             .map(move |step| async move {
                 match step {
                     Step::Post { message, to } => {
-                        let result = self.poster.post(&to.id, deliveries[message].frame.clone()).await;
-                        Outcome::Posted { message, to, result }
+                        let (posted, retries) =
+                            self.post_with_retries(&to.id, &deliveries[message].frame, stop_at).await;
+                        Outcome::Posted { message, to, posted, retries }
                     }
                     Step::ScanFailed(err) => Outcome::ScanFailed(err),
                 }
             })
-            .buffer_unordered(self.post_concurrency)
+            .buffer_unordered(self.settings.post_concurrency)
             .boxed()
+    }
+
+    /// Posts `frame` to `to` within the budget, retrying throttling and transient failures with
+    /// exponential backoff and jitter for as long as `stop_at` allows.
+    async fn post_with_retries(&self, to: &ConnectionId, frame: &Bytes, stop_at: Instant) -> (Posted, usize) {
+        let mut backoff = ExponentialBuilder::default()
+            .with_min_delay(self.settings.min_backoff)
+            .with_max_delay(self.settings.max_backoff)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut retries = 0;
+        loop {
+            if !self.within_budget(stop_at).await {
+                return (Posted::Unfinished, retries);
+            }
+            let err = match self.poster.post(to, frame.clone()).await {
+                Ok(()) => return (Posted::Delivered, retries),
+                Err(PostError::Gone) => return (Posted::Gone, retries),
+                Err(err) => err,
+            };
+            if matches!(err, PostError::Forbidden) {
+                tracing::warn!(connection = %to, error = %err, "post forbidden; the connection goes into a retry job");
+                return (Posted::Unfinished, retries);
+            }
+            if !err.is_retryable() {
+                tracing::warn!(connection = %to, error = %err, "post rejected; not retried");
+                return (Posted::Rejected, retries);
+            }
+            let delay = backoff.next().unwrap_or(self.settings.max_backoff);
+            if Instant::now() + delay >= stop_at {
+                return (Posted::Unfinished, retries);
+            }
+            tokio::time::sleep(delay).await;
+            retries += 1;
+        }
+    }
+
+    /// Waits for a token of the post-rate budget; false if none comes before `stop_at`.
+    async fn within_budget(&self, stop_at: Instant) -> bool {
+        loop {
+            let Err(not_until) = self.budget.check() else {
+                return true;
+            };
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            if Instant::now() + wait >= stop_at {
+                return false;
+            }
+            tokio::time::sleep(wait).await;
+        }
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::WorkerConfig;
-use shared::aws::{ApiGatewayPoster, DynamoStore};
-use worker::Worker;
+use shared::aws::{ApiGatewayPoster, DynamoStore, SqsQueue};
+use worker::{Worker, WorkerSettings};
 
 // Every `@connections` post is an SDK call that allocates freely; mimalloc makes those allocations
 // much cheaper than glibc's malloc (see BENCHMARKS.md).
@@ -14,21 +14,28 @@ use worker::Worker;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 // One thread: a worker's time is spent waiting on `@connections` calls, a Lambda below 1,769 MB has
-// less than one vCPU, and a multi-thread runtime spent a tenth of the CPU per delivery waking its
+// less than one vCPU, and a multi-thread runtime spent a quarter more CPU per delivery waking its
 // other threads (perf, `worker_cpu --multi-thread`).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
     let config = WorkerConfig::from_env()?;
     let sdk = shared::lambda::sdk_config(&config.region);
+    let settings = WorkerSettings {
+        post_concurrency: config.post_concurrency,
+        post_rate: config.post_rate(),
+        ..WorkerSettings::default()
+    };
     let worker = Worker::new(
-        Arc::new(DynamoStore::from_sdk(&sdk, config.table)),
+        Arc::new(DynamoStore::from_sdk(&sdk, config.table.clone())),
         Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &config.connections_endpoint)),
-        config.post_concurrency,
+        Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url.clone())),
+        settings,
     );
     let worker = &worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, lambda_runtime::Error>(worker.handle(event.payload).await)
+        let deadline = shared::lambda::deadline(event.context.deadline);
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(worker.handle(event.payload, deadline).await)
     }))
     .await
 }

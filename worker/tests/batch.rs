@@ -9,9 +9,10 @@ use aws_lambda_events::sqs::SqsEvent;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use shared::clock::epoch_ms;
-use shared::memory::{MemoryPoster, MemoryStore, Scripted};
+use shared::memory::{MemoryPoster, MemoryQueue, MemoryStore, Scripted};
 use shared::{ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Envelope, Job, StoreError};
-use worker::Worker;
+use tokio::time::Instant;
+use worker::{Worker, WorkerSettings};
 
 fn id(n: usize) -> ConnectionId {
     ConnectionId::parse(&format!("conn{n:06}AAAAAA=")).expect("id")
@@ -19,7 +20,7 @@ fn id(n: usize) -> ConnectionId {
 
 fn broadcast_body(from: usize, data: &str) -> String {
     let data = serde_json::value::RawValue::from_string(data.to_owned()).expect("raw json");
-    Job { envelope: Envelope::broadcast(id(from), 1_764_167_186_000, data).expect("fits") }.to_body()
+    Job::broadcast(Envelope::broadcast(id(from), 1_764_167_186_000, data).expect("fits")).to_body()
 }
 
 fn sqs_event(bodies: &[String]) -> SqsEvent {
@@ -46,6 +47,39 @@ fn sqs_event(bodies: &[String]) -> SqsEvent {
         })
         .collect();
     serde_json::from_value(json!({ "Records": records })).expect("an SQS event")
+}
+
+/// A worker with a queue of its own for retry jobs, quick backoff and no post-rate limit to speak of.
+fn worker(
+    store: Arc<dyn ConnectionStore>,
+    poster: Arc<MemoryPoster>,
+    concurrency: usize,
+) -> (Worker, Arc<MemoryQueue>) {
+    worker_with(store, poster, WorkerSettings { post_concurrency: concurrency, ..settings() })
+}
+
+fn settings() -> WorkerSettings {
+    WorkerSettings {
+        post_rate: 1_000_000,
+        min_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(20),
+        deadline_reserve: Duration::from_millis(100),
+        ..WorkerSettings::default()
+    }
+}
+
+fn worker_with(
+    store: Arc<dyn ConnectionStore>,
+    poster: Arc<MemoryPoster>,
+    settings: WorkerSettings,
+) -> (Worker, Arc<MemoryQueue>) {
+    let queue = Arc::new(MemoryQueue::default());
+    (Worker::new(store, poster, queue.clone(), settings), queue)
+}
+
+/// Lambda's deadline for an invocation that has `secs` to run.
+fn deadline(secs: f64) -> Instant {
+    Instant::now() + Duration::from_secs_f64(secs)
 }
 
 fn message_id(n: usize) -> String {
@@ -94,10 +128,10 @@ impl ConnectionStore for CountingStore {
 async fn every_message_of_a_batch_reaches_every_connection_with_one_scan() {
     let store = CountingStore::with_connections(25, 7).await;
     let poster = Arc::new(MemoryPoster::default());
-    let worker = Worker::new(store.clone(), poster.clone(), 4);
+    let (worker, _queue) = worker(store.clone(), poster.clone(), 4);
     let bodies: Vec<String> = (0..3).map(|n| broadcast_body(0, &format!("{{\"n\":{n}}}"))).collect();
 
-    let response = worker.handle(sqs_event(&bodies)).await;
+    let response = worker.handle(sqs_event(&bodies), deadline(30.0)).await;
 
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(store.scans.load(Ordering::SeqCst), 1, "one scan per batch, not per message");
@@ -123,10 +157,11 @@ async fn a_connection_that_answers_gone_is_pruned_and_the_sender_is_kept() {
     let store = CountingStore::with_connections(5, 2).await;
     let poster = Arc::new(MemoryPoster::default());
     poster.script(&id(3), Scripted::Gone);
-    let worker = Worker::new(store.clone(), poster.clone(), 4);
+    let (worker, _queue) = worker(store.clone(), poster.clone(), 4);
 
-    let report =
-        worker.process(sqs_event(&[broadcast_body(0, "\"hi\""), broadcast_body(0, "\"again\"")])).await;
+    let report = worker
+        .process(sqs_event(&[broadcast_body(0, "\"hi\""), broadcast_body(0, "\"again\"")]), deadline(30.0))
+        .await;
 
     assert!(report.failed.is_empty(), "a gone connection is not a failure");
     assert_eq!(report.pruned, 1);
@@ -144,9 +179,9 @@ async fn a_gone_connection_still_completing_its_handshake_is_not_pruned() {
     // API Gateway answers 410 until the handshake completes, and for good once the connection is gone.
     poster.script(&id(7), Scripted::Gone);
     poster.script(&id(1), Scripted::Gone);
-    let worker = Worker::new(store.clone(), poster, 4);
+    let (worker, _queue) = worker(store.clone(), poster, 4);
 
-    let report = worker.process(sqs_event(&[broadcast_body(0, "1")])).await;
+    let report = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
 
     assert_eq!((report.pruned, report.kept_connecting), (1, 1));
     assert_eq!(store.inner.ids(), [id(0), id(7)], "the old gone record is pruned, the young one kept");
@@ -156,9 +191,9 @@ async fn a_gone_connection_still_completing_its_handshake_is_not_pruned() {
 async fn posts_never_exceed_the_concurrency_bound() {
     let store = CountingStore::with_connections(200, 50).await;
     let poster = Arc::new(MemoryPoster::with_delay(Duration::from_millis(2)));
-    let worker = Worker::new(store, poster.clone(), 8);
+    let (worker, _queue) = worker(store, poster.clone(), 8);
 
-    let report = worker.process(sqs_event(&[broadcast_body(0, "1")])).await;
+    let report = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
 
     assert_eq!(report.delivered, 200);
     assert!(poster.max_in_flight() <= 8, "{} posts in flight", poster.max_in_flight());
@@ -169,10 +204,10 @@ async fn posts_never_exceed_the_concurrency_bound() {
 async fn a_poison_message_is_reported_alone_and_the_rest_of_the_batch_is_delivered() {
     let store = CountingStore::with_connections(3, 10).await;
     let poster = Arc::new(MemoryPoster::default());
-    let worker = Worker::new(store, poster.clone(), 4);
+    let (worker, _queue) = worker(store, poster.clone(), 4);
     let bodies = [broadcast_body(0, "1"), "not a job".to_owned(), broadcast_body(1, "2")];
 
-    let response = worker.handle(sqs_event(&bodies)).await;
+    let response = worker.handle(sqs_event(&bodies), deadline(30.0)).await;
 
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, [message_id(1)]);
@@ -180,16 +215,118 @@ async fn a_poison_message_is_reported_alone_and_the_rest_of_the_batch_is_deliver
 }
 
 #[tokio::test]
-async fn a_throttled_post_fails_its_message_so_sqs_redelivers_it() {
+async fn throttled_and_failing_posts_are_retried_within_the_invocation_until_they_succeed() {
     let store = CountingStore::with_connections(3, 10).await;
     let poster = Arc::new(MemoryPoster::default());
-    poster.script(&id(2), Scripted::Throttled);
-    let worker = Worker::new(store.clone(), poster, 4);
+    poster.script_times(&id(1), Scripted::Throttled, 3);
+    poster.script_times(&id(2), Scripted::Transient, 2);
+    let (worker, queue) = worker(store.clone(), poster.clone(), 4);
 
-    let report = worker.process(sqs_event(&[broadcast_body(0, "1")])).await;
+    let report = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
 
-    assert_eq!(report.failed, [message_id(0)]);
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!((report.delivered, report.retried, report.requeued), (3, 5, 0));
+    assert_eq!(poster.recipients().len(), 3);
+    assert_eq!(poster.delivered().len(), 3, "each connection exactly once");
+    assert_eq!(queue.stats().visible, 0, "nothing left for a retry job");
     assert_eq!(store.inner.len(), 3, "a throttled connection is not pruned");
+}
+
+#[tokio::test]
+async fn connections_still_failing_near_the_deadline_go_back_on_the_queue_alone() {
+    let store = CountingStore::with_connections(6, 10).await;
+    let poster = Arc::new(MemoryPoster::default());
+    poster.script(&id(2), Scripted::Throttled);
+    poster.script(&id(4), Scripted::Transient);
+    let (worker, queue) = worker(store.clone(), poster.clone(), 4);
+
+    let report = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(0.5)).await;
+
+    assert!(report.failed.is_empty(), "redelivering the message would reach the other four twice");
+    assert_eq!((report.delivered, report.requeued), (4, 2));
+    let bodies = queue.peek();
+    assert_eq!(bodies.len(), 1);
+    let job = Job::parse(&bodies[0]).expect("a retry job");
+    assert_eq!(job.attempt, 1);
+    let mut targets = job.targets.expect("a retry job names its targets");
+    targets.sort();
+    assert_eq!(targets, [id(2), id(4)]);
+}
+
+#[tokio::test]
+async fn a_retry_job_reaches_only_its_targets_without_scanning() {
+    let store = CountingStore::with_connections(5, 10).await;
+    let poster = Arc::new(MemoryPoster::default());
+    let (worker, queue) = worker(store.clone(), poster.clone(), 4);
+    let data = serde_json::value::RawValue::from_string("7".into()).expect("json");
+    let envelope = Envelope::broadcast(id(0), 1, data).expect("fits");
+    let retry = Job::retries(&envelope, vec![id(1), id(3)], 1, 256 * 1024).remove(0).to_body();
+
+    let report = worker.process(sqs_event(&[retry]), deadline(30.0)).await;
+
+    assert!(report.failed.is_empty());
+    assert_eq!(store.scans.load(Ordering::SeqCst), 0, "a retry job needs no scan");
+    let mut recipients: Vec<ConnectionId> = poster.recipients().into_iter().collect();
+    recipients.sort();
+    assert_eq!(recipients, [id(1), id(3)]);
+    let frame: Value = serde_json::from_slice(&poster.delivered()[0].1).expect("json");
+    assert_eq!(frame["id"], envelope.id.to_string(), "the retry carries the broadcast's own id");
+    assert_eq!(queue.stats().visible, 0);
+}
+
+#[tokio::test]
+async fn a_broadcast_out_of_attempts_gives_up_on_its_failing_connections() {
+    let store = CountingStore::with_connections(3, 10).await;
+    let poster = Arc::new(MemoryPoster::default());
+    poster.script(&id(1), Scripted::Transient);
+    let (worker, queue) =
+        worker_with(store.clone(), poster.clone(), WorkerSettings { max_job_attempts: 2, ..settings() });
+    let data = serde_json::value::RawValue::from_string("7".into()).expect("json");
+    let envelope = Envelope::broadcast(id(0), 1, data).expect("fits");
+    let last_try = Job::retries(&envelope, vec![id(1), id(2)], 1, 256 * 1024).remove(0).to_body();
+
+    let report = worker.process(sqs_event(&[last_try]), deadline(0.5)).await;
+
+    assert!(report.failed.is_empty());
+    assert_eq!((report.delivered, report.abandoned, report.requeued), (1, 1, 0));
+    assert_eq!(queue.stats().visible, 0, "no further retry job");
+}
+
+#[tokio::test]
+async fn the_post_rate_budget_caps_an_invocations_calls_and_queues_the_rest() {
+    let store = CountingStore::with_connections(400, 100).await;
+    let poster = Arc::new(MemoryPoster::default());
+    // 20 calls a second with a burst of 10, for an invocation with 0.6 s to post.
+    let (worker, queue) = worker_with(
+        store.clone(),
+        poster.clone(),
+        WorkerSettings { post_rate: 20, deadline_reserve: Duration::from_millis(100), ..settings() },
+    );
+
+    let report = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(0.7)).await;
+
+    // However slow this machine, the budget allows at most the burst plus 20/s over the time it had.
+    assert!(poster.calls() <= 10 + 20, "{} calls", poster.calls());
+    assert!(report.delivered >= 10, "the burst alone allows 10: {report:?}");
+    assert_eq!(report.delivered + report.requeued, 400, "{report:?}");
+    assert!(report.failed.is_empty());
+    let queued: usize =
+        queue.peek().iter().map(|body| Job::parse(body).expect("job").targets.expect("targets").len()).sum();
+    assert_eq!(queued, report.requeued);
+}
+
+#[tokio::test]
+async fn a_forbidden_post_goes_into_a_retry_job_rather_than_redelivering_the_message() {
+    let store = CountingStore::with_connections(3, 10).await;
+    let poster = Arc::new(MemoryPoster::default());
+    poster.script(&id(2), Scripted::Forbidden);
+    let (worker, queue) = worker(store.clone(), poster, 4);
+
+    let report = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
+
+    assert!(report.failed.is_empty());
+    assert_eq!((report.delivered, report.requeued), (2, 1));
+    assert_eq!(queue.stats().visible, 1);
 }
 
 #[tokio::test]
@@ -197,9 +334,9 @@ async fn a_payload_too_large_answer_is_not_redelivered_to_everyone() {
     let store = CountingStore::with_connections(2, 10).await;
     let poster = Arc::new(MemoryPoster::default());
     poster.script(&id(1), Scripted::PayloadTooLarge);
-    let worker = Worker::new(store, poster, 4);
+    let (worker, _queue) = worker(store, poster, 4);
 
-    let report = worker.process(sqs_event(&[broadcast_body(0, "1")])).await;
+    let report = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
 
     assert!(report.failed.is_empty());
     assert_eq!(report.delivered, 1);
@@ -212,9 +349,10 @@ async fn a_failed_scan_reports_every_broadcast_of_the_batch() {
         scans: AtomicUsize::new(0),
         fail_scans: true,
     });
-    let worker = Worker::new(store, Arc::new(MemoryPoster::default()), 4);
+    let (worker, _queue) = worker(store, Arc::new(MemoryPoster::default()), 4);
 
-    let report = worker.process(sqs_event(&[broadcast_body(0, "1"), broadcast_body(0, "2")])).await;
+    let report =
+        worker.process(sqs_event(&[broadcast_body(0, "1"), broadcast_body(0, "2")]), deadline(30.0)).await;
 
     assert_eq!(report.failed, [message_id(0), message_id(1)]);
 }

@@ -16,11 +16,11 @@ use cpu_time::ProcessTime;
 use serde_json::json;
 use serde_json::value::RawValue;
 use shared::aws::ApiGatewayPoster;
-use shared::memory::MemoryStore;
+use shared::memory::{MemoryQueue, MemoryStore};
 use shared::{ConnectionId, ConnectionRecord, ConnectionStore, Envelope, Job};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use worker::Worker;
+use worker::{Worker, WorkerSettings};
 
 // The worker bootstrap's allocator, so that the figure is the bootstrap's.
 #[global_allocator]
@@ -61,7 +61,7 @@ fn batch(size: usize, from: &ConnectionId) -> anyhow::Result<SqsEvent> {
     let records: Vec<serde_json::Value> = (0..size)
         .map(|n| {
             let data = RawValue::from_string(format!(r#"{{"n":{n},"text":"{}"}}"#, "x".repeat(100)))?;
-            let body = Job { envelope: Envelope::broadcast(from.clone(), 0, data)? }.to_body();
+            let body = Job::broadcast(Envelope::broadcast(from.clone(), 0, data)?).to_body();
             Ok(json!({ "messageId": format!("m{n}"), "receiptHandle": "r", "body": body,
                 "attributes": {}, "messageAttributes": {}, "eventSource": "aws:sqs" }))
         })
@@ -97,13 +97,20 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         store.put(&ConnectionRecord { id, connected_at_ms: 0, source_ip: None, expires_at_s: 0 }).await?;
     }
     let poster = Arc::new(ApiGatewayPoster::for_local_endpoint(&format!("http://{addr}/Prod")));
-    let worker = Worker::new(store, poster, args.post_concurrency);
+    // No post-rate budget: the figure is CPU per delivery, not the pace the budget sets.
+    let settings = WorkerSettings {
+        post_concurrency: args.post_concurrency,
+        post_rate: u32::MAX,
+        ..WorkerSettings::default()
+    };
+    let worker = Worker::new(store, poster, Arc::new(MemoryQueue::default()), settings);
+    let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(900);
     let from = ConnectionId::parse("benchpublisher00")?;
 
-    worker.handle(batch(args.batch, &from)?).await;
+    worker.handle(batch(args.batch, &from)?, deadline()).await;
     let (cpu, wall) = (ProcessTime::now(), Instant::now());
     for _ in 0..args.batches {
-        let report = worker.process(batch(args.batch, &from)?).await;
+        let report = worker.process(batch(args.batch, &from)?, deadline()).await;
         anyhow::ensure!(report.failed.is_empty(), "the batch failed: {report:?}");
     }
     let (cpu, wall) = (cpu.elapsed(), wall.elapsed());

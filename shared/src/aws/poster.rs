@@ -57,9 +57,9 @@ impl ApiGatewayPoster {
 /// worker's back. Stalled-stream protection watches uploads of a few hundred bytes and cost about 8 %
 /// of the worker's CPU per delivery (perf, `worker_cpu`); the attempt timeout covers a stalled call.
 fn lean(builder: aws_sdk_apigatewaymanagement::config::Builder) -> aws_sdk_apigatewaymanagement::Config {
+    use aws_sdk_apigatewaymanagement::config::StalledStreamProtectionConfig;
     use aws_sdk_apigatewaymanagement::config::retry::RetryConfig;
     use aws_sdk_apigatewaymanagement::config::timeout::TimeoutConfig;
-    use aws_sdk_apigatewaymanagement::config::StalledStreamProtectionConfig;
     builder
         .retry_config(RetryConfig::disabled())
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
