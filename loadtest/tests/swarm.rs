@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use loadtest::swarm::{self, Scenario, SwarmConfig};
-use local::{Gateway, Settings};
+use local::{Faults, Gateway, Settings};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use worker::WorkerSettings;
 
 fn config(url: String, scenario: Scenario) -> SwarmConfig {
     // Each test holds both ends of its connections, and the tests run at once: past a 1,024 soft limit.
@@ -95,4 +96,42 @@ async fn a_server_that_goes_away_shows_up_as_drops_and_close_codes() {
     assert_eq!(report.connected, 50, "{report}");
     assert_eq!(report.dropped, 50, "{report}");
     assert_eq!(report.errors.get("close_1001"), Some(&50), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_injected_429s_5xx_and_lost_connections_survivors_get_every_broadcast_once_and_the_lost_are_pruned()
+ {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let settings = Settings {
+        // 10 % of `@connections` calls throttled or failing, and about a tenth of the connections cut
+        // mid-fan-out (12 broadcasts × 300 posts × 0.8 %) with no `$disconnect`.
+        faults: Faults { post_throttle: 0.05, post_error: 0.05, drop_connection: 0.008, ..Faults::default() },
+        // The swarm's connections are all past their handshakes when the broadcasts start.
+        worker: WorkerSettings { prune_grace: Duration::ZERO, ..WorkerSettings::default() },
+        ..Settings::default()
+    };
+    let gateway = Gateway::new(listener, settings).expect("gateway");
+    let (url, store, queue) =
+        (gateway.ws_url(), gateway.memory_store().expect("memory"), gateway.memory_queue().expect("memory"));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
+
+    let report = swarm::run(config(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
+
+    eprintln!("{report}");
+    assert_eq!(report.connected, 300, "{report}");
+    assert!(report.dropped > 0, "no connection was cut: {report}");
+    assert_eq!((report.lost, report.duplicated), (0, 0), "{report}");
+    assert!(report.received > 0 && report.received == report.expected, "{report}");
+    // The swarm has closed the survivors, whose `$disconnect`s removed their records; the cut ones had
+    // no `$disconnect`: only the worker's pruning can have removed theirs.
+    for _ in 0..100 {
+        if store.is_empty() && queue.stats().visible + queue.stats().in_flight == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shutdown.cancel();
+    assert_eq!(store.len(), 0, "records of cut connections left unpruned: {:?}", store.ids());
+    assert_eq!(queue.stats().dead, 0, "{:?}", queue.stats());
 }

@@ -62,10 +62,11 @@ pub struct ConnectionRecord {
 }
 
 /// A connection as a scan of the store lists it: enough to post to it and to judge a 410.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ConnectionRef {
     pub id: ConnectionId,
     /// Epoch milliseconds; 0 when the store does not know.
+    #[serde(rename = "connectedAt")]
     pub connected_at_ms: i64,
 }
 
@@ -229,7 +230,7 @@ pub struct Job {
     /// Present on a retry job: only these connections still need the envelope. Everyone else
     /// already has it, so retrying the whole broadcast would deliver it to them twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub targets: Option<Vec<ConnectionId>>,
+    pub targets: Option<Vec<ConnectionRef>>,
     /// How many worker invocations have already tried this envelope (0 for a fresh broadcast).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub attempt: u32,
@@ -249,7 +250,7 @@ impl Job {
     /// `max_body_bytes` (the queue's message size limit), however many targets there are.
     pub fn retries(
         envelope: &Envelope,
-        targets: Vec<ConnectionId>,
+        targets: Vec<ConnectionRef>,
         attempt: u32,
         max_body_bytes: usize,
     ) -> Vec<Self> {
@@ -257,8 +258,8 @@ impl Job {
         let mut jobs = Vec::new();
         let (mut chunk, mut size) = (Vec::new(), base);
         for target in targets {
-            // The id, its quotes and a comma.
-            let cost = target.as_str().len() + 3;
+            // The target and a comma.
+            let cost = serde_json::to_string(&target).map_or(0, |json| json.len()) + 1;
             if !chunk.is_empty() && size + cost > max_body_bytes {
                 jobs.push(Self {
                     envelope: envelope.clone(),
@@ -395,8 +396,12 @@ mod tests {
         let data = RawValue::from_string(format!("\"{}\"", "x".repeat(1000))).expect("json");
         let envelope =
             Envelope::broadcast(ConnectionId::parse("TWegAcC4EowCHnA=").expect("id"), 1, data).expect("fits");
-        let targets: Vec<ConnectionId> =
-            (0..500).map(|n| ConnectionId::parse(&format!("conn{n:012}")).expect("id")).collect();
+        let targets: Vec<ConnectionRef> = (0..500)
+            .map(|n| ConnectionRef {
+                id: ConnectionId::parse(&format!("conn{n:012}")).expect("id"),
+                connected_at_ms: n,
+            })
+            .collect();
         let jobs = Job::retries(&envelope, targets.clone(), 2, 4096);
         assert!(jobs.len() > 1, "500 targets cannot fit in 4 KB");
         let mut seen = Vec::new();

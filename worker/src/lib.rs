@@ -94,8 +94,7 @@ pub struct BatchReport {
     pub messages: usize,
     pub delivered: usize,
     pub pruned: usize,
-    /// Connections that answered 410 but were kept: their records are younger than [`PRUNE_GRACE`],
-    /// or they were reached through a retry job, which does not know their age.
+    /// Connections that answered 410 but were kept: their records are younger than [`PRUNE_GRACE`].
     pub kept_connecting: usize,
     /// Posts made again after a 429, a 5xx or a timeout, within this invocation.
     pub retried: usize,
@@ -115,7 +114,7 @@ struct Delivery {
     envelope: Envelope,
     frame: Bytes,
     /// `None` for a fresh broadcast (every connection); the ids still to reach for a retry job.
-    targets: Option<Vec<ConnectionId>>,
+    targets: Option<Vec<ConnectionRef>>,
     attempt: u32,
 }
 
@@ -203,7 +202,7 @@ impl Worker {
         }
 
         let mut failed = vec![false; deliveries.len()];
-        let mut unfinished: Vec<Vec<ConnectionId>> = vec![Vec::new(); deliveries.len()];
+        let mut unfinished: Vec<Vec<ConnectionRef>> = vec![Vec::new(); deliveries.len()];
         let mut gone = HashSet::new();
         let mut connecting = HashSet::new();
         let prune_before =
@@ -222,7 +221,7 @@ impl Worker {
                         Posted::Gone => {
                             connecting.insert(to.id);
                         }
-                        Posted::Unfinished => unfinished[message].push(to.id),
+                        Posted::Unfinished => unfinished[message].push(to),
                         Posted::Rejected => report.rejected += 1,
                     }
                 }
@@ -277,7 +276,7 @@ impl Worker {
     async fn requeue(
         &self,
         delivery: &Delivery,
-        targets: Vec<ConnectionId>,
+        targets: Vec<ConnectionRef>,
         report: &mut BatchReport,
     ) -> bool {
         let attempt = delivery.attempt + 1;
@@ -329,13 +328,8 @@ impl Worker {
                 })
                 .boxed()
         };
-        // A retry job does not know how old its targets' records are: treat them as young, so that a
-        // 410 leaves them to the next broadcast's scan rather than pruning a connection mid-handshake.
         let retries = stream::iter(deliveries.iter().enumerate().flat_map(|(message, delivery)| {
-            delivery.targets.iter().flatten().map(move |id| Step::Post {
-                message,
-                to: ConnectionRef { id: id.clone(), connected_at_ms: i64::MAX },
-            })
+            delivery.targets.iter().flatten().map(move |to| Step::Post { message, to: to.clone() })
         }));
         scanned
             .chain(retries)

@@ -82,6 +82,11 @@ fn deadline(secs: f64) -> Instant {
     Instant::now() + Duration::from_secs_f64(secs)
 }
 
+/// A connection as the store lists it, long past its handshake.
+fn old(n: usize) -> ConnectionRef {
+    ConnectionRef { id: id(n), connected_at_ms: 0 }
+}
+
 fn message_id(n: usize) -> String {
     format!("059f36b4-87a3-44ab-83d2-66197597{n:04}")
 }
@@ -250,7 +255,7 @@ async fn connections_still_failing_near_the_deadline_go_back_on_the_queue_alone(
     assert_eq!(job.attempt, 1);
     let mut targets = job.targets.expect("a retry job names its targets");
     targets.sort();
-    assert_eq!(targets, [id(2), id(4)]);
+    assert_eq!(targets, [old(2), old(4)], "with their ages, to judge a later 410");
 }
 
 #[tokio::test]
@@ -260,7 +265,7 @@ async fn a_retry_job_reaches_only_its_targets_without_scanning() {
     let (worker, queue) = worker(store.clone(), poster.clone(), 4);
     let data = serde_json::value::RawValue::from_string("7".into()).expect("json");
     let envelope = Envelope::broadcast(id(0), 1, data).expect("fits");
-    let retry = Job::retries(&envelope, vec![id(1), id(3)], 1, 256 * 1024).remove(0).to_body();
+    let retry = Job::retries(&envelope, vec![old(1), old(3)], 1, 256 * 1024).remove(0).to_body();
 
     let report = worker.process(sqs_event(&[retry]), deadline(30.0)).await;
 
@@ -283,7 +288,7 @@ async fn a_broadcast_out_of_attempts_gives_up_on_its_failing_connections() {
         worker_with(store.clone(), poster.clone(), WorkerSettings { max_job_attempts: 2, ..settings() });
     let data = serde_json::value::RawValue::from_string("7".into()).expect("json");
     let envelope = Envelope::broadcast(id(0), 1, data).expect("fits");
-    let last_try = Job::retries(&envelope, vec![id(1), id(2)], 1, 256 * 1024).remove(0).to_body();
+    let last_try = Job::retries(&envelope, vec![old(1), old(2)], 1, 256 * 1024).remove(0).to_body();
 
     let report = worker.process(sqs_event(&[last_try]), deadline(0.5)).await;
 
