@@ -4,7 +4,8 @@
 //! it with that status. Once open, each message is routed and handed to the function, whose route
 //! response goes back to the client; `@connections` posts arrive through the registry. The limits
 //! API Gateway enforces are enforced here: a frame over 32 KB or a message over 128 KB closes the
-//! connection with 1009, idleness and old age close it with 1001.
+//! connection with 1009, idleness and old age close it with 1001, and messages past the stage throttle
+//! are answered `Too Many Requests` without reaching the integration.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -223,8 +224,13 @@ fn is_capacity(err: &axum::Error) -> bool {
         .is_some_and(|err| matches!(err, Error::Capacity(_)))
 }
 
-/// Routes one message and returns the route response to send back, if any.
+/// Routes one message and returns the route response to send back, if any. A message past the stage
+/// throttle never reaches the integration: the client is told, and the connection stays open.
 async fn route(state: &AppState, info: &Connection, payload: Payload<'_>, now: i64) -> Option<Message> {
+    if state.throttle.as_ref().is_some_and(|bucket| bucket.check().is_err()) {
+        let body = json!({ "message": "Too Many Requests", "connectionId": info.id, "requestId": ids::request_id() });
+        return Some(Message::Text(body.to_string().into()));
+    }
     let route_key = match payload {
         Payload::Text(text) => state.selector.select(text),
         Payload::Binary(_) => DEFAULT_ROUTE.to_owned(),

@@ -105,6 +105,9 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// Faults to inject, all off by default.
     pub faults: Faults,
+    /// The stage's throttle on client messages (`ThrottlingRateLimit` and `ThrottlingBurstLimit` in
+    /// template.yaml); `None` for none.
+    pub stage_throttle: Option<StageThrottle>,
     /// Connections per page of the in-memory store's scans.
     pub scan_page_size: usize,
 }
@@ -124,8 +127,31 @@ impl Default for Settings {
             esm: EsmSettings::default(),
             worker: WorkerSettings::default(),
             faults: Faults::default(),
+            stage_throttle: Some(StageThrottle::default()),
             scan_page_size: MemoryStore::DEFAULT_PAGE_SIZE,
         }
+    }
+}
+
+/// A token bucket: `rate` messages a second on average, `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StageThrottle {
+    pub rate: u32,
+    pub burst: u32,
+}
+
+impl Default for StageThrottle {
+    /// The template's defaults.
+    fn default() -> Self {
+        Self { rate: 100, burst: 50 }
+    }
+}
+
+impl StageThrottle {
+    fn limiter(self) -> governor::DefaultDirectRateLimiter {
+        let rate = std::num::NonZeroU32::new(self.rate).unwrap_or(std::num::NonZeroU32::MIN);
+        let burst = std::num::NonZeroU32::new(self.burst).unwrap_or(std::num::NonZeroU32::MIN);
+        governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
     }
 }
 
@@ -135,6 +161,8 @@ pub struct AppState {
     pub selector: RouteSelector,
     pub registry: Registry,
     pub ingress: Arc<dyn Function>,
+    /// The stage throttle's bucket, shared by every connection as API Gateway's is.
+    pub throttle: Option<governor::DefaultDirectRateLimiter>,
     pub local_addr: SocketAddr,
     /// Cancelled when the gateway shuts down: every connection closes with 1001.
     pub shutdown: CancellationToken,
@@ -198,6 +226,7 @@ impl Gateway {
         let worker =
             Arc::new(Worker::new(store.clone(), Arc::new(poster), queue.clone(), settings.worker.clone()));
         let state = Arc::new(AppState {
+            throttle: settings.stage_throttle.map(StageThrottle::limiter),
             settings,
             selector,
             registry: Registry::default(),

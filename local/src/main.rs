@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
-use local::Faults;
 use local::esm::EsmSettings;
 use local::{Backend, Gateway, Settings};
+use local::{Faults, StageThrottle};
 use shared::memory::QueueSettings;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -87,6 +87,15 @@ struct Args {
     /// `$connect`), in seconds.
     #[arg(long, default_value_t = shared::limits::PRUNE_GRACE.as_secs())]
     prune_grace_secs: u64,
+    /// The stage throttle: messages per second from all clients together (ThrottlingRateLimit).
+    #[arg(long, default_value_t = StageThrottle::default().rate)]
+    throttle_rate: u32,
+    /// Messages the stage accepts at once above the rate (ThrottlingBurstLimit).
+    #[arg(long, default_value_t = StageThrottle::default().burst)]
+    throttle_burst: u32,
+    /// No stage throttle at all (for load tests of the pipeline itself).
+    #[arg(long, conflicts_with_all = ["throttle_rate", "throttle_burst"])]
+    no_throttle: bool,
     /// Fault injection: the fraction of `@connections` POSTs answered 429 LimitExceededException.
     #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
     fault_post_throttle: f64,
@@ -176,6 +185,8 @@ async fn main() -> anyhow::Result<()> {
             prune_grace: Duration::from_secs(args.prune_grace_secs),
             ..WorkerSettings::default()
         },
+        stage_throttle: (!args.no_throttle)
+            .then_some(StageThrottle { rate: args.throttle_rate, burst: args.throttle_burst }),
         faults: Faults {
             post_throttle: args.fault_post_throttle,
             post_error: args.fault_post_error,
