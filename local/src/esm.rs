@@ -283,4 +283,88 @@ mod tests {
         let batches = function.batches.lock().expect("lock").clone();
         assert_eq!(batches, [vec!["1", "2", "3"], vec!["4"]]);
     }
+
+    /// Stalls past any deadline on a message's first delivery; handles it on the next.
+    struct Stalling {
+        handled: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Function for Stalling {
+        async fn invoke(&self, payload: Vec<u8>, _deadline: Instant) -> Result<Vec<u8>, FunctionError> {
+            let event: SqsEvent = serde_json::from_slice(&payload).map_err(FunctionError::Deserialize)?;
+            if event.records.iter().any(|r| r.attributes["ApproximateReceiveCount"] == "1") {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            let bodies = event.records.iter().map(|r| r.body.clone().unwrap_or_default());
+            self.handled.lock().expect("lock").extend(bodies);
+            Ok(serde_json::to_vec(&json!({ "batchItemFailures": [] })).expect("json"))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_invocation_that_times_out_mid_batch_loses_no_message() {
+        let queue = Arc::new(MemoryQueue::new(QueueSettings {
+            visibility_timeout: Duration::from_secs(6),
+            max_receive_count: Some(5),
+        }));
+        for body in ["a", "b", "c"] {
+            queue.push(body.into());
+        }
+        let function = Arc::new(Stalling { handled: Mutex::default() });
+        let settings = EsmSettings { function_timeout: Duration::from_secs(1), ..EsmSettings::default() };
+        let queue_source: Arc<dyn QueueSource> = queue.clone();
+        let api = Api { api_id: "local".into(), stage: "local".into(), region: "us-east-1".into() };
+        let mapping = Mapping {
+            queue: queue_source,
+            queue_name: "q".into(),
+            api,
+            function: function.clone(),
+            settings,
+        };
+        run_until(&queue, mapping, |q| q.stats().in_flight == 0 && q.stats().visible == 0).await;
+
+        let mut handled = function.handled.lock().expect("lock").clone();
+        handled.sort();
+        assert_eq!(handled, ["a", "b", "c"], "redelivered after the visibility timeout and handled");
+        assert_eq!(queue.stats().dead, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failing_invocations_lose_no_message() {
+        let queue = Arc::new(MemoryQueue::new(QueueSettings {
+            visibility_timeout: Duration::from_millis(50),
+            max_receive_count: Some(1_000),
+        }));
+        let bodies: Vec<String> = (0..20).map(|n| n.to_string()).collect();
+        for body in &bodies {
+            queue.push(body.clone());
+        }
+        let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec![], fail_times: 0 });
+        let settings = EsmSettings { batch_size: 3, failure_rate: 0.5, ..EsmSettings::default() };
+        run_until(&queue, mapping(queue.clone(), function.clone(), settings), |q| {
+            q.stats().in_flight == 0 && q.stats().visible == 0
+        })
+        .await;
+
+        let mut handled: Vec<String> = function.batches.lock().expect("lock").concat();
+        handled.sort_by_key(|body| body.parse::<u32>().unwrap_or(u32::MAX));
+        assert_eq!(handled, bodies, "each message handled, and once: a failed invocation ran nothing");
+        assert_eq!(queue.stats().dead, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_every_invocation_fails_the_messages_wait_in_the_dead_letter_list() {
+        let queue = Arc::new(MemoryQueue::new(QueueSettings {
+            visibility_timeout: Duration::from_millis(100),
+            max_receive_count: Some(3),
+        }));
+        queue.push("kept".into());
+        let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec![], fail_times: 0 });
+        let settings = EsmSettings { failure_rate: 1.0, ..EsmSettings::default() };
+        run_until(&queue, mapping(queue.clone(), function.clone(), settings), |q| q.stats().dead == 1).await;
+
+        assert!(function.batches.lock().expect("lock").is_empty());
+        assert_eq!(queue.dead_letters(), ["kept"], "not lost: kept for inspection and redrive");
+    }
 }

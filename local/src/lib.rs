@@ -163,6 +163,10 @@ pub struct AppState {
     pub ingress: Arc<dyn Function>,
     /// The stage throttle's bucket, shared by every connection as API Gateway's is.
     pub throttle: Option<governor::DefaultDirectRateLimiter>,
+    /// The connection store, for [`STATS_PATH`].
+    pub store: Arc<dyn ConnectionStore>,
+    /// The in-memory queue, for [`STATS_PATH`]; SQS keeps its own figures.
+    pub queue_stats: Option<Arc<MemoryQueue>>,
     pub local_addr: SocketAddr,
     /// Cancelled when the gateway shuts down: every connection closes with 1001.
     pub shutdown: CancellationToken,
@@ -227,6 +231,8 @@ impl Gateway {
             Arc::new(Worker::new(store.clone(), Arc::new(poster), queue.clone(), settings.worker.clone()));
         let state = Arc::new(AppState {
             throttle: settings.stage_throttle.map(StageThrottle::limiter),
+            store: store.clone(),
+            queue_stats: memory.as_ref().map(|(_, queue)| queue.clone()),
             settings,
             selector,
             registry: Registry::default(),
@@ -310,6 +316,38 @@ fn management_routes() -> axum::routing::MethodRouter<Arc<AppState>> {
     axum::routing::post(management::post_to_connection)
         .get(management::get_connection)
         .delete(management::delete_connection)
+        // API Gateway answers a method it has no route for as it answers an unknown path.
+        .fallback(|| async {
+            management::aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
+        })
+}
+
+/// Not an AWS API: what the gateway holds, for scripts that check a run from outside (say, that
+/// every lost connection's record was pruned).
+pub const STATS_PATH: &str = "/_local/stats";
+
+async fn stats(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use futures::TryStreamExt;
+    let records = match state
+        .store
+        .scan()
+        .map_ok(|page| page.len())
+        .try_fold(0, |n, len| async move { Ok(n + len) })
+        .await
+    {
+        Ok(records) => records,
+        Err(err) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("scanning the store failed: {err}"))
+                .into_response();
+        }
+    };
+    let queue = state.queue_stats.as_ref().map(|queue| {
+        let stats = queue.stats();
+        serde_json::json!({ "visible": stats.visible, "in_flight": stats.in_flight, "dead": stats.dead })
+    });
+    let body = serde_json::json!({ "connections": state.registry.len(), "records": records, "queue": queue });
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -318,6 +356,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/{stage}", get(connection::upgrade_staged))
         .route("/@connections/{id}", management_routes())
         .route("/{stage}/@connections/{id}", management_routes())
+        .route(STATS_PATH, get(stats))
         .fallback(|| async {
             management::aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
         })

@@ -214,3 +214,27 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_gateway_binds_loopback_unless_told_otherwise() {
+        Args::command().debug_assert();
+        // A developer's LOCAL_HOST would change the default; the variable is read, never set.
+        if std::env::var_os("LOCAL_HOST").is_none() {
+            assert_eq!(Args::parse_from(["local"]).host, IpAddr::from([127, 0, 0, 1]));
+        }
+        assert!(Args::parse_from(["local", "--host", "0.0.0.0"]).host.is_unspecified());
+    }
+
+    #[test]
+    fn fault_rates_must_be_fractions() {
+        assert!(Args::try_parse_from(["local", "--fault-post-throttle", "0.1"]).is_ok());
+        for bad in ["1.5", "-0.1", "ten"] {
+            assert!(Args::try_parse_from(["local", "--fault-post-error", bad]).is_err(), "{bad}");
+        }
+    }
+}

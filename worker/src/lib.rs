@@ -79,7 +79,6 @@ pub struct Worker {
     poster: Arc<dyn Poster>,
     queue: Arc<dyn Queue>,
     settings: WorkerSettings,
-    budget: Arc<DefaultDirectRateLimiter>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -145,13 +144,17 @@ impl Worker {
         queue: Arc<dyn Queue>,
         settings: WorkerSettings,
     ) -> Self {
-        let rate = NonZeroU32::new(settings.post_rate).unwrap_or(NonZeroU32::MIN);
-        // API Gateway's account bucket holds half a second of its rate (10,000/s, burst 5,000): so does
-        // each invocation's share of it.
-        let burst = NonZeroU32::new(settings.post_rate / 2).unwrap_or(NonZeroU32::MIN);
-        let budget = Arc::new(RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)));
         let settings = WorkerSettings { post_concurrency: settings.post_concurrency.max(1), ..settings };
-        Self { store, poster, queue, settings, budget }
+        Self { store, poster, queue, settings }
+    }
+
+    /// A fresh budget for one invocation. API Gateway's account bucket holds half a second of its rate
+    /// (10,000/s, burst 5,000): so does each invocation's share of it. Per invocation rather than per
+    /// `Worker`, so that invocations sharing one process (the local gateway's) each get their share.
+    fn budget(&self) -> DefaultDirectRateLimiter {
+        let rate = NonZeroU32::new(self.settings.post_rate).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(self.settings.post_rate / 2).unwrap_or(NonZeroU32::MIN);
+        RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
     }
 
     /// Handles one SQS batch; the response lists the messages SQS should deliver again. `deadline` is
@@ -207,7 +210,8 @@ impl Worker {
         let mut connecting = HashSet::new();
         let prune_before =
             epoch_ms() - i64::try_from(self.settings.prune_grace.as_millis()).unwrap_or(i64::MAX);
-        let mut outcomes = self.fan_out(&deliveries, stop_at);
+        let budget = self.budget();
+        let mut outcomes = self.fan_out(&deliveries, &budget, stop_at);
         while let Some(outcome) = outcomes.next().await {
             match outcome {
                 Outcome::Posted { message, to, posted, retries } => {
@@ -306,7 +310,12 @@ impl Worker {
     /// `post_concurrency` at a time. Within a page, each message goes to every connection before the
     /// next message starts, which keeps per-connection order as close to the batch's as SQS allows.
     /// The store is scanned only if the batch holds a fresh broadcast; retry jobs name their targets.
-    fn fan_out<'a>(&'a self, deliveries: &'a [Delivery], stop_at: Instant) -> BoxStream<'a, Outcome> {
+    fn fan_out<'a>(
+        &'a self,
+        deliveries: &'a [Delivery],
+        budget: &'a DefaultDirectRateLimiter,
+        stop_at: Instant,
+    ) -> BoxStream<'a, Outcome> {
         let broadcasts: Arc<Vec<usize>> =
             Arc::new((0..deliveries.len()).filter(|&m| deliveries[m].targets.is_none()).collect());
         let scanned = if broadcasts.is_empty() {
@@ -337,7 +346,7 @@ impl Worker {
                 match step {
                     Step::Post { message, to } => {
                         let (posted, retries) =
-                            self.post_with_retries(&to.id, &deliveries[message].frame, stop_at).await;
+                            self.post_with_retries(&to.id, &deliveries[message].frame, budget, stop_at).await;
                         Outcome::Posted { message, to, posted, retries }
                     }
                     Step::ScanFailed(err) => Outcome::ScanFailed(err),
@@ -349,7 +358,13 @@ impl Worker {
 
     /// Posts `frame` to `to` within the budget, retrying throttling and transient failures with
     /// exponential backoff and jitter for as long as `stop_at` allows.
-    async fn post_with_retries(&self, to: &ConnectionId, frame: &Bytes, stop_at: Instant) -> (Posted, usize) {
+    async fn post_with_retries(
+        &self,
+        to: &ConnectionId,
+        frame: &Bytes,
+        budget: &DefaultDirectRateLimiter,
+        stop_at: Instant,
+    ) -> (Posted, usize) {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.min_backoff)
             .with_max_delay(self.settings.max_backoff)
@@ -358,7 +373,7 @@ impl Worker {
             .build();
         let mut retries = 0;
         loop {
-            if !self.within_budget(stop_at).await {
+            if !within_budget(budget, stop_at).await {
                 return (Posted::Unfinished, retries);
             }
             let err = match self.poster.post(to, frame.clone()).await {
@@ -382,18 +397,18 @@ impl Worker {
             retries += 1;
         }
     }
+}
 
-    /// Waits for a token of the post-rate budget; false if none comes before `stop_at`.
-    async fn within_budget(&self, stop_at: Instant) -> bool {
-        loop {
-            let Err(not_until) = self.budget.check() else {
-                return true;
-            };
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            if Instant::now() + wait >= stop_at {
-                return false;
-            }
-            tokio::time::sleep(wait).await;
+/// Waits for a token of the post-rate budget; false if none comes before `stop_at`.
+async fn within_budget(budget: &DefaultDirectRateLimiter, stop_at: Instant) -> bool {
+    loop {
+        let Err(not_until) = budget.check() else {
+            return true;
+        };
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        if Instant::now() + wait >= stop_at {
+            return false;
         }
+        tokio::time::sleep(wait).await;
     }
 }

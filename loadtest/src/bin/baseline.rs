@@ -30,3 +30,13 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_baseline_binds_loopback_unless_told_otherwise() {
+        assert_eq!(Args::parse_from(["baseline"]).host, IpAddr::from([127, 0, 0, 1]));
+    }
+}

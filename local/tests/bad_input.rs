@@ -1,0 +1,212 @@
+//! The bad-input catalogue (RELIABILITY.md), end to end through the local gateway: each input gets a
+//! clear error with a documented code, nothing is queued, nobody else hears of it, and the connection
+//! stays open unless API Gateway itself would close it.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::SinkExt;
+use local::{Settings, StageThrottle};
+use serde_json::Value;
+use support::{Client, TestGateway, assert_silent, next_text, send_text};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+/// Sends `input`, expects the error `code` back, and checks that the connection still echoes, that
+/// nothing reached the queue and that a bystander heard nothing.
+async fn refused(input: Message, code: &str) {
+    let gateway = TestGateway::start(Settings::default()).await;
+    let mut client = gateway.connect().await;
+    let mut bystander = gateway.connect().await;
+
+    client.send(input).await.expect("send");
+    let answer: Value = serde_json::from_str(&next_text(&mut client).await).expect("a JSON error");
+
+    assert_eq!(answer["error"]["code"], code, "{answer}");
+    assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{answer}");
+    send_text(&mut client, "still open?").await;
+    assert_eq!(next_text(&mut client).await, "still open?");
+    assert!(gateway.queue.peek().is_empty(), "nothing may be queued");
+    assert_eq!(gateway.queue.stats().in_flight, 0);
+    assert_silent(&mut bystander, Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_binary_frame_is_refused_as_binary_not_supported() {
+    refused(Message::binary(vec![0x7b, 0x00, 0xff]), "binary_not_supported").await;
+}
+
+#[tokio::test]
+async fn text_that_starts_like_json_but_is_not_is_refused_as_invalid_json() {
+    refused(Message::text(r#"{"action":"broadcast","data":"#), "invalid_json").await;
+}
+
+#[tokio::test]
+async fn a_json_object_without_an_action_is_refused_as_missing_action() {
+    refused(Message::text(r#"{"data":{"text":"hi"}}"#), "missing_action").await;
+}
+
+#[tokio::test]
+async fn an_unknown_action_is_refused_as_unknown_action() {
+    refused(Message::text(r#"{"action":"shout","data":"hi"}"#), "unknown_action").await;
+}
+
+#[tokio::test]
+async fn an_action_that_is_not_a_string_is_refused_as_invalid_action() {
+    refused(Message::text(r#"{"action":["broadcast"],"data":"hi"}"#), "invalid_action").await;
+}
+
+#[tokio::test]
+async fn a_broadcast_without_data_is_refused_as_missing_data() {
+    refused(Message::text(r#"{"action":"broadcast"}"#), "missing_data").await;
+}
+
+#[tokio::test]
+async fn an_empty_message_is_refused_as_empty_message() {
+    refused(Message::text(""), "empty_message").await;
+}
+
+#[tokio::test]
+async fn deeply_nested_json_is_refused_as_too_deeply_nested() {
+    let nested = format!(r#"{{"action":"broadcast","data":{}1{}}}"#, "[".repeat(200), "]".repeat(200));
+    refused(Message::text(nested), "too_deeply_nested").await;
+}
+
+/// A message within API Gateway's 128 KB whose envelope (id, sender, time) would not be: refused when
+/// sent rather than failing at every `@connections` call later.
+#[tokio::test]
+async fn a_broadcast_whose_envelope_would_pass_128_kb_is_refused_as_message_too_large() {
+    let gateway = TestGateway::start(Settings::default()).await;
+    let mut client = gateway.connect().await;
+    let prefix = r#"{"action":"broadcast","data":""#;
+    let text = format!("{prefix}{}\"}}", "x".repeat(128 * 1024 - prefix.len() - 2));
+    assert_eq!(text.len(), 128 * 1024, "exactly API Gateway's limit");
+    send_in_frames(&mut client, text.as_bytes()).await;
+
+    let answer: Value = serde_json::from_str(&next_text(&mut client).await).expect("a JSON error");
+
+    assert_eq!(answer["error"]["code"], "message_too_large", "{answer}");
+    send_text(&mut client, "still open?").await;
+    assert_eq!(next_text(&mut client).await, "still open?");
+    assert!(gateway.queue.peek().is_empty());
+}
+
+/// API Gateway's frames are at most 32 KB: a larger message arrives in fragments.
+async fn send_in_frames(client: &mut Client, payload: &[u8]) {
+    let chunks: Vec<&[u8]> = payload.chunks(32 * 1024).collect();
+    for (n, chunk) in chunks.iter().enumerate() {
+        let opcode = if n == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
+        let frame = Frame::message(chunk.to_vec(), opcode, n == chunks.len() - 1);
+        client.send(Message::Frame(frame)).await.expect("send a fragment");
+    }
+}
+
+#[tokio::test]
+async fn a_client_flooding_past_the_stage_throttle_is_told_too_many_requests_and_stays_connected() {
+    let throttle = StageThrottle { rate: 1, burst: 5 };
+    let gateway =
+        TestGateway::start(Settings { stage_throttle: Some(throttle), ..Settings::default() }).await;
+    let (mut client, id) = gateway.connect_with_id().await;
+
+    for n in 0..20 {
+        send_text(&mut client, &format!("echo {n}")).await;
+    }
+    let mut echoed = 0;
+    let mut throttled = 0;
+    for _ in 0..20 {
+        let answer = next_text(&mut client).await;
+        if answer.starts_with("echo ") {
+            echoed += 1;
+        } else {
+            let error: Value = serde_json::from_str(&answer).expect("a JSON error");
+            assert_eq!(error["message"], "Too Many Requests", "{error}");
+            assert_eq!(error["connectionId"], id.as_str(), "{error}");
+            throttled += 1;
+        }
+    }
+
+    // The burst passes; beyond it only what the rate refills while the flood lasts.
+    assert!(echoed >= 5, "the burst of 5 must pass: {echoed} echoed");
+    assert!(echoed <= 10 && throttled >= 10, "{echoed} echoed, {throttled} throttled");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    send_text(&mut client, "after the flood").await;
+    assert_eq!(next_text(&mut client).await, "after the flood", "the bucket refills");
+}
+
+#[tokio::test]
+async fn throttled_broadcasts_are_not_queued() {
+    let throttle = StageThrottle { rate: 1, burst: 3 };
+    let gateway =
+        TestGateway::start(Settings { stage_throttle: Some(throttle), ..Settings::default() }).await;
+    let mut client = gateway.connect().await;
+
+    for n in 0..10 {
+        send_text(&mut client, &format!(r#"{{"action":"broadcast","data":{n}}}"#)).await;
+    }
+    let mut throttled = 0;
+    let mut received = 0;
+    // Each broadcast that passes comes back to its sender too; each throttled one is answered.
+    while throttled + received < 10 {
+        let answer: Value = serde_json::from_str(&next_text(&mut client).await).expect("json");
+        if answer["message"] == "Too Many Requests" {
+            throttled += 1;
+        } else {
+            assert_eq!(answer["type"], "broadcast", "{answer}");
+            received += 1;
+        }
+    }
+    assert!(throttled >= 5, "{throttled} throttled");
+    assert_eq!(received, 10 - throttled, "every broadcast that passed, and only those, went out");
+}
+
+#[tokio::test]
+async fn a_handshake_on_an_unknown_path_is_refused_with_403() {
+    let gateway = TestGateway::start(Settings::default()).await;
+    for path in ["/local/extra", "/a/b/c", "/prod"] {
+        match tokio_tungstenite::connect_async(format!("{}{path}", gateway.ws_url)).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 403, "{path}")
+            }
+            other => panic!("{path}: expected 403, got {:?}", other.map(|_| ())),
+        }
+    }
+    assert!(gateway.store.is_empty(), "no $connect ran");
+}
+
+#[tokio::test]
+async fn malformed_management_requests_get_aws_errors_and_deliver_nothing() {
+    let gateway = TestGateway::start(Settings::default()).await;
+    let (mut client, id) = gateway.connect_with_id().await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", gateway.http_url);
+
+    let cases = [
+        (
+            http.post(url(&format!("/@connections/{}", "A".repeat(300)))).body("hi"),
+            400,
+            "BadRequestException",
+        ),
+        (http.post(url("/@connections/bad%20id%21")).body("hi"), 400, "BadRequestException"),
+        (
+            http.post(url(&format!("/@connections/{id}"))).body(vec![b'x'; 128 * 1024 + 1]),
+            413,
+            "PayloadTooLargeException",
+        ),
+        (http.post(url(&format!("/prod/@connections/{id}"))).body("hi"), 403, "ForbiddenException"),
+        (http.put(url(&format!("/@connections/{id}"))).body("hi"), 403, "ForbiddenException"),
+        (http.patch(url(&format!("/local/@connections/{id}"))).body("hi"), 403, "ForbiddenException"),
+    ];
+    for (request, status, error_type) in cases {
+        let response = request.send().await.expect("an answer");
+        assert_eq!(response.status(), status);
+        assert_eq!(response.headers()["x-amzn-errortype"], error_type);
+        let body: Value = serde_json::from_str(&response.text().await.expect("a body")).expect("JSON");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    }
+
+    assert_silent(&mut client, Duration::from_millis(300)).await;
+    send_text(&mut client, "still open?").await;
+    assert_eq!(next_text(&mut client).await, "still open?");
+}
