@@ -6,6 +6,7 @@
 //! that only the worker's pruning on 410 can clean up its record. Worker invocations failing is the
 //! event source mapping's [`crate::esm::EsmSettings::failure_rate`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Fractions of `@connections` POSTs that meet each fault, drawn independently per call.
@@ -20,6 +21,35 @@ pub struct Faults {
     pub post_delay: Duration,
     /// Their target connection is cut (and the call answered 410).
     pub drop_connection: f64,
+}
+
+/// How many of each fault were injected, for `/_local/stats`.
+#[derive(Debug, Default)]
+pub struct Injected {
+    pub throttled: AtomicU64,
+    pub errors: AtomicU64,
+    pub delayed: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl Injected {
+    pub fn count(&self, fault: PostFault) {
+        let counter = match fault {
+            PostFault::Throttle => &self.throttled,
+            PostFault::Error => &self.errors,
+            PostFault::DropConnection => &self.dropped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "throttled": self.throttled.load(Ordering::Relaxed),
+            "errors": self.errors.load(Ordering::Relaxed),
+            "delayed": self.delayed.load(Ordering::Relaxed),
+            "dropped": self.dropped.load(Ordering::Relaxed),
+        })
+    }
 }
 
 /// What an injected fault makes of one POST.

@@ -167,6 +167,8 @@ pub struct AppState {
     pub store: Arc<dyn ConnectionStore>,
     /// The in-memory queue, for [`STATS_PATH`]; SQS keeps its own figures.
     pub queue_stats: Option<Arc<MemoryQueue>>,
+    /// Faults injected so far.
+    pub injected: faults::Injected,
     pub local_addr: SocketAddr,
     /// Cancelled when the gateway shuts down: every connection closes with 1001.
     pub shutdown: CancellationToken,
@@ -233,6 +235,7 @@ impl Gateway {
             throttle: settings.stage_throttle.map(StageThrottle::limiter),
             store: store.clone(),
             queue_stats: memory.as_ref().map(|(_, queue)| queue.clone()),
+            injected: faults::Injected::default(),
             settings,
             selector,
             registry: Registry::default(),
@@ -346,7 +349,12 @@ async fn stats(axum::extract::State(state): axum::extract::State<Arc<AppState>>)
         let stats = queue.stats();
         serde_json::json!({ "visible": stats.visible, "in_flight": stats.in_flight, "dead": stats.dead })
     });
-    let body = serde_json::json!({ "connections": state.registry.len(), "records": records, "queue": queue });
+    let body = serde_json::json!({
+        "connections": state.registry.len(),
+        "records": records,
+        "queue": queue,
+        "faults_injected": state.injected.to_json(),
+    });
     ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 

@@ -123,9 +123,14 @@ pub async fn post_to_connection(
     let (stage, id) = params(&path);
     let faults = state.settings.faults;
     if let Some(delay) = faults.delay() {
+        state.injected.delayed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::time::sleep(delay).await;
     }
-    match faults.draw() {
+    let fault = faults.draw();
+    if let Some(fault @ (PostFault::Throttle | PostFault::Error)) = fault {
+        state.injected.count(fault);
+    }
+    match fault {
         None => post(&state, stage, id, body).into_response(),
         Some(PostFault::Throttle) => ApiError::LimitExceeded.into_response(),
         Some(PostFault::Error) => {
@@ -135,6 +140,7 @@ pub async fn post_to_connection(
             if let Ok(id) = ConnectionId::parse(id)
                 && let Some(live) = state.registry.remove(&id)
             {
+                state.injected.count(PostFault::DropConnection);
                 live.lost.cancel();
             }
             ApiError::Gone.into_response()
