@@ -388,3 +388,33 @@ async fn custom_routes_are_selected_by_the_route_selection_expression() {
     let distinct: HashSet<&str> = cases.iter().map(|(_, r)| *r).collect();
     assert_eq!(distinct.len(), 2);
 }
+
+#[tokio::test]
+async fn delayed_management_answers_slow_a_broadcast_down_but_lose_and_double_nothing() {
+    let faults =
+        local::Faults { post_delay_rate: 1.0, post_delay: Duration::from_millis(200), ..Default::default() };
+    let gateway = TestGateway::start(Settings { faults, ..Settings::default() }).await;
+    let mut clients = Vec::new();
+    for _ in 0..5 {
+        clients.push(gateway.connect().await);
+    }
+
+    send_text(&mut clients[0], r#"{"action":"broadcast","data":"slow"}"#).await;
+
+    for client in &mut clients {
+        assert_eq!(envelope(&next_text(client).await)["data"], "slow");
+        assert_silent(client, Duration::from_millis(300)).await;
+    }
+    let stats: Value = serde_json::from_str(
+        &reqwest::get(format!("{}{}", gateway.http_url, local::STATS_PATH))
+            .await
+            .expect("stats")
+            .text()
+            .await
+            .expect("a body"),
+    )
+    .expect("JSON");
+    assert_eq!(stats["faults_injected"]["delayed"], 5, "{stats}");
+    assert_eq!(stats["connections"], 5, "{stats}");
+    assert_eq!(stats["records"], 5, "{stats}");
+}

@@ -179,27 +179,7 @@ impl Worker {
         let started = Instant::now();
         let stop_at = deadline.checked_sub(self.settings.deadline_reserve).unwrap_or(started);
         let mut report = BatchReport { messages: event.records.len(), ..BatchReport::default() };
-        let mut deliveries = Vec::with_capacity(event.records.len());
-        for record in event.records {
-            let Some(message_id) = record.message_id else {
-                tracing::error!("an SQS record without a messageId cannot be acknowledged or retried");
-                continue;
-            };
-            match Job::parse(record.body.as_deref().unwrap_or_default()) {
-                Ok(job) => deliveries.push(Delivery {
-                    message_id,
-                    frame: Bytes::from(job.envelope.frame()),
-                    envelope: job.envelope,
-                    targets: job.targets,
-                    attempt: job.attempt,
-                }),
-                Err(err) => {
-                    // Poison: report it so that SQS's redrive policy moves it to the dead-letter queue.
-                    tracing::error!(message = %message_id, error = %err, "unparsable job");
-                    report.failed.push(message_id);
-                }
-            }
-        }
+        let deliveries = parse_batch(event, &mut report);
         if deliveries.is_empty() {
             return report;
         }
@@ -397,6 +377,32 @@ impl Worker {
             retries += 1;
         }
     }
+}
+
+/// The batch's jobs, ready to post. Poison (a body that is not a job) goes into `report.failed`, so
+/// that SQS's redrive policy moves it to the dead-letter queue.
+fn parse_batch(event: SqsEvent, report: &mut BatchReport) -> Vec<Delivery> {
+    let mut deliveries = Vec::with_capacity(event.records.len());
+    for record in event.records {
+        let Some(message_id) = record.message_id else {
+            tracing::error!("an SQS record without a messageId cannot be acknowledged or retried");
+            continue;
+        };
+        match Job::parse(record.body.as_deref().unwrap_or_default()) {
+            Ok(job) => deliveries.push(Delivery {
+                message_id,
+                frame: Bytes::from(job.envelope.frame()),
+                envelope: job.envelope,
+                targets: job.targets,
+                attempt: job.attempt,
+            }),
+            Err(err) => {
+                tracing::error!(message = %message_id, error = %err, "unparsable job");
+                report.failed.push(message_id);
+            }
+        }
+    }
+    deliveries
 }
 
 /// Waits for a token of the post-rate budget; false if none comes before `stop_at`.
