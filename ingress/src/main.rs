@@ -13,7 +13,9 @@ use shared::aws::{DynamoStore, SqsQueue};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
+// One thread: Lambda hands the function one event at a time, and a multi-thread runtime would only
+// start threads at cold start that never get work.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
     let config = IngressConfig::from_env()?;
