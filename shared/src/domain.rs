@@ -111,13 +111,14 @@ impl Inbound {
             Some(serde_json::Value::String(action)) => action,
             Some(other) => return Err(InputError::InvalidAction { found: json_type(&other) }),
         };
+        // An unknown action is the first thing to tell its sender, whatever else is missing.
+        let inbound = match action.as_str() {
+            "echo" => |_| Self::Echo,
+            "broadcast" => |data| Self::Broadcast { data },
+            _ => return Err(InputError::UnknownAction { action: truncate(&action, 64) }),
+        };
         // `"data": null` deserializes as `None`: a broadcast of nothing is a mistake, not a message.
-        let data = wire.data.ok_or(InputError::MissingData)?;
-        match action.as_str() {
-            "echo" => Ok(Self::Echo),
-            "broadcast" => Ok(Self::Broadcast { data }),
-            _ => Err(InputError::UnknownAction { action: truncate(&action, 64) }),
-        }
+        wire.data.map(inbound).ok_or(InputError::MissingData)
     }
 }
 
@@ -332,6 +333,13 @@ mod tests {
             let err = Inbound::parse(body).expect_err(body);
             assert_eq!(err.code(), code, "{body}");
         }
+    }
+
+    #[test]
+    fn an_unknown_action_is_named_before_missing_data() {
+        assert_eq!(Inbound::parse(r#"{"action":"shout"}"#).expect_err("unknown").code(), "unknown_action");
+        assert_eq!(Inbound::parse(r#"{"action":"broadcast"}"#).expect_err("no data").code(), "missing_data");
+        assert_eq!(Inbound::parse(r#"{"action":"echo"}"#).expect_err("no data").code(), "missing_data");
     }
 
     #[test]
