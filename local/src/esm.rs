@@ -203,7 +203,7 @@ mod tests {
         }
     }
 
-    fn mapping(queue: Arc<MemoryQueue>, function: Arc<Scripted>, settings: EsmSettings) -> Mapping {
+    fn mapping(queue: Arc<MemoryQueue>, function: Arc<dyn Function>, settings: EsmSettings) -> Mapping {
         let queue: Arc<dyn QueueSource> = queue;
         let api = Api { api_id: "local".into(), stage: "local".into(), region: "us-east-1".into() };
         Mapping { queue, queue_name: "q".into(), api, function, settings }
@@ -313,16 +313,10 @@ mod tests {
         }
         let function = Arc::new(Stalling { handled: Mutex::default() });
         let settings = EsmSettings { function_timeout: Duration::from_secs(1), ..EsmSettings::default() };
-        let queue_source: Arc<dyn QueueSource> = queue.clone();
-        let api = Api { api_id: "local".into(), stage: "local".into(), region: "us-east-1".into() };
-        let mapping = Mapping {
-            queue: queue_source,
-            queue_name: "q".into(),
-            api,
-            function: function.clone(),
-            settings,
-        };
-        run_until(&queue, mapping, |q| q.stats().in_flight == 0 && q.stats().visible == 0).await;
+        run_until(&queue, mapping(queue.clone(), function.clone(), settings), |q| {
+            q.stats().in_flight == 0 && q.stats().visible == 0
+        })
+        .await;
 
         let mut handled = function.handled.lock().expect("lock").clone();
         handled.sort();

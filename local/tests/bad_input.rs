@@ -9,10 +9,8 @@ use std::time::Duration;
 use futures::SinkExt;
 use local::{Settings, StageThrottle};
 use serde_json::Value;
-use support::{Client, TestGateway, assert_silent, next_text, send_text};
+use support::{TestGateway, assert_silent, next_text, send_fragmented, send_text};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 
 /// Sends `input`, expects the error `code` back, and checks that the connection still echoes, that
 /// nothing reached the queue and that a bystander heard nothing.
@@ -83,7 +81,8 @@ async fn a_broadcast_whose_envelope_would_pass_128_kb_is_refused_as_message_too_
     let prefix = r#"{"action":"broadcast","data":""#;
     let text = format!("{prefix}{}\"}}", "x".repeat(128 * 1024 - prefix.len() - 2));
     assert_eq!(text.len(), 128 * 1024, "exactly API Gateway's limit");
-    send_in_frames(&mut client, text.as_bytes()).await;
+    // API Gateway's frames are at most 32 KB: a larger message arrives in fragments.
+    send_fragmented(&mut client, text.as_bytes(), 32 * 1024).await;
 
     let answer: Value = serde_json::from_str(&next_text(&mut client).await).expect("a JSON error");
 
@@ -91,16 +90,6 @@ async fn a_broadcast_whose_envelope_would_pass_128_kb_is_refused_as_message_too_
     send_text(&mut client, "still open?").await;
     assert_eq!(next_text(&mut client).await, "still open?");
     assert!(gateway.queue.peek().is_empty());
-}
-
-/// API Gateway's frames are at most 32 KB: a larger message arrives in fragments.
-async fn send_in_frames(client: &mut Client, payload: &[u8]) {
-    let chunks: Vec<&[u8]> = payload.chunks(32 * 1024).collect();
-    for (n, chunk) in chunks.iter().enumerate() {
-        let opcode = if n == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
-        let frame = Frame::message(chunk.to_vec(), opcode, n == chunks.len() - 1);
-        client.send(Message::Frame(frame)).await.expect("send a fragment");
-    }
 }
 
 #[tokio::test]

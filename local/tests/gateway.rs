@@ -16,8 +16,6 @@ use shared::aws::ApiGatewayPoster;
 use shared::memory::QueueSettings;
 use shared::{ConnectionRecord, ConnectionStore, PostError, Poster};
 use support::*;
-use tokio_tungstenite::tungstenite::protocol::frame::Frame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 fn envelope(text: &str) -> Value {
@@ -109,22 +107,12 @@ async fn a_malformed_message_gets_a_json_error_and_the_connection_stays_open() {
     assert!(gateway.queue.peek().is_empty());
 }
 
-async fn send_fragmented(client: &mut Client, total: usize, fragment: usize) {
-    let payload = "a".repeat(total);
-    let chunks: Vec<&[u8]> = payload.as_bytes().chunks(fragment).collect();
-    for (n, chunk) in chunks.iter().enumerate() {
-        let opcode = if n == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
-        let frame = Frame::message(chunk.to_vec(), opcode, n == chunks.len() - 1);
-        client.send(Message::Frame(frame)).await.expect("send a fragment");
-    }
-}
-
 #[tokio::test]
 async fn a_message_over_128_kb_closes_the_connection_with_1009() {
     let gateway = TestGateway::start(Settings::default()).await;
     let (mut client, id) = gateway.connect_with_id().await;
 
-    send_fragmented(&mut client, 130 * 1024, 32 * 1024).await;
+    send_fragmented(&mut client, "a".repeat(130 * 1024).as_bytes(), 32 * 1024).await;
 
     let close = next_close(&mut client).await;
     assert_eq!(u16::from(close.code), 1009);
@@ -147,7 +135,7 @@ async fn a_fragmented_message_within_both_limits_is_accepted() {
     let gateway = TestGateway::start(Settings::default()).await;
     let mut client = gateway.connect().await;
 
-    send_fragmented(&mut client, 100 * 1024, 32 * 1024).await;
+    send_fragmented(&mut client, "a".repeat(100 * 1024).as_bytes(), 32 * 1024).await;
 
     assert_eq!(next_text(&mut client).await.len(), 100 * 1024);
 }

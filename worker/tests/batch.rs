@@ -87,6 +87,14 @@ fn old(n: usize) -> ConnectionRef {
     ConnectionRef { id: id(n), connected_at_ms: 0 }
 }
 
+/// A retry job, as a worker would have queued it, carrying a broadcast of `7` to `targets`.
+fn retry_job(targets: Vec<ConnectionRef>, attempt: u32) -> (Envelope, String) {
+    let data = serde_json::value::RawValue::from_string("7".into()).expect("json");
+    let envelope = Envelope::broadcast(id(0), 1, data).expect("fits");
+    let body = Job::retries(&envelope, targets, attempt, 256 * 1024).remove(0).to_body();
+    (envelope, body)
+}
+
 fn message_id(n: usize) -> String {
     format!("059f36b4-87a3-44ab-83d2-66197597{n:04}")
 }
@@ -263,9 +271,7 @@ async fn a_retry_job_reaches_only_its_targets_without_scanning() {
     let store = CountingStore::with_connections(5, 10).await;
     let poster = Arc::new(MemoryPoster::default());
     let (worker, queue) = worker(store.clone(), poster.clone(), 4);
-    let data = serde_json::value::RawValue::from_string("7".into()).expect("json");
-    let envelope = Envelope::broadcast(id(0), 1, data).expect("fits");
-    let retry = Job::retries(&envelope, vec![old(1), old(3)], 1, 256 * 1024).remove(0).to_body();
+    let (envelope, retry) = retry_job(vec![old(1), old(3)], 1);
 
     let report = worker.process(sqs_event(&[retry]), deadline(30.0)).await;
 
@@ -286,9 +292,7 @@ async fn a_broadcast_out_of_attempts_gives_up_on_its_failing_connections() {
     poster.script(&id(1), Scripted::Transient);
     let (worker, queue) =
         worker_with(store.clone(), poster.clone(), WorkerSettings { max_job_attempts: 2, ..settings() });
-    let data = serde_json::value::RawValue::from_string("7".into()).expect("json");
-    let envelope = Envelope::broadcast(id(0), 1, data).expect("fits");
-    let last_try = Job::retries(&envelope, vec![old(1), old(2)], 1, 256 * 1024).remove(0).to_body();
+    let (_, last_try) = retry_job(vec![old(1), old(2)], 1);
 
     let report = worker.process(sqs_event(&[last_try]), deadline(1.5)).await;
 

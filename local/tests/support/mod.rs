@@ -126,6 +126,18 @@ pub async fn assert_silent(client: &mut Client, quiet: Duration) {
     }
 }
 
+/// Sends `payload` as one text message in fragments of `fragment` bytes, as a client must past 32 KB.
+pub async fn send_fragmented(client: &mut Client, payload: &[u8], fragment: usize) {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let chunks: Vec<&[u8]> = payload.chunks(fragment).collect();
+    for (n, chunk) in chunks.iter().enumerate() {
+        let opcode = if n == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
+        let frame = Frame::message(chunk.to_vec(), opcode, n == chunks.len() - 1);
+        client.send(Message::Frame(frame)).await.unwrap();
+    }
+}
+
 pub async fn send_text(client: &mut Client, text: &str) {
     client.send(Message::text(text)).await.unwrap();
 }
