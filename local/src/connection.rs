@@ -23,15 +23,15 @@ use shared::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 
-/// The ingress function's `Timeout` in template.yaml.
-const INGRESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 use crate::events::{self, Connection, Payload};
 use crate::function::{self, ProxyResponse};
-use crate::management::aws_error;
+use crate::management::forbidden;
 use crate::registry::Live;
 use crate::routing::DEFAULT_ROUTE;
 use crate::{AppState, ids};
+
+/// The ingress function's `Timeout` in template.yaml.
+const INGRESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// tungstenite reads into a 128 KB buffer per connection by default: 1.3 GB for 10,000 idle clients.
 /// Frames larger than this still arrive whole; the buffer only sets the size of each read.
@@ -65,7 +65,7 @@ pub async fn upgrade_staged(
     ws: WebSocketUpgrade,
 ) -> Response {
     if stage != state.settings.api.stage {
-        return aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden");
+        return forbidden();
     }
     handshake(state, peer, headers, uri, ws).await
 }

@@ -320,9 +320,7 @@ fn management_routes() -> axum::routing::MethodRouter<Arc<AppState>> {
         .get(management::get_connection)
         .delete(management::delete_connection)
         // API Gateway answers a method it has no route for as it answers an unknown path.
-        .fallback(|| async {
-            management::aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
-        })
+        .fallback(|| async { management::forbidden() })
 }
 
 /// Not an AWS API: what the gateway holds, for scripts that check a run from outside (say, that
@@ -365,8 +363,6 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/@connections/{id}", management_routes())
         .route("/{stage}/@connections/{id}", management_routes())
         .route(STATS_PATH, get(stats))
-        .fallback(|| async {
-            management::aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
-        })
+        .fallback(|| async { management::forbidden() })
         .with_state(state)
 }

@@ -32,6 +32,11 @@ pub fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Respons
     response
 }
 
+/// API Gateway's answer to a path, stage or method it has no route for.
+pub fn forbidden() -> Response {
+    aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
+}
+
 /// The management API's errors, each with the status and type AWS answers with.
 #[derive(Debug)]
 enum ApiError {
@@ -46,7 +51,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             Self::Gone => aws_error(StatusCode::GONE, "GoneException", "The connection is gone"),
-            Self::Forbidden => aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden"),
+            Self::Forbidden => forbidden(),
             Self::BadRequest(why) => aws_error(StatusCode::BAD_REQUEST, "BadRequestException", &why),
             Self::PayloadTooLarge(size) => aws_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
