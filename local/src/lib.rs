@@ -149,9 +149,7 @@ impl Default for StageThrottle {
 
 impl StageThrottle {
     fn limiter(self) -> governor::DefaultDirectRateLimiter {
-        let rate = std::num::NonZeroU32::new(self.rate).unwrap_or(std::num::NonZeroU32::MIN);
-        let burst = std::num::NonZeroU32::new(self.burst).unwrap_or(std::num::NonZeroU32::MIN);
-        governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
+        shared::pacing::token_bucket(self.rate, self.burst)
     }
 }
 

@@ -115,7 +115,7 @@ impl WorkerConfig {
     /// This invocation's share of the account's `@connections` budget, in calls per second: every
     /// concurrent invocation posting at this rate keeps the fleet within the account's limit.
     pub fn post_rate(&self) -> u32 {
-        (self.account_post_rate / self.max_concurrency.max(1)).max(1)
+        crate::pacing::post_rate_share(self.account_post_rate, self.max_concurrency)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod error;
 pub mod lambda;
 pub mod limits;
 pub mod memory;
+pub mod pacing;
 pub mod ports;
 
 pub use config::{ConfigError, IngressConfig, WorkerConfig};

@@ -13,7 +13,6 @@
 //! the retry job) is a message reported in `batchItemFailures` for SQS to redeliver.
 
 use std::collections::HashSet;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +20,12 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
+use governor::DefaultDirectRateLimiter;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use shared::aws::SQS_MAX_MESSAGE_BYTES;
 use shared::clock::epoch_ms;
 use shared::limits::PRUNE_GRACE;
+use shared::pacing::token_bucket;
 use shared::{
     ConnectionId, ConnectionRef, ConnectionStore, Envelope, Job, PostError, Poster, Queue, StoreError,
 };
@@ -54,7 +54,10 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             post_concurrency: shared::WorkerConfig::DEFAULT_POST_CONCURRENCY,
-            post_rate: shared::limits::ACCOUNT_POST_RATE / shared::WorkerConfig::DEFAULT_MAX_CONCURRENCY,
+            post_rate: shared::pacing::post_rate_share(
+                shared::WorkerConfig::DEFAULT_ACCOUNT_POST_RATE,
+                shared::WorkerConfig::DEFAULT_MAX_CONCURRENCY,
+            ),
             deadline_reserve: DEFAULT_DEADLINE_RESERVE,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
@@ -152,9 +155,7 @@ impl Worker {
     /// (10,000/s, burst 5,000): so does each invocation's share of it. Per invocation rather than per
     /// `Worker`, so that invocations sharing one process (the local gateway's) each get their share.
     fn budget(&self) -> DefaultDirectRateLimiter {
-        let rate = NonZeroU32::new(self.settings.post_rate).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(self.settings.post_rate / 2).unwrap_or(NonZeroU32::MIN);
-        RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+        token_bucket(self.settings.post_rate, self.settings.post_rate / 2)
     }
 
     /// Handles one SQS batch; the response lists the messages SQS should deliver again. `deadline` is
