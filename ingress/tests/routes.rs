@@ -192,6 +192,10 @@ impl Queue for BrokenQueue {
     async fn send(&self, _job: &Job) -> Result<(), QueueError> {
         Err(QueueError::Unavailable("SQS is down".into()))
     }
+
+    async fn send_batch(&self, jobs: &[Job], _delay: std::time::Duration) -> Vec<Result<(), QueueError>> {
+        jobs.iter().map(|_| Err(QueueError::Unavailable("SQS is down".into()))).collect()
+    }
 }
 
 #[tokio::test]

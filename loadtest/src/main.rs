@@ -9,7 +9,7 @@ use loadtest::swarm::{self, Scenario, SwarmConfig};
 
 /// A WebSocket swarm: connects, drives a scenario, and reports delivery, loss and latency.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// The WebSocket URL: the local gateway, the baseline, or a deployed wss:// API.
     #[arg(long, default_value = "ws://127.0.0.1:3001")]

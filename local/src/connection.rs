@@ -4,8 +4,13 @@
 //! it with that status. Once open, each message is routed and handed to the function, whose route
 //! response goes back to the client; `@connections` posts arrive through the registry. The limits
 //! API Gateway enforces are enforced here: a frame over 32 KB or a message over 128 KB closes the
-//! connection with 1009, idleness and old age close it with 1001, and messages past the stage throttle
-//! are answered `Too Many Requests` without reaching the integration.
+//! connection with 1009, idleness and old age close it with 1001, other protocol violations with
+//! 1002 or 1007, messages past the stage throttle are answered `Too Many Requests` without reaching
+//! the integration, and handshakes past the account's connection rate are refused with 429.
+//!
+//! Each connection has a reader (its task) and a writer (a task of its own) between which the
+//! outbound buffer sits, bounded in bytes: a client that stops reading blocks only its writer, and
+//! `DELETE @connections`, the timeouts and shutdown still close it, each within [`CLOSE_GRACE`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,16 +21,19 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use shared::clock::epoch_ms;
 use shared::limits::{MAX_FRAME_BYTES, MAX_MESSAGE_BYTES};
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep};
 
 use crate::events::{self, Connection, Payload};
 use crate::function::{self, ProxyResponse};
 use crate::management::forbidden;
+use crate::outbox::{Outbox, Outgoing};
 use crate::registry::Live;
 use crate::routing::DEFAULT_ROUTE;
 use crate::{AppState, ids};
@@ -40,6 +48,8 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Close codes and the `disconnectReason` texts API Gateway reports with them.
 const GOING_AWAY: (u16, &str) = (1001, "Going away");
 const TOO_BIG: (u16, &str) = (1009, "Message too big");
+const PROTOCOL_ERROR: (u16, &str) = (1002, "Protocol error");
+const INVALID_PAYLOAD: (u16, &str) = (1007, "Invalid frame payload data");
 const ABNORMAL: (u16, &str) = (1006, "Connection closed abnormally");
 const NO_STATUS: (u16, &str) = (1005, "Client-side close frame status not set");
 const DELETED: (u16, &str) = (1000, "Connection deleted through @connections");
@@ -77,6 +87,12 @@ async fn handshake(
     uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Response {
+    // API Gateway's account-wide limit on new connections: refused before `$connect` runs.
+    if state.connect_rate.as_ref().is_some_and(|bucket| bucket.check().is_err()) {
+        tracing::debug!(peer = %peer, "handshake past the connection rate refused");
+        return (StatusCode::TOO_MANY_REQUESTS, json!({ "message": "Too Many Requests" }).to_string())
+            .into_response();
+    }
     let now = epoch_ms();
     let text =
         |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok()).map(str::to_owned);
@@ -117,8 +133,8 @@ async fn handshake(
     // Registered as soon as `$connect` accepts, before the 101 goes out: from the client's point of
     // view the connection exists once the handshake completes, and posts made meanwhile wait in its
     // buffer. During `$connect` itself the id is unknown and posts answer 410, as on AWS.
-    let (tx, outbound) = mpsc::channel::<Bytes>(state.settings.outbound_buffer);
-    let live = Arc::new(Live::new(info.clone(), tx));
+    let (outbox, outbound) = Outbox::new(state.settings.outbound_buffer_bytes);
+    let live = Arc::new(Live::new(info.clone(), outbox));
     state.registry.insert(live.clone());
 
     let tracker = state.connections.clone();
@@ -135,38 +151,46 @@ async fn handshake(
         .on_upgrade(move |socket| tracker.track_future(serve(state, live, outbound, socket)))
 }
 
+/// How long closing may take once decided: the close frame of a client that does not read can never
+/// be written, and its socket is dropped after this instead.
+pub const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Serves one open connection: its reader here, its writer in a task of its own, so that a client
+/// that stops reading blocks only its writer and every reason to close is still heard.
 async fn serve(
     state: Arc<AppState>,
     live: Arc<Live>,
-    mut outbound: mpsc::Receiver<Bytes>,
+    outbound: UnboundedReceiver<Outgoing>,
     socket: WebSocket,
 ) {
     let info = &live.info;
-    let (mut sink, mut stream) = socket.split();
+    let (sink, mut stream) = socket.split();
+    let (stop, stopped) = oneshot::channel();
+    let mut writer = tokio::spawn(write(sink, outbound, live.clone(), stopped));
     let idle_timeout = state.settings.idle_timeout;
     let idle = sleep(idle_timeout);
     let lifetime = sleep(state.settings.max_connection_duration);
     tokio::pin!(idle, lifetime);
 
-    let (code, reason): (u16, String) = loop {
+    // `None` for a close the client began: tungstenite has queued its echo already.
+    let (close, code, reason): (Option<CloseFrame>, u16, String) = loop {
         let closing = tokio::select! {
-            () = state.shutdown.cancelled() => Some(GOING_AWAY),
-            () = &mut lifetime => Some(GOING_AWAY),
-            () = &mut idle => Some(GOING_AWAY),
-            () = live.deleted.cancelled() => Some(DELETED),
+            () = state.shutdown.cancelled() => GOING_AWAY,
+            () = &mut lifetime => GOING_AWAY,
+            () = &mut idle => GOING_AWAY,
+            () = live.deleted.cancelled() => DELETED,
             () = live.lost.cancelled() => {
                 // Dropping the socket ends the TCP connection without a close frame; no `$disconnect`
                 // runs, so the record stays until the worker prunes it on a 410.
+                writer.abort();
                 state.registry.remove(&info.id);
                 return;
             }
-            Some(data) = outbound.recv() => {
-                if sink.send(frame(data)).await.is_err() {
-                    break (ABNORMAL.0, ABNORMAL.1.to_owned());
-                }
-                None
-            }
-            received = stream.next() => match received {
+            _ = &mut writer => break (None, ABNORMAL.0, ABNORMAL.1.to_owned()),
+            // A full buffer stops reading: the client's own messages wait in its socket until its
+            // writer has caught up, as TCP would make them wait anyway.
+            () = live.outbox.room(), if !live.outbox.has_room() => continue,
+            received = stream.next(), if live.outbox.has_room() => match received {
                 Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                     let now = epoch_ms();
                     live.touch(now);
@@ -176,52 +200,93 @@ async fn serve(
                         Message::Binary(bytes) => Payload::Binary(bytes),
                         _ => unreachable!("matched above"),
                     };
-                    if let Some(reply) = route(&state, info, payload, now).await
-                        && sink.send(reply).await.is_err()
-                    {
-                        break (ABNORMAL.0, ABNORMAL.1.to_owned());
+                    if let Some(reply) = route(&state, info, payload, now).await {
+                        let _ = live.outbox.push(reply);
                     }
-                    None
+                    continue;
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                     live.touch(epoch_ms());
                     idle.as_mut().reset(Instant::now() + idle_timeout);
-                    None
+                    continue;
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    // tungstenite has queued the echo of the client's close frame; flush it.
-                    let _ = sink.close().await;
-                    break frame.map_or((NO_STATUS.0, NO_STATUS.1.to_owned()), |f| (f.code, f.reason.to_string()));
+                    break frame.map_or((None, NO_STATUS.0, NO_STATUS.1.to_owned()), |f| (None, f.code, f.reason.to_string()));
                 }
-                Some(Err(err)) if is_capacity(&err) => Some(TOO_BIG),
-                Some(Err(_)) | None => break (ABNORMAL.0, ABNORMAL.1.to_owned()),
+                Some(Err(err)) => match violation(&err) {
+                    Some(closing) => closing,
+                    None => break (None, ABNORMAL.0, ABNORMAL.1.to_owned()),
+                },
+                None => break (None, ABNORMAL.0, ABNORMAL.1.to_owned()),
             },
         };
-        if let Some((code, reason)) = closing {
-            let close = Message::Close(Some(CloseFrame { code, reason: reason.into() }));
-            let _ = sink.send(close).await;
-            let _ = sink.close().await;
-            break (code, reason.to_owned());
-        }
+        let (code, reason) = closing;
+        break (Some(CloseFrame { code, reason: reason.into() }), code, reason.to_owned());
     };
     // Out of the registry first: from here on `@connections` answers 410, as API Gateway does.
     state.registry.remove(&info.id);
+    if !writer.is_finished() {
+        let _ = stop.send(close);
+        // The writer gives up after `CLOSE_GRACE`; this bound only guards against a writer bug.
+        if tokio::time::timeout(CLOSE_GRACE * 2, &mut writer).await.is_err() {
+            writer.abort();
+        }
+    }
+    drop(stream);
     disconnect(&state, info, code, &reason).await;
 }
 
-fn frame(data: Bytes) -> Message {
-    match axum::extract::ws::Utf8Bytes::try_from(data.clone()) {
-        Ok(text) => Message::Text(text),
-        Err(_) => Message::Binary(data),
+/// Writes the outbox to the socket until told to close, then sends the close frame — or, for a
+/// client that has stopped reading, gives up on it after [`CLOSE_GRACE`] and drops the socket.
+async fn write(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbound: UnboundedReceiver<Outgoing>,
+    live: Arc<Live>,
+    mut stop: oneshot::Receiver<Option<CloseFrame>>,
+) {
+    loop {
+        let outgoing = tokio::select! {
+            biased;
+            close = &mut stop => return finish(sink, close.ok().flatten()).await,
+            outgoing = outbound.recv() => match outgoing {
+                Some(outgoing) => outgoing,
+                None => return,
+            },
+        };
+        tokio::select! {
+            biased;
+            close = &mut stop => return finish(sink, close.ok().flatten()).await,
+            sent = sink.send(outgoing.message) => {
+                if sent.is_err() {
+                    return;
+                }
+            }
+        }
+        live.outbox.sent(outgoing.bytes);
     }
 }
 
-/// Whether a read failed because a frame or message passed its size limit.
-fn is_capacity(err: &axum::Error) -> bool {
+async fn finish(mut sink: SplitSink<WebSocket, Message>, close: Option<CloseFrame>) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        if let Some(frame) = close {
+            sink.send(Message::Close(Some(frame))).await?;
+        }
+        sink.close().await
+    })
+    .await;
+}
+
+/// The close code and reason for a read that failed because the client broke a rule, as RFC 6455
+/// asks (1009 for a frame or message past its limit, 1002 for a protocol error, 1007 for text that is
+/// not UTF-8); `None` for a broken socket, which gets no close frame.
+fn violation(err: &axum::Error) -> Option<(u16, &'static str)> {
     use tokio_tungstenite::tungstenite::Error;
-    std::error::Error::source(err)
-        .and_then(|source| source.downcast_ref::<Error>())
-        .is_some_and(|err| matches!(err, Error::Capacity(_)))
+    match std::error::Error::source(err)?.downcast_ref::<Error>()? {
+        Error::Capacity(_) => Some(TOO_BIG),
+        Error::Protocol(_) => Some(PROTOCOL_ERROR),
+        Error::Utf8(_) => Some(INVALID_PAYLOAD),
+        _ => None,
+    }
 }
 
 /// Routes one message and returns the route response to send back, if any. A message past the stage
@@ -253,9 +318,12 @@ async fn route(state: &AppState, info: &Connection, payload: Payload<'_>, now: i
 
 async fn disconnect(state: &AppState, info: &Connection, code: u16, reason: &str) {
     let event = events::disconnect(&state.settings.api, info, code, reason, epoch_ms());
-    if let Err(err) =
-        function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event, INGRESS_TIMEOUT).await
-    {
-        tracing::warn!(connection = %info.id, error = %err, "$disconnect failed; the record's TTL will expire it");
+    match function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event, INGRESS_TIMEOUT).await {
+        Ok(_) => {
+            state.disconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(err) => {
+            tracing::warn!(connection = %info.id, error = %err, "$disconnect failed; the record's TTL will expire it");
+        }
     }
 }

@@ -12,9 +12,9 @@ use std::time::Duration;
 use aws_lambda_events::sqs::SqsBatchResponse;
 use shared::{QueueSource, ReceivedMessage};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use crate::events::{self, Api};
 use crate::function::{self, Function};
@@ -40,7 +40,8 @@ impl Default for EsmSettings {
         Self {
             batch_size: 10,
             batch_window: Duration::ZERO,
-            max_concurrency: 2,
+            // The template's WorkerMaxConcurrency.
+            max_concurrency: shared::WorkerConfig::DEFAULT_MAX_CONCURRENCY as usize,
             function_timeout: Duration::from_secs(30),
             failure_rate: 0.0,
         }
@@ -67,16 +68,21 @@ impl std::fmt::Debug for Mapping {
 
 /// How long one receive waits for a first message: SQS's longest long poll.
 const LONG_POLL: Duration = Duration::from_secs(20);
+/// How long invocations in flight may still run once the gateway shuts down.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Pause after a failed receive, so an unreachable queue is not hammered.
 const RECEIVE_RETRY: Duration = Duration::from_secs(1);
 
 impl Mapping {
-    /// Polls until `shutdown`, then waits for the invocations in flight.
+    /// Polls until `shutdown`, then gives the invocations in flight [`SHUTDOWN_GRACE`] to finish and
+    /// stops the rest where they are, as Lambda stops a function at its deadline: their messages were
+    /// not deleted, so SQS delivers them again (the in-memory queue goes with the process).
     pub async fn run(self, shutdown: CancellationToken) {
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(this.settings.max_concurrency.max(1)));
-        let invocations = TaskTracker::new();
+        let mut invocations = JoinSet::new();
         loop {
+            while invocations.try_join_next().is_some() {}
             let permit = tokio::select! {
                 permit = slots.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
@@ -94,8 +100,14 @@ impl Mapping {
                 drop(permit);
             });
         }
-        invocations.close();
-        invocations.wait().await;
+        let finished = async { while invocations.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, finished).await.is_err() {
+            tracing::warn!(
+                invocations = invocations.len(),
+                "stopping worker invocations still running at shutdown; SQS delivers their messages again"
+            );
+            invocations.shutdown().await;
+        }
     }
 
     /// Waits for at least one visible message, then fills the batch for up to the batching window.

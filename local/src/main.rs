@@ -1,13 +1,13 @@
 //! `local`: runs the WebSocket API on this machine. `cargo run --release -p local -- --help`.
 
+use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use local::esm::EsmSettings;
-use local::{Backend, Gateway, Settings};
-use local::{Faults, StageThrottle};
+use local::{Backend, Bucket, Credentials, Faults, Gateway, Settings};
 use shared::memory::QueueSettings;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -21,7 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// A local stand-in for API Gateway WebSocket and the SQS event source mapping, running the project's
 /// own ingress and worker handlers.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Where connections and broadcasts are kept: in this process, or DynamoDB and SQS through the
     /// AWS SDK at the endpoints its usual configuration names (AWS_ENDPOINT_URL, AWS_REGION, ...).
@@ -46,6 +46,15 @@ struct Args {
     /// Stage name: clients may connect to /{stage} and @connections is also served under it.
     #[arg(long, default_value = "local")]
     stage: String,
+    /// The region `@connections` signatures must be scoped to (SigV4, service execute-api).
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// The access key id `@connections` callers sign with (and the gateway's own worker does).
+    #[arg(long, default_value_t = Credentials::default().access_key_id)]
+    access_key_id: String,
+    /// The secret access key that goes with --access-key-id.
+    #[arg(long, default_value_t = Credentials::default().secret_access_key)]
+    secret_access_key: String,
     /// The API's RouteSelectionExpression.
     #[arg(long, default_value = "$request.body.action")]
     route_selection_expression: String,
@@ -58,14 +67,21 @@ struct Args {
     /// Seconds after which every connection is closed with 1001.
     #[arg(long, default_value_t = 7200)]
     max_connection_secs: u64,
+    /// Bytes waiting for a client that does not read before `@connections` answers it 429.
+    #[arg(long, default_value_t = local::settings::DEFAULT_OUTBOUND_BUFFER_BYTES)]
+    outbound_buffer_bytes: usize,
+    /// Seconds a client may take to send a request's headers, and then its body.
+    #[arg(long, default_value_t = local::settings::DEFAULT_REQUEST_TIMEOUT.as_secs())]
+    request_timeout_secs: u64,
     /// SQS event source mapping BatchSize.
     #[arg(long, default_value_t = 10)]
     batch_size: usize,
     /// MaximumBatchingWindow, in milliseconds.
     #[arg(long, default_value_t = 0)]
     batch_window_ms: u64,
-    /// Worker invocations at once (ScalingConfig.MaximumConcurrency).
-    #[arg(long, default_value_t = 2)]
+    /// Worker invocations at once (ScalingConfig.MaximumConcurrency; the template's
+    /// WorkerMaxConcurrency).
+    #[arg(long, default_value_t = EsmSettings::default().max_concurrency)]
     worker_concurrency: usize,
     /// The queue's visibility timeout, in seconds.
     #[arg(long, default_value_t = 30)]
@@ -88,13 +104,17 @@ struct Args {
     #[arg(long, default_value_t = shared::limits::PRUNE_GRACE.as_secs())]
     prune_grace_secs: u64,
     /// The stage throttle: messages per second from all clients together (ThrottlingRateLimit).
-    #[arg(long, default_value_t = StageThrottle::default().rate)]
+    #[arg(long, default_value_t = Bucket::STAGE.rate)]
     throttle_rate: u32,
     /// Messages the stage accepts at once above the rate (ThrottlingBurstLimit).
-    #[arg(long, default_value_t = StageThrottle::default().burst)]
+    #[arg(long, default_value_t = Bucket::STAGE.burst)]
     throttle_burst: u32,
-    /// No stage throttle at all (for load tests of the pipeline itself).
-    #[arg(long, conflicts_with_all = ["throttle_rate", "throttle_burst"])]
+    /// New connections per second, all clients together (API Gateway's account limit, with a burst
+    /// as large); handshakes past it are refused with 429.
+    #[arg(long, default_value_t = Bucket::CONNECT.rate)]
+    connect_rate: u32,
+    /// No stage throttle and no connection rate limit (for load tests of the pipeline itself).
+    #[arg(long, conflicts_with_all = ["throttle_rate", "throttle_burst", "connect_rate"])]
     no_throttle: bool,
     /// Fault injection: the fraction of `@connections` POSTs answered 429 LimitExceededException.
     #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
@@ -156,9 +176,50 @@ async fn backend(args: &Args) -> anyhow::Result<Backend> {
     Ok(Backend::Aws { sdk: Box::new(sdk), table: args.table.clone(), queue_url })
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, what `kill` and process managers send.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the gateway");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// What binding `host` exposes, if it is not loopback.
+fn exposure_warning(host: IpAddr, port: u16) -> Option<String> {
+    (!host.is_loopback()).then(|| {
+        let reach = if host.is_unspecified() {
+            "every network this machine is on".to_owned()
+        } else {
+            host.to_string()
+        };
+        format!(
+            "listening on {host}:{port}, not loopback: anyone who can reach {reach} can open WebSocket \
+             connections, send messages to your functions, read /_local/stats, and call @connections \
+             with the credentials printed below"
+        )
+    })
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr, in colour only on a terminal; stdout carries the URLs, for scripts.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let args = Args::parse();
@@ -168,6 +229,12 @@ async fn main() -> anyhow::Result<()> {
         routes: args.routes.clone(),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
         max_connection_duration: Duration::from_secs(args.max_connection_secs),
+        outbound_buffer_bytes: args.outbound_buffer_bytes,
+        request_timeout: Duration::from_secs(args.request_timeout_secs),
+        credentials: Credentials {
+            access_key_id: args.access_key_id.clone(),
+            secret_access_key: args.secret_access_key.clone(),
+        },
         queue: QueueSettings {
             visibility_timeout: Duration::from_secs(args.visibility_timeout_secs),
             max_receive_count: Some(args.max_receive_count),
@@ -186,7 +253,9 @@ async fn main() -> anyhow::Result<()> {
             ..WorkerSettings::default()
         },
         stage_throttle: (!args.no_throttle)
-            .then_some(StageThrottle { rate: args.throttle_rate, burst: args.throttle_burst }),
+            .then_some(Bucket { rate: args.throttle_rate, burst: args.throttle_burst }),
+        connect_rate: (!args.no_throttle)
+            .then_some(Bucket { rate: args.connect_rate, burst: args.connect_rate }),
         faults: Faults {
             post_throttle: args.fault_post_throttle,
             post_error: args.fault_post_error,
@@ -197,18 +266,26 @@ async fn main() -> anyhow::Result<()> {
         ..Settings::default()
     };
     settings.api.stage = args.stage.clone();
+    settings.api.region = args.region.clone();
 
     let listener = TcpListener::bind((args.host, args.port))
         .await
         .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
+    if let Some(warning) = exposure_warning(args.host, args.port) {
+        tracing::warn!("{warning}");
+    }
     let gateway = Gateway::new(listener, settings)?;
     println!("local gateway ready");
     println!("  WebSocket:    {}", gateway.ws_url());
     println!("  @connections: {}/@connections/{{connectionId}}", gateway.connections_endpoint());
+    println!(
+        "  signed with:  access key {:?}, secret {:?}, region {}, service execute-api (SigV4)",
+        args.access_key_id, args.secret_access_key, args.region
+    );
     println!("  try:          npx wscat -c {}", gateway.ws_url());
     gateway
         .run(async {
-            let _ = tokio::signal::ctrl_c().await;
+            shutdown_signal().await;
             tracing::info!("shutting down: closing connections");
         })
         .await?;
@@ -228,6 +305,16 @@ mod tests {
             assert_eq!(Args::parse_from(["local"]).host, IpAddr::from([127, 0, 0, 1]));
         }
         assert!(Args::parse_from(["local", "--host", "0.0.0.0"]).host.is_unspecified());
+    }
+
+    #[test]
+    fn binding_anything_but_loopback_is_warned_about() {
+        assert_eq!(exposure_warning(IpAddr::from([127, 0, 0, 1]), 3001), None);
+        assert_eq!(exposure_warning("::1".parse().expect("ip"), 3001), None);
+        let all = exposure_warning(IpAddr::from([0, 0, 0, 0]), 3001).expect("a warning");
+        assert!(all.contains("every network") && all.contains("@connections"), "{all}");
+        let lan = exposure_warning(IpAddr::from([192, 168, 1, 20]), 3001).expect("a warning");
+        assert!(lan.contains("192.168.1.20"), "{lan}");
     }
 
     #[test]

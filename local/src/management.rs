@@ -1,16 +1,19 @@
 //! The `@connections` management API: `POST`, `GET` and `DELETE /@connections/{id}`.
 //!
-//! Errors use the restJson1 shape the AWS SDK parses (`x-amzn-errortype` and a JSON `message`), so the
-//! worker's `aws-sdk-apigatewaymanagement` client maps them to `GoneException` and friends exactly as
-//! it does against AWS.
+//! Every call must be SigV4-signed ([`crate::sigv4`]) and its body must arrive whole within the
+//! request timeout and within 128 KB. Errors use the restJson1 shape the AWS SDK parses
+//! (`x-amzn-errortype` and a JSON `message`), at every size and for every refusal, so the worker's
+//! `aws-sdk-apigatewaymanagement` client maps them to `GoneException` and friends exactly as it does
+//! against AWS.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use shared::ConnectionId;
 use shared::limits::MAX_MESSAGE_BYTES;
@@ -20,6 +23,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::AppState;
 use crate::faults::PostFault;
 use crate::registry::SendFailure;
+use crate::sigv4::Verified;
 
 /// An error answer in the shape the AWS SDK reads.
 pub fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
@@ -37,13 +41,82 @@ pub fn forbidden() -> Response {
     aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
 }
 
+/// A management call whose body arrived whole and whose SigV4 signature checks out.
+#[derive(Debug)]
+pub struct Signed(pub Bytes);
+
+impl FromRequest<Arc<AppState>> for Signed {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &Arc<AppState>) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if let Some(size) = declared.filter(|size| *size > MAX_MESSAGE_BYTES) {
+            return Err(closing(ApiError::PayloadTooLarge(Some(size)).into_response()));
+        }
+        let read = tokio::time::timeout(
+            state.settings.request_timeout,
+            Limited::new(body, MAX_MESSAGE_BYTES).collect(),
+        )
+        .await;
+        let body = match read {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(closing(ApiError::PayloadTooLarge(None).into_response()));
+            }
+            Ok(Err(err)) => {
+                return Err(closing(
+                    ApiError::BadRequest(format!("the body could not be read: {err}")).into_response(),
+                ));
+            }
+            Err(_) => {
+                let timeout = state.settings.request_timeout.as_secs();
+                let message = format!("the body did not arrive within {timeout} s");
+                return Err(closing(aws_error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "RequestTimeoutException",
+                    &message,
+                )));
+            }
+        };
+        match state.verifier.verify(&parts, &body, time::OffsetDateTime::now_utc()) {
+            Ok(Verified::Signed) => Ok(Self(body)),
+            Ok(Verified::UnencodedPath { expected_canonical_uri }) => {
+                tracing::warn!(
+                    path = %parts.uri.path(),
+                    expected = %expected_canonical_uri,
+                    "accepted a signature over the unencoded path, as curl before 8.10 makes it: API Gateway \
+                     refuses it with 403 InvalidSignatureException (the canonical URI is the path encoded once more)"
+                );
+                Ok(Self(body))
+            }
+            Err(denied) => {
+                tracing::debug!(error = denied.error_type(), path = %parts.uri.path(), "@connections call refused");
+                Err(aws_error(StatusCode::FORBIDDEN, denied.error_type(), &denied.message()))
+            }
+        }
+    }
+}
+
+/// `response`, after which the connection is closed: the rest of a body that was not read (too large,
+/// too slow) must not be taken for the next request.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
 /// The management API's errors, each with the status and type AWS answers with.
 #[derive(Debug)]
 enum ApiError {
     Gone,
     Forbidden,
     BadRequest(String),
-    PayloadTooLarge(usize),
+    /// The declared size, when there was one.
+    PayloadTooLarge(Option<usize>),
     LimitExceeded,
 }
 
@@ -56,7 +129,10 @@ impl IntoResponse for ApiError {
             Self::PayloadTooLarge(size) => aws_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "PayloadTooLargeException",
-                &format!("Message too long: {size} bytes, the limit is {MAX_MESSAGE_BYTES}"),
+                &match size {
+                    Some(size) => format!("Message too long: {size} bytes, the limit is {MAX_MESSAGE_BYTES}"),
+                    None => format!("Message too long: the limit is {MAX_MESSAGE_BYTES} bytes"),
+                },
             ),
             Self::LimitExceeded => aws_error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -77,9 +153,6 @@ fn target(state: &AppState, stage: Option<&str>, id: &str) -> Result<ConnectionI
 
 fn post(state: &AppState, stage: Option<&str>, id: &str, body: Bytes) -> Result<StatusCode, ApiError> {
     let id = target(state, stage, id)?;
-    if body.len() > MAX_MESSAGE_BYTES {
-        return Err(ApiError::PayloadTooLarge(body.len()));
-    }
     state.registry.send(&id, body).map_err(|failure| match failure {
         SendFailure::Gone => ApiError::Gone,
         SendFailure::Full => ApiError::LimitExceeded,
@@ -123,7 +196,7 @@ fn params(params: &HashMap<String, String>) -> (Option<&str>, &str) {
 pub async fn post_to_connection(
     State(state): State<Arc<AppState>>,
     Path(path): Params,
-    body: Bytes,
+    Signed(body): Signed,
 ) -> Response {
     let (stage, id) = params(&path);
     let faults = state.settings.faults;
@@ -154,13 +227,17 @@ pub async fn post_to_connection(
 }
 
 /// `GET [/{stage}]/@connections/{id}`: describes the connection.
-pub async fn get_connection(State(state): State<Arc<AppState>>, Path(path): Params) -> Response {
+pub async fn get_connection(State(state): State<Arc<AppState>>, Path(path): Params, _: Signed) -> Response {
     let (stage, id) = params(&path);
     get(&state, stage, id).into_response()
 }
 
 /// `DELETE [/{stage}]/@connections/{id}`: closes the connection.
-pub async fn delete_connection(State(state): State<Arc<AppState>>, Path(path): Params) -> Response {
+pub async fn delete_connection(
+    State(state): State<Arc<AppState>>,
+    Path(path): Params,
+    _: Signed,
+) -> Response {
     let (stage, id) = params(&path);
     delete(&state, stage, id).into_response()
 }

@@ -8,32 +8,34 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 
+use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use shared::ConnectionId;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::Connection;
+use crate::outbox::{Outbox, Refused};
 
 /// One live connection.
 #[derive(Debug)]
 pub struct Live {
     pub info: Connection,
     last_active_ms: AtomicI64,
-    tx: mpsc::Sender<Bytes>,
-    /// Cancelled by `DELETE @connections/{id}`; separate from `tx` so a full buffer cannot block it.
+    pub outbox: Outbox,
+    /// Cancelled by `DELETE @connections/{id}`; separate from the outbox so a full buffer cannot
+    /// block it.
     pub deleted: CancellationToken,
     /// Cancelled by fault injection: the connection is cut with no close frame and no `$disconnect`.
     pub lost: CancellationToken,
 }
 
 impl Live {
-    pub fn new(info: Connection, tx: mpsc::Sender<Bytes>) -> Self {
+    pub fn new(info: Connection, outbox: Outbox) -> Self {
         let now = info.connected_at_ms;
         Self {
             info,
             last_active_ms: AtomicI64::new(now),
-            tx,
+            outbox,
             deleted: CancellationToken::new(),
             lost: CancellationToken::new(),
         }
@@ -53,7 +55,8 @@ impl Live {
 pub enum SendFailure {
     /// No such connection, or it is closing: 410.
     Gone,
-    /// Its outbound buffer is full: 429, as API Gateway answers for a client that does not keep up.
+    /// Its outbound buffer holds its bound in bytes: 429, as API Gateway answers for a client that
+    /// does not keep up.
     Full,
 }
 
@@ -83,11 +86,17 @@ impl Registry {
         self.len() == 0
     }
 
+    /// Queues `data` for the connection: a text frame if it is UTF-8, as API Gateway sends it, else
+    /// a binary one.
     pub fn send(&self, id: &ConnectionId, data: Bytes) -> Result<(), SendFailure> {
         let live = self.get(id).ok_or(SendFailure::Gone)?;
-        live.tx.try_send(data).map_err(|err| match err {
-            mpsc::error::TrySendError::Full(_) => SendFailure::Full,
-            mpsc::error::TrySendError::Closed(_) => SendFailure::Gone,
+        let message = match Utf8Bytes::try_from(data.clone()) {
+            Ok(text) => Message::Text(text),
+            Err(_) => Message::Binary(data),
+        };
+        live.outbox.try_push(message).map_err(|refused| match refused {
+            Refused::Full => SendFailure::Full,
+            Refused::Closed => SendFailure::Gone,
         })
     }
 

@@ -7,9 +7,9 @@ mod support;
 use std::time::Duration;
 
 use futures::SinkExt;
-use local::{Settings, StageThrottle};
+use local::{Bucket, Settings};
 use serde_json::Value;
-use support::{TestGateway, assert_silent, next_text, send_fragmented, send_text};
+use support::{TestGateway, assert_silent, next_text, send_fragmented, send_text, signed};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Sends `input`, expects the error `code` back, and checks that the connection still echoes, that
@@ -94,7 +94,7 @@ async fn a_broadcast_whose_envelope_would_pass_128_kb_is_refused_as_message_too_
 
 #[tokio::test]
 async fn a_client_flooding_past_the_stage_throttle_is_told_too_many_requests_and_stays_connected() {
-    let throttle = StageThrottle { rate: 1, burst: 5 };
+    let throttle = Bucket { rate: 1, burst: 5 };
     let gateway =
         TestGateway::start(Settings { stage_throttle: Some(throttle), ..Settings::default() }).await;
     let (mut client, id) = gateway.connect_with_id().await;
@@ -126,7 +126,7 @@ async fn a_client_flooding_past_the_stage_throttle_is_told_too_many_requests_and
 
 #[tokio::test]
 async fn throttled_broadcasts_are_not_queued() {
-    let throttle = StageThrottle { rate: 1, burst: 3 };
+    let throttle = Bucket { rate: 1, burst: 3 };
     let gateway =
         TestGateway::start(Settings { stage_throttle: Some(throttle), ..Settings::default() }).await;
     let mut client = gateway.connect().await;
@@ -188,7 +188,7 @@ async fn malformed_management_requests_get_aws_errors_and_deliver_nothing() {
         (http.patch(url(&format!("/local/@connections/{id}"))).body("hi"), 403, "ForbiddenException"),
     ];
     for (request, status, error_type) in cases {
-        let response = request.send().await.expect("an answer");
+        let response = signed(request).await;
         assert_eq!(response.status(), status);
         assert_eq!(response.headers()["x-amzn-errortype"], error_type);
         let body: Value = serde_json::from_str(&response.text().await.expect("a body")).expect("JSON");

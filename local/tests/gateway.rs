@@ -12,7 +12,6 @@ use local::Settings;
 use local::esm::EsmSettings;
 use local::function::{Function, FunctionError};
 use serde_json::{Value, json};
-use shared::aws::ApiGatewayPoster;
 use shared::memory::QueueSettings;
 use shared::{ConnectionRecord, ConnectionStore, PostError, Poster};
 use support::*;
@@ -146,14 +145,13 @@ async fn posting_to_an_unknown_connection_answers_410_gone_exception() {
     let http = reqwest::Client::new();
 
     for path in ["/@connections/AAAAAAAAAAAAAAAA", "/local/@connections/AAAAAAAAAAAAAAAA"] {
-        let response =
-            http.post(format!("{}{path}", gateway.http_url)).body("hi").send().await.expect("answer");
+        let response = signed(http.post(format!("{}{path}", gateway.http_url)).body("hi")).await;
         assert_eq!(response.status(), 410, "{path}");
         assert_eq!(response.headers()["x-amzn-errortype"], "GoneException");
     }
 
     // And the AWS SDK reads that answer as GoneException.
-    let poster = ApiGatewayPoster::for_local_endpoint(&format!("{}/local", gateway.http_url));
+    let poster = sdk_poster(&format!("{}/local", gateway.http_url));
     let unknown = shared::ConnectionId::parse("AAAAAAAAAAAAAAAA").expect("id");
     let outcome = poster.post(&unknown, bytes::Bytes::from_static(b"hi")).await;
     assert!(matches!(outcome, Err(PostError::Gone)), "{outcome:?}");
@@ -166,15 +164,15 @@ async fn the_management_api_posts_describes_and_deletes_a_connection() {
     let http = reqwest::Client::new();
     let url = format!("{}/local/@connections/{id}", gateway.http_url);
 
-    let posted = http.post(&url).body("from the backend").send().await.expect("post");
+    let posted = signed(http.post(&url).body("from the backend")).await;
     assert_eq!(posted.status(), 200);
     assert_eq!(next_text(&mut client).await, "from the backend");
 
-    let too_big = http.post(&url).body(vec![b'a'; 128 * 1024 + 1]).send().await.expect("post");
+    let too_big = signed(http.post(&url).body(vec![b'a'; 128 * 1024 + 1])).await;
     assert_eq!(too_big.status(), 413);
     assert_eq!(too_big.headers()["x-amzn-errortype"], "PayloadTooLargeException");
 
-    let described = http.get(&url).send().await.expect("get").text().await.expect("body");
+    let described = signed(http.get(&url)).await.text().await.expect("body");
     let described: Value = serde_json::from_str(&described).expect("json");
     assert_eq!(described["identity"]["sourceIp"], "127.0.0.1");
     for field in ["connectedAt", "lastActiveAt"] {
@@ -182,11 +180,11 @@ async fn the_management_api_posts_describes_and_deletes_a_connection() {
         assert!(at.ends_with('Z') && at.contains('T'), "{field} is ISO-8601: {at}");
     }
 
-    let deleted = http.delete(&url).send().await.expect("delete");
+    let deleted = signed(http.delete(&url)).await;
     assert_eq!(deleted.status(), 204);
     next_close(&mut client).await;
     eventually("the $disconnect after DELETE", || gateway.store.get(&id).is_none()).await;
-    assert_eq!(http.get(&url).send().await.expect("get").status(), 410);
+    assert_eq!(signed(http.get(&url)).await.status(), 410);
 }
 
 #[tokio::test]
@@ -205,12 +203,7 @@ async fn a_connection_that_vanished_is_answered_410_and_pruned_by_the_worker() {
     eventually("bob to be gone from the gateway", || gateway.state.registry.get(&bob_id).is_none()).await;
     gateway.store.put(&bob_record).await.expect("put back");
     let http = reqwest::Client::new();
-    let status = http
-        .post(format!("{}/@connections/{bob_id}", gateway.http_url))
-        .body("x")
-        .send()
-        .await
-        .expect("post");
+    let status = signed(http.post(format!("{}/@connections/{bob_id}", gateway.http_url)).body("x")).await;
     assert_eq!(status.status(), 410);
 
     send_text(&mut alice, r#"{"action":"broadcast","data":"still there?"}"#).await;

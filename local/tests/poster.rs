@@ -32,7 +32,8 @@ async fn each_management_api_error_maps_to_the_outcome_the_worker_acts_on() {
     let endpoint = format!("http://{}/Prod", listener.local_addr().expect("addr"));
     let app = axum::Router::new().route("/Prod/@connections/{id}", axum::routing::post(answer));
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let poster = ApiGatewayPoster::for_local_endpoint(&endpoint);
+    let credentials = aws_credential_types::Credentials::new("id", "secret", None, None, "test");
+    let poster = ApiGatewayPoster::for_local_endpoint(&endpoint, "us-east-1", credentials);
 
     assert!(outcome(&poster, "fine").await.is_ok());
     assert!(matches!(outcome(&poster, "gone").await, Err(PostError::Gone)));

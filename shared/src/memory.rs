@@ -144,6 +144,8 @@ struct StoredMessage {
 #[derive(Debug, Default)]
 struct QueueState {
     visible: VecDeque<StoredMessage>,
+    /// Sent with a delay: visible from the instant beside each.
+    delayed: Vec<(Instant, StoredMessage)>,
     in_flight: HashMap<String, (Instant, StoredMessage)>,
     dead: Vec<StoredMessage>,
 }
@@ -153,6 +155,7 @@ struct QueueState {
 pub struct QueueStats {
     pub visible: usize,
     pub in_flight: usize,
+    pub delayed: usize,
     pub dead: usize,
 }
 
@@ -175,6 +178,11 @@ impl MemoryQueue {
 
     /// `SendMessage`: returns the new message's id.
     pub fn push(&self, body: String) -> String {
+        self.push_delayed(body, Duration::ZERO)
+    }
+
+    /// `SendMessage` with `DelaySeconds`: the message is visible only after `delay`.
+    pub fn push_delayed(&self, body: String, delay: Duration) -> String {
         let id = uuid::Uuid::new_v4().to_string();
         let message = StoredMessage {
             id: id.clone(),
@@ -183,7 +191,13 @@ impl MemoryQueue {
             receive_count: 0,
             first_received_at_ms: None,
         };
-        lock(&self.state).visible.push_back(message);
+        let mut state = lock(&self.state);
+        if delay.is_zero() {
+            state.visible.push_back(message);
+        } else {
+            state.delayed.push((Instant::now() + delay, message));
+        }
+        drop(state);
         self.arrived.notify_one();
         id
     }
@@ -224,9 +238,10 @@ impl MemoryQueue {
         lock(&self.state).in_flight.remove(receipt_handle).is_some()
     }
 
-    /// When the earliest in-flight message becomes visible again, if any is in flight.
+    /// When the earliest in-flight or delayed message becomes visible, if any is waiting.
     pub fn next_visible_at(&self) -> Option<Instant> {
-        lock(&self.state).in_flight.values().map(|(at, _)| *at).min()
+        let state = lock(&self.state);
+        state.in_flight.values().map(|(at, _)| *at).chain(state.delayed.iter().map(|(at, _)| *at)).min()
     }
 
     /// Resolves when a message has been sent since the last call.
@@ -237,7 +252,12 @@ impl MemoryQueue {
     pub fn stats(&self) -> QueueStats {
         let mut state = lock(&self.state);
         Self::return_expired(&mut state, Instant::now());
-        QueueStats { visible: state.visible.len(), in_flight: state.in_flight.len(), dead: state.dead.len() }
+        QueueStats {
+            visible: state.visible.len(),
+            in_flight: state.in_flight.len(),
+            delayed: state.delayed.len(),
+            dead: state.dead.len(),
+        }
     }
 
     /// The bodies in the dead-letter list.
@@ -250,6 +270,16 @@ impl MemoryQueue {
         lock(&self.state).visible.iter().map(|m| m.body.clone()).collect()
     }
 
+    /// The bodies of the delayed messages, with how long each has still to wait.
+    pub fn peek_delayed(&self) -> Vec<(String, Duration)> {
+        let now = Instant::now();
+        lock(&self.state)
+            .delayed
+            .iter()
+            .map(|(at, m)| (m.body.clone(), at.saturating_duration_since(now)))
+            .collect()
+    }
+
     fn return_expired(state: &mut QueueState, now: Instant) {
         let expired: Vec<String> =
             state.in_flight.iter().filter(|(_, (at, _))| *at <= now).map(|(k, _)| k.clone()).collect();
@@ -258,6 +288,10 @@ impl MemoryQueue {
                 state.visible.push_back(message);
             }
         }
+        let (due, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut state.delayed).into_iter().partition(|(at, _)| *at <= now);
+        state.delayed = waiting;
+        state.visible.extend(due.into_iter().map(|(_, message)| message));
     }
 }
 
@@ -266,6 +300,15 @@ impl Queue for MemoryQueue {
     async fn send(&self, job: &Job) -> Result<(), QueueError> {
         self.push(job.to_body());
         Ok(())
+    }
+
+    async fn send_batch(&self, jobs: &[Job], delay: Duration) -> Vec<Result<(), QueueError>> {
+        jobs.iter()
+            .map(|job| {
+                self.push_delayed(job.to_body(), delay);
+                Ok(())
+            })
+            .collect()
     }
 }
 
@@ -445,6 +488,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_delayed_message_is_received_only_once_its_delay_has_passed() {
+        let queue = MemoryQueue::default();
+        let data = serde_json::value::RawValue::from_string("1".into()).expect("raw");
+        let jobs = [Job::broadcast(crate::Envelope::broadcast(id(1), 42, data).expect("fits"))];
+        let results = Queue::send_batch(&queue, &jobs, Duration::from_secs(2)).await;
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(queue.stats().delayed, 1);
+        assert!(queue.receive(10, Duration::from_millis(500)).await.expect("receive").is_empty());
+        let received = queue.receive(10, Duration::from_secs(5)).await.expect("receive");
+        assert_eq!(received.len(), 1, "visible after two seconds, within the long poll");
+        assert_eq!(received[0].receive_count, 1);
+        assert_eq!(queue.stats().delayed, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_message_received_too_often_moves_to_the_dead_letter_list() {
         let queue = MemoryQueue::new(QueueSettings {
             visibility_timeout: Duration::from_secs(1),
@@ -457,7 +515,7 @@ mod tests {
         }
         assert!(queue.receive_message(10).is_empty());
         assert_eq!(queue.dead_letters(), ["poison"]);
-        assert_eq!(queue.stats(), QueueStats { visible: 0, in_flight: 0, dead: 1 });
+        assert_eq!(queue.stats(), QueueStats { dead: 1, ..QueueStats::default() });
     }
 
     #[tokio::test]

@@ -33,15 +33,10 @@ pub trait ConnectionStore: Send + Sync {
 pub trait Queue: Send + Sync {
     async fn send(&self, job: &Job) -> Result<(), QueueError>;
 
-    /// Sends several jobs in as few calls as the queue allows; one result per job, in order, so a
-    /// caller can tell exactly which were not accepted.
-    async fn send_batch(&self, jobs: &[Job]) -> Vec<Result<(), QueueError>> {
-        let mut results = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            results.push(self.send(job).await);
-        }
-        results
-    }
+    /// Sends several jobs in as few calls as the queue allows, each visible to consumers only after
+    /// `delay` (SQS's `DelaySeconds`: whole seconds, at most 15 minutes); one result per job, in
+    /// order, so a caller can tell exactly which were not accepted.
+    async fn send_batch(&self, jobs: &[Job], delay: Duration) -> Vec<Result<(), QueueError>>;
 }
 
 /// One message as SQS's `ReceiveMessage` returns it.

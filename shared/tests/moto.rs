@@ -160,6 +160,26 @@ async fn a_scan_skips_items_that_are_not_connections() {
 
 #[tokio::test]
 #[ignore = "needs moto_server: run scripts/test"]
+async fn delayed_jobs_stay_invisible_for_their_delay() {
+    let sdk = sdk().await;
+    let (url, _) = ensure_queue(&sdk, &unique("delayed"), Duration::from_secs(30), 5).await.expect("queue");
+    let queue = SqsQueue::from_sdk(&sdk, &url);
+    let jobs: Vec<Job> = (0..3).map(job).collect();
+
+    let results = queue.send_batch(&jobs, Duration::from_millis(1_500)).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    assert!(queue.receive(10, Duration::ZERO).await.expect("receive").is_empty(), "hidden while delayed");
+    let mut received = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while received < jobs.len() && std::time::Instant::now() < deadline {
+        received += queue.receive(10, Duration::from_secs(1)).await.expect("receive").len();
+    }
+    assert_eq!(received, jobs.len(), "visible once the delay (rounded up to 2 s) has passed");
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
 async fn jobs_are_sent_in_batches_of_ten_and_each_failure_is_reported_alone() {
     let sdk = sdk().await;
     let (url, _) = ensure_queue(&sdk, &unique("jobs"), Duration::from_secs(30), 5).await.expect("queue");
@@ -169,7 +189,7 @@ async fn jobs_are_sent_in_batches_of_ten_and_each_failure_is_reported_alone() {
     let huge = RawValue::from_string(format!("\"{}\"", "x".repeat(300 * 1024))).expect("raw");
     jobs[7].envelope.data = huge;
 
-    let results = queue.send_batch(&jobs).await;
+    let results = queue.send_batch(&jobs, Duration::ZERO).await;
 
     let failed: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.is_err()).map(|(i, _)| i).collect();
     assert_eq!(failed, [7]);

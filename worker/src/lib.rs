@@ -6,11 +6,14 @@
 //! answers 410 Gone is pruned (the stale id, not the sender) unless its record is young enough to
 //! belong to a connection still completing its `$connect`.
 //!
-//! Throttling (429), server errors and timeouts are retried with exponential backoff and jitter until
-//! the invocation's deadline comes near. Connections still unreached then are not a reason to fail the
-//! message — SQS would deliver it again to everyone who already has it — but are put back on the queue
-//! as a retry job naming only them. Only when that is impossible (the scan failed, or the queue refused
-//! the retry job) is a message reported in `batchItemFailures` for SQS to redeliver.
+//! Throttling (429), server errors and timeouts are retried with exponential backoff and jitter, for
+//! at most a short budget per connection and never past the invocation's deadline. A connection still
+//! failing then — a client that has stopped reading answers 429 for as long as it is stuck — is not a
+//! reason to fail the message, which SQS would deliver again to everyone who already has it, nor to
+//! hold the invocation and delay everyone else's next messages: it is put back on the queue in a
+//! retry job naming only the connections left, delayed so that it does not spin. Only when that is
+//! impossible (the scan failed, or the queue refused the retry job) is a message reported in
+//! `batchItemFailures` for SQS to redeliver.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -43,6 +46,12 @@ pub struct WorkerSettings {
     /// The first retry's delay; each retry doubles it, with full jitter, up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// How long one connection's posts may keep failing (from the first failure) before it goes into
+    /// a retry job: what one stuck client can cost an invocation, and so everyone else.
+    pub target_retry_budget: Duration,
+    /// How long a retry job waits on the queue before its first attempt; it doubles with each later
+    /// attempt (1, 2, 4, 8 s by default), giving a stuck client time to catch up.
+    pub retry_job_delay: Duration,
     /// How young a record must be to be kept despite a 410 ([`PRUNE_GRACE`] on AWS).
     pub prune_grace: Duration,
     /// Invocations a broadcast may go through (the first and its retry jobs) before the connections it
@@ -61,6 +70,8 @@ impl Default for WorkerSettings {
             deadline_reserve: DEFAULT_DEADLINE_RESERVE,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
+            target_retry_budget: DEFAULT_TARGET_RETRY_BUDGET,
+            retry_job_delay: DEFAULT_RETRY_JOB_DELAY,
             prune_grace: PRUNE_GRACE,
             max_job_attempts: DEFAULT_MAX_JOB_ATTEMPTS,
         }
@@ -70,6 +81,13 @@ impl Default for WorkerSettings {
 /// Kept free before the deadline: a scan of the rest of the table and one SendMessageBatch per ten
 /// retry jobs take well under this.
 pub const DEFAULT_DEADLINE_RESERVE: Duration = Duration::from_secs(3);
+
+/// Four or five retries with backoff: enough to ride out a burst of account throttling, short enough
+/// that a client which has stopped reading holds an invocation for one second, not until its deadline.
+pub const DEFAULT_TARGET_RETRY_BUDGET: Duration = Duration::from_secs(1);
+
+/// The first retry job's delay on the queue; SQS counts delays in whole seconds.
+pub const DEFAULT_RETRY_JOB_DELAY: Duration = Duration::from_secs(1);
 
 /// A broadcast's first attempt and four retry jobs: with backoff inside each invocation, a connection
 /// still failing after that is broken, not busy.
@@ -256,6 +274,11 @@ impl Worker {
         report
     }
 
+    /// How long a retry job for `attempt` (1 for the first retry) waits on the queue.
+    fn retry_job_delay(&self, attempt: u32) -> Duration {
+        self.settings.retry_job_delay.saturating_mul(1 << attempt.saturating_sub(1).min(10))
+    }
+
     /// Puts `targets` back on the queue for `delivery`'s next attempt; false when the queue refused,
     /// and only SQS's redelivery of the whole message is left.
     async fn requeue(
@@ -272,7 +295,7 @@ impl Worker {
         }
         let count = targets.len();
         let jobs = Job::retries(&delivery.envelope, targets, attempt, SQS_MAX_MESSAGE_BYTES);
-        let results = self.queue.send_batch(&jobs).await;
+        let results = self.queue.send_batch(&jobs, self.retry_job_delay(attempt)).await;
         match results.iter().find_map(|result| result.as_ref().err()) {
             None => {
                 report.requeued += count;
@@ -337,8 +360,9 @@ impl Worker {
             .boxed()
     }
 
-    /// Posts `frame` to `to` within the budget, retrying throttling and transient failures with
-    /// exponential backoff and jitter for as long as `stop_at` allows.
+    /// Posts `frame` to `to` within the post-rate budget, retrying throttling and transient failures
+    /// with exponential backoff and jitter for at most the connection's own retry budget, and never
+    /// past `stop_at`.
     async fn post_with_retries(
         &self,
         to: &ConnectionId,
@@ -353,6 +377,8 @@ impl Worker {
             .without_max_times()
             .build();
         let mut retries = 0;
+        // Set at the first failure: waiting for the post-rate budget is not this connection's doing.
+        let mut give_up_at: Option<Instant> = None;
         loop {
             if !within_budget(budget, stop_at).await {
                 return (Posted::Unfinished, retries);
@@ -370,8 +396,11 @@ impl Worker {
                 tracing::warn!(connection = %to, error = %err, "post rejected; not retried");
                 return (Posted::Rejected, retries);
             }
+            let give_up_at =
+                *give_up_at.get_or_insert_with(|| Instant::now() + self.settings.target_retry_budget);
             let delay = backoff.next().unwrap_or(self.settings.max_backoff);
-            if Instant::now() + delay >= stop_at {
+            if Instant::now() + delay >= stop_at.min(give_up_at) {
+                tracing::debug!(connection = %to, error = %err, retries, "still failing; the connection goes into a retry job");
                 return (Posted::Unfinished, retries);
             }
             tokio::time::sleep(delay).await;

@@ -257,9 +257,12 @@ async fn connections_still_failing_near_the_deadline_go_back_on_the_queue_alone(
 
     assert!(report.failed.is_empty(), "redelivering the message would reach the other four twice");
     assert_eq!((report.delivered, report.requeued), (4, 2));
-    let bodies = queue.peek();
-    assert_eq!(bodies.len(), 1);
-    let job = Job::parse(&bodies[0]).expect("a retry job");
+    assert!(queue.peek().is_empty(), "not visible at once: the retry job waits on the queue");
+    let delayed = queue.peek_delayed();
+    assert_eq!(delayed.len(), 1);
+    let (body, wait) = &delayed[0];
+    assert!(*wait > Duration::from_millis(500) && *wait <= Duration::from_secs(1), "{wait:?}");
+    let job = Job::parse(body).expect("a retry job");
     assert_eq!(job.attempt, 1);
     let mut targets = job.targets.expect("a retry job names its targets");
     targets.sort();
@@ -322,8 +325,11 @@ async fn the_post_rate_budget_caps_an_invocations_calls_and_queues_the_rest() {
     assert!(report.delivered >= 10, "the burst alone allows 10: {report:?}");
     assert_eq!(report.delivered + report.requeued, 400, "{report:?}");
     assert!(report.failed.is_empty());
-    let queued: usize =
-        queue.peek().iter().map(|body| Job::parse(body).expect("job").targets.expect("targets").len()).sum();
+    let queued: usize = queue
+        .peek_delayed()
+        .iter()
+        .map(|(body, _)| Job::parse(body).expect("job").targets.expect("targets").len())
+        .sum();
     assert_eq!(queued, report.requeued);
 }
 
@@ -338,7 +344,55 @@ async fn a_forbidden_post_goes_into_a_retry_job_rather_than_redelivering_the_mes
 
     assert!(report.failed.is_empty());
     assert_eq!((report.delivered, report.requeued), (2, 1));
-    assert_eq!(queue.stats().visible, 1);
+    assert_eq!(queue.stats().delayed, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_keeps_answering_429_costs_the_invocation_its_own_budget_not_the_deadline() {
+    let store = CountingStore::with_connections(4, 10).await;
+    let poster = Arc::new(MemoryPoster::default());
+    // A client that has stopped reading: its buffer stays full, every post is throttled.
+    poster.script(&id(3), Scripted::Throttled);
+    let settings = WorkerSettings {
+        min_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_secs(2),
+        deadline_reserve: Duration::from_secs(3),
+        ..settings()
+    };
+    let (worker, queue) = worker_with(store.clone(), poster.clone(), settings.clone());
+    let started = Instant::now();
+
+    let report =
+        worker.process(sqs_event(&[broadcast_body(0, "1"), broadcast_body(0, "2")]), deadline(30.0)).await;
+
+    let took = started.elapsed();
+    assert!(took <= settings.target_retry_budget + Duration::from_millis(100), "held for {took:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!((report.delivered, report.requeued), (6, 2), "the other three got both broadcasts");
+    assert!(report.retried >= 2, "retried within its budget first: {report:?}");
+    let delayed = queue.peek_delayed();
+    assert_eq!(delayed.len(), 2, "one retry job per broadcast, for the stuck connection alone");
+    for (body, wait) in delayed {
+        assert_eq!(Job::parse(&body).expect("job").targets.expect("targets"), [old(3)]);
+        assert_eq!(wait, settings.retry_job_delay, "delayed so that it does not spin");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_later_retry_job_waits_twice_as_long_on_the_queue() {
+    let store = CountingStore::with_connections(3, 10).await;
+    let poster = Arc::new(MemoryPoster::default());
+    poster.script(&id(1), Scripted::Throttled);
+    let (worker, queue) = worker(store, poster, 4);
+    for (attempt, expected) in [(1, 2), (2, 4), (3, 8)] {
+        let (_, retry) = retry_job(vec![old(1)], attempt);
+        let report = worker.process(sqs_event(&[retry]), deadline(30.0)).await;
+        assert_eq!(report.requeued, 1, "attempt {attempt}");
+        let delayed = queue.peek_delayed();
+        let (body, wait) = delayed.last().expect("a retry job");
+        assert_eq!(Job::parse(body).expect("job").attempt, attempt + 1);
+        assert_eq!(*wait, Duration::from_secs(expected), "attempt {attempt}");
+    }
 }
 
 #[tokio::test]

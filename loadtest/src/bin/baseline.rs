@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 
 /// A plain WebSocket broadcast server: the same protocol as the local gateway, none of its semantics.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,

@@ -12,8 +12,9 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+/// Times a Lambda bootstrap's cold start: from exec to its first poll of a local Runtime API.
 #[derive(Debug, Parser)]
-#[command(about)]
+#[command(version)]
 struct Args {
     /// The bootstrap executable to start.
     bootstrap: PathBuf,

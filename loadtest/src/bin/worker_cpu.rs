@@ -26,9 +26,12 @@ use worker::{Worker, WorkerSettings};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Measures the worker handler's CPU time per delivery, through the real SDK poster to a stub
+/// `@connections` endpoint.
 #[derive(Debug, Parser)]
-#[command(about)]
+#[command(version)]
 struct Args {
+    /// Connection records in the in-memory store: each broadcast goes to every one.
     #[arg(long, default_value_t = 10_000)]
     connections: usize,
     /// Broadcasts per batch (the event source mapping's BatchSize).
@@ -96,7 +99,11 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         let id = ConnectionId::parse(&format!("bench{n:011}"))?;
         store.put(&ConnectionRecord { id, connected_at_ms: 0, source_ip: None, expires_at_s: 0 }).await?;
     }
-    let poster = Arc::new(ApiGatewayPoster::for_local_endpoint(&format!("http://{addr}/Prod")));
+    let poster = Arc::new(ApiGatewayPoster::for_local_endpoint(
+        &format!("http://{addr}/Prod"),
+        "us-east-1",
+        aws_credential_types::Credentials::new("local", "local", None, None, "worker_cpu"),
+    ));
     // No post-rate budget: the figure is CPU per delivery, not the pace the budget sets.
     let settings = WorkerSettings {
         post_concurrency: args.post_concurrency,

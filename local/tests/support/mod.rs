@@ -141,3 +141,64 @@ pub async fn send_fragmented(client: &mut Client, payload: &[u8], fragment: usiz
 pub async fn send_text(client: &mut Client, text: &str) {
     client.send(Message::text(text)).await.unwrap();
 }
+
+/// The gateway's default credentials, as a backend holds them.
+pub fn credentials() -> aws_credential_types::Credentials {
+    let local = local::Credentials::default();
+    aws_credential_types::Credentials::new(local.access_key_id, local.secret_access_key, None, None, "tests")
+}
+
+/// The AWS SDK's `@connections` client for `endpoint`, signing as a backend would.
+pub fn sdk_poster(endpoint: &str) -> shared::aws::ApiGatewayPoster {
+    shared::aws::ApiGatewayPoster::for_local_endpoint(endpoint, "us-east-1", credentials())
+}
+
+/// Signs `request` with SigV4 for `execute-api` in us-east-1, with the AWS SDK's own signer (not the
+/// gateway's verifier's code) and the gateway's default credentials.
+pub fn sign(request: reqwest::Request) -> reqwest::Request {
+    sign_with(request, credentials(), std::time::SystemTime::now())
+}
+
+pub fn sign_with(
+    mut request: reqwest::Request,
+    credentials: aws_credential_types::Credentials,
+    at: std::time::SystemTime,
+) -> reqwest::Request {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use aws_sigv4::sign::v4;
+    let identity = credentials.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("execute-api")
+        .time(at)
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let body = request.body().and_then(reqwest::Body::as_bytes).unwrap_or_default().to_vec();
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap().to_owned()))
+        .collect();
+    let signable = SignableRequest::new(
+        request.method().as_str(),
+        request.url().as_str(),
+        headers.iter().map(|(name, value)| (name.as_str(), value.as_str())),
+        SignableBody::Bytes(&body),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    for (name, value) in instructions.headers() {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap();
+        request.headers_mut().insert(name, value.parse().unwrap());
+    }
+    request
+}
+
+/// Sends `request` signed.
+pub async fn signed(request: reqwest::RequestBuilder) -> reqwest::Response {
+    let (client, request) = request.build_split();
+    client.execute(sign(request.unwrap())).await.unwrap()
+}

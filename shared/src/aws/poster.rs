@@ -34,15 +34,17 @@ impl ApiGatewayPoster {
         Self::new(Client::from_conf(config))
     }
 
-    /// A client for a local stand-in of `@connections` (the local gateway), which checks no
-    /// signature: fixed region and placeholder credentials, so no AWS configuration is needed.
-    pub fn for_local_endpoint(endpoint: &str) -> Self {
-        let credentials =
-            aws_credential_types::Credentials::new("local", "local", None, None, "local-gateway");
+    /// A client for a local stand-in of `@connections` (the local gateway, or a stub), signing with
+    /// `credentials` for `region` rather than reading any AWS configuration.
+    pub fn for_local_endpoint(
+        endpoint: &str,
+        region: &str,
+        credentials: aws_credential_types::Credentials,
+    ) -> Self {
         let config = lean(
             aws_sdk_apigatewaymanagement::Config::builder()
                 .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
-                .region(aws_sdk_apigatewaymanagement::config::Region::new("us-east-1"))
+                .region(aws_sdk_apigatewaymanagement::config::Region::new(region.to_owned()))
                 .credentials_provider(credentials)
                 .endpoint_url(endpoint),
         );

@@ -41,6 +41,15 @@ where
     }
 }
 
+/// SQS's `DelaySeconds` for `delay`: rounded up to whole seconds, at most its 900.
+fn delay_seconds(delay: Duration) -> i32 {
+    let seconds = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+    i32::try_from(seconds.min(SQS_MAX_DELAY_SECONDS)).unwrap_or(0)
+}
+
+/// The longest delay SQS accepts on a message: 15 minutes.
+const SQS_MAX_DELAY_SECONDS: u64 = 900;
+
 fn too_large(size: usize) -> QueueError {
     QueueError::Rejected(
         format!("a job of {size} bytes exceeds SQS's {SQS_MAX_MESSAGE_BYTES} byte limit").into(),
@@ -61,11 +70,21 @@ impl SqsQueue {
     }
 
     /// One `SendMessageBatch` call for `bodies` (at most ten, at most 256 KB together).
-    async fn send_chunk(&self, bodies: &[(usize, String)], results: &mut [Result<(), QueueError>]) {
+    async fn send_chunk(
+        &self,
+        bodies: &[(usize, String)],
+        delay_seconds: i32,
+        results: &mut [Result<(), QueueError>],
+    ) {
         let entries: Vec<SendMessageBatchRequestEntry> = bodies
             .iter()
             .filter_map(|(index, body)| {
-                SendMessageBatchRequestEntry::builder().id(index.to_string()).message_body(body).build().ok()
+                SendMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .message_body(body)
+                    .set_delay_seconds((delay_seconds > 0).then_some(delay_seconds))
+                    .build()
+                    .ok()
             })
             .collect();
         let output = match self
@@ -123,7 +142,8 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
-    async fn send_batch(&self, jobs: &[Job]) -> Vec<Result<(), QueueError>> {
+    async fn send_batch(&self, jobs: &[Job], delay: Duration) -> Vec<Result<(), QueueError>> {
+        let delay_seconds = delay_seconds(delay);
         let mut results: Vec<Result<(), QueueError>> = jobs.iter().map(|_| Ok(())).collect();
         let mut chunk: Vec<(usize, String)> = Vec::new();
         let mut chunk_bytes = 0;
@@ -134,7 +154,7 @@ impl Queue for SqsQueue {
                 continue;
             }
             if chunk.len() == SQS_BATCH_MAX || chunk_bytes + body.len() > SQS_MAX_MESSAGE_BYTES {
-                self.send_chunk(&chunk, &mut results).await;
+                self.send_chunk(&chunk, delay_seconds, &mut results).await;
                 chunk.clear();
                 chunk_bytes = 0;
             }
@@ -142,7 +162,7 @@ impl Queue for SqsQueue {
             chunk.push((index, body));
         }
         if !chunk.is_empty() {
-            self.send_chunk(&chunk, &mut results).await;
+            self.send_chunk(&chunk, delay_seconds, &mut results).await;
         }
         results
     }
@@ -219,5 +239,18 @@ impl QueueSource for SqsQueue {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delay_is_rounded_up_to_whole_seconds_within_sqs_limit() {
+        assert_eq!(delay_seconds(Duration::ZERO), 0);
+        assert_eq!(delay_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(delay_seconds(Duration::from_millis(2_500)), 3);
+        assert_eq!(delay_seconds(Duration::from_secs(3_600)), 900);
     }
 }

@@ -1,0 +1,305 @@
+//! The gateway itself: its state, its routes, and how it starts and stops.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use ingress::Ingress;
+use shared::aws::{ApiGatewayPoster, DynamoStore, SqsQueue};
+use shared::memory::{MemoryQueue, MemoryStore};
+use shared::{ConnectionStore, Queue, QueueSource};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use worker::Worker;
+
+use crate::esm::Mapping;
+use crate::function::Function;
+use crate::registry::Registry;
+use crate::routing::{InvalidExpression, RouteSelector};
+use crate::settings::{Backend, Bucket, Settings};
+use crate::sigv4::Verifier;
+use crate::{connection, faults, management, serve};
+
+/// The ports the functions get for a backend.
+struct Adapters {
+    store: Arc<dyn ConnectionStore>,
+    queue: Arc<dyn Queue>,
+    source: Arc<dyn QueueSource>,
+    memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
+}
+
+impl Adapters {
+    fn new(settings: &Settings) -> Self {
+        match &settings.backend {
+            Backend::Memory => {
+                let store = Arc::new(MemoryStore::with_page_size(settings.scan_page_size));
+                let queue = Arc::new(MemoryQueue::new(settings.queue));
+                Self {
+                    store: store.clone(),
+                    queue: queue.clone(),
+                    source: queue.clone(),
+                    memory: Some((store, queue)),
+                }
+            }
+            Backend::Aws { sdk, table, queue_url } => {
+                let queue = Arc::new(SqsQueue::from_sdk(sdk, queue_url));
+                let store = Arc::new(DynamoStore::from_sdk(sdk, table));
+                Self { store, queue: queue.clone(), source: queue, memory: None }
+            }
+        }
+    }
+}
+
+/// What every request handler shares.
+pub struct AppState {
+    pub settings: Settings,
+    pub selector: RouteSelector,
+    pub registry: Registry,
+    pub ingress: Arc<dyn Function>,
+    /// The stage throttle's bucket, shared by every connection as API Gateway's is.
+    pub throttle: Option<governor::DefaultDirectRateLimiter>,
+    /// The account's bucket of new connections.
+    pub connect_rate: Option<governor::DefaultDirectRateLimiter>,
+    /// Checks every `@connections` call's signature.
+    pub verifier: Verifier,
+    /// The connection store, for [`STATS_PATH`].
+    pub store: Arc<dyn ConnectionStore>,
+    /// The in-memory queue, for [`STATS_PATH`]; SQS keeps its own figures.
+    pub queue_stats: Option<Arc<MemoryQueue>>,
+    /// Faults injected so far.
+    pub injected: faults::Injected,
+    pub local_addr: SocketAddr,
+    /// Cancelled when the gateway shuts down: every connection closes with 1001.
+    pub shutdown: CancellationToken,
+    /// The connection tasks, awaited on shutdown so that every `$disconnect` runs.
+    pub connections: TaskTracker,
+    /// `$disconnect` invocations that succeeded, for the shutdown report.
+    pub disconnects: AtomicU64,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("local_addr", &self.local_addr)
+            .field("live", &self.registry.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A bound, not yet running gateway.
+pub struct Gateway {
+    listener: TcpListener,
+    state: Arc<AppState>,
+    store: Arc<dyn ConnectionStore>,
+    source: Arc<dyn QueueSource>,
+    memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
+    worker: Arc<Worker>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("local_addr", &self.state.local_addr).finish_non_exhaustive()
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Route(#[from] InvalidExpression),
+    #[error("could not use the listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Gateway {
+    /// Wires the functions to in-memory adapters and to this gateway's own `@connections` endpoint.
+    pub fn new(listener: TcpListener, settings: Settings) -> Result<Self, StartError> {
+        Self::with_ingress(listener, settings, |ingress| ingress)
+    }
+
+    /// Like [`Gateway::new`], with the ingress function wrapped by `wrap`: a seam for tests that need
+    /// an integration to answer what the project's own ingress never does (say, reject a handshake).
+    pub fn with_ingress(
+        listener: TcpListener,
+        settings: Settings,
+        wrap: impl FnOnce(Arc<dyn Function>) -> Arc<dyn Function>,
+    ) -> Result<Self, StartError> {
+        let local_addr = listener.local_addr()?;
+        let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
+        let Adapters { store, queue, source, memory } = Adapters::new(&settings);
+        let ingress = Ingress::new(store.clone(), queue.clone());
+        let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
+        let credentials = aws_credential_types::Credentials::new(
+            &settings.credentials.access_key_id,
+            &settings.credentials.secret_access_key,
+            None,
+            None,
+            "local-gateway",
+        );
+        let poster = ApiGatewayPoster::for_local_endpoint(&endpoint, &settings.api.region, credentials);
+        let worker =
+            Arc::new(Worker::new(store.clone(), Arc::new(poster), queue.clone(), settings.worker.clone()));
+        let state = Arc::new(AppState {
+            throttle: settings.stage_throttle.map(Bucket::limiter),
+            connect_rate: settings.connect_rate.map(Bucket::limiter),
+            verifier: Verifier {
+                credentials: settings.credentials.clone(),
+                region: settings.api.region.clone(),
+            },
+            disconnects: AtomicU64::new(0),
+            store: store.clone(),
+            queue_stats: memory.as_ref().map(|(_, queue)| queue.clone()),
+            injected: faults::Injected::default(),
+            settings,
+            selector,
+            registry: Registry::default(),
+            ingress: wrap(Arc::new(ingress)),
+            local_addr,
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
+        });
+        Ok(Self { listener, state, store, source, memory, worker })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.local_addr
+    }
+
+    /// The URL WebSocket clients connect to.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.state.local_addr)
+    }
+
+    /// The management API's base URL: what `CONNECTIONS_ENDPOINT` is on AWS.
+    pub fn connections_endpoint(&self) -> String {
+        format!("http://{}/{}", self.state.local_addr, self.state.settings.api.stage)
+    }
+
+    /// The connection store the functions use.
+    pub fn store(&self) -> Arc<dyn ConnectionStore> {
+        self.store.clone()
+    }
+
+    /// The in-memory store, for inspection, when the backend is [`Backend::Memory`].
+    pub fn memory_store(&self) -> Option<Arc<MemoryStore>> {
+        self.memory.as_ref().map(|(store, _)| store.clone())
+    }
+
+    /// The in-memory queue between the ingress and the worker, when the backend is [`Backend::Memory`].
+    pub fn memory_queue(&self) -> Option<Arc<MemoryQueue>> {
+        self.memory.as_ref().map(|(_, queue)| queue.clone())
+    }
+
+    /// The live connections, as API Gateway sees them.
+    pub fn state(&self) -> Arc<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then closes every connection with 1001, runs their
+    /// `$disconnect`s, gives requests and worker invocations in progress a moment to finish, and
+    /// returns: within a few seconds, whatever clients and functions are doing.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Self { listener, state, source, worker, store, .. } = self;
+        let token = state.shutdown.clone();
+        let mapping = Mapping {
+            queue: source,
+            queue_name: state.settings.queue_name.clone(),
+            api: state.settings.api.clone(),
+            function: worker,
+            settings: state.settings.esm,
+        };
+        let esm = tokio::spawn(mapping.run(token.clone()));
+        let signal = tokio::spawn({
+            let token = token.clone();
+            async move {
+                tokio::select! {
+                    () = shutdown => token.cancel(),
+                    () = token.cancelled() => {}
+                }
+            }
+        });
+
+        let app = router(state.clone());
+        let stopping = async {
+            token.cancelled().await;
+            (tokio::time::Instant::now(), state.registry.len(), state.disconnects.load(Ordering::Relaxed))
+        };
+        let ((), (began, open, disconnects)) = tokio::join!(
+            serve::serve(listener, app, state.settings.request_timeout, token.clone()),
+            stopping
+        );
+        state.connections.close();
+        let (_, esm) = tokio::join!(state.connections.wait(), esm);
+        if esm.is_err() {
+            tracing::error!("the event source mapping panicked");
+        }
+        signal.abort();
+        let records = match &state.settings.backend {
+            Backend::Memory => count_records(store.as_ref()).await.ok(),
+            Backend::Aws { .. } => None,
+        };
+        tracing::info!(
+            closed = open,
+            disconnects = state.disconnects.load(Ordering::Relaxed) - disconnects,
+            records_left = records,
+            elapsed_ms = began.elapsed().as_millis() as u64,
+            "stopped"
+        );
+        Ok(())
+    }
+}
+
+async fn count_records(store: &dyn ConnectionStore) -> Result<usize, shared::StoreError> {
+    use futures::TryStreamExt;
+    store.scan().map_ok(|page| page.len()).try_fold(0, |n, len| async move { Ok(n + len) }).await
+}
+
+fn management_routes() -> axum::routing::MethodRouter<Arc<AppState>> {
+    axum::routing::post(management::post_to_connection)
+        .get(management::get_connection)
+        .delete(management::delete_connection)
+        // API Gateway answers a method it has no route for as it answers an unknown path.
+        .fallback(|| async { management::forbidden() })
+}
+
+/// Not an AWS API: what the gateway holds, for scripts that check a run from outside (say, that
+/// every lost connection's record was pruned).
+pub const STATS_PATH: &str = "/_local/stats";
+
+async fn stats(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let records = match count_records(state.store.as_ref()).await {
+        Ok(records) => records,
+        Err(err) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("scanning the store failed: {err}"))
+                .into_response();
+        }
+    };
+    let queue = state.queue_stats.as_ref().map(|queue| {
+        let stats = queue.stats();
+        serde_json::json!({ "visible": stats.visible, "in_flight": stats.in_flight, "dead": stats.dead })
+    });
+    let body = serde_json::json!({
+        "connections": state.registry.len(),
+        "records": records,
+        "queue": queue,
+        "faults_injected": state.injected.to_json(),
+    });
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(connection::upgrade_root))
+        .route("/{stage}", get(connection::upgrade_staged))
+        .route("/@connections/{id}", management_routes())
+        .route("/{stage}/@connections/{id}", management_routes())
+        .route(STATS_PATH, get(stats))
+        .fallback(|| async { management::forbidden() })
+        .with_state(state)
+}

@@ -1,0 +1,132 @@
+//! What the local gateway can be told, with API Gateway's, the template's and the event source
+//! mapping's defaults.
+
+use std::time::Duration;
+
+use shared::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
+use shared::memory::{MemoryStore, QueueSettings};
+use worker::WorkerSettings;
+
+use crate::esm::EsmSettings;
+use crate::events::Api;
+use crate::faults::Faults;
+
+/// Where the functions keep connections and queue broadcasts.
+#[derive(Clone, Debug, Default)]
+pub enum Backend {
+    /// In-process stand-ins for DynamoDB and SQS.
+    #[default]
+    Memory,
+    /// The DynamoDB and SQS adapters through the AWS SDK, at the endpoints its configuration names
+    /// (`AWS_ENDPOINT_URL`, or per service `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SQS`):
+    /// moto, DynamoDB Local, or AWS itself. The gateway polls the queue like the event source mapping.
+    Aws { sdk: Box<aws_config::SdkConfig>, table: String, queue_url: String },
+}
+
+/// Everything that can be configured, with API Gateway's and the template's defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub backend: Backend,
+    pub api: Api,
+    /// The API's `RouteSelectionExpression`.
+    pub route_selection_expression: String,
+    /// Custom route keys besides `$connect`, `$disconnect` and `$default`; all go to the ingress.
+    pub routes: Vec<String>,
+    pub idle_timeout: Duration,
+    pub max_connection_duration: Duration,
+    /// Bytes waiting for a client that does not read before `@connections` answers 429, as API
+    /// Gateway does for a client that does not keep up. Counted in bytes, not frames, so that the
+    /// gateway's memory stays bounded whatever its clients do.
+    pub outbound_buffer_bytes: usize,
+    /// The in-memory queue's visibility timeout and redrive policy (with `Backend::Aws`, SQS's own).
+    pub queue: QueueSettings,
+    pub queue_name: String,
+    pub esm: EsmSettings,
+    /// The worker's pacing and retries (`POST_CONCURRENCY`, its share of `ACCOUNT_POST_RATE`).
+    pub worker: WorkerSettings,
+    /// Faults to inject, all off by default.
+    pub faults: Faults,
+    /// The stage's throttle on client messages (`ThrottlingRateLimit` and `ThrottlingBurstLimit` in
+    /// template.yaml); `None` for none.
+    pub stage_throttle: Option<Bucket>,
+    /// New connections a second, all clients together: API Gateway's account limit. `None` for none.
+    pub connect_rate: Option<Bucket>,
+    /// What `@connections` checks SigV4 signatures against, and what the gateway's own worker signs
+    /// with.
+    pub credentials: Credentials,
+    /// How long a client may take to send a request's headers, and then its body: a connection that
+    /// takes longer is closed, so that slow or silent clients cannot hold the gateway's sockets.
+    pub request_timeout: Duration,
+    /// Connections per page of the in-memory store's scans.
+    pub scan_page_size: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Memory,
+            api: Api { api_id: "local".into(), stage: "local".into(), region: "us-east-1".into() },
+            route_selection_expression: "$request.body.action".into(),
+            routes: Vec::new(),
+            idle_timeout: IDLE_TIMEOUT,
+            max_connection_duration: MAX_CONNECTION_DURATION,
+            outbound_buffer_bytes: DEFAULT_OUTBOUND_BUFFER_BYTES,
+            queue: QueueSettings::default(),
+            queue_name: "local-broadcasts".into(),
+            esm: EsmSettings::default(),
+            worker: WorkerSettings::default(),
+            faults: Faults::default(),
+            stage_throttle: Some(Bucket::STAGE),
+            connect_rate: Some(Bucket::CONNECT),
+            credentials: Credentials::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            scan_page_size: MemoryStore::DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
+/// 1 MiB: eight of API Gateway's largest messages. AWS does not publish its own figure; this one keeps
+/// a thousand stuck clients within a gigabyte (RELIABILITY.md measures ten).
+pub const DEFAULT_OUTBOUND_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// Ample for a real client on a slow link, short enough that idle and slowloris sockets do not pile
+/// up: hyper's own default for headers. AWS does not publish its figure.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A token bucket: `rate` tokens a second on average, `burst` at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    pub rate: u32,
+    pub burst: u32,
+}
+
+impl Bucket {
+    /// The template's stage throttle.
+    pub const STAGE: Self = Self { rate: 100, burst: 50 };
+    /// API Gateway's new connections per second per account and region.
+    pub const CONNECT: Self = Self { rate: 500, burst: 500 };
+
+    pub fn limiter(self) -> governor::DefaultDirectRateLimiter {
+        shared::pacing::token_bucket(self.rate, self.burst)
+    }
+}
+
+/// An access key pair, as `@connections` callers sign with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl Default for Credentials {
+    /// Printed at start: these guard nothing but a developer's own machine.
+    fn default() -> Self {
+        Self { access_key_id: "local".into(), secret_access_key: "local".into() }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+    }
+}
