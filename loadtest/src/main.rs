@@ -37,6 +37,10 @@ struct Args {
     /// Seconds the hold scenario keeps the connections open.
     #[arg(long, default_value_t = 10)]
     hold_secs: u64,
+    /// Extra connections that complete their handshake and then never read: they count in no other
+    /// figure, and show what a stuck client costs everyone else.
+    #[arg(long, default_value_t = 0)]
+    stuck: u32,
     /// Seconds to wait for deliveries after the last publish.
     #[arg(long, default_value_t = 10)]
     settle_secs: u64,
@@ -78,6 +82,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         settle: Duration::from_secs(args.settle_secs),
         deadline: Duration::from_secs(args.deadline_secs),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        stuck: args.stuck,
     };
     let outcome = swarm::run(config).await?;
     let report = outcome.report;

@@ -43,6 +43,8 @@ pub struct Report {
     pub connections: u64,
     pub connected: u64,
     pub dropped: u64,
+    /// Extra connections that never read (`--stuck`), outside every other figure.
+    pub stuck: u64,
     pub sent: u64,
     pub expected: u64,
     pub received: u64,
@@ -75,6 +77,9 @@ impl fmt::Display for Report {
             "connections  {} of {} connected, {} dropped",
             self.connected, self.connections, self.dropped
         )?;
+        if self.stuck > 0 {
+            writeln!(f, "stuck        {} more connected that never read", self.stuck)?;
+        }
         writeln!(
             f,
             "deliveries   {} sent, {} expected, {} received, {} lost, {} duplicated",

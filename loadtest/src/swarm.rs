@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use futures::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
+use shared::limits::MAX_FRAME_BYTES;
 use tokio::net::TcpSocket;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::{Instant, sleep, sleep_until};
@@ -59,6 +60,9 @@ pub struct SwarmConfig {
     /// The whole run's upper bound.
     pub deadline: Duration,
     pub progress: bool,
+    /// Extra connections that complete their handshake and then never read, with a receive window of
+    /// a few kilobytes: what a hung browser tab or a stalled mobile client does to everyone else.
+    pub stuck: u32,
 }
 
 impl Default for SwarmConfig {
@@ -76,6 +80,7 @@ impl Default for SwarmConfig {
             settle: Duration::from_secs(10),
             deadline: Duration::from_secs(300),
             progress: false,
+            stuck: 0,
         }
     }
 }
@@ -154,10 +159,14 @@ fn error_kind(err: &tokio_tungstenite::tungstenite::Error) -> String {
     }
 }
 
+/// The receive buffer of a stuck connection: small, so that the server's side fills quickly.
+const STUCK_RECEIVE_BUFFER: u32 = 4096;
+
 async fn connect(
     url: &str,
     target: &Target,
     source: Option<IpAddr>,
+    receive_buffer: Option<u32>,
 ) -> Result<
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
     String,
@@ -167,6 +176,9 @@ async fn connect(
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(ip, 0)).map_err(|e| format!("bind_{:?}", e.kind()).to_lowercase())?;
     }
+    if let Some(bytes) = receive_buffer {
+        socket.set_recv_buffer_size(bytes).map_err(|e| format!("io_{:?}", e.kind()).to_lowercase())?;
+    }
     let stream =
         socket.connect(target.addr).await.map_err(|e| format!("connect_{:?}", e.kind()).to_lowercase())?;
     stream.set_nodelay(true).ok();
@@ -174,6 +186,26 @@ async fn connect(
         .await
         .map_err(|e| error_kind(&e))?;
     Ok(ws)
+}
+
+/// `text` as one text message in frames of at most API Gateway's 32 KB: a larger single frame closes
+/// the connection with 1009, so clients fragment what they send.
+pub fn frames(text: String) -> Vec<Message> {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    if text.len() <= MAX_FRAME_BYTES {
+        return vec![Message::text(text)];
+    }
+    let chunks: Vec<&[u8]> = text.as_bytes().chunks(MAX_FRAME_BYTES).collect();
+    let last = chunks.len() - 1;
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(n, chunk)| {
+            let opcode = if n == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
+            Message::Frame(Frame::message(chunk.to_vec(), opcode, n == last))
+        })
+        .collect()
 }
 
 /// What every connection task needs to know about the run.
@@ -199,7 +231,7 @@ async fn connection(run: Arc<Run>, index: u32, mut outgoing: mpsc::Receiver<Stri
     };
     let began = shared.now_us();
     let attempt = tokio::select! {
-        attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&run.url, &run.target, source)) => attempt,
+        attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&run.url, &run.target, source, None)) => attempt,
         () = stop.cancelled() => Ok(Err("cancelled".into())),
     };
     let ws = match attempt {
@@ -233,7 +265,11 @@ async fn connection(run: Arc<Run>, index: u32, mut outgoing: mpsc::Receiver<Stri
                 break;
             }
             Some(text) = outgoing.recv() => {
-                if sink.send(Message::text(text)).await.is_err() {
+                let mut failed = false;
+                for frame in frames(text) {
+                    failed = failed || sink.feed(frame).await.is_err();
+                }
+                if failed || sink.flush().await.is_err() {
                     result.errors.push("send_failed".into());
                     result.trace.dropped_at_us = Some(shared.now_us());
                     break;
@@ -279,6 +315,22 @@ async fn connection(run: Arc<Run>, index: u32, mut outgoing: mpsc::Receiver<Stri
     result
 }
 
+/// Holds a connection that never reads until the run stops; true if its handshake completed.
+async fn stuck_connection(run: Arc<Run>, index: u32) -> bool {
+    let source = source_address(&run.target, index, run.connections);
+    let opened = connect(&run.url, &run.target, source, Some(STUCK_RECEIVE_BUFFER));
+    let ws = tokio::select! {
+        opened = tokio::time::timeout(CONNECT_TIMEOUT, opened) => match opened {
+            Ok(Ok(ws)) => ws,
+            _ => return false,
+        },
+        () = run.stop.cancelled() => return false,
+    };
+    run.stop.cancelled().await;
+    drop(ws);
+    true
+}
+
 fn progress_bar(enabled: bool, length: u64, message: &'static str) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
@@ -321,7 +373,7 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
     let run = Arc::new(Run {
         url: config.url.clone(),
         target: resolve(&config.url).await?,
-        connections: config.connections,
+        connections: config.connections.saturating_add(config.stuck),
         shared: Shared {
             started: Instant::now(),
             connected: AtomicU64::new(0),
@@ -363,6 +415,13 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
     .await;
     bar.finish_and_clear();
     let connected = shared.connected.load(Ordering::Relaxed);
+    // After the readers, at the same rate, so that nobody's handshake waits behind them.
+    let mut stuck = Vec::with_capacity(config.stuck as usize);
+    for index in config.connections..config.connections.saturating_add(config.stuck) {
+        sleep_until(next).await;
+        next += interval;
+        stuck.push(tokio::spawn(stuck_connection(run.clone(), index)));
+    }
 
     let mut published = Vec::new();
     let mut first_publish_us = None;
@@ -446,6 +505,10 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
         }
         traces.push(result.trace);
     }
+    let mut stuck_connected = 0;
+    for task in stuck {
+        stuck_connected += u64::from(task.await.context("a stuck connection task panicked")?);
+    }
     let tally = ledger::tally(&published, &traces);
     let delivery_window_s =
         first_publish_us.map(|first| last_receipt_us.saturating_sub(first) as f64 / 1e6).unwrap_or(0.0);
@@ -455,6 +518,7 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
         connections: u64::from(config.connections),
         connected,
         dropped: tally.dropped,
+        stuck: stuck_connected,
         sent: published.len() as u64,
         expected: tally.expected,
         received: tally.received,
@@ -473,4 +537,25 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
         duration_s: finished_us as f64 / 1e6,
     };
     Ok(Outcome { report, samples })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_past_32_kb_are_sent_in_fragments_of_at_most_32_kb() {
+        assert!(matches!(frames("small".into()).as_slice(), [Message::Text(_)]));
+        let big = "x".repeat(100 * 1024);
+        let fragments = frames(big.clone());
+        assert_eq!(fragments.len(), 4);
+        let mut joined = Vec::new();
+        for (n, fragment) in fragments.iter().enumerate() {
+            let Message::Frame(frame) = fragment else { panic!("a raw frame") };
+            assert!(frame.payload().len() <= MAX_FRAME_BYTES);
+            assert_eq!(frame.header().is_final, n == 3);
+            joined.extend_from_slice(frame.payload());
+        }
+        assert_eq!(joined, big.as_bytes());
+    }
 }

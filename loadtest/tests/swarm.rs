@@ -25,6 +25,7 @@ fn config(url: String, scenario: Scenario) -> SwarmConfig {
         settle: Duration::from_secs(20),
         deadline: Duration::from_secs(60),
         progress: false,
+        stuck: 0,
     }
 }
 
@@ -126,7 +127,8 @@ async fn with_injected_429s_5xx_and_lost_connections_survivors_get_every_broadca
     // The swarm has closed the survivors, whose `$disconnect`s removed their records; the cut ones had
     // no `$disconnect`: only the worker's pruning can have removed theirs.
     for _ in 0..100 {
-        if store.is_empty() && queue.stats().visible + queue.stats().in_flight == 0 {
+        let stats = queue.stats();
+        if store.is_empty() && stats.visible + stats.in_flight + stats.delayed == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -134,4 +136,36 @@ async fn with_injected_429s_5xx_and_lost_connections_survivors_get_every_broadca
     shutdown.cancel();
     assert_eq!(store.len(), 0, "records of cut connections left unpruned: {:?}", store.ids());
     assert_eq!(queue.stats().dead, 0, "{:?}", queue.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_delays_no_one_else() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    // A small outbound buffer, so that 30 broadcasts of 16 KB fill the stuck client's.
+    let settings = Settings { outbound_buffer_bytes: 16 * 1024, ..Settings::default() };
+    let gateway = Gateway::new(listener, settings).expect("gateway");
+    let (url, state) = (gateway.ws_url(), gateway.state());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
+    let config = SwarmConfig {
+        connections: 100,
+        stuck: 1,
+        publishers: 2,
+        messages: 15,
+        rate: 10.0,
+        size: 16 * 1024,
+        ..config(url, Scenario::Broadcast)
+    };
+
+    let report = swarm::run(config).await.expect("the swarm runs").report;
+
+    shutdown.cancel();
+    eprintln!("{report}");
+    assert_eq!((report.connected, report.stuck, report.sent), (100, 1, 30), "{report}");
+    let refused = state.buffer_full.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(refused > 0, "the stuck client's buffer never filled: the run proves nothing");
+    assert_eq!((report.lost, report.duplicated, report.dropped), (0, 0, 0), "{report}");
+    // Before the worker gave a stuck connection a budget of its own, each invocation that reached it
+    // retried until 3 s before its 30 s deadline, and the broadcasts behind it waited 24 to 50 s.
+    assert!(report.latency_ms.max < 10_000.0, "the others waited behind the stuck client: {report}");
 }

@@ -80,6 +80,8 @@ pub struct AppState {
     pub connections: TaskTracker,
     /// `$disconnect` invocations that succeeded, for the shutdown report.
     pub disconnects: AtomicU64,
+    /// `@connections` posts answered 429 because the client's outbound buffer was full.
+    pub buffer_full: AtomicU64,
 }
 
 impl std::fmt::Debug for AppState {
@@ -152,6 +154,7 @@ impl Gateway {
                 region: settings.api.region.clone(),
             },
             disconnects: AtomicU64::new(0),
+            buffer_full: AtomicU64::new(0),
             store: store.clone(),
             queue_stats: memory.as_ref().map(|(_, queue)| queue.clone()),
             injected: faults::Injected::default(),
@@ -282,13 +285,19 @@ async fn stats(axum::extract::State(state): axum::extract::State<Arc<AppState>>)
     };
     let queue = state.queue_stats.as_ref().map(|queue| {
         let stats = queue.stats();
-        serde_json::json!({ "visible": stats.visible, "in_flight": stats.in_flight, "dead": stats.dead })
+        serde_json::json!({
+            "visible": stats.visible,
+            "in_flight": stats.in_flight,
+            "delayed": stats.delayed,
+            "dead": stats.dead,
+        })
     });
     let body = serde_json::json!({
         "connections": state.registry.len(),
         "records": records,
         "queue": queue,
         "faults_injected": state.injected.to_json(),
+        "posts_refused_buffer_full": state.buffer_full.load(Ordering::Relaxed),
     });
     ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

@@ -155,7 +155,10 @@ fn post(state: &AppState, stage: Option<&str>, id: &str, body: Bytes) -> Result<
     let id = target(state, stage, id)?;
     state.registry.send(&id, body).map_err(|failure| match failure {
         SendFailure::Gone => ApiError::Gone,
-        SendFailure::Full => ApiError::LimitExceeded,
+        SendFailure::Full => {
+            state.buffer_full.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ApiError::LimitExceeded
+        }
     })?;
     Ok(StatusCode::OK)
 }

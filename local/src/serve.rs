@@ -19,6 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
+/// Each accepted socket's kernel send buffer (Linux doubles it). A fixed size rather than the
+/// kernel's autotuning, which lets a client that does not read hold up to 4 MB of kernel memory on
+/// loopback: with it, such a client holds at most this, its outbox and one message in its writer.
+pub const SOCKET_SEND_BUFFER: usize = 128 * 1024;
+
 /// How long a request in progress may still take once shutdown has begun.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
@@ -45,6 +50,9 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
         };
         let _ = stream.set_nodelay(true);
+        if let Err(err) = socket2::SockRef::from(&stream).set_send_buffer_size(SOCKET_SEND_BUFFER) {
+            tracing::debug!(error = %err, "could not size a socket's send buffer");
+        }
         connections.spawn(connection(stream, peer, app.clone(), header_timeout, shutdown.clone()));
     }
     drop(listener);

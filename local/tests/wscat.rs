@@ -1,4 +1,5 @@
-//! The walkthrough from the README, driven with the real `wscat`: echo and broadcast.
+//! The walkthrough from the README, driven with the real `wscat` and `curl`: echo, broadcast, and the
+//! backend reaching a connection through signed `@connections` calls.
 //!
 //! wscat exits silently with status 0 when its stdin closes, so each one is fed through a pipe that
 //! stays open, and the assertions are on what it prints. `scripts/test` installs wscat into
@@ -64,6 +65,16 @@ impl Wscat {
         }
     }
 
+    /// wscat exits, with its stdin still open, once the server has closed the connection.
+    async fn closed_by_the_server(mut self) {
+        let ended = tokio::time::timeout(PATIENCE, async {
+            while let Ok(Some(_)) = self.lines.next_line().await {}
+            self.child.wait().await
+        })
+        .await;
+        assert!(ended.is_ok(), "wscat still connected");
+    }
+
     async fn quit(mut self) {
         drop(self.stdin);
         let _ = tokio::time::timeout(PATIENCE, self.child.wait()).await;
@@ -107,4 +118,45 @@ async fn a_second_wscat_sees_every_broadcast() {
 
     listener.quit().await;
     speaker.quit().await;
+}
+
+/// Runs `curl` with the README's SigV4 options (`--aws-sigv4`, the gateway's default key pair) and
+/// returns what it printed.
+async fn curl(args: &[&str]) -> String {
+    let output = Command::new("curl")
+        .args([
+            "--silent",
+            "--show-error",
+            "--aws-sigv4",
+            "aws:amz:us-east-1:execute-api",
+            "--user",
+            "local:local",
+        ])
+        .args(args)
+        .output()
+        .await
+        .expect("curl runs");
+    assert!(output.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+#[ignore = "drives the real wscat: run through scripts/test, which installs it"]
+async fn the_readmes_signed_curl_commands_post_to_describe_and_close_a_wscat_connection() {
+    let gateway = TestGateway::start(Settings::default()).await;
+    let mut wscat = Wscat::connect(&gateway.ws_url).await;
+    eventually("wscat to connect", || gateway.state.registry.len() == 1).await;
+    wscat.type_line(r#"{"action":"broadcast","data":"who am I?"}"#).await;
+    let own: serde_json::Value = serde_json::from_str(&wscat.next_message().await).expect("json");
+    let url = format!("{}/@connections/{}", gateway.http_url, own["from"].as_str().expect("from"));
+
+    curl(&["-X", "POST", &url, "-d", "hello from the backend"]).await;
+    assert_eq!(wscat.next_message().await, "hello from the backend");
+
+    let described: serde_json::Value = serde_json::from_str(&curl(&[&url]).await).expect("json");
+    assert_eq!(described["identity"]["sourceIp"], "127.0.0.1");
+
+    curl(&["-X", "DELETE", &url]).await;
+    wscat.closed_by_the_server().await;
+    eventually("the $disconnect", || gateway.store.is_empty()).await;
 }

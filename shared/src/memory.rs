@@ -383,6 +383,11 @@ impl MemoryPoster {
         lock(&self.scripted).insert(id.clone(), outcome);
     }
 
+    /// Delivers to `id` again from now on.
+    pub fn unscript(&self, id: &ConnectionId) {
+        lock(&self.scripted).remove(id);
+    }
+
     /// Answers the next `times` posts to `id` with `outcome`, then delivers.
     pub fn script_times(&self, id: &ConnectionId, outcome: Scripted, times: u32) {
         lock(&self.transient).insert(id.clone(), (outcome, times));

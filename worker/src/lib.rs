@@ -52,6 +52,9 @@ pub struct WorkerSettings {
     /// How long a retry job waits on the queue before its first attempt; it doubles with each later
     /// attempt (1, 2, 4, 8 s by default), giving a stuck client time to catch up.
     pub retry_job_delay: Duration,
+    /// How long a connection that used up its retry budget counts as stuck: its posts get one attempt
+    /// and no retries meanwhile, unless one succeeds.
+    pub stuck_for: Duration,
     /// How young a record must be to be kept despite a 410 ([`PRUNE_GRACE`] on AWS).
     pub prune_grace: Duration,
     /// Invocations a broadcast may go through (the first and its retry jobs) before the connections it
@@ -72,6 +75,7 @@ impl Default for WorkerSettings {
             max_backoff: Duration::from_secs(2),
             target_retry_budget: DEFAULT_TARGET_RETRY_BUDGET,
             retry_job_delay: DEFAULT_RETRY_JOB_DELAY,
+            stuck_for: DEFAULT_STUCK_FOR,
             prune_grace: PRUNE_GRACE,
             max_job_attempts: DEFAULT_MAX_JOB_ATTEMPTS,
         }
@@ -89,6 +93,9 @@ pub const DEFAULT_TARGET_RETRY_BUDGET: Duration = Duration::from_secs(1);
 /// The first retry job's delay on the queue; SQS counts delays in whole seconds.
 pub const DEFAULT_RETRY_JOB_DELAY: Duration = Duration::from_secs(1);
 
+/// As long as a broadcast's retry jobs wait on the queue together (1 + 2 + 4 + 8 s, less a little).
+pub const DEFAULT_STUCK_FOR: Duration = Duration::from_secs(10);
+
 /// A broadcast's first attempt and four retry jobs: with backoff inside each invocation, a connection
 /// still failing after that is broken, not busy.
 pub const DEFAULT_MAX_JOB_ATTEMPTS: u32 = 5;
@@ -100,6 +107,47 @@ pub struct Worker {
     poster: Arc<dyn Poster>,
     queue: Arc<dyn Queue>,
     settings: WorkerSettings,
+    stuck: Arc<StuckConnections>,
+}
+
+/// Connections that used up their retry budget lately, and until when they count as stuck: later
+/// posts to them, in this invocation or the next ones of this process, get one attempt and no
+/// retries, so that only the first invocation to meet a stuck client waits for it.
+#[derive(Debug, Default)]
+struct StuckConnections {
+    until: std::sync::Mutex<std::collections::HashMap<ConnectionId, Instant>>,
+}
+
+/// How many stuck connections a process remembers; past it, new ones are not remembered (and cost
+/// each invocation their retry budget, as before).
+const STUCK_CONNECTIONS_REMEMBERED: usize = 10_000;
+
+impl StuckConnections {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<ConnectionId, Instant>> {
+        self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn is_stuck(&self, id: &ConnectionId) -> bool {
+        self.lock().get(id).is_some_and(|until| Instant::now() < *until)
+    }
+
+    fn stuck(&self, id: &ConnectionId, for_: Duration) {
+        let now = Instant::now();
+        let mut until = self.lock();
+        if until.len() >= STUCK_CONNECTIONS_REMEMBERED {
+            until.retain(|_, at| now < *at);
+        }
+        if until.len() < STUCK_CONNECTIONS_REMEMBERED {
+            until.insert(id.clone(), now + for_);
+        }
+    }
+
+    fn recovered(&self, id: &ConnectionId) {
+        let mut until = self.lock();
+        if !until.is_empty() {
+            until.remove(id);
+        }
+    }
 }
 
 impl std::fmt::Debug for Worker {
@@ -166,7 +214,7 @@ impl Worker {
         settings: WorkerSettings,
     ) -> Self {
         let settings = WorkerSettings { post_concurrency: settings.post_concurrency.max(1), ..settings };
-        Self { store, poster, queue, settings }
+        Self { store, poster, queue, settings, stuck: Arc::default() }
     }
 
     /// A fresh budget for one invocation. API Gateway's account bucket holds half a second of its rate
@@ -384,7 +432,10 @@ impl Worker {
                 return (Posted::Unfinished, retries);
             }
             let err = match self.poster.post(to, frame.clone()).await {
-                Ok(()) => return (Posted::Delivered, retries),
+                Ok(()) => {
+                    self.stuck.recovered(to);
+                    return (Posted::Delivered, retries);
+                }
                 Err(PostError::Gone) => return (Posted::Gone, retries),
                 Err(err) => err,
             };
@@ -396,11 +447,18 @@ impl Worker {
                 tracing::warn!(connection = %to, error = %err, "post rejected; not retried");
                 return (Posted::Rejected, retries);
             }
+            if self.stuck.is_stuck(to) {
+                return (Posted::Unfinished, retries);
+            }
             let give_up_at =
                 *give_up_at.get_or_insert_with(|| Instant::now() + self.settings.target_retry_budget);
             let delay = backoff.next().unwrap_or(self.settings.max_backoff);
-            if Instant::now() + delay >= stop_at.min(give_up_at) {
-                tracing::debug!(connection = %to, error = %err, retries, "still failing; the connection goes into a retry job");
+            if Instant::now() + delay >= give_up_at {
+                tracing::debug!(connection = %to, error = %err, retries, "still failing after its retry budget; the connection goes into a retry job");
+                self.stuck.stuck(to, self.settings.stuck_for);
+                return (Posted::Unfinished, retries);
+            }
+            if Instant::now() + delay >= stop_at {
                 return (Posted::Unfinished, retries);
             }
             tokio::time::sleep(delay).await;

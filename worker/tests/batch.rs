@@ -379,6 +379,37 @@ async fn a_connection_that_keeps_answering_429_costs_the_invocation_its_own_budg
 }
 
 #[tokio::test(start_paused = true)]
+async fn once_a_connection_has_used_up_its_budget_the_next_invocations_do_not_wait_for_it() {
+    let store = CountingStore::with_connections(4, 10).await;
+    let poster = Arc::new(MemoryPoster::default());
+    poster.script(&id(3), Scripted::Throttled);
+    let (worker, _queue) = worker_with(
+        store.clone(),
+        poster.clone(),
+        WorkerSettings { min_backoff: Duration::from_millis(50), ..settings() },
+    );
+    let took = |started: Instant| started.elapsed();
+
+    let started = Instant::now();
+    let first = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
+    assert!(took(started) >= Duration::from_millis(500), "the first meeting retries: {:?}", took(started));
+    assert!(first.retried > 0);
+
+    let started = Instant::now();
+    let second = worker.process(sqs_event(&[broadcast_body(0, "2")]), deadline(30.0)).await;
+    assert!(took(started) < Duration::from_millis(50), "held for {:?}", took(started));
+    assert_eq!((second.delivered, second.requeued, second.retried), (3, 1, 0), "{second:?}");
+
+    // The client catches up: the next post reaches it, and it counts as stuck no more.
+    poster.unscript(&id(3));
+    let third = worker.process(sqs_event(&[broadcast_body(0, "3")]), deadline(30.0)).await;
+    assert_eq!((third.delivered, third.requeued), (4, 0), "{third:?}");
+    poster.script_times(&id(3), Scripted::Throttled, 2);
+    let fourth = worker.process(sqs_event(&[broadcast_body(0, "4")]), deadline(30.0)).await;
+    assert_eq!((fourth.delivered, fourth.retried), (4, 2), "retried again after recovering: {fourth:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn each_later_retry_job_waits_twice_as_long_on_the_queue() {
     let store = CountingStore::with_connections(3, 10).await;
     let poster = Arc::new(MemoryPoster::default());

@@ -92,7 +92,10 @@ pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 /// The next text message, skipping control frames.
-pub async fn next_text(client: &mut Client) -> String {
+pub async fn next_text<S>(client: &mut WebSocketStream<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         let message = tokio::time::timeout(PATIENCE, client.next())
             .await
@@ -138,7 +141,10 @@ pub async fn send_fragmented(client: &mut Client, payload: &[u8], fragment: usiz
     }
 }
 
-pub async fn send_text(client: &mut Client, text: &str) {
+pub async fn send_text<S>(client: &mut WebSocketStream<S>, text: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     client.send(Message::text(text)).await.unwrap();
 }
 
@@ -201,4 +207,80 @@ pub fn sign_with(
 pub async fn signed(request: reqwest::RequestBuilder) -> reqwest::Response {
     let (client, request) = request.build_split();
     client.execute(sign(request.unwrap())).await.unwrap()
+}
+
+/// A client that completes its handshake and then never reads. Its receive window is small, so the
+/// gateway's side of the socket fills after a few kilobytes.
+pub async fn stuck_client(gateway: &TestGateway) -> (WebSocketStream<TcpStream>, ConnectionId) {
+    let before: Vec<ConnectionId> = gateway.store.ids();
+    let client = small_window_client(&gateway.ws_url).await;
+    let id =
+        gateway.store.ids().into_iter().find(|id| !before.contains(id)).expect("a new connection record");
+    (client, id)
+}
+
+/// A client whose receive window is a few kilobytes.
+pub async fn small_window_client(ws_url: &str) -> WebSocketStream<TcpStream> {
+    let addr = ws_url.trim_start_matches("ws://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    tokio_tungstenite::client_async(ws_url, stream).await.unwrap().0
+}
+
+/// Posts `size`-byte messages to `id` at the gateway at `http_url` until `@connections` answers 429,
+/// and returns how many it took; panics if that has not happened after `limit` posts.
+pub async fn fill(http_url: &str, id: &ConnectionId, size: usize, limit: usize) -> usize {
+    let http = reqwest::Client::new();
+    let url = format!("{http_url}/local/@connections/{id}");
+    for accepted in 0..limit {
+        let response = signed(http.post(&url).body(vec![b'x'; size])).await;
+        match response.status().as_u16() {
+            200 => {}
+            429 => {
+                assert_eq!(response.headers()["x-amzn-errortype"], "LimitExceededException");
+                return accepted;
+            }
+            other => panic!("unexpected {other} after {accepted} posts"),
+        }
+    }
+    panic!("{limit} posts of {size} bytes were all accepted by a client that never reads");
+}
+
+/// Wraps a function and records the `disconnectStatusCode` and `disconnectReason` of every
+/// `$disconnect` it sees.
+pub struct DisconnectRecorder {
+    pub inner: Arc<dyn Function>,
+    pub seen: std::sync::Mutex<Vec<(String, i64, String)>>,
+}
+
+impl DisconnectRecorder {
+    pub fn wrap(inner: Arc<dyn Function>) -> Arc<Self> {
+        Arc::new(Self { inner, seen: std::sync::Mutex::default() })
+    }
+
+    /// (connection id, code, reason) of each `$disconnect` so far.
+    pub fn seen(&self) -> Vec<(String, i64, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl Function for DisconnectRecorder {
+    async fn invoke(
+        &self,
+        payload: Vec<u8>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<u8>, local::function::FunctionError> {
+        let event: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        let context = &event["requestContext"];
+        if context["eventType"] == "DISCONNECT" {
+            self.seen.lock().unwrap().push((
+                context["connectionId"].as_str().unwrap_or_default().to_owned(),
+                context["disconnectStatusCode"].as_i64().unwrap_or_default(),
+                context["disconnectReason"].as_str().unwrap_or_default().to_owned(),
+            ));
+        }
+        self.inner.invoke(payload, deadline).await
+    }
 }

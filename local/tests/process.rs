@@ -1,0 +1,129 @@
+//! The `local` binary as users run it: started as a process, stopped with a signal.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::Value;
+use support::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+struct Running {
+    child: Child,
+    ws_url: String,
+    http_url: String,
+    stdout: Vec<String>,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+/// Starts the gateway on a free port and reads its URLs from stdout.
+async fn start(args: &[&str]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--port", "0"])
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the local binary starts");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut stdout = Vec::new();
+    let ws_url = loop {
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("the gateway prints its URL in time")
+            .expect("stdout")
+            .expect("the URL before stdout closes");
+        stdout.push(line.clone());
+        if let Some(url) = line.trim().strip_prefix("WebSocket:") {
+            break url.trim().to_owned();
+        }
+    };
+    // The rest of the banner.
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(Duration::from_millis(200), lines.next_line()).await {
+        stdout.push(line);
+    }
+    let http_url = ws_url.replacen("ws://", "http://", 1);
+    Running { child, ws_url, http_url, stdout, stderr }
+}
+
+fn terminate(child: &Child) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(status.success());
+}
+
+/// The `stopped` line's `name=value` field.
+fn field(log: &str, name: &str) -> Option<u64> {
+    let line = log.lines().find(|line| line.contains("stopped"))?;
+    let value = line.split_whitespace().find_map(|word| word.strip_prefix(&format!("{name}=")))?;
+    value.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_every_client_with_1001_runs_every_disconnect_and_exits() {
+    let Running { mut child, ws_url, http_url, stdout, stderr } = start(&[]).await;
+    let mut clients = Vec::new();
+    for _ in 0..40 {
+        clients.push(tokio_tungstenite::connect_async(&ws_url).await.expect("connect").0);
+    }
+    // One client that learns its id from its own broadcast, then stops reading and is filled up.
+    let mut stuck = small_window_client(&ws_url).await;
+    send_text(&mut stuck, r#"{"action":"broadcast","data":"me"}"#).await;
+    let own: Value = serde_json::from_str(&next_text(&mut stuck).await).expect("JSON");
+    let stuck_id = shared::ConnectionId::parse(own["from"].as_str().expect("from")).expect("an id");
+    for client in &mut clients {
+        next_text(client).await;
+    }
+    fill(&http_url, &stuck_id, 100 * 1024, 200).await;
+    // Broadcasts in flight when the signal comes.
+    for client in clients.iter_mut().take(5) {
+        send_text(client, r#"{"action":"broadcast","data":"in flight"}"#).await;
+    }
+
+    terminate(&child);
+
+    for client in &mut clients {
+        loop {
+            match tokio::time::timeout(PATIENCE, client.next()).await.expect("a close in time") {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(Some(close)))) => {
+                    assert_eq!(u16::from(close.code), 1001);
+                    break;
+                }
+                Some(Ok(_)) => {}
+                other => panic!("expected close 1001, got {other:?}"),
+            }
+        }
+    }
+    let status = tokio::time::timeout(PATIENCE, child.wait()).await.expect("exits in time").expect("status");
+    assert!(status.success(), "{status}");
+    let log = tokio::time::timeout(PATIENCE, stderr).await.expect("stderr closes").expect("read");
+    assert_eq!(field(&log, "closed"), Some(41), "{log}");
+    assert_eq!(field(&log, "disconnects"), Some(41), "every $disconnect ran: {log}");
+    assert_eq!(field(&log, "records_left"), Some(0), "{log}");
+    assert!(field(&log, "elapsed_ms").is_some_and(|ms| ms < 5_000), "{log}");
+
+    // Logs on stderr without colour codes (this is not a terminal); stdout only the banner.
+    assert!(!log.contains('\u{1b}'), "ANSI codes in a log that is not a terminal");
+    assert!(log.contains("INFO") && log.contains("shutting down"), "{log}");
+    assert!(stdout.iter().all(|line| !line.contains("INFO")), "{stdout:?}");
+    assert!(stdout.iter().any(|line| line.contains("access key \"local\"")), "{stdout:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_beyond_loopback_warns_what_becomes_reachable() {
+    let Running { child, stderr, .. } = start(&["--host", "0.0.0.0"]).await;
+    terminate(&child);
+    let log = tokio::time::timeout(PATIENCE, stderr).await.expect("stderr closes").expect("read");
+    assert!(log.contains("WARN") && log.contains("not loopback"), "{log}");
+}
