@@ -149,10 +149,7 @@ impl Gateway {
         let state = Arc::new(AppState {
             throttle: settings.stage_throttle.map(Bucket::limiter),
             connect_rate: settings.connect_rate.map(Bucket::limiter),
-            verifier: Verifier {
-                credentials: settings.credentials.clone(),
-                region: settings.api.region.clone(),
-            },
+            verifier: Verifier::new(settings.credentials.clone(), settings.api.region.clone()),
             disconnects: AtomicU64::new(0),
             buffer_full: AtomicU64::new(0),
             store: store.clone(),

@@ -96,6 +96,10 @@ struct Args {
     /// by WorkerMaxConcurrency.
     #[arg(long, default_value_t = WorkerSettings::default().post_rate)]
     post_rate: u32,
+    /// How long the worker keeps retrying a connection whose posts fail (429, 5xx) before it goes into
+    /// a retry job, in milliseconds.
+    #[arg(long, default_value_t = worker::DEFAULT_TARGET_RETRY_BUDGET.as_millis() as u64)]
+    retry_budget_ms: u64,
     /// The worker's Timeout, in seconds: it retries until shortly before, then queues retry jobs.
     #[arg(long, default_value_t = 30)]
     worker_timeout_secs: u64,
@@ -250,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
             post_concurrency: args.post_concurrency,
             post_rate: args.post_rate,
             prune_grace: Duration::from_secs(args.prune_grace_secs),
+            target_retry_budget: Duration::from_millis(args.retry_budget_ms),
             ..WorkerSettings::default()
         },
         stage_throttle: (!args.no_throttle)

@@ -89,7 +89,7 @@ impl FromRequest<Arc<AppState>> for Signed {
                 tracing::warn!(
                     path = %parts.uri.path(),
                     expected = %expected_canonical_uri,
-                    "accepted a signature over the unencoded path, as curl before 8.10 makes it: API Gateway \
+                    "accepted a signature over the unencoded path, as older curl releases make it: API Gateway \
                      refuses it with 403 InvalidSignatureException (the canonical URI is the path encoded once more)"
                 );
                 Ok(Self(body))

@@ -5,10 +5,11 @@
 //! calls are API Gateway's own (403 with `x-amzn-errortype`), and a signature that does not match says
 //! what canonical request and string to sign were expected, as API Gateway's answer does.
 //!
-//! One departure, logged at `warn` each time: curl before 8.10 signs the request path as it sends it
-//! (`/@connections/…`), where AWS expects it URI-encoded once more (`/%40connections/…`). API Gateway
-//! refuses those signatures; this gateway accepts them with a warning, so that the `curl --aws-sigv4`
-//! that Debian and Ubuntu ship can still reach a connection.
+//! One departure, logged at `warn` each time: curl releases from before mid-2024 (Debian 12's 7.88
+//! among them) sign the request path as they send it (`/@connections/…`), where AWS expects it
+//! URI-encoded once more (`/%40connections/…`). API Gateway refuses those signatures; this gateway
+//! accepts them with a warning, so that the `curl --aws-sigv4` most Linux distributions ship can still
+//! reach a connection.
 
 use hmac::{Hmac, KeyInit, Mac};
 use http::request::Parts;
@@ -24,17 +25,20 @@ pub const SERVICE: &str = "execute-api";
 const MAX_SKEW: time::Duration = time::Duration::minutes(5);
 
 /// Who may call, and where.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Verifier {
-    pub credentials: Credentials,
-    pub region: String,
+    credentials: Credentials,
+    region: String,
+    /// The last signing key derived, with its date: it changes once a day, and deriving it is four
+    /// HMACs on every one of the worker's posts otherwise.
+    key: std::sync::Mutex<Option<(String, Vec<u8>)>>,
 }
 
 /// How a request passed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verified {
     Signed,
-    /// Signed over the path as sent, as curl before 8.10 does: API Gateway would refuse it.
+    /// Signed over the path as sent, as older curl releases do: API Gateway would refuse it.
     UnencodedPath {
         expected_canonical_uri: String,
     },
@@ -139,6 +143,10 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, Denied> {
 }
 
 impl Verifier {
+    pub fn new(credentials: Credentials, region: String) -> Self {
+        Self { credentials, region, key: std::sync::Mutex::default() }
+    }
+
     /// Checks `parts` and `body` against the credentials, at `now`.
     pub fn verify(&self, parts: &Parts, body: &[u8], now: OffsetDateTime) -> Result<Verified, Denied> {
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
@@ -215,10 +223,18 @@ impl Verifier {
     }
 
     fn signing_key(&self, date: &str) -> Vec<u8> {
+        let mut cached = self.key.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((day, key)) = cached.as_ref()
+            && day == date
+        {
+            return key.clone();
+        }
         let secret = format!("AWS4{}", self.credentials.secret_access_key);
-        [date, self.region.as_str(), SERVICE, "aws4_request"]
+        let key = [date, self.region.as_str(), SERVICE, "aws4_request"]
             .iter()
-            .fold(secret.into_bytes(), |key, part| hmac(&key, part.as_bytes()))
+            .fold(secret.into_bytes(), |key, part| hmac(&key, part.as_bytes()));
+        *cached = Some((date.to_owned(), key.clone()));
+        key
     }
 }
 

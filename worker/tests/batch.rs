@@ -379,34 +379,60 @@ async fn a_connection_that_keeps_answering_429_costs_the_invocation_its_own_budg
 }
 
 #[tokio::test(start_paused = true)]
-async fn once_a_connection_has_used_up_its_budget_the_next_invocations_do_not_wait_for_it() {
+async fn once_a_connection_has_used_up_its_budget_it_is_skipped_but_for_a_probe_a_second() {
     let store = CountingStore::with_connections(4, 10).await;
     let poster = Arc::new(MemoryPoster::default());
     poster.script(&id(3), Scripted::Throttled);
-    let (worker, _queue) = worker_with(
-        store.clone(),
-        poster.clone(),
-        WorkerSettings { min_backoff: Duration::from_millis(50), ..settings() },
-    );
-    let took = |started: Instant| started.elapsed();
+    let settings = WorkerSettings { min_backoff: Duration::from_millis(50), ..settings() };
+    let (worker, _queue) = worker_with(store.clone(), poster.clone(), settings.clone());
 
     let started = Instant::now();
     let first = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
-    assert!(took(started) >= Duration::from_millis(500), "the first meeting retries: {:?}", took(started));
+    assert!(started.elapsed() >= settings.target_retry_budget / 2, "the first meeting retries");
     assert!(first.retried > 0);
 
-    let started = Instant::now();
+    // Within the next second: no call to it at all, and no waiting.
+    let (started, calls) = (Instant::now(), poster.calls());
     let second = worker.process(sqs_event(&[broadcast_body(0, "2")]), deadline(30.0)).await;
-    assert!(took(started) < Duration::from_millis(50), "held for {:?}", took(started));
+    assert_eq!(started.elapsed(), Duration::ZERO, "held for {:?}", started.elapsed());
+    assert_eq!(poster.calls() - calls, 3, "only the three others were posted to");
     assert_eq!((second.delivered, second.requeued, second.retried), (3, 1, 0), "{second:?}");
 
-    // The client catches up: the next post reaches it, and it counts as stuck no more.
-    poster.unscript(&id(3));
+    // A retry job tries it once, without retries.
+    let calls = poster.calls();
+    let (_, retry) = retry_job(vec![old(3)], 1);
+    let retried = worker.process(sqs_event(&[retry]), deadline(30.0)).await;
+    assert_eq!((poster.calls() - calls, retried.requeued, retried.retried), (1, 1, 0), "{retried:?}");
+
+    // A second on, one probe: it fails, without retries.
+    tokio::time::advance(settings.probe_every).await;
     let third = worker.process(sqs_event(&[broadcast_body(0, "3")]), deadline(30.0)).await;
-    assert_eq!((third.delivered, third.requeued), (4, 0), "{third:?}");
-    poster.script_times(&id(3), Scripted::Throttled, 2);
+    assert_eq!((third.delivered, third.requeued, third.retried), (3, 1, 0), "{third:?}");
+
+    // The client catches up: the next probe reaches it, and it is stuck no more.
+    poster.unscript(&id(3));
+    tokio::time::advance(settings.probe_every).await;
     let fourth = worker.process(sqs_event(&[broadcast_body(0, "4")]), deadline(30.0)).await;
-    assert_eq!((fourth.delivered, fourth.retried), (4, 2), "retried again after recovering: {fourth:?}");
+    assert_eq!((fourth.delivered, fourth.requeued), (4, 0), "{fourth:?}");
+    poster.script_times(&id(3), Scripted::Throttled, 2);
+    let fifth = worker.process(sqs_event(&[broadcast_body(0, "5")]), deadline(30.0)).await;
+    assert_eq!((fifth.delivered, fifth.retried), (4, 2), "retried again once it had recovered: {fifth:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_failing_with_server_errors_is_not_taken_for_a_stuck_one() {
+    let store = CountingStore::with_connections(2, 10).await;
+    let poster = Arc::new(MemoryPoster::default());
+    poster.script(&id(1), Scripted::Transient);
+    let (worker, _queue) = worker_with(
+        store,
+        poster.clone(),
+        WorkerSettings { min_backoff: Duration::from_millis(50), ..settings() },
+    );
+    for n in 0..2 {
+        let report = worker.process(sqs_event(&[broadcast_body(0, &n.to_string())]), deadline(30.0)).await;
+        assert!(report.retried > 0, "retried within its budget each time: {report:?}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
