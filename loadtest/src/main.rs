@@ -104,3 +104,15 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn its_help_says_what_it_is() {
+        let about = Args::command().get_about().map(ToString::to_string).unwrap_or_default();
+        assert!(about.starts_with("A WebSocket swarm"), "{about}");
+    }
+}

@@ -172,7 +172,8 @@ async fn serve(
     let lifetime = sleep(state.settings.max_connection_duration);
     tokio::pin!(idle, lifetime);
 
-    // `None` for a close the client began: tungstenite has queued its echo already.
+    // No close frame of ours when the client began the close (tungstenite has queued its echo) or
+    // the socket broke.
     let (close, code, reason): (Option<CloseFrame>, u16, String) = loop {
         let closing = tokio::select! {
             () = state.shutdown.cancelled() => GOING_AWAY,

@@ -313,6 +313,12 @@ mod tests {
     }
 
     #[test]
+    fn its_help_says_what_it_is() {
+        let about = Args::command().get_about().map(ToString::to_string).unwrap_or_default();
+        assert!(about.starts_with("A local stand-in for API Gateway WebSocket"), "{about}");
+    }
+
+    #[test]
     fn binding_anything_but_loopback_is_warned_about() {
         assert_eq!(exposure_warning(IpAddr::from([127, 0, 0, 1]), 3001), None);
         assert_eq!(exposure_warning("::1".parse().expect("ip"), 3001), None);

@@ -369,6 +369,103 @@ fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> Strin
 mod tests {
     use super::*;
 
+    fn verifier() -> Verifier {
+        Verifier::new(Credentials::default(), "us-east-1".into())
+    }
+
+    /// A request signed by the AWS SDK's own signer (not this module) with `service`.
+    fn signed(method: &str, uri: &str, body: &'static [u8], service: &str) -> (Parts, &'static [u8]) {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        let credentials = aws_credential_types::Credentials::new("local", "local", None, None, "test");
+        let identity = credentials.into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name(service)
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .expect("params")
+            .into();
+        let signable = SignableRequest::new(method, uri, std::iter::empty(), SignableBody::Bytes(body))
+            .expect("signable");
+        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+        let mut request = http::Request::builder().method(method).uri(uri).body(()).expect("request");
+        request.headers_mut().insert("host", "127.0.0.1:3001".parse().expect("host"));
+        instructions.apply_to_request_http1x(&mut request);
+        (request.into_parts().0, body)
+    }
+
+    #[test]
+    fn a_request_the_aws_signer_signed_is_verified_whatever_its_path_holds() {
+        for uri in [
+            "http://127.0.0.1:3001/local/@connections/abc-_x",
+            "http://127.0.0.1:3001/@connections/TWegAcC4EowCHnA%3D",
+            "http://127.0.0.1:3001/local/@connections/a?b=1&a=x%20y",
+        ] {
+            let (parts, body) = signed("POST", uri, b"hello", SERVICE);
+            assert_eq!(
+                verifier().verify(&parts, body, OffsetDateTime::now_utc()),
+                Ok(Verified::Signed),
+                "{uri}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_signature_for_another_service_or_body_is_refused() {
+        let uri = "http://127.0.0.1:3001/local/@connections/abc";
+        let (parts, _) = signed("POST", uri, b"hello", "execute-api");
+        let err = verifier().verify(&parts, b"hellO", OffsetDateTime::now_utc()).expect_err("another body");
+        assert!(matches!(err, Denied::Mismatch { .. }), "{err:?}");
+        let (parts, body) = signed("POST", uri, b"hello", "s3");
+        let err = verifier().verify(&parts, body, OffsetDateTime::now_utc()).expect_err("another service");
+        assert_eq!(err.error_type(), "InvalidSignatureException");
+    }
+
+    #[test]
+    fn a_missing_or_malformed_date_is_an_incomplete_signature() {
+        let (mut parts, body) = signed("GET", "http://127.0.0.1:3001/@connections/abc", b"", SERVICE);
+        parts.headers.insert("x-amz-date", "yesterday".parse().expect("value"));
+        let err = verifier().verify(&parts, body, OffsetDateTime::now_utc()).expect_err("a bad date");
+        assert_eq!(err.error_type(), "IncompleteSignatureException");
+        parts.headers.remove("x-amz-date");
+        let err = verifier().verify(&parts, body, OffsetDateTime::now_utc()).expect_err("no date");
+        assert_eq!(err.error_type(), "IncompleteSignatureException");
+    }
+
+    #[test]
+    fn a_signature_over_the_unencoded_path_passes_with_a_warning_and_names_the_expected_uri() {
+        // What older curl releases send: the canonical URI is the path exactly as requested.
+        let path = "/local/@connections/abc";
+        let now = OffsetDateTime::now_utc();
+        let amz_date = basic(now);
+        let date = &amz_date[..8];
+        let canonical = format!(
+            "POST\n{path}\n\nhost:127.0.0.1:3001\nx-amz-date:{amz_date}\n\nhost;x-amz-date\n{}",
+            sha256_hex(b"hi")
+        );
+        let scope = format!("{date}/us-east-1/execute-api/aws4_request");
+        let key = verifier().signing_key(date);
+        let signature = hex::encode(hmac(&key, string_to_sign(&amz_date, &scope, &canonical).as_bytes()));
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("host", "127.0.0.1:3001")
+            .header("x-amz-date", &amz_date)
+            .header(
+                "authorization",
+                format!("{ALGORITHM} Credential=local/{scope}, SignedHeaders=host;x-amz-date, Signature={signature}"),
+            )
+            .body(())
+            .expect("request");
+        let (parts, ()) = request.into_parts();
+        assert_eq!(
+            verifier().verify(&parts, b"hi", now),
+            Ok(Verified::UnencodedPath { expected_canonical_uri: "/local/%40connections/abc".into() })
+        );
+    }
+
     #[test]
     fn the_canonical_uri_encodes_the_path_as_sent_once_more() {
         assert_eq!(canonical_uri("/local/@connections/abc-_x"), "/local/%40connections/abc-_x");

@@ -70,26 +70,27 @@ async fn a_client_that_never_reads_is_still_closed_by_delete() {
     until_closed(&mut stuck.into_inner()).await;
 }
 
-#[tokio::test]
-async fn a_client_that_never_reads_is_still_closed_when_it_goes_idle() {
-    let settings = Settings { idle_timeout: Duration::from_secs(1), ..Settings::default() };
+/// Fills the buffer of a client that never reads, on a gateway with `settings`, and waits for `what`
+/// to close it: the connection gone, its `$disconnect` run, its socket closed.
+async fn a_stuck_client_is_closed_by(settings: Settings, what: &str) {
     let gateway = TestGateway::start(settings).await;
     let (stuck, id) = stuck_client(&gateway).await;
     fill(&gateway.http_url, &id, 100 * KB, 200).await;
 
-    eventually("the idle timeout to close the connection", || gone(&gateway, &id)).await;
+    eventually(what, || gone(&gateway, &id)).await;
     until_closed(&mut stuck.into_inner()).await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_still_closed_when_it_goes_idle() {
+    let settings = Settings { idle_timeout: Duration::from_secs(1), ..Settings::default() };
+    a_stuck_client_is_closed_by(settings, "the idle timeout").await;
 }
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_still_closed_at_its_maximum_duration() {
     let settings = Settings { max_connection_duration: Duration::from_secs(2), ..Settings::default() };
-    let gateway = TestGateway::start(settings).await;
-    let (stuck, id) = stuck_client(&gateway).await;
-    fill(&gateway.http_url, &id, 100 * KB, 200).await;
-
-    eventually("the 2-hour limit (here 2 s) to close the connection", || gone(&gateway, &id)).await;
-    until_closed(&mut stuck.into_inner()).await;
+    a_stuck_client_is_closed_by(settings, "the 2-hour limit (here 2 s)").await;
 }
 
 #[tokio::test]

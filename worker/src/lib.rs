@@ -56,7 +56,7 @@ pub struct WorkerSettings {
     /// How long a retry job waits on the queue before its first attempt; it doubles with each later
     /// attempt (1, 2, 4, 8 s by default), giving a stuck client time to catch up.
     pub retry_job_delay: Duration,
-    /// How long a connection that used up its retry budget counts as stuck, unless a post reaches
+    /// How long a connection that answered a streak of 429s counts as stuck, unless a post reaches
     /// it: meanwhile its posts go straight into retry jobs, but for one probe every `probe_every`.
     pub stuck_for: Duration,
     pub probe_every: Duration,
@@ -92,11 +92,10 @@ impl Default for WorkerSettings {
 /// retry jobs take well under this.
 pub const DEFAULT_DEADLINE_RESERVE: Duration = Duration::from_secs(3);
 
-/// Two or three retries with backoff; what is still failing then goes into a retry job a second later.
-/// Short because the first invocation to meet a client that has stopped reading waits this long, and
-/// so do the messages queued behind it: with 10 such clients beside 100 readers, a 1 s budget put the
-/// readers' p99.9 at 440 ms, 250 ms at 56 ms, the same as without them (`scripts/hardening`).
-pub const DEFAULT_TARGET_RETRY_BUDGET: Duration = Duration::from_millis(250);
+/// Four or five retries with backoff: enough to ride out a burst of throttling or server errors
+/// within the invocation, so that few deliveries wait a second or more in a retry job. A client that
+/// has stopped reading costs this once at most: a streak of 429s marks it stuck (`stuck.rs`).
+pub const DEFAULT_TARGET_RETRY_BUDGET: Duration = Duration::from_secs(1);
 
 /// The first retry job's delay on the queue; SQS counts delays in whole seconds.
 pub const DEFAULT_RETRY_JOB_DELAY: Duration = Duration::from_secs(1);
@@ -371,10 +370,10 @@ impl Worker {
             .map(move |step| async move {
                 match step {
                     Step::Post { message, to } => {
-                        let delivery = &deliveries[message];
-                        let admission = self.stuck.admit(&to.id, delivery.targets.is_some());
+                        let admission = self.stuck.admit(&to.id);
+                        let frame = &deliveries[message].frame;
                         let (posted, retries) =
-                            self.post_with_retries(&to.id, &delivery.frame, admission, budget, stop_at).await;
+                            self.post_with_retries(&to.id, frame, admission, budget, stop_at).await;
                         Outcome::Posted { message, to, posted, retries }
                     }
                     Step::ScanFailed(err) => Outcome::ScanFailed(err),
@@ -429,8 +428,11 @@ impl Worker {
                 tracing::warn!(connection = %to, error = %err, "post rejected; not retried");
                 return (Posted::Rejected, retries);
             }
+            // A streak of 429s: a client whose buffer stays full. Waiting for it holds everyone else.
+            if matches!(err, PostError::Throttled) && self.stuck.throttled(to) {
+                return (Posted::Unfinished, retries);
+            }
             if probe {
-                self.stuck.still_stuck(to);
                 return (Posted::Unfinished, retries);
             }
             let give_up_at =
@@ -438,11 +440,6 @@ impl Worker {
             let delay = backoff.next().unwrap_or(self.settings.max_backoff);
             if Instant::now() + delay >= give_up_at {
                 tracing::debug!(connection = %to, error = %err, retries, "still failing after its retry budget; the connection goes into a retry job");
-                // Throttled through its whole budget: a client whose buffer stays full. A server
-                // error or a timeout says nothing about the client.
-                if matches!(err, PostError::Throttled) {
-                    self.stuck.stuck(to);
-                }
                 return (Posted::Unfinished, retries);
             }
             if Instant::now() + delay >= stop_at {

@@ -379,17 +379,19 @@ async fn a_connection_that_keeps_answering_429_costs_the_invocation_its_own_budg
 }
 
 #[tokio::test(start_paused = true)]
-async fn once_a_connection_has_used_up_its_budget_it_is_skipped_but_for_a_probe_a_second() {
+async fn a_connection_that_answered_429s_in_a_row_is_skipped_but_for_a_probe_a_second() {
     let store = CountingStore::with_connections(4, 10).await;
     let poster = Arc::new(MemoryPoster::default());
     poster.script(&id(3), Scripted::Throttled);
     let settings = WorkerSettings { min_backoff: Duration::from_millis(50), ..settings() };
     let (worker, _queue) = worker_with(store.clone(), poster.clone(), settings.clone());
 
+    // A batch of six: six 429s in a row from it, and nothing getting through.
+    let batch: Vec<String> = (0..6).map(|n| broadcast_body(0, &n.to_string())).collect();
     let started = Instant::now();
-    let first = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
-    assert!(started.elapsed() >= settings.target_retry_budget / 2, "the first meeting retries");
-    assert!(first.retried > 0);
+    let first = worker.process(sqs_event(&batch), deadline(30.0)).await;
+    assert_eq!((first.delivered, first.requeued), (18, 6), "{first:?}");
+    assert!(started.elapsed() < settings.target_retry_budget, "stuck at once, not after its budget");
 
     // Within the next second: no call to it at all, and no waiting.
     let (started, calls) = (Instant::now(), poster.calls());
@@ -398,11 +400,11 @@ async fn once_a_connection_has_used_up_its_budget_it_is_skipped_but_for_a_probe_
     assert_eq!(poster.calls() - calls, 3, "only the three others were posted to");
     assert_eq!((second.delivered, second.requeued, second.retried), (3, 1, 0), "{second:?}");
 
-    // A retry job tries it once, without retries.
+    // Nor from a retry job: it goes into the next one.
     let calls = poster.calls();
     let (_, retry) = retry_job(vec![old(3)], 1);
     let retried = worker.process(sqs_event(&[retry]), deadline(30.0)).await;
-    assert_eq!((poster.calls() - calls, retried.requeued, retried.retried), (1, 1, 0), "{retried:?}");
+    assert_eq!((poster.calls() - calls, retried.requeued, retried.retried), (0, 1, 0), "{retried:?}");
 
     // A second on, one probe: it fails, without retries.
     tokio::time::advance(settings.probe_every).await;

@@ -103,3 +103,15 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn its_help_says_what_it_is() {
+        let about = Args::command().get_about().map(ToString::to_string).unwrap_or_default();
+        assert!(about.starts_with("Times a Lambda bootstrap's cold start"), "{about}");
+    }
+}
