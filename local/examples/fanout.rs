@@ -4,7 +4,8 @@
 //! free loopback port, opens the connections, sends the broadcasts one after another from the first
 //! connection, and prints the time from send to the last delivery of each. Every delivery is an
 //! `@connections` HTTP call from the worker's SDK client, as on AWS. A figure, not a test: the pipeline's
-//! own speed, so without the post budget that paces the worker on AWS (and by default here).
+//! own speed, so without the post budget that paces the worker on AWS (and by default here), and
+//! without API Gateway's 500 new connections a second, which would only slow the setup down.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,6 +26,7 @@ async fn main() -> anyhow::Result<()> {
 
     let settings = Settings {
         worker: worker::WorkerSettings { post_rate: u32::MAX, ..Default::default() },
+        connect_rate: None,
         ..Settings::default()
     };
     let gateway = Gateway::new(TcpListener::bind("127.0.0.1:0").await?, settings)?;
