@@ -49,13 +49,7 @@ async fn a_client_that_never_reads_holds_a_bounded_buffer_and_is_answered_429_pa
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_still_closed_by_delete() {
-    let recorder = std::sync::OnceLock::new();
-    let gateway = TestGateway::start_with(Settings::default(), |ingress| {
-        let wrapped = DisconnectRecorder::wrap(ingress);
-        let _ = recorder.set(wrapped.clone());
-        wrapped
-    })
-    .await;
+    let (gateway, recorder) = DisconnectRecorder::gateway(Settings::default()).await;
     let (stuck, id) = stuck_client(&gateway).await;
     fill(&gateway.http_url, &id, 100 * KB, 200).await;
     let url = format!("{}/local/@connections/{id}", gateway.http_url);
@@ -65,7 +59,7 @@ async fn a_client_that_never_reads_is_still_closed_by_delete() {
 
     eventually("the connection to be closed and its $disconnect run", || gone(&gateway, &id)).await;
     assert_eq!(signed(http.get(&url)).await.status(), 410);
-    let seen = recorder.get().expect("wrapped").seen();
+    let seen = recorder.seen();
     assert_eq!(seen, [(id.to_string(), 1000, "Connection deleted through @connections".to_owned())]);
     until_closed(&mut stuck.into_inner()).await;
 }
@@ -256,13 +250,7 @@ fn raw_frame(opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
 
 #[tokio::test]
 async fn protocol_violations_close_with_the_rfcs_code_and_disconnect_is_told() {
-    let recorder = std::sync::OnceLock::new();
-    let gateway = TestGateway::start_with(Settings::default(), |ingress| {
-        let wrapped = DisconnectRecorder::wrap(ingress);
-        let _ = recorder.set(wrapped.clone());
-        wrapped
-    })
-    .await;
+    let (gateway, recorder) = DisconnectRecorder::gateway(Settings::default()).await;
     let cases: [(&str, Vec<u8>, u16); 3] = [
         ("text that is not UTF-8", raw_frame(0x1, &[0xff, 0xfe, 0xfd], Some([1, 2, 3, 4])), 1007),
         ("a reserved opcode", raw_frame(0x3, b"?", Some([1, 2, 3, 4])), 1002),
@@ -280,7 +268,7 @@ async fn protocol_violations_close_with_the_rfcs_code_and_disconnect_is_told() {
         };
         assert_eq!(u16::from(close.code), code, "{what}");
         eventually("its $disconnect", || gateway.store.get(&id).is_none()).await;
-        let seen = recorder.get().expect("wrapped").seen();
+        let seen = recorder.seen();
         let (_, disconnect_code, _) = seen.iter().find(|(c, _, _)| *c == id.to_string()).expect("recorded");
         assert_eq!(*disconnect_code, i64::from(code), "{what}");
     }

@@ -259,6 +259,19 @@ impl DisconnectRecorder {
         Arc::new(Self { inner, seen: std::sync::Mutex::default() })
     }
 
+    /// A gateway whose ingress is wrapped in a recorder, and the recorder.
+    pub async fn gateway(settings: Settings) -> (TestGateway, Arc<Self>) {
+        let recorder = std::sync::OnceLock::new();
+        let gateway = TestGateway::start_with(settings, |ingress| {
+            let wrapped = Self::wrap(ingress);
+            let _ = recorder.set(wrapped.clone());
+            wrapped
+        })
+        .await;
+        let recorder = recorder.get().expect("the gateway wraps its ingress").clone();
+        (gateway, recorder)
+    }
+
     /// (connection id, code, reason) of each `$disconnect` so far.
     pub fn seen(&self) -> Vec<(String, i64, String)> {
         self.seen.lock().unwrap().clone()
