@@ -1,19 +1,26 @@
 //! The ingress function: API Gateway's `$connect`, `$disconnect` and `$default` routes.
 //!
-//! `$connect` remembers the connection, `$disconnect` forgets it, and `$default` parses each message:
-//! plain text and `echo` go straight back to the sender through the route response, a `broadcast` is
-//! queued for the worker, and anything malformed gets a JSON error naming what is wrong. This function
-//! never posts to other connections itself; fan-out is the worker's job.
+//! `$connect` remembers the connection (and subscribes an authenticated user's connection to its own
+//! channel), `$disconnect` forgets it and its subscriptions, and `$default` parses each message into
+//! one of the [`actions`] and applies it: plain text and `echo` go straight back to the sender through
+//! the route response, subscriptions are stored, a `broadcast` or `publish` is queued for the worker,
+//! and anything malformed or forbidden gets a JSON error naming what is wrong. This function never
+//! posts to other connections itself; fan-out is the worker's job.
+
+mod actions;
 
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
+use shared::channel::MAX_SUBSCRIPTIONS;
 use shared::limits::{CONNECTION_TTL_MARGIN, MAX_CONNECTION_DURATION};
 use shared::{
-    ConnectionId, ConnectionRecord, ConnectionStore, Envelope, Inbound, InputError, Job, Queue, QueueError,
-    StoreError,
+    ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Identity, InputError, Queue, StoreError,
+    SubscribeError, Subscription,
 };
+
+use crate::actions::{Context, Refusal, Reply};
 
 /// Why an event could not be handled. API Gateway turns these into a rejected handshake (on
 /// `$connect`) or an "Internal server error" message to the client.
@@ -25,6 +32,15 @@ pub enum IngressError {
     UnknownEventType(Option<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("could not subscribe the connection to its user's channel: {0}")]
+    OwnChannel(#[source] SubscribeError),
+}
+
+/// Epoch seconds after which the store may expire what belongs to a connection made at
+/// `connected_at_ms`: API Gateway's longest connection, and a margin.
+pub fn expires_at_s(connected_at_ms: i64) -> i64 {
+    let lifetime = (MAX_CONNECTION_DURATION + CONNECTION_TTL_MARGIN).as_secs();
+    connected_at_ms / 1000 + i64::try_from(lifetime).unwrap_or(i64::MAX)
 }
 
 /// The handler and the two ports it needs.
@@ -75,15 +91,25 @@ impl Ingress {
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> Result<ApiGatewayProxyResponse, IngressError> {
         let context = &event.request_context;
-        let lifetime = (MAX_CONNECTION_DURATION + CONNECTION_TTL_MARGIN).as_secs();
         let record = ConnectionRecord {
             id,
             connected_at_ms: context.connected_at,
             source_ip: context.identity.source_ip.clone(),
-            expires_at_s: context.request_time_epoch / 1000 + i64::try_from(lifetime).unwrap_or(i64::MAX),
+            expires_at_s: expires_at_s(context.request_time_epoch),
         };
         self.store.put(&record).await?;
-        tracing::info!(connection = %record.id, source_ip = ?record.source_ip, "connected");
+        let identity = Identity::from_authorizer(&context.authorizer.fields);
+        // A backend reaches every device of one user through their own channel.
+        if let Some(channel) = identity.own_channel() {
+            let subscription = Subscription {
+                connection: ConnectionRef { id: record.id.clone(), connected_at_ms: record.connected_at_ms },
+                pattern: channel.into(),
+                expires_at_s: record.expires_at_s,
+                limit: MAX_SUBSCRIPTIONS,
+            };
+            self.store.subscribe(&subscription).await.map_err(IngressError::OwnChannel)?;
+        }
+        tracing::info!(connection = %record.id, source_ip = ?record.source_ip, user = ?identity.user(), "connected");
         Ok(response(200, None))
     }
 
@@ -93,49 +119,39 @@ impl Ingress {
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> ApiGatewayProxyResponse {
         let body = event.body.as_deref().unwrap_or_default();
-        let parsed = if event.is_base64_encoded { Err(InputError::Binary) } else { Inbound::parse(body) };
-        let outcome = parsed.and_then(|inbound| match inbound {
-            Inbound::Echo => Ok(Reply::Echo),
-            Inbound::Broadcast { data } => {
-                Envelope::broadcast(id.clone(), event.request_context.request_time_epoch, data)
-                    .map(Reply::Queue)
+        let action = if event.is_base64_encoded { Err(InputError::Binary) } else { actions::parse(body) };
+        let outcome = match action {
+            Ok(action) => {
+                let context = &event.request_context;
+                let identity = Identity::from_authorizer(&context.authorizer.fields);
+                let cx = Context {
+                    connection: &id,
+                    connected_at_ms: context.connected_at,
+                    received_at_ms: context.request_time_epoch,
+                    identity: &identity,
+                    body,
+                    store: self.store.as_ref(),
+                    queue: self.queue.as_ref(),
+                };
+                action.apply(&cx).await
             }
-        });
+            Err(err) => Err(Refusal::Input(err)),
+        };
         match outcome {
-            Ok(Reply::Echo) => response(200, Some(body.to_owned())),
-            Ok(Reply::Queue(envelope)) => {
-                let message = envelope.id.clone();
-                match self.queue.send(&Job::broadcast(envelope)).await {
-                    Ok(()) => {
-                        tracing::debug!(connection = %id, %message, "broadcast queued");
-                        response(200, None)
-                    }
-                    Err(err) => {
-                        tracing::error!(connection = %id, error = %err, "could not queue a broadcast");
-                        response(503, Some(unavailable(&err)))
-                    }
-                }
-            }
-            Err(err) => {
+            Ok(Reply::Nothing) => response(200, None),
+            Ok(Reply::Text(text)) => response(200, Some(text)),
+            Err(Refusal::Input(err)) => {
                 tracing::info!(connection = %id, code = err.code(), "refused a message");
                 response(400, Some(err.to_client_json()))
             }
+            Err(Refusal::Unavailable(message)) => response(
+                503,
+                Some(
+                    serde_json::json!({ "error": { "code": "unavailable", "message": message } }).to_string(),
+                ),
+            ),
         }
     }
-}
-
-enum Reply {
-    Echo,
-    Queue(Envelope),
-}
-
-fn unavailable(err: &QueueError) -> String {
-    let message = if err.is_retryable() {
-        "the message could not be queued; send it again"
-    } else {
-        "the message could not be queued"
-    };
-    serde_json::json!({ "error": { "code": "unavailable", "message": message } }).to_string()
 }
 
 fn response(status: i64, body: Option<String>) -> ApiGatewayProxyResponse {

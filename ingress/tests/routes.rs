@@ -8,7 +8,7 @@ use aws_lambda_events::encodings::Body;
 use ingress::Ingress;
 use serde_json::{Value, json};
 use shared::memory::{MemoryQueue, MemoryStore};
-use shared::{ConnectionId, Job, Queue, QueueError};
+use shared::{Audience, Channel, ChannelPattern, ConnectionId, Job, Queue, QueueError};
 
 const ID: &str = "TWegAcC4EowCHnA=";
 const REQUEST_EPOCH_MS: i64 = 1_764_167_186_000;
@@ -68,6 +68,34 @@ fn message_event(body: &str) -> ApiGatewayWebsocketProxyRequest {
     context["messageId"] = json!("TWeglfW9EowCFlA=");
     serde_json::from_value(json!({ "requestContext": context, "body": body, "isBase64Encoded": false }))
         .expect("a MESSAGE event")
+}
+
+/// The event as API Gateway sends it once an authorizer allowed the connection with this context.
+fn as_user(
+    mut event: ApiGatewayWebsocketProxyRequest,
+    context: Value,
+) -> ApiGatewayProxyRequestWithAuthorizer {
+    let mut json = serde_json::to_value(&event).expect("json");
+    json["requestContext"]["authorizer"] = context;
+    event = serde_json::from_value(json).expect("an event with an authorizer");
+    event
+}
+
+type ApiGatewayProxyRequestWithAuthorizer = ApiGatewayWebsocketProxyRequest;
+
+fn alice() -> Value {
+    json!({ "principalId": "alice", "sub": "alice", "publish": "[\"chat/*\"]", "subscribe": "[\"chat/*\",\"news\"]" })
+}
+
+fn pattern(raw: &str) -> ChannelPattern {
+    ChannelPattern::parse(raw).expect(raw)
+}
+
+/// Sends `body` and returns the status and the reply as JSON.
+async fn send(f: &Fixture, event: ApiGatewayWebsocketProxyRequest) -> (i64, Value) {
+    let response = f.ingress.handle(event).await.expect("handled");
+    let reply = body_of(&response).map_or(Value::Null, |b| serde_json::from_str(b).expect("a JSON reply"));
+    (response.status_code, reply)
 }
 
 struct Fixture {
@@ -147,7 +175,7 @@ async fn a_broadcast_is_queued_once_with_an_id_the_sender_and_the_data() {
     let queued = f.queue.peek();
     assert_eq!(queued.len(), 1);
     let job = Job::parse(&queued[0]).expect("a job");
-    assert_eq!(job.envelope.from, id());
+    assert_eq!(job.envelope.from, Some(id()));
     assert_eq!(job.envelope.data.get(), r#""hi""#);
     assert_eq!(job.envelope.sent_at, REQUEST_EPOCH_MS);
 }
@@ -213,4 +241,109 @@ async fn an_event_without_a_connection_id_is_an_error() {
     let mut event = message_event("Hello");
     event.request_context.connection_id = None;
     assert!(f.ingress.handle(event).await.is_err());
+}
+
+#[tokio::test]
+async fn subscribe_and_unsubscribe_are_stored_and_answered_even_when_there_was_nothing_to_end() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let (status, reply) = send(&f, message_event(r#"{"action":"subscribe","channel":"chat/*"}"#)).await;
+    assert_eq!((status, reply), (200, json!({"type":"subscribed","channel":"chat/*"})));
+    assert_eq!(f.store.subscriptions_of(&id()), [pattern("chat/*")]);
+
+    for _ in 0..2 {
+        let (status, reply) = send(&f, message_event(r#"{"action":"unsubscribe","channel":"chat/*"}"#)).await;
+        assert_eq!((status, reply), (200, json!({"type":"unsubscribed","channel":"chat/*"})));
+    }
+    assert!(f.store.subscriptions_of(&id()).is_empty());
+    assert!(f.queue.peek().is_empty());
+}
+
+#[tokio::test]
+async fn a_publish_is_queued_for_its_channel_and_answered_with_the_id_subscribers_will_see() {
+    let f = fixture();
+    let (status, reply) =
+        send(&f, message_event(r#"{"action":"publish","channel":"chat/general","data":{"text":"hi"}}"#))
+            .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (reply["type"].as_str(), reply["channel"].as_str()),
+        (Some("published"), Some("chat/general"))
+    );
+    let job = Job::parse(&f.queue.peek()[0]).expect("a job");
+    assert_eq!(job.audience, Audience::Channel(Channel::parse("chat/general").expect("channel")));
+    assert_eq!(reply["id"].as_str(), Some(job.envelope.id.to_string().as_str()));
+    let frame: Value = serde_json::from_slice(&job.envelope.frame()).expect("json");
+    assert_eq!(frame["type"], "message");
+    assert_eq!(frame["from"], ID);
+    assert!(frame.get("user").is_none(), "anonymous: no user");
+    assert_eq!(frame["data"], json!({"text":"hi"}));
+}
+
+#[tokio::test]
+async fn the_hundred_and_first_subscription_is_refused_and_not_stored() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    for n in 0..100 {
+        let (status, _) =
+            send(&f, message_event(&format!(r#"{{"action":"subscribe","channel":"room/{n}"}}"#))).await;
+        assert_eq!(status, 200, "subscription {n}");
+    }
+    let (status, reply) = send(&f, message_event(r#"{"action":"subscribe","channel":"room/100"}"#)).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (400, Some("too_many_subscriptions")));
+    let (status, _) = send(&f, message_event(r#"{"action":"subscribe","channel":"room/7"}"#)).await;
+    assert_eq!(status, 200, "subscribing again to one already held is fine");
+    assert_eq!(f.store.subscriptions_of(&id()).len(), 100);
+}
+
+#[tokio::test]
+async fn user_channels_and_patterns_outside_the_tokens_claims_are_forbidden() {
+    let f = fixture();
+    f.ingress.handle(as_user(connect_event(), alice())).await.expect("connect");
+    let anonymous_cases = [
+        r#"{"action":"subscribe","channel":"user/alice"}"#,
+        r#"{"action":"subscribe","channel":"user/*"}"#,
+        r#"{"action":"publish","channel":"user/alice","data":1}"#,
+    ];
+    for body in anonymous_cases {
+        let (status, reply) = send(&f, message_event(body)).await;
+        assert_eq!((status, reply["error"]["code"].as_str()), (400, Some("forbidden_channel")), "{body}");
+    }
+    let alice_cases = [
+        r#"{"action":"subscribe","channel":"user/bob"}"#,
+        r#"{"action":"subscribe","channel":"user/*"}"#,
+        r#"{"action":"subscribe","channel":"sports"}"#,
+        r#"{"action":"publish","channel":"user/alice","data":1}"#,
+        r#"{"action":"publish","channel":"news","data":1}"#,
+    ];
+    for body in alice_cases {
+        let (status, reply) = send(&f, as_user(message_event(body), alice())).await;
+        assert_eq!((status, reply["error"]["code"].as_str()), (400, Some("forbidden_channel")), "{body}");
+    }
+    assert!(f.queue.peek().is_empty(), "nothing queued");
+    assert_eq!(f.store.subscriptions_of(&id()), [pattern("user/alice")], "only the own channel");
+
+    let allowed = [
+        r#"{"action":"subscribe","channel":"chat/eu/*"}"#,
+        r#"{"action":"subscribe","channel":"news"}"#,
+        r#"{"action":"subscribe","channel":"user/alice"}"#,
+        r#"{"action":"publish","channel":"chat/general","data":1}"#,
+    ];
+    for body in allowed {
+        let (status, reply) = send(&f, as_user(message_event(body), alice())).await;
+        assert_eq!(status, 200, "{body}: {reply}");
+    }
+    let job = Job::parse(&f.queue.peek()[0]).expect("a job");
+    assert_eq!(job.envelope.user.as_deref(), Some("alice"));
+}
+
+#[tokio::test]
+async fn an_authenticated_connection_is_subscribed_to_its_own_channel_and_disconnect_removes_everything() {
+    let f = fixture();
+    f.ingress.handle(as_user(connect_event(), alice())).await.expect("connect");
+    send(&f, as_user(message_event(r#"{"action":"subscribe","channel":"chat/*"}"#), alice())).await;
+    assert_eq!(f.store.subscription_count(), 2);
+    f.ingress.handle(as_user(disconnect_event(), alice())).await.expect("disconnect");
+    assert!(f.store.is_empty());
+    assert_eq!(f.store.subscription_count(), 0);
 }

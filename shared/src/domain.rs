@@ -1,4 +1,4 @@
-//! The domain: connection ids, what a client may send, and what the worker delivers.
+//! The domain: connection ids, connection records, and what the worker delivers to whom.
 //!
 //! Everything that arrives from the network is turned into one of these types by a `parse` function
 //! that either succeeds or says exactly what is wrong; past that point the code never re-checks.
@@ -8,8 +8,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::channel::Channel;
 use crate::error::InputError;
-use crate::limits::{MAX_CONNECTION_ID_LEN, MAX_JSON_DEPTH, MAX_MESSAGE_BYTES};
+use crate::limits::{MAX_CONNECTION_ID_LEN, MAX_MESSAGE_BYTES};
 
 /// An API Gateway connection id, such as `TWegAcC4EowCHnA=`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -70,103 +71,6 @@ pub struct ConnectionRef {
     pub connected_at_ms: i64,
 }
 
-/// A client message after parsing: what the `$default` route must do with it.
-#[derive(Debug)]
-pub enum Inbound {
-    /// Send the message back to its sender unchanged: plain text, or `{"action":"echo",...}`.
-    Echo,
-    /// Deliver `data` to every connection, the sender included.
-    Broadcast { data: Box<RawValue> },
-}
-
-/// The actions a JSON message may name.
-pub const ACTIONS: &[&str] = &["echo", "broadcast"];
-
-impl Inbound {
-    /// Parses a text message. Text that does not start with `{` (after white space) is plain text; text
-    /// that does must be a JSON object with a known string `action` and a non-null `data`.
-    pub fn parse(body: &str) -> Result<Self, InputError> {
-        if body.len() > MAX_MESSAGE_BYTES {
-            return Err(InputError::TooLarge { limit: MAX_MESSAGE_BYTES });
-        }
-        let trimmed = body.trim_start();
-        if trimmed.is_empty() {
-            return Err(InputError::Empty);
-        }
-        if !trimmed.starts_with('{') {
-            return Ok(Self::Echo);
-        }
-
-        #[derive(Deserialize)]
-        struct Wire {
-            action: Option<serde_json::Value>,
-            data: Option<Box<RawValue>>,
-        }
-        let wire: Wire = serde_json::from_str(body).map_err(InputError::from_json)?;
-        if json_depth(body) > MAX_JSON_DEPTH {
-            return Err(InputError::TooDeeplyNested { limit: MAX_JSON_DEPTH });
-        }
-        let action = match wire.action {
-            None | Some(serde_json::Value::Null) => return Err(InputError::MissingAction),
-            Some(serde_json::Value::String(action)) => action,
-            Some(other) => return Err(InputError::InvalidAction { found: json_type(&other) }),
-        };
-        // An unknown action is the first thing to tell its sender, whatever else is missing.
-        let inbound = match action.as_str() {
-            "echo" => |_| Self::Echo,
-            "broadcast" => |data| Self::Broadcast { data },
-            _ => return Err(InputError::UnknownAction { action: truncate(&action, 64) }),
-        };
-        // `"data": null` deserializes as `None`: a broadcast of nothing is a mistake, not a message.
-        wire.data.map(inbound).ok_or(InputError::MissingData)
-    }
-}
-
-/// The deepest nesting of arrays and objects in a document already known to be valid JSON.
-fn json_depth(json: &str) -> usize {
-    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for byte in json.bytes() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
-}
-
-fn json_type(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
-}
-
-/// Keeps error messages short when a client sends a huge action name.
-fn truncate(text: &str, max_chars: usize) -> String {
-    match text.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
 /// A unique id for one broadcast, so clients can drop the duplicates that at-least-once delivery allows.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -184,15 +88,23 @@ impl fmt::Display for MessageId {
     }
 }
 
-/// The frame every connection receives for a broadcast:
-/// `{"type":"broadcast","id":"…","from":"…","sentAt":1732630000000,"data":…}`.
+/// The frame a connection receives: for a broadcast
+/// `{"type":"broadcast","id":"…","from":"…","sentAt":1732630000000,"data":…}`, for a publish to a channel
+/// `{"type":"message","channel":"chat/general","id":"…","from":"…","user":"alice","sentAt":…,"data":…}`
+/// (`from` absent when a backend published, `user` when the sender was anonymous).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Envelope {
     #[serde(rename = "type")]
     pub kind: EnvelopeKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
     pub id: MessageId,
-    pub from: ConnectionId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ConnectionId>,
+    /// The sender's `sub` when it was authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Epoch milliseconds at which API Gateway received the message.
     pub sent_at: i64,
     /// The client's `data`, byte for byte as it sent it.
@@ -203,17 +115,56 @@ pub struct Envelope {
 #[serde(rename_all = "lowercase")]
 pub enum EnvelopeKind {
     Broadcast,
+    Message,
+}
+
+/// Who sent a message: the connection and its user, or, for a backend's publish, neither.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sender {
+    pub connection: Option<ConnectionId>,
+    pub user: Option<String>,
 }
 
 impl Envelope {
     /// Builds the broadcast envelope, refusing one whose frame would pass API Gateway's 128 KB limit:
     /// better to tell the sender now than to have every `@connections` call fail later.
     pub fn broadcast(from: ConnectionId, sent_at: i64, data: Box<RawValue>) -> Result<Self, InputError> {
-        let envelope = Self { kind: EnvelopeKind::Broadcast, id: MessageId::random(), from, sent_at, data };
-        if envelope.frame().len() > MAX_MESSAGE_BYTES {
+        Self {
+            kind: EnvelopeKind::Broadcast,
+            channel: None,
+            id: MessageId::random(),
+            from: Some(from),
+            user: None,
+            sent_at,
+            data,
+        }
+        .within_limit()
+    }
+
+    /// Builds the envelope of a publish to `channel`, with the same limit as [`Envelope::broadcast`].
+    pub fn message(
+        channel: Channel,
+        sender: Sender,
+        sent_at: i64,
+        data: Box<RawValue>,
+    ) -> Result<Self, InputError> {
+        Self {
+            kind: EnvelopeKind::Message,
+            channel: Some(channel),
+            id: MessageId::random(),
+            from: sender.connection,
+            user: sender.user,
+            sent_at,
+            data,
+        }
+        .within_limit()
+    }
+
+    fn within_limit(self) -> Result<Self, InputError> {
+        if self.frame().len() > MAX_MESSAGE_BYTES {
             return Err(InputError::TooLarge { limit: MAX_MESSAGE_BYTES });
         }
-        Ok(envelope)
+        Ok(self)
     }
 
     /// The bytes posted to each connection.
@@ -223,18 +174,52 @@ impl Envelope {
     }
 }
 
-/// One unit of work on the queue: an envelope to deliver to every connection, or, for a retry, to
-/// the connections an earlier attempt could not reach.
+/// Who a job's envelope is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Audience {
+    /// Every connection: a broadcast, found by scanning the connection items.
+    Everyone,
+    /// Every connection subscribed to the channel or to a wildcard above it, found by querying the
+    /// partitions of [`Channel::patterns`].
+    Channel(Channel),
+    /// These connections only: a retry job's, holding just the targets an earlier attempt missed.
+    Connections(Vec<ConnectionRef>),
+}
+
+/// One unit of work on the queue: an envelope and who it is for.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(from = "JobWire")]
 pub struct Job {
     pub envelope: Envelope,
-    /// Present on a retry job: only these connections still need the envelope. Everyone else
-    /// already has it, so retrying the whole broadcast would deliver it to them twice.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub targets: Option<Vec<ConnectionRef>>,
-    /// How many worker invocations have already tried this envelope (0 for a fresh broadcast).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    pub audience: Audience,
+    /// How many worker invocations have already tried this envelope (0 for a fresh job).
+    #[serde(skip_serializing_if = "is_zero")]
     pub attempt: u32,
+}
+
+/// A job as it may be found on the queue: also as queued before audiences existed, when a broadcast
+/// had no audience and a retry job listed its `targets`.
+#[derive(Deserialize)]
+struct JobWire {
+    envelope: Envelope,
+    #[serde(default)]
+    audience: Option<Audience>,
+    #[serde(default)]
+    targets: Option<Vec<ConnectionRef>>,
+    #[serde(default)]
+    attempt: u32,
+}
+
+impl From<JobWire> for Job {
+    fn from(wire: JobWire) -> Self {
+        let audience = match (wire.audience, wire.targets) {
+            (Some(audience), _) => audience,
+            (None, Some(targets)) => Audience::Connections(targets),
+            (None, None) => Audience::Everyone,
+        };
+        Self { envelope: wire.envelope, audience, attempt: wire.attempt }
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -244,7 +229,13 @@ fn is_zero(n: &u32) -> bool {
 impl Job {
     /// A fresh broadcast, for every connection.
     pub fn broadcast(envelope: Envelope) -> Self {
-        Self { envelope, targets: None, attempt: 0 }
+        Self { envelope, audience: Audience::Everyone, attempt: 0 }
+    }
+
+    /// A fresh publish, for the subscribers of its envelope's channel.
+    pub fn publish(envelope: Envelope) -> Self {
+        let audience = envelope.channel.clone().map_or(Audience::Everyone, Audience::Channel);
+        Self { envelope, audience, attempt: 0 }
     }
 
     /// Retry jobs carrying `envelope` to `targets`, as few as fit: each body stays within
@@ -255,7 +246,9 @@ impl Job {
         attempt: u32,
         max_body_bytes: usize,
     ) -> Vec<Self> {
-        let base = Self { envelope: envelope.clone(), targets: Some(Vec::new()), attempt }.to_body().len();
+        let base = Self { envelope: envelope.clone(), audience: Audience::Connections(Vec::new()), attempt }
+            .to_body()
+            .len();
         let mut jobs = Vec::new();
         let (mut chunk, mut size) = (Vec::new(), base);
         for target in targets {
@@ -264,7 +257,7 @@ impl Job {
             if !chunk.is_empty() && size + cost > max_body_bytes {
                 jobs.push(Self {
                     envelope: envelope.clone(),
-                    targets: Some(std::mem::take(&mut chunk)),
+                    audience: Audience::Connections(std::mem::take(&mut chunk)),
                     attempt,
                 });
                 size = base;
@@ -273,7 +266,7 @@ impl Job {
             chunk.push(target);
         }
         if !chunk.is_empty() {
-            jobs.push(Self { envelope: envelope.clone(), targets: Some(chunk), attempt });
+            jobs.push(Self { envelope: envelope.clone(), audience: Audience::Connections(chunk), attempt });
         }
         jobs
     }
@@ -292,75 +285,6 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_text_is_echoed() {
-        assert!(matches!(Inbound::parse("Hello"), Ok(Inbound::Echo)));
-        assert!(matches!(Inbound::parse("  [1,2]"), Ok(Inbound::Echo)));
-    }
-
-    #[test]
-    fn an_echo_action_is_echoed() {
-        assert!(matches!(Inbound::parse(r#"{"action":"echo","data":"x"}"#), Ok(Inbound::Echo)));
-    }
-
-    #[test]
-    fn a_broadcast_keeps_its_data_byte_for_byte() {
-        let Ok(Inbound::Broadcast { data }) =
-            Inbound::parse(r#" {"action":"broadcast","data":{"b": 1.50, "a":[ ]}}"#)
-        else {
-            panic!("expected a broadcast");
-        };
-        assert_eq!(data.get(), r#"{"b": 1.50, "a":[ ]}"#);
-    }
-
-    #[test]
-    fn every_malformed_json_message_has_its_own_code() {
-        let cases = [
-            ("", "empty_message"),
-            ("   ", "empty_message"),
-            ("{", "invalid_json"),
-            (r#"{"action":"broadcast","data":"x"} trailing"#, "invalid_json"),
-            (r#"{"data":"x"}"#, "missing_action"),
-            (r#"{"action":null,"data":"x"}"#, "missing_action"),
-            (r#"{"action":7,"data":"x"}"#, "invalid_action"),
-            (r#"{"action":"shout","data":"x"}"#, "unknown_action"),
-            (r#"{"action":"broadcast"}"#, "missing_data"),
-            (r#"{"action":"broadcast","data":null}"#, "missing_data"),
-            (r#"{"action":"echo","action":"echo","data":1}"#, "invalid_json"),
-        ];
-        for (body, code) in cases {
-            let err = Inbound::parse(body).expect_err(body);
-            assert_eq!(err.code(), code, "{body}");
-        }
-    }
-
-    #[test]
-    fn an_unknown_action_is_named_before_missing_data() {
-        assert_eq!(Inbound::parse(r#"{"action":"shout"}"#).expect_err("unknown").code(), "unknown_action");
-        assert_eq!(Inbound::parse(r#"{"action":"broadcast"}"#).expect_err("no data").code(), "missing_data");
-        assert_eq!(Inbound::parse(r#"{"action":"echo"}"#).expect_err("no data").code(), "missing_data");
-    }
-
-    #[test]
-    fn deeply_nested_json_is_refused_with_its_own_code() {
-        let nested = |depth: usize| {
-            format!(r#"{{"action":"broadcast","data":{}{}}}"#, "[".repeat(depth), "]".repeat(depth))
-        };
-        assert!(Inbound::parse(&nested(MAX_JSON_DEPTH - 1)).is_ok());
-        assert_eq!(Inbound::parse(&nested(MAX_JSON_DEPTH)).expect_err("nested").code(), "too_deeply_nested");
-        assert_eq!(Inbound::parse(&nested(10_000)).expect_err("nested").code(), "too_deeply_nested");
-        // Brackets inside strings are text, not nesting.
-        let quoted = format!(r#"{{"action":"broadcast","data":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
-        assert!(Inbound::parse(&quoted).is_ok());
-    }
-
-    #[test]
-    fn a_huge_action_name_is_truncated_in_the_error() {
-        let body = format!(r#"{{"action":"{}","data":1}}"#, "x".repeat(10_000));
-        let err = Inbound::parse(&body).expect_err("unknown");
-        assert!(err.to_string().len() < 200, "{err}");
-    }
 
     #[test]
     fn a_broadcast_whose_envelope_would_pass_128_kb_is_refused() {
@@ -419,18 +343,49 @@ mod tests {
             let parsed = Job::parse(&body).expect("a retry job parses");
             assert_eq!(parsed.attempt, 2);
             assert_eq!(parsed.envelope.id, envelope.id);
-            seen.extend(parsed.targets.expect("targets"));
+            let Audience::Connections(targets) = parsed.audience else {
+                panic!("a retry job names its targets")
+            };
+            seen.extend(targets);
         }
         assert_eq!(seen, targets, "every target exactly once, in order");
         assert!(Job::retries(&envelope, Vec::new(), 1, 4096).is_empty());
     }
 
     #[test]
-    fn a_fresh_broadcast_has_no_targets_and_no_attempts_on_the_wire() {
+    fn a_fresh_broadcast_is_for_everyone_with_no_attempts_on_the_wire() {
         let data = RawValue::from_string("1".into()).expect("json");
         let envelope =
             Envelope::broadcast(ConnectionId::parse("TWegAcC4EowCHnA=").expect("id"), 1, data).expect("fits");
         let body = Job::broadcast(envelope).to_body();
-        assert!(!body.contains("targets") && !body.contains("attempt"), "{body}");
+        assert!(body.contains(r#""audience":"everyone""#) && !body.contains("attempt"), "{body}");
+    }
+
+    #[test]
+    fn a_publish_job_names_its_channel_and_its_frame_has_no_from_for_a_backend() {
+        let channel = Channel::parse("chat/general").expect("channel");
+        let data = RawValue::from_string(r#"{"text":"hi"}"#.into()).expect("json");
+        let sender = Sender { connection: None, user: Some("alice".into()) };
+        let job = Job::publish(Envelope::message(channel.clone(), sender, 7, data).expect("fits"));
+        let back = Job::parse(&job.to_body()).expect("parse");
+        assert_eq!(back.audience, Audience::Channel(channel));
+        let frame: serde_json::Value = serde_json::from_slice(&back.envelope.frame()).expect("json");
+        assert_eq!(
+            frame,
+            serde_json::json!({"type":"message","channel":"chat/general","id":frame["id"],"user":"alice","sentAt":7,"data":{"text":"hi"}})
+        );
+    }
+
+    #[test]
+    fn jobs_queued_before_audiences_existed_still_parse() {
+        let envelope = r#"{"type":"broadcast","id":"6f1c2a34-5b6d-4e7f-8a9b-0c1d2e3f4a5b","from":"abc=","sentAt":1,"data":1}"#;
+        let fresh = Job::parse(&format!(r#"{{"envelope":{envelope}}}"#)).expect("fresh");
+        assert_eq!(fresh.audience, Audience::Everyone);
+        let retry = Job::parse(&format!(
+            r#"{{"envelope":{envelope},"targets":[{{"id":"x1","connectedAt":5}}],"attempt":2}}"#
+        ))
+        .expect("retry");
+        let Audience::Connections(targets) = retry.audience else { panic!("targets") };
+        assert_eq!((targets.len(), retry.attempt), (1, 2));
     }
 }

@@ -22,10 +22,20 @@ pub enum InputError {
     MissingAction,
     #[error("\"action\" must be a string, not {found}")]
     InvalidAction { found: &'static str },
-    #[error("unknown action \"{action}\"; known actions are \"echo\" and \"broadcast\"")]
-    UnknownAction { action: String },
+    #[error("unknown action \"{action}\"; known actions are {known}")]
+    UnknownAction { action: String, known: String },
     #[error("the message has no \"data\"")]
     MissingData,
+    #[error("the message has no \"channel\"")]
+    MissingChannel,
+    #[error("invalid \"channel\": {0}")]
+    InvalidChannel(#[from] crate::channel::InvalidChannel),
+    #[error("\"channel\" must be a string, not {found}")]
+    ChannelNotAString { found: &'static str },
+    #[error("a connection may hold at most {limit} subscriptions; unsubscribe from one first")]
+    TooManySubscriptions { limit: usize },
+    #[error("not allowed to {verb} \"{channel}\": {reason}")]
+    ForbiddenChannel { verb: &'static str, channel: String, reason: &'static str },
     #[error("the message would be larger than API Gateway's {limit} byte limit once delivered")]
     TooLarge { limit: usize },
     #[error("binary messages are not supported; send text")]
@@ -43,12 +53,17 @@ impl InputError {
             Self::InvalidAction { .. } => "invalid_action",
             Self::UnknownAction { .. } => "unknown_action",
             Self::MissingData => "missing_data",
+            Self::MissingChannel => "missing_channel",
+            Self::InvalidChannel(_) | Self::ChannelNotAString { .. } => "invalid_channel",
+            Self::TooManySubscriptions { .. } => "too_many_subscriptions",
+            Self::ForbiddenChannel { .. } => "forbidden_channel",
             Self::TooLarge { .. } => "message_too_large",
             Self::Binary => "binary_not_supported",
         }
     }
 
-    pub(crate) fn from_json(err: serde_json::Error) -> Self {
+    /// Sorts a serde_json error on a client's message into its code.
+    pub fn from_json(err: serde_json::Error) -> Self {
         // serde_json reports its recursion limit only through the message text.
         let detail = err.to_string();
         if detail.starts_with("recursion limit exceeded") {
@@ -79,6 +94,19 @@ impl StoreError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Unavailable(_))
     }
+}
+
+/// Why a subscription was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// The connection already holds its limit of other patterns.
+    #[error("the connection already holds {limit} subscriptions")]
+    TooMany { limit: usize },
+    /// The connection's own record is gone (pruned, or expired), so nothing would clean up after it.
+    #[error("the connection is not stored")]
+    NotConnected,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// A queue failure.

@@ -4,7 +4,7 @@
 //! scans, the queue has SQS's visibility timeout, receive counts and dead-letter queue, and the poster
 //! answers like `@connections` for ids it has been told are gone.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
@@ -16,21 +16,48 @@ use futures::stream::{self, BoxStream, StreamExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::channel::ChannelPattern;
 use crate::clock::epoch_ms;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Job};
-use crate::error::{PostError, QueueError, StoreError};
-use crate::ports::{ConnectionStore, Poster, Queue, QueueSource, ReceivedMessage};
+use crate::error::{PostError, QueueError, StoreError, SubscribeError};
+use crate::ports::{ConnectionStore, Poster, Queue, QueueSource, ReceivedMessage, Subscription};
 
 /// A poisoned lock only means another test thread panicked; the data is still usable.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Connection records in a sorted map, scanned in pages like a DynamoDB table.
+/// Connection records in a sorted map, scanned in pages like a DynamoDB table, with the
+/// subscriptions beside them, each remembered by its connection as the DynamoDB adapter does.
 #[derive(Debug)]
 pub struct MemoryStore {
-    records: RwLock<BTreeMap<ConnectionId, ConnectionRecord>>,
+    tables: RwLock<Tables>,
     page_size: usize,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    connections: BTreeMap<ConnectionId, (ConnectionRecord, BTreeSet<ChannelPattern>)>,
+    /// Like the `CHAN#` partitions: each pattern's subscribers with their `ConnectedAt`.
+    subscriptions: BTreeMap<ChannelPattern, BTreeMap<ConnectionId, i64>>,
+}
+
+impl Tables {
+    fn remove(&mut self, id: &ConnectionId) {
+        let Some((_, patterns)) = self.connections.remove(id) else { return };
+        for pattern in patterns {
+            self.unsubscribe(id, &pattern);
+        }
+    }
+
+    fn unsubscribe(&mut self, id: &ConnectionId, pattern: &ChannelPattern) {
+        if let Some(subscribers) = self.subscriptions.get_mut(pattern) {
+            subscribers.remove(id);
+            if subscribers.is_empty() {
+                self.subscriptions.remove(pattern);
+            }
+        }
+    }
 }
 
 impl Default for MemoryStore {
@@ -44,48 +71,106 @@ impl MemoryStore {
     pub const DEFAULT_PAGE_SIZE: usize = 1_000;
 
     pub fn with_page_size(page_size: usize) -> Self {
-        Self { records: RwLock::default(), page_size: page_size.max(1) }
+        Self { tables: RwLock::default(), page_size: page_size.max(1) }
     }
 
     pub fn get(&self, id: &ConnectionId) -> Option<ConnectionRecord> {
-        self.read().get(id).cloned()
+        self.read().connections.get(id).map(|(record, _)| record.clone())
     }
 
     pub fn ids(&self) -> Vec<ConnectionId> {
-        self.read().keys().cloned().collect()
+        self.read().connections.keys().cloned().collect()
+    }
+
+    /// The patterns a connection is subscribed to.
+    pub fn subscriptions_of(&self, id: &ConnectionId) -> Vec<ChannelPattern> {
+        self.read()
+            .connections
+            .get(id)
+            .map(|(_, patterns)| patterns.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Subscription items, as many as a DynamoDB table would hold.
+    pub fn subscription_count(&self) -> usize {
+        self.read().subscriptions.values().map(BTreeMap::len).sum()
     }
 
     pub fn len(&self) -> usize {
-        self.read().len()
+        self.read().connections.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.read().is_empty()
+        self.read().connections.is_empty()
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<ConnectionId, ConnectionRecord>> {
-        self.records.read().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
+        self.tables.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<ConnectionId, ConnectionRecord>> {
-        self.records.write().unwrap_or_else(PoisonError::into_inner)
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tables> {
+        self.tables.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn page_after(&self, after: Option<&ConnectionId>) -> Vec<ConnectionRef> {
-        let records = self.read();
+        let tables = self.read();
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        records
+        tables
+            .connections
             .range((lower, Bound::Unbounded))
             .take(self.page_size)
-            .map(|(id, record)| ConnectionRef { id: id.clone(), connected_at_ms: record.connected_at_ms })
+            .map(|(id, (record, _))| ConnectionRef {
+                id: id.clone(),
+                connected_at_ms: record.connected_at_ms,
+            })
             .collect()
+    }
+
+    fn subscribers_after(
+        &self,
+        pattern: &ChannelPattern,
+        after: Option<&ConnectionId>,
+    ) -> Vec<ConnectionRef> {
+        let tables = self.read();
+        let Some(subscribers) = tables.subscriptions.get(pattern) else { return Vec::new() };
+        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        subscribers
+            .range((lower, Bound::Unbounded))
+            .take(self.page_size)
+            .map(|(id, connected_at_ms)| ConnectionRef { id: id.clone(), connected_at_ms: *connected_at_ms })
+            .collect()
+    }
+
+    /// Pages of `page`'s results, each starting after the last id of the one before, like DynamoDB's
+    /// `LastEvaluatedKey`.
+    fn paged<'a>(
+        &'a self,
+        page: impl Fn(Option<&ConnectionId>) -> Vec<ConnectionRef> + Send + Sync + 'a,
+    ) -> BoxStream<'a, Result<Vec<ConnectionRef>, StoreError>> {
+        let page = std::sync::Arc::new(page);
+        stream::unfold(Some(None), move |cursor: Option<Option<ConnectionId>>| {
+            let page = std::sync::Arc::clone(&page);
+            async move {
+                let after = cursor?;
+                let found = page(after.as_ref());
+                if found.is_empty() {
+                    return None;
+                }
+                let next = (found.len() == self.page_size).then(|| found.last().map(|last| last.id.clone()));
+                Some((Ok(found), next))
+            }
+        })
+        .boxed()
     }
 }
 
 #[async_trait]
 impl ConnectionStore for MemoryStore {
     async fn put(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
-        self.write().insert(record.id.clone(), record.clone());
+        let mut tables = self.write();
+        let patterns =
+            tables.connections.remove(&record.id).map(|(_, patterns)| patterns).unwrap_or_default();
+        tables.connections.insert(record.id.clone(), (record.clone(), patterns));
         Ok(())
     }
 
@@ -95,25 +180,47 @@ impl ConnectionStore for MemoryStore {
     }
 
     async fn delete_many(&self, ids: &[ConnectionId]) -> Result<(), StoreError> {
-        let mut records = self.write();
+        let mut tables = self.write();
         for id in ids {
-            records.remove(id);
+            tables.remove(id);
         }
         Ok(())
     }
 
     fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
-        // Like DynamoDB's LastEvaluatedKey: each page starts after the last key of the one before.
-        stream::unfold(Some(None), move |cursor: Option<Option<ConnectionId>>| async move {
-            let after = cursor?;
-            let page = self.page_after(after.as_ref());
-            if page.is_empty() {
-                return None;
-            }
-            let next = (page.len() == self.page_size).then(|| page.last().map(|last| last.id.clone()));
-            Some((Ok(page), next))
-        })
-        .boxed()
+        self.paged(move |after| self.page_after(after))
+    }
+
+    async fn subscribe(&self, subscription: &Subscription) -> Result<(), SubscribeError> {
+        let mut tables = self.write();
+        let id = &subscription.connection.id;
+        let Some((_, patterns)) = tables.connections.get_mut(id) else {
+            return Err(SubscribeError::NotConnected);
+        };
+        if !patterns.contains(&subscription.pattern) && patterns.len() >= subscription.limit {
+            return Err(SubscribeError::TooMany { limit: subscription.limit });
+        }
+        patterns.insert(subscription.pattern.clone());
+        tables
+            .subscriptions
+            .entry(subscription.pattern.clone())
+            .or_default()
+            .insert(id.clone(), subscription.connection.connected_at_ms);
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, id: &ConnectionId, pattern: &ChannelPattern) -> Result<(), StoreError> {
+        let mut tables = self.write();
+        if let Some((_, patterns)) = tables.connections.get_mut(id) {
+            patterns.remove(pattern);
+        }
+        tables.unsubscribe(id, pattern);
+        Ok(())
+    }
+
+    fn subscribers(&self, pattern: &ChannelPattern) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+        let pattern = pattern.clone();
+        self.paged(move |after| self.subscribers_after(&pattern, after))
     }
 }
 
@@ -470,6 +577,73 @@ mod tests {
         }
         store.delete_many(&[id(1), id(3), id(9)]).await.expect("delete");
         assert_eq!(store.ids(), [id(0), id(2)]);
+    }
+
+    fn subscription(n: usize, pattern: &str) -> Subscription {
+        Subscription {
+            connection: ConnectionRef { id: id(n), connected_at_ms: n as i64 },
+            pattern: ChannelPattern::parse(pattern).expect("pattern"),
+            expires_at_s: 0,
+            limit: 3,
+        }
+    }
+
+    async fn subscribers(store: &MemoryStore, pattern: &str) -> Vec<ConnectionId> {
+        let pattern = ChannelPattern::parse(pattern).expect("pattern");
+        let pages: Vec<Vec<ConnectionRef>> = store.subscribers(&pattern).try_collect().await.expect("query");
+        pages.into_iter().flatten().map(|c| c.id).collect()
+    }
+
+    #[tokio::test]
+    async fn subscriptions_are_listed_by_pattern_in_pages_and_skipped_by_a_scan() {
+        let store = MemoryStore::with_page_size(2);
+        for n in 0..5 {
+            store.put(&record(n)).await.expect("put");
+            store.subscribe(&subscription(n, "chat/*")).await.expect("subscribe");
+        }
+        store.subscribe(&subscription(1, "news")).await.expect("subscribe");
+        let pattern = ChannelPattern::parse("chat/*").expect("pattern");
+        let pages: Vec<Vec<ConnectionRef>> = store.subscribers(&pattern).try_collect().await.expect("query");
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+        assert_eq!(subscribers(&store, "news").await, [id(1)]);
+        assert!(subscribers(&store, "nobody").await.is_empty());
+        let scanned: Vec<Vec<ConnectionRef>> = store.scan().try_collect().await.expect("scan");
+        assert_eq!(scanned.concat().len(), 5, "subscriptions are not connections");
+    }
+
+    #[tokio::test]
+    async fn a_connection_holds_at_most_its_limit_of_patterns_counting_each_once() {
+        let store = MemoryStore::default();
+        store.put(&record(0)).await.expect("put");
+        for pattern in ["a", "b", "c", "c"] {
+            store.subscribe(&subscription(0, pattern)).await.expect(pattern);
+        }
+        assert!(matches!(
+            store.subscribe(&subscription(0, "d")).await,
+            Err(SubscribeError::TooMany { limit: 3 })
+        ));
+        let unknown = ChannelPattern::parse("zzz").expect("pattern");
+        store.unsubscribe(&id(0), &unknown).await.expect("not subscribed is fine");
+        store.unsubscribe(&id(0), &ChannelPattern::parse("a").expect("pattern")).await.expect("unsubscribe");
+        store.subscribe(&subscription(0, "d")).await.expect("room again");
+        assert!(subscribers(&store, "a").await.is_empty());
+        assert!(matches!(store.subscribe(&subscription(9, "a")).await, Err(SubscribeError::NotConnected)));
+    }
+
+    #[tokio::test]
+    async fn deleting_a_connection_deletes_its_subscriptions() {
+        let store = MemoryStore::default();
+        for n in 0..3 {
+            store.put(&record(n)).await.expect("put");
+            store.subscribe(&subscription(n, "chat/*")).await.expect("subscribe");
+            store.subscribe(&subscription(n, "news")).await.expect("subscribe");
+        }
+        store.delete(&id(0)).await.expect("delete");
+        store.delete_many(&[id(1)]).await.expect("delete");
+        assert_eq!(subscribers(&store, "chat/*").await, [id(2)]);
+        assert_eq!(store.subscription_count(), 2);
+        store.put(&record(2)).await.expect("a put again keeps the subscriptions");
+        assert_eq!(store.subscriptions_of(&id(2)).len(), 2);
     }
 
     #[tokio::test(start_paused = true)]

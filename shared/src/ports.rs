@@ -9,23 +9,47 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
+use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Job};
-use crate::error::{PostError, QueueError, StoreError};
+use crate::error::{PostError, QueueError, StoreError, SubscribeError};
 
-/// Where connections are remembered between `$connect` and `$disconnect` (DynamoDB on AWS).
+/// Where connections and their subscriptions are remembered between `$connect` and `$disconnect`
+/// (one DynamoDB table on AWS).
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
     async fn put(&self, record: &ConnectionRecord) -> Result<(), StoreError>;
 
-    /// Deleting a record that does not exist succeeds: `$disconnect` and pruning may race.
+    /// Deletes a connection and every subscription it holds. Deleting a record that does not exist
+    /// succeeds: `$disconnect` and pruning may race.
     async fn delete(&self, id: &ConnectionId) -> Result<(), StoreError>;
 
-    /// Deletes many records in as few round trips as the store allows.
+    /// Deletes many connections and their subscriptions in as few round trips as the store allows.
     async fn delete_many(&self, ids: &[ConnectionId]) -> Result<(), StoreError>;
 
     /// Every stored connection, one page at a time, so that delivery can start on the first page
-    /// while the next one is being read.
+    /// while the next one is being read. Subscriptions are not connections: a scan skips them.
     fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>>;
+
+    /// Subscribes a stored connection to a pattern. Subscribing again to the same pattern succeeds
+    /// and counts once; a connection already holding `limit` other patterns is refused.
+    async fn subscribe(&self, subscription: &Subscription) -> Result<(), SubscribeError>;
+
+    /// Ends a subscription; ending one that does not exist succeeds.
+    async fn unsubscribe(&self, id: &ConnectionId, pattern: &ChannelPattern) -> Result<(), StoreError>;
+
+    /// The connections subscribed to exactly this pattern, one page at a time.
+    fn subscribers(&self, pattern: &ChannelPattern) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>>;
+}
+
+/// One connection's subscription to one pattern, as the store keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    pub connection: ConnectionRef,
+    pub pattern: ChannelPattern,
+    /// Epoch seconds after which the store may expire it, as for the connection's own record.
+    pub expires_at_s: i64,
+    /// The most patterns one connection may hold.
+    pub limit: usize,
 }
 
 /// Where the ingress hands broadcasts to the worker (SQS on AWS).

@@ -12,7 +12,8 @@ use serde_json::value::RawValue;
 use shared::aws::provision::{ensure_queue, ensure_table, sdk_for_endpoint};
 use shared::aws::{DynamoStore, SqsQueue};
 use shared::{
-    ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Envelope, Job, Queue, QueueSource,
+    ChannelPattern, ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Envelope, Job, Queue,
+    QueueSource, SubscribeError, Subscription,
 };
 
 async fn scanned_ids(store: &DynamoStore) -> Vec<ConnectionId> {
@@ -85,6 +86,117 @@ async fn a_stored_connection_has_the_single_table_keys_and_a_ttl() {
     assert_eq!(item["Ttl"], AttributeValue::N("1764175000".into()));
     assert_eq!(item["ConnectedAt"], AttributeValue::N("1764167186000".into()));
     assert_eq!(item["SourceIp"], AttributeValue::S("192.0.2.1".into()));
+}
+
+fn pattern(raw: &str) -> ChannelPattern {
+    ChannelPattern::parse(raw).expect(raw)
+}
+
+fn subscription(n: usize, raw: &str, limit: usize) -> Subscription {
+    Subscription {
+        connection: ConnectionRef { id: id(n), connected_at_ms: 1_764_167_186_000 + n as i64 },
+        pattern: pattern(raw),
+        expires_at_s: 1_764_175_000,
+        limit,
+    }
+}
+
+async fn subscriber_ids(store: &DynamoStore, raw: &str) -> Vec<ConnectionId> {
+    let pages: Vec<Vec<ConnectionRef>> = store.subscribers(&pattern(raw)).try_collect().await.expect("query");
+    let mut ids: Vec<ConnectionId> = pages.into_iter().flatten().map(|c| c.id).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn subscriptions_are_items_beside_the_connection_found_by_query_and_skipped_by_a_scan() {
+    let (sdk, table) = table().await;
+    let store = DynamoStore::from_sdk(&sdk, &table).with_page_limit(2);
+    for n in 0..5 {
+        store.put(&record(n)).await.expect("put");
+        store.subscribe(&subscription(n, "chat/*", 100)).await.expect("subscribe");
+    }
+    store.subscribe(&subscription(1, "news", 100)).await.expect("subscribe");
+
+    assert_eq!(subscriber_ids(&store, "chat/*").await, (0..5).map(id).collect::<Vec<_>>());
+    let pages: Vec<Vec<ConnectionRef>> = store.subscribers(&pattern("news")).try_collect().await.expect("q");
+    assert_eq!(pages.concat(), [ConnectionRef { id: id(1), connected_at_ms: 1_764_167_186_001 }]);
+    assert!(subscriber_ids(&store, "nobody").await.is_empty());
+    assert_eq!(scanned_ids(&store).await.len(), 5, "a scan lists connections, not subscriptions");
+
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("Pk", AttributeValue::S("CHAN#news".into()))
+        .key("Sk", AttributeValue::S(format!("CONN#{}", id(1))))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the subscription item");
+    assert_eq!(item["Ttl"], AttributeValue::N("1764175000".into()));
+    let connection = AttributeValue::S(format!("CONN#{}", id(1)));
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .key("Pk", connection.clone())
+        .key("Sk", connection)
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the connection item");
+    let mut subs = item["Subs"].as_ss().expect("a string set").clone();
+    subs.sort();
+    assert_eq!(subs, ["chat/*", "news"]);
+    assert_eq!(item["SourceIp"], AttributeValue::S("192.0.2.1".into()), "subscribing keeps the record");
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn a_connection_holds_at_most_its_limit_and_a_gone_connection_none() {
+    let (sdk, table) = table().await;
+    let store = DynamoStore::from_sdk(&sdk, &table);
+    store.put(&record(0)).await.expect("put");
+    for raw in ["a", "b", "b"] {
+        store.subscribe(&subscription(0, raw, 2)).await.expect(raw);
+    }
+    assert!(matches!(
+        store.subscribe(&subscription(0, "c", 2)).await,
+        Err(SubscribeError::TooMany { limit: 2 })
+    ));
+    assert!(subscriber_ids(&store, "c").await.is_empty(), "nothing stored for a refused subscription");
+    store.unsubscribe(&id(0), &pattern("a")).await.expect("unsubscribe");
+    store.unsubscribe(&id(0), &pattern("never")).await.expect("not subscribed is fine");
+    store.subscribe(&subscription(0, "c", 2)).await.expect("room again");
+    assert!(subscriber_ids(&store, "a").await.is_empty());
+
+    assert!(matches!(store.subscribe(&subscription(7, "a", 2)).await, Err(SubscribeError::NotConnected)));
+    store.unsubscribe(&id(7), &pattern("a")).await.expect("unsubscribing a gone connection is fine");
+    assert_eq!(scanned_ids(&store).await, [id(0)], "no item was created for the gone connection");
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn deleting_connections_deletes_their_subscription_items() {
+    let (sdk, table) = table().await;
+    let store = DynamoStore::from_sdk(&sdk, &table);
+    for n in 0..4 {
+        store.put(&record(n)).await.expect("put");
+        store.subscribe(&subscription(n, "chat/*", 100)).await.expect("subscribe");
+        store.subscribe(&subscription(n, &format!("room/r{n}"), 100)).await.expect("subscribe");
+    }
+    store.delete(&id(0)).await.expect("disconnect");
+    store.delete_many(&[id(1), id(2), id(9)]).await.expect("prune");
+
+    assert_eq!(subscriber_ids(&store, "chat/*").await, [id(3)]);
+    for n in 0..3 {
+        assert!(subscriber_ids(&store, &format!("room/r{n}")).await.is_empty(), "room/r{n}");
+    }
+    let items = aws_sdk_dynamodb::Client::new(&sdk).scan().table_name(&table).send().await.expect("scan");
+    assert_eq!(items.count(), 3, "connection 3, its two subscriptions, nothing else");
 }
 
 #[tokio::test]

@@ -1,8 +1,11 @@
 //! The connection store over DynamoDB, in a single-table layout.
 //!
-//! A connection is the item `Pk = Sk = "CONN#<id>"` with `ConnectedAt` (epoch ms), `SourceIp` and `Ttl`
-//! (epoch seconds, the table's TTL attribute). The `CONN#` prefix leaves the table free for other item
-//! types (topics, subscriptions) that a scan for connections skips.
+//! A connection is the item `Pk = Sk = "CONN#<id>"` with `ConnectedAt` (epoch ms), `SourceIp`, `Ttl`
+//! (epoch seconds, the table's TTL attribute) and `Subs`, the string set of the patterns it is
+//! subscribed to. A subscription is the item `Pk = "CHAN#<pattern>"`, `Sk = "CONN#<id>"` with the
+//! connection's `ConnectedAt` and `Ttl`: a publish finds a channel's subscribers by querying a few
+//! partitions, and `$disconnect` finds a connection's subscriptions in its own item, which is why both
+//! live in one table. A scan for connections skips the `CHAN#` items.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,11 +16,15 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use futures::stream::{self, BoxStream, StreamExt};
 
 use super::is_retryable;
+use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef};
-use crate::error::StoreError;
-use crate::ports::ConnectionStore;
+use crate::error::{StoreError, SubscribeError};
+use crate::ports::{ConnectionStore, Subscription};
 
 const CONNECTION_PREFIX: &str = "CONN#";
+const CHANNEL_PREFIX: &str = "CHAN#";
+/// BatchGetItem's limit on keys per call.
+const BATCH_GET_MAX: usize = 100;
 /// BatchWriteItem's limit on requests per call.
 const BATCH_WRITE_MAX: usize = 25;
 /// Rounds of retrying `UnprocessedItems` before giving up; TTL still expires whatever is left.
@@ -61,6 +68,127 @@ impl DynamoStore {
     fn key(id: &ConnectionId) -> Key {
         let pk = AttributeValue::S(format!("{CONNECTION_PREFIX}{id}"));
         HashMap::from([("Pk".to_owned(), pk.clone()), ("Sk".to_owned(), pk)])
+    }
+
+    fn subscription_key(pattern: &str, id: &ConnectionId) -> Key {
+        HashMap::from([
+            ("Pk".to_owned(), AttributeValue::S(format!("{CHANNEL_PREFIX}{pattern}"))),
+            ("Sk".to_owned(), AttributeValue::S(format!("{CONNECTION_PREFIX}{id}"))),
+        ])
+    }
+
+    /// The keys of a connection's item and of every subscription its `Subs` lists.
+    fn keys_of(id: &ConnectionId, item: Option<&Key>) -> Vec<Key> {
+        let patterns = item.and_then(|item| item.get("Subs")).and_then(|subs| subs.as_ss().ok());
+        std::iter::once(Self::key(id))
+            .chain(patterns.into_iter().flatten().map(|pattern| Self::subscription_key(pattern, id)))
+            .collect()
+    }
+
+    fn subscriber_of(item: &Key) -> Option<ConnectionRef> {
+        let sk = item.get("Sk")?.as_s().ok()?;
+        let id = ConnectionId::parse(sk.strip_prefix(CONNECTION_PREFIX)?).ok()?;
+        let connected_at_ms =
+            item.get("ConnectedAt").and_then(|n| n.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
+        Some(ConnectionRef { id, connected_at_ms })
+    }
+
+    async fn query_page(
+        &self,
+        pattern: &ChannelPattern,
+        start: Option<Key>,
+    ) -> Result<(Vec<ConnectionRef>, Option<Key>), StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_limit(self.page_limit)
+            .key_condition_expression("Pk = :pk")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("{CHANNEL_PREFIX}{pattern}")))
+            .projection_expression("Sk, ConnectedAt")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let ids = page.items().iter().filter_map(Self::subscriber_of).collect();
+        Ok((ids, page.last_evaluated_key))
+    }
+
+    /// The connections' items as far as deleting them needs: their keys and `Subs`.
+    async fn items_of(&self, ids: &[ConnectionId]) -> Result<HashMap<String, Key>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in ids.chunks(BATCH_GET_MAX) {
+            let mut keys = Some(
+                aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().map(Self::key).collect()))
+                    .projection_expression("Pk, Subs")
+                    .build()
+                    .map_err(|err| StoreError::Rejected(Box::new(err)))?,
+            );
+            let mut round = 0;
+            while let Some(request) = keys.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
+                    if let Some(pk) = item.get("Pk").and_then(|pk| pk.as_s().ok()) {
+                        found.insert(pk.clone(), item);
+                    }
+                }
+                keys = out.unprocessed_keys.and_then(|mut keys| keys.remove(&self.table));
+                if keys.is_some() {
+                    round += 1;
+                    if round > UNPROCESSED_RETRIES {
+                        return Err(StoreError::Unavailable("reads still unprocessed after retries".into()));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 << round)).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes items by key, 25 to a call, sending unprocessed ones again with backoff.
+    async fn delete_keys(&self, keys: Vec<Key>) -> Result<(), StoreError> {
+        for chunk in keys.chunks(BATCH_WRITE_MAX) {
+            let mut requests: Vec<WriteRequest> = chunk
+                .iter()
+                .filter_map(|key| DeleteRequest::builder().set_key(Some(key.clone())).build().ok())
+                .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                .collect();
+            let mut round = 0;
+            while !requests.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                requests =
+                    out.unprocessed_items.and_then(|mut items| items.remove(&self.table)).unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                round += 1;
+                if round > UNPROCESSED_RETRIES {
+                    return Err(StoreError::Unavailable(
+                        format!(
+                            "{} deletes still unprocessed after {UNPROCESSED_RETRIES} retries",
+                            requests.len()
+                        )
+                        .into(),
+                    ));
+                }
+                // Unprocessed items mean the table is throttling: back off before asking again.
+                tokio::time::sleep(Duration::from_millis(50 << round)).await;
+            }
+        }
+        Ok(())
     }
 
     fn connection_of(item: &Key) -> Option<ConnectionRef> {
@@ -108,69 +236,46 @@ where
 #[async_trait]
 impl ConnectionStore for DynamoStore {
     async fn put(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
-        let mut item = Self::key(&record.id);
-        item.insert("ConnectedAt".into(), AttributeValue::N(record.connected_at_ms.to_string()));
-        item.insert("Ttl".into(), AttributeValue::N(record.expires_at_s.to_string()));
-        if let Some(ip) = &record.source_ip {
-            item.insert("SourceIp".into(), AttributeValue::S(ip.clone()));
-        }
-        self.client
-            .put_item()
+        // An update rather than a put: a connection's `Subs` outlives a second put of its record.
+        let mut update = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(store_error)?;
+            .set_key(Some(Self::key(&record.id)))
+            .expression_attribute_values(":c", AttributeValue::N(record.connected_at_ms.to_string()))
+            .expression_attribute_values(":t", AttributeValue::N(record.expires_at_s.to_string()));
+        update = match &record.source_ip {
+            Some(ip) => update
+                .update_expression("SET ConnectedAt = :c, #ttl = :t, SourceIp = :ip")
+                .expression_attribute_values(":ip", AttributeValue::S(ip.clone())),
+            None => update.update_expression("SET ConnectedAt = :c, #ttl = :t"),
+        };
+        update.expression_attribute_names("#ttl", "Ttl").send().await.map_err(store_error)?;
         Ok(())
     }
 
     async fn delete(&self, id: &ConnectionId) -> Result<(), StoreError> {
-        self.client
+        let old = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(id)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
             .map_err(store_error)?;
-        Ok(())
+        let subscriptions: Vec<Key> =
+            Self::keys_of(id, old.attributes.as_ref()).into_iter().skip(1).collect();
+        self.delete_keys(subscriptions).await
     }
 
     async fn delete_many(&self, ids: &[ConnectionId]) -> Result<(), StoreError> {
-        for chunk in ids.chunks(BATCH_WRITE_MAX) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .filter_map(|id| DeleteRequest::builder().set_key(Some(Self::key(id))).build().ok())
-                .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                .collect();
-            let mut round = 0;
-            while !requests.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                requests =
-                    out.unprocessed_items.and_then(|mut items| items.remove(&self.table)).unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                round += 1;
-                if round > UNPROCESSED_RETRIES {
-                    return Err(StoreError::Unavailable(
-                        format!(
-                            "{} deletes still unprocessed after {UNPROCESSED_RETRIES} retries",
-                            requests.len()
-                        )
-                        .into(),
-                    ));
-                }
-                // Unprocessed items mean the table is throttling: back off before asking again.
-                tokio::time::sleep(Duration::from_millis(50 << round)).await;
-            }
-        }
-        Ok(())
+        let items = self.items_of(ids).await?;
+        let keys = ids
+            .iter()
+            .flat_map(|id| Self::keys_of(id, items.get(&format!("{CONNECTION_PREFIX}{id}"))))
+            .collect();
+        self.delete_keys(keys).await
     }
 
     fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
@@ -190,6 +295,105 @@ impl ConnectionStore for DynamoStore {
         }
         stream::select_all((0..self.segments).map(segment)).boxed()
     }
+
+    async fn subscribe(&self, subscription: &Subscription) -> Result<(), SubscribeError> {
+        let id = &subscription.connection.id;
+        let pattern = subscription.pattern.as_str();
+        // The connection's item first: once it lists the pattern, `$disconnect` deletes the
+        // subscription item even if writing that item is what fails next.
+        let added = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .update_expression("ADD Subs :set")
+            .condition_expression(
+                "attribute_exists(Pk) AND (attribute_not_exists(Subs) OR contains(Subs, :one) OR size(Subs) < :max)",
+            )
+            .expression_attribute_values(":set", AttributeValue::Ss(vec![pattern.to_owned()]))
+            .expression_attribute_values(":one", AttributeValue::S(pattern.to_owned()))
+            .expression_attribute_values(":max", AttributeValue::N(subscription.limit.to_string()))
+            .send()
+            .await;
+        if let Err(err) = added {
+            if !err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) {
+                return Err(store_error(err).into());
+            }
+            let exists = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(id)))
+                .projection_expression("Pk")
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(store_error)?
+                .item
+                .is_some();
+            return Err(if exists {
+                SubscribeError::TooMany { limit: subscription.limit }
+            } else {
+                SubscribeError::NotConnected
+            });
+        }
+        let mut item = Self::subscription_key(pattern, id);
+        item.insert(
+            "ConnectedAt".into(),
+            AttributeValue::N(subscription.connection.connected_at_ms.to_string()),
+        );
+        item.insert("Ttl".into(), AttributeValue::N(subscription.expires_at_s.to_string()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, id: &ConnectionId, pattern: &ChannelPattern) -> Result<(), StoreError> {
+        let removed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(id)))
+            .update_expression("DELETE Subs :set")
+            // Without it, an update would create an item for a connection that is gone.
+            .condition_expression("attribute_exists(Pk)")
+            .expression_attribute_values(":set", AttributeValue::Ss(vec![pattern.to_string()]))
+            .send()
+            .await;
+        if let Err(err) = removed
+            && !err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception())
+        {
+            return Err(store_error(err));
+        }
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::subscription_key(pattern.as_str(), id)))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    fn subscribers(&self, pattern: &ChannelPattern) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+        let pattern = pattern.clone();
+        stream::unfold(Some(None), move |cursor: Option<Option<Key>>| {
+            let pattern = pattern.clone();
+            async move {
+                let start = cursor?;
+                match self.query_page(&pattern, start).await {
+                    Ok((ids, next)) => Some((Ok(ids), next.map(Some))),
+                    Err(err) => Some((Err(err), None)),
+                }
+            }
+        })
+        .boxed()
+    }
 }
 
 #[cfg(test)]
@@ -205,31 +409,50 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unprocessed_deletes_are_sent_again_until_none_are_left() {
+    async fn deleting_connections_deletes_their_subscriptions_and_retries_unprocessed_deletes() {
         let leftover = |n: usize| {
             let key = DynamoStore::key(&ConnectionId::parse(&format!("left{n}")).expect("id"));
             let delete = DeleteRequest::builder().set_key(Some(key)).build().expect("delete");
             WriteRequest::builder().delete_request(delete).build()
         };
         let throttled = mock!(Client::batch_write_item)
-            .match_requests(|req| req.request_items().is_some_and(|items| items["t"].len() == 25))
+            .match_requests(|req| {
+                req.request_items().is_some_and(|items| {
+                    items["t"].len() == 25
+                        && items["t"].iter().any(|w| {
+                            w.delete_request().and_then(|d| d.key().get("Pk")).and_then(|pk| pk.as_s().ok())
+                                == Some(&"CHAN#chat/*".to_owned())
+                        })
+                })
+            })
             .then_output(move || {
                 BatchWriteItemOutput::builder().unprocessed_items("t", vec![leftover(1), leftover(2)]).build()
             });
         let retried = mock!(Client::batch_write_item)
             .match_requests(|req| req.request_items().is_some_and(|items| items["t"].len() == 2))
             .then_output(|| BatchWriteItemOutput::builder().build());
+        // The 30 connections, and the subscription item the first one's `Subs` lists.
         let rest = mock!(Client::batch_write_item)
-            .match_requests(|req| req.request_items().is_some_and(|items| items["t"].len() == 5))
+            .match_requests(|req| req.request_items().is_some_and(|items| items["t"].len() == 6))
             .then_output(|| BatchWriteItemOutput::builder().build());
-        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled, &retried, &rest]);
+        let read = mock!(Client::batch_get_item).then_output(|| {
+            let mut item = item("id0");
+            item.insert("Subs".into(), AttributeValue::Ss(vec!["chat/*".into()]));
+            aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput::builder()
+                .responses("t", vec![item])
+                .build()
+        });
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled, &retried, &rest, &read]);
         let store = DynamoStore::new(client, "t");
         let ids: Vec<ConnectionId> =
             (0..30).map(|n| ConnectionId::parse(&format!("id{n}")).expect("id")).collect();
 
         store.delete_many(&ids).await.expect("all deleted in the end");
 
-        assert_eq!((throttled.num_calls(), retried.num_calls(), rest.num_calls()), (1, 1, 1));
+        assert_eq!(
+            (read.num_calls(), throttled.num_calls(), retried.num_calls(), rest.num_calls()),
+            (1, 1, 1, 1)
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,26 @@
+//! `broadcast`: `data` goes to every connection, the sender included, through the worker.
+
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use shared::{Envelope, InputError, Job};
+
+use super::{Action, Context, Fields, Refusal, Reply, enqueue};
+
+pub struct Broadcast {
+    data: Box<RawValue>,
+}
+
+pub fn parse(mut fields: Fields) -> Result<Box<dyn Action>, InputError> {
+    Ok(Box::new(Broadcast { data: fields.data()? }))
+}
+
+#[async_trait]
+impl Action for Broadcast {
+    async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
+        let envelope = Envelope::broadcast(cx.connection.clone(), cx.received_at_ms, self.data)?;
+        let message = envelope.id.clone();
+        enqueue(cx, &Job::broadcast(envelope)).await?;
+        tracing::debug!(connection = %cx.connection, %message, "broadcast queued");
+        Ok(Reply::Nothing)
+    }
+}

@@ -1,0 +1,209 @@
+//! The client vocabulary: every action a JSON message may name, one file each, dispatched from one
+//! table.
+//!
+//! A message that does not start with `{` is plain text and is echoed. A JSON message is an object with
+//! a string `action`, looked up in [`ACTIONS`]; the row's parser reads the [`Fields`] it needs and
+//! returns the [`Action`] that the route then applies. Adding an action is a file here and a row in
+//! the table: the unknown-action error lists the table's names by itself.
+
+mod broadcast;
+mod echo;
+mod publish;
+mod subscribe;
+mod unsubscribe;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use shared::limits::{MAX_JSON_DEPTH, MAX_MESSAGE_BYTES};
+use shared::{Channel, ChannelPattern, ConnectionId, ConnectionStore, Identity, InputError, Queue};
+
+/// Every action, by the name a client gives it.
+pub const ACTIONS: &[(&str, Parse)] = &[
+    ("echo", echo::parse),
+    ("broadcast", broadcast::parse),
+    ("subscribe", subscribe::parse),
+    ("unsubscribe", unsubscribe::parse),
+    ("publish", publish::parse),
+];
+
+/// Reads an action's fields into the action, or says what is wrong with them.
+pub type Parse = fn(Fields) -> Result<Box<dyn Action>, InputError>;
+
+/// What an action does once parsed.
+#[async_trait]
+pub trait Action: Send + Sync {
+    async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal>;
+}
+
+/// What an action may use: who sent it, and the ports.
+pub struct Context<'a> {
+    pub connection: &'a ConnectionId,
+    /// Epoch milliseconds: when the connection was made, and when API Gateway received this message.
+    pub connected_at_ms: i64,
+    pub received_at_ms: i64,
+    pub identity: &'a Identity,
+    /// The message as the client sent it.
+    pub body: &'a str,
+    pub store: &'a dyn ConnectionStore,
+    pub queue: &'a dyn Queue,
+}
+
+/// The route response: what goes back to the sender.
+#[derive(Debug)]
+pub enum Reply {
+    Nothing,
+    Text(String),
+}
+
+impl Reply {
+    fn json(value: serde_json::Value) -> Self {
+        Self::Text(value.to_string())
+    }
+}
+
+/// Why an action was not done: the client's mistake, or a service that failed.
+#[derive(Debug)]
+pub enum Refusal {
+    Input(InputError),
+    /// The store or the queue failed; the message says whether sending again may help.
+    Unavailable(String),
+}
+
+impl From<InputError> for Refusal {
+    fn from(err: InputError) -> Self {
+        Self::Input(err)
+    }
+}
+
+/// The fields of a JSON message that actions read. Unknown fields are ignored; a duplicated one is
+/// invalid JSON.
+#[derive(Debug, Deserialize)]
+pub struct Fields {
+    action: Option<serde_json::Value>,
+    channel: Option<serde_json::Value>,
+    data: Option<Box<RawValue>>,
+}
+
+impl Fields {
+    /// `data`, which must be present and not `null`: sending nothing is a mistake, not a message.
+    pub fn data(&mut self) -> Result<Box<RawValue>, InputError> {
+        self.data.take().ok_or(InputError::MissingData)
+    }
+
+    fn channel_text(&self) -> Result<&str, InputError> {
+        match &self.channel {
+            None | Some(serde_json::Value::Null) => Err(InputError::MissingChannel),
+            Some(serde_json::Value::String(channel)) => Ok(channel),
+            Some(other) => Err(InputError::ChannelNotAString { found: json_type(other) }),
+        }
+    }
+
+    /// `channel` as one concrete channel, as a publish needs.
+    pub fn channel(&self) -> Result<Channel, InputError> {
+        Ok(Channel::parse(self.channel_text()?)?)
+    }
+
+    /// `channel` as a subscription pattern, wildcards allowed.
+    pub fn pattern(&self) -> Result<ChannelPattern, InputError> {
+        Ok(ChannelPattern::parse(self.channel_text()?)?)
+    }
+}
+
+/// Parses a text message. Text that does not start with `{` (after white space) is plain text, which
+/// is echoed; text that does must be a JSON object naming a known string `action`.
+pub fn parse(body: &str) -> Result<Box<dyn Action>, InputError> {
+    if body.len() > MAX_MESSAGE_BYTES {
+        return Err(InputError::TooLarge { limit: MAX_MESSAGE_BYTES });
+    }
+    let trimmed = body.trim_start();
+    if trimmed.is_empty() {
+        return Err(InputError::Empty);
+    }
+    if !trimmed.starts_with('{') {
+        return Ok(Box::new(echo::Echo));
+    }
+    let fields: Fields = serde_json::from_str(body).map_err(InputError::from_json)?;
+    if json_depth(body) > MAX_JSON_DEPTH {
+        return Err(InputError::TooDeeplyNested { limit: MAX_JSON_DEPTH });
+    }
+    let action = match &fields.action {
+        None | Some(serde_json::Value::Null) => return Err(InputError::MissingAction),
+        Some(serde_json::Value::String(action)) => action,
+        Some(other) => return Err(InputError::InvalidAction { found: json_type(other) }),
+    };
+    // An unknown action is the first thing to tell its sender, whatever else is missing.
+    let Some((_, parse)) = ACTIONS.iter().find(|(name, _)| name == action) else {
+        return Err(InputError::UnknownAction { action: truncate(action, 64), known: known_actions() });
+    };
+    parse(fields)
+}
+
+fn known_actions() -> String {
+    let names: Vec<String> = ACTIONS.iter().map(|(name, _)| format!("\"{name}\"")).collect();
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// The deepest nesting of arrays and objects in a document already known to be valid JSON.
+fn json_depth(json: &str) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+fn json_type(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Keeps error messages short when a client sends a huge action name.
+fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// Queues a job, or says the message could not be.
+async fn enqueue(cx: &Context<'_>, job: &shared::Job) -> Result<(), Refusal> {
+    cx.queue.send(job).await.map_err(|err| {
+        tracing::error!(connection = %cx.connection, error = %err, "could not queue a message");
+        Refusal::Unavailable(if err.is_retryable() {
+            "the message could not be queued; send it again".into()
+        } else {
+            "the message could not be queued".into()
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,100 @@
+//! Parsing every action: each malformed message has its own code, checked before anything is done.
+
+use shared::limits::MAX_JSON_DEPTH;
+
+use super::*;
+
+/// The error code `body` is refused with, or `None` when it parses.
+fn refused(body: &str) -> Option<&'static str> {
+    parse(body).err().map(|err| err.code())
+}
+
+#[test]
+fn plain_text_and_every_well_formed_action_parse() {
+    for body in [
+        "Hello",
+        "  [1,2]",
+        r#"{"action":"echo","data":"x"}"#,
+        r#" {"action":"broadcast","data":{"b": 1.50, "a":[ ]}}"#,
+        r#"{"action":"subscribe","channel":"chat/*"}"#,
+        r#"{"action":"unsubscribe","channel":"chat/general"}"#,
+        r#"{"action":"publish","channel":"chat/general","data":{"text":"hi"},"extra":1}"#,
+    ] {
+        assert_eq!(refused(body), None, "{body}");
+    }
+}
+
+#[test]
+fn every_malformed_message_has_its_own_code() {
+    let long = "a".repeat(51);
+    let cases = [
+        ("", "empty_message"),
+        ("   ", "empty_message"),
+        ("{", "invalid_json"),
+        (r#"{"action":"broadcast","data":"x"} trailing"#, "invalid_json"),
+        (r#"{"data":"x"}"#, "missing_action"),
+        (r#"{"action":null,"data":"x"}"#, "missing_action"),
+        (r#"{"action":7,"data":"x"}"#, "invalid_action"),
+        (r#"{"action":"shout","data":"x"}"#, "unknown_action"),
+        (r#"{"action":"broadcast"}"#, "missing_data"),
+        (r#"{"action":"broadcast","data":null}"#, "missing_data"),
+        (r#"{"action":"echo","action":"echo","data":1}"#, "invalid_json"),
+        (r#"{"action":"subscribe"}"#, "missing_channel"),
+        (r#"{"action":"subscribe","channel":null}"#, "missing_channel"),
+        (r#"{"action":"subscribe","channel":["a"]}"#, "invalid_channel"),
+        (r#"{"action":"subscribe","channel":"a b"}"#, "invalid_channel"),
+        (r#"{"action":"subscribe","channel":"*"}"#, "invalid_channel"),
+        (r#"{"action":"subscribe","channel":"a/*/b"}"#, "invalid_channel"),
+        (r#"{"action":"unsubscribe","channel":""}"#, "invalid_channel"),
+        (r#"{"action":"unsubscribe"}"#, "missing_channel"),
+        (r#"{"action":"publish","data":1}"#, "missing_channel"),
+        (r#"{"action":"publish","channel":"chat/*","data":1}"#, "invalid_channel"),
+        (r#"{"action":"publish","channel":"a/b/c/d/e/f","data":1}"#, "invalid_channel"),
+        (r#"{"action":"publish","channel":"chat"}"#, "missing_data"),
+        (r#"{"action":"publish","channel":"chat","data":null}"#, "missing_data"),
+        (r#"{"action":"publish","channel":"chat","channel":"x","data":1}"#, "invalid_json"),
+    ];
+    for (body, code) in cases {
+        assert_eq!(refused(body), Some(code), "{body}");
+    }
+    assert_eq!(
+        refused(&format!(r#"{{"action":"publish","channel":"{long}","data":1}}"#)),
+        Some("invalid_channel")
+    );
+}
+
+#[test]
+fn an_unknown_action_is_named_before_anything_else_and_the_error_lists_every_action() {
+    assert_eq!(refused(r#"{"action":"shout"}"#), Some("unknown_action"));
+    assert_eq!(refused(r#"{"action":"broadcast"}"#), Some("missing_data"));
+    assert_eq!(refused(r#"{"action":"echo"}"#), Some("missing_data"));
+    let message = parse(r#"{"action":"shout"}"#).err().map(|err| err.to_string()).unwrap_or_default();
+    for (name, _) in ACTIONS {
+        assert!(message.contains(&format!("\"{name}\"")), "{message}");
+    }
+}
+
+#[test]
+fn a_publish_names_its_channel_before_its_data() {
+    assert_eq!(refused(r#"{"action":"publish"}"#), Some("missing_channel"));
+}
+
+#[test]
+fn deeply_nested_json_is_refused_with_its_own_code() {
+    let nested = |depth: usize| {
+        format!(r#"{{"action":"broadcast","data":{}{}}}"#, "[".repeat(depth), "]".repeat(depth))
+    };
+    assert_eq!(refused(&nested(MAX_JSON_DEPTH - 1)), None);
+    assert_eq!(refused(&nested(MAX_JSON_DEPTH)), Some("too_deeply_nested"));
+    assert_eq!(refused(&nested(10_000)), Some("too_deeply_nested"));
+    // Brackets inside strings are text, not nesting.
+    let quoted = format!(r#"{{"action":"broadcast","data":"{}\"{}"}}"#, "[".repeat(100), "{".repeat(100));
+    assert_eq!(refused(&quoted), None);
+}
+
+#[test]
+fn a_huge_action_name_is_truncated_in_the_error() {
+    let body = format!(r#"{{"action":"{}","data":1}}"#, "x".repeat(10_000));
+    let message = parse(&body).err().map(|err| err.to_string()).unwrap_or_default();
+    assert!(message.len() < 300, "{message}");
+}

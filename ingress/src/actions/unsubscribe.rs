@@ -1,0 +1,26 @@
+//! `unsubscribe`: ends a subscription, answered `{"type":"unsubscribed","channel":…}` whether or not
+//! there was one, so that a client retrying it after a lost reply gets the same answer.
+
+use async_trait::async_trait;
+use shared::{ChannelPattern, InputError};
+
+use super::{Action, Context, Fields, Refusal, Reply};
+
+pub struct Unsubscribe {
+    pattern: ChannelPattern,
+}
+
+pub fn parse(fields: Fields) -> Result<Box<dyn Action>, InputError> {
+    Ok(Box::new(Unsubscribe { pattern: fields.pattern()? }))
+}
+
+#[async_trait]
+impl Action for Unsubscribe {
+    async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
+        if let Err(err) = cx.store.unsubscribe(cx.connection, &self.pattern).await {
+            tracing::error!(connection = %cx.connection, error = %err, "could not remove a subscription");
+            return Err(Refusal::Unavailable("the subscription could not be removed; send it again".into()));
+        }
+        Ok(Reply::json(serde_json::json!({ "type": "unsubscribed", "channel": self.pattern })))
+    }
+}
