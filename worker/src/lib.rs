@@ -1,8 +1,11 @@
-//! The worker function: drains SQS batches of broadcasts and fans each out to every connection.
+//! The worker function: drains SQS batches of jobs and fans each out to its audience.
 //!
-//! Per batch it scans the connection store once, page by page, and posts every message of the batch to
-//! every connection of each page as soon as the page arrives, never more than `post_concurrency` posts
-//! at a time and never faster than its share of the account's `@connections` budget. A connection that
+//! Each job names its [`Audience`]: everyone (a broadcast), a channel's subscribers (a publish), or a
+//! list of connections (a retry job). Per batch it scans the connection store once for all its
+//! broadcasts, queries each channel's partitions once for all of that channel's messages (the channel
+//! and each wildcard above it, each subscriber once), and posts every message to every connection of
+//! each page as soon as the page arrives, never more than `post_concurrency` posts at a time and never
+//! faster than its share of the account's `@connections` budget. A connection that
 //! answers 410 Gone is pruned (the stale id, not the sender) unless its record is young enough to
 //! belong to a connection still completing its `$connect`.
 //!
@@ -15,7 +18,7 @@
 //! impossible (the scan failed, or the queue refused the retry job) is a message reported in
 //! `batchItemFailures` for SQS to redeliver.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +33,8 @@ use shared::clock::epoch_ms;
 use shared::limits::PRUNE_GRACE;
 use shared::pacing::token_bucket;
 use shared::{
-    ConnectionId, ConnectionRef, ConnectionStore, Envelope, Job, PostError, Poster, Queue, StoreError,
+    Audience, Channel, ConnectionId, ConnectionRef, ConnectionStore, Envelope, Job, PostError, Poster, Queue,
+    StoreError,
 };
 use tokio::time::Instant;
 
@@ -153,14 +157,20 @@ struct Delivery {
     message_id: String,
     envelope: Envelope,
     frame: Bytes,
-    /// `None` for a fresh broadcast (every connection); the ids still to reach for a retry job.
-    targets: Option<Vec<ConnectionRef>>,
+    audience: Audience,
     attempt: u32,
 }
 
 enum Step {
-    Post { message: usize, to: ConnectionRef },
-    ScanFailed(StoreError),
+    Post {
+        message: usize,
+        to: ConnectionRef,
+    },
+    /// Listing these messages' audience failed part way.
+    ListFailed {
+        messages: Arc<Vec<usize>>,
+        error: StoreError,
+    },
 }
 
 /// How posting to one connection ended.
@@ -175,7 +185,7 @@ enum Posted {
 
 enum Outcome {
     Posted { message: usize, to: ConnectionRef, posted: Posted, retries: usize },
-    ScanFailed(StoreError),
+    ListFailed { messages: Arc<Vec<usize>>, error: StoreError },
 }
 
 impl Worker {
@@ -249,12 +259,12 @@ impl Worker {
                         Posted::Rejected => report.rejected += 1,
                     }
                 }
-                Outcome::ScanFailed(err) => {
-                    // The broadcasts already reached some connections, but which ones the rest of the
-                    // scan would have listed is unknown: only SQS's redelivery can finish them.
-                    tracing::error!(error = %err, "scanning the connections failed; the broadcasts will be redelivered");
-                    for (failed, delivery) in failed.iter_mut().zip(&deliveries) {
-                        *failed |= delivery.targets.is_none();
+                Outcome::ListFailed { messages, error } => {
+                    // The messages already reached some connections, but which ones the rest of the
+                    // listing would have found is unknown: only SQS's redelivery can finish them.
+                    tracing::error!(error = %error, messages = messages.len(), "listing the audience failed; the messages will be redelivered");
+                    for &message in messages.iter() {
+                        failed[message] = true;
                     }
                 }
             }
@@ -331,42 +341,44 @@ impl Worker {
         }
     }
 
-    /// Every (message, connection) post, page by page as the scan yields them, at most
+    /// Every (message, connection) post, page by page as the audiences are listed, at most
     /// `post_concurrency` at a time. Within a page, each message goes to every connection before the
     /// next message starts, which keeps per-connection order as close to the batch's as SQS allows.
-    /// The store is scanned only if the batch holds a fresh broadcast; retry jobs name their targets.
+    /// The store is scanned once if the batch holds broadcasts, each channel's partitions are queried
+    /// once for all its messages, and retry jobs name their targets.
     fn fan_out<'a>(
         &'a self,
         deliveries: &'a [Delivery],
         budget: &'a DefaultDirectRateLimiter,
         stop_at: Instant,
     ) -> BoxStream<'a, Outcome> {
-        let broadcasts: Arc<Vec<usize>> =
-            Arc::new((0..deliveries.len()).filter(|&m| deliveries[m].targets.is_none()).collect());
-        let scanned = if broadcasts.is_empty() {
-            stream::empty().boxed()
-        } else {
-            self.store
-                .scan()
-                .flat_map(move |page| match page {
-                    Ok(ids) => {
-                        let ids = Arc::new(ids);
-                        let broadcasts = Arc::clone(&broadcasts);
-                        stream::iter((0..broadcasts.len()).flat_map(move |b| {
-                            let (ids, message) = (Arc::clone(&ids), broadcasts[b]);
-                            (0..ids.len()).map(move |i| Step::Post { message, to: ids[i].clone() })
-                        }))
-                        .boxed()
-                    }
-                    Err(err) => stream::iter([Step::ScanFailed(err)]).boxed(),
-                })
-                .boxed()
-        };
-        let retries = stream::iter(deliveries.iter().enumerate().flat_map(|(message, delivery)| {
-            delivery.targets.iter().flatten().map(move |to| Step::Post { message, to: to.clone() })
-        }));
-        scanned
-            .chain(retries)
+        let mut sources: Vec<BoxStream<'a, Step>> = Vec::new();
+        let everyone: Vec<usize> =
+            (0..deliveries.len()).filter(|&m| deliveries[m].audience == Audience::Everyone).collect();
+        if !everyone.is_empty() {
+            sources.push(pages_to_steps(self.store.scan(), everyone));
+        }
+        let mut channels: BTreeMap<&Channel, Vec<usize>> = BTreeMap::new();
+        for (message, delivery) in deliveries.iter().enumerate() {
+            if let Audience::Channel(channel) = &delivery.audience {
+                channels.entry(channel).or_default().push(message);
+            }
+        }
+        for (channel, messages) in channels {
+            sources.push(pages_to_steps(self.subscribers(channel), messages));
+        }
+        sources.push(
+            stream::iter(deliveries.iter().enumerate().flat_map(|(message, delivery)| {
+                let targets = match &delivery.audience {
+                    Audience::Connections(targets) => targets.as_slice(),
+                    Audience::Everyone | Audience::Channel(_) => &[],
+                };
+                targets.iter().map(move |to| Step::Post { message, to: to.clone() })
+            }))
+            .boxed(),
+        );
+        stream::iter(sources)
+            .flatten()
             .map(move |step| async move {
                 match step {
                     Step::Post { message, to } => {
@@ -376,10 +388,22 @@ impl Worker {
                             self.post_with_retries(&to.id, frame, admission, budget, stop_at).await;
                         Outcome::Posted { message, to, posted, retries }
                     }
-                    Step::ScanFailed(err) => Outcome::ScanFailed(err),
+                    Step::ListFailed { messages, error } => Outcome::ListFailed { messages, error },
                 }
             })
             .buffer_unordered(self.settings.post_concurrency)
+            .boxed()
+    }
+
+    /// Everyone subscribed to `channel`, directly or through a wildcard above it, each once however
+    /// many of their patterns match: the channel's own partition, then each wildcard ancestor's.
+    fn subscribers<'a>(&'a self, channel: &Channel) -> BoxStream<'a, Result<Vec<ConnectionRef>, StoreError>> {
+        let mut seen = HashSet::new();
+        stream::iter(channel.patterns())
+            .flat_map(move |pattern| self.store.subscribers(&pattern))
+            .map(move |page| {
+                page.map(|page| page.into_iter().filter(|to| seen.insert(to.id.clone())).collect())
+            })
             .boxed()
     }
 
@@ -465,7 +489,7 @@ fn parse_batch(event: SqsEvent, report: &mut BatchReport) -> Vec<Delivery> {
                 message_id,
                 frame: Bytes::from(job.envelope.frame()),
                 envelope: job.envelope,
-                targets: job.targets,
+                audience: job.audience,
                 attempt: job.attempt,
             }),
             Err(err) => {
@@ -475,6 +499,28 @@ fn parse_batch(event: SqsEvent, report: &mut BatchReport) -> Vec<Delivery> {
         }
     }
     deliveries
+}
+
+/// A post for each of `messages` to each connection of each page; a failed page ends the listing.
+fn pages_to_steps<'a>(
+    pages: BoxStream<'a, Result<Vec<ConnectionRef>, StoreError>>,
+    messages: Vec<usize>,
+) -> BoxStream<'a, Step> {
+    let messages = Arc::new(messages);
+    pages
+        .flat_map(move |page| match page {
+            Ok(ids) => {
+                let ids = Arc::new(ids);
+                let messages = Arc::clone(&messages);
+                stream::iter((0..messages.len()).flat_map(move |m| {
+                    let (ids, message) = (Arc::clone(&ids), messages[m]);
+                    (0..ids.len()).map(move |i| Step::Post { message, to: ids[i].clone() })
+                }))
+                .boxed()
+            }
+            Err(error) => stream::iter([Step::ListFailed { messages: Arc::clone(&messages), error }]).boxed(),
+        })
+        .boxed()
 }
 
 /// Waits for a token of the post-rate budget; false if none comes before `stop_at`.

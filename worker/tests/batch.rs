@@ -10,7 +10,10 @@ use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use shared::clock::epoch_ms;
 use shared::memory::{MemoryPoster, MemoryQueue, MemoryStore, Scripted};
-use shared::{ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Envelope, Job, StoreError};
+use shared::{
+    Audience, Channel, ChannelPattern, ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore,
+    Envelope, Job, Sender, StoreError, SubscribeError, Subscription,
+};
 use tokio::time::Instant;
 use worker::{Worker, WorkerSettings};
 
@@ -95,6 +98,22 @@ fn retry_job(targets: Vec<ConnectionRef>, attempt: u32) -> (Envelope, String) {
     (envelope, body)
 }
 
+/// The connections a retry job names.
+fn targets_of(job: Job) -> Vec<ConnectionRef> {
+    match job.audience {
+        Audience::Connections(targets) => targets,
+        other => panic!("a retry job names its targets, not {other:?}"),
+    }
+}
+
+/// A publish of `data` to `channel` by connection 0, as the ingress queues it.
+fn publish_body(channel: &str, data: &str) -> String {
+    let data = serde_json::value::RawValue::from_string(data.to_owned()).expect("raw json");
+    let channel = Channel::parse(channel).expect("channel");
+    let sender = Sender { connection: Some(id(0)), user: None };
+    Job::publish(Envelope::message(channel, sender, 1_764_167_186_000, data).expect("fits")).to_body()
+}
+
 fn message_id(n: usize) -> String {
     format!("059f36b4-87a3-44ab-83d2-66197597{n:04}")
 }
@@ -104,6 +123,8 @@ struct CountingStore {
     inner: MemoryStore,
     scans: AtomicUsize,
     fail_scans: bool,
+    queries: AtomicUsize,
+    fail_queries: bool,
 }
 
 impl CountingStore {
@@ -113,7 +134,28 @@ impl CountingStore {
             let record = ConnectionRecord { id: id(i), connected_at_ms: 0, source_ip: None, expires_at_s: 0 };
             inner.put(&record).await.expect("put");
         }
-        Arc::new(Self { inner, scans: AtomicUsize::new(0), fail_scans: false })
+        Arc::new(Self::over(inner))
+    }
+
+    fn over(inner: MemoryStore) -> Self {
+        Self {
+            inner,
+            scans: AtomicUsize::new(0),
+            fail_scans: false,
+            queries: AtomicUsize::new(0),
+            fail_queries: false,
+        }
+    }
+
+    /// Subscribes connection `n` to `pattern`.
+    async fn subscribe(&self, n: usize, pattern: &str) {
+        let subscription = Subscription {
+            connection: old(n),
+            pattern: ChannelPattern::parse(pattern).expect("pattern"),
+            expires_at_s: 0,
+            limit: 100,
+        };
+        self.inner.subscribe(&subscription).await.expect("subscribe");
     }
 }
 
@@ -134,6 +176,19 @@ impl ConnectionStore for CountingStore {
             return Box::pin(futures::stream::iter([Err(StoreError::Unavailable("throttled".into()))]));
         }
         self.inner.scan()
+    }
+    async fn subscribe(&self, subscription: &Subscription) -> Result<(), SubscribeError> {
+        self.inner.subscribe(subscription).await
+    }
+    async fn unsubscribe(&self, id: &ConnectionId, pattern: &ChannelPattern) -> Result<(), StoreError> {
+        self.inner.unsubscribe(id, pattern).await
+    }
+    fn subscribers(&self, pattern: &ChannelPattern) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        if self.fail_queries {
+            return Box::pin(futures::stream::iter([Err(StoreError::Unavailable("throttled".into()))]));
+        }
+        self.inner.subscribers(pattern)
     }
 }
 
@@ -264,7 +319,7 @@ async fn connections_still_failing_near_the_deadline_go_back_on_the_queue_alone(
     assert!(*wait > Duration::from_millis(500) && *wait <= Duration::from_secs(1), "{wait:?}");
     let job = Job::parse(body).expect("a retry job");
     assert_eq!(job.attempt, 1);
-    let mut targets = job.targets.expect("a retry job names its targets");
+    let mut targets = targets_of(job);
     targets.sort();
     assert_eq!(targets, [old(2), old(4)], "with their ages, to judge a later 410");
 }
@@ -325,11 +380,8 @@ async fn the_post_rate_budget_caps_an_invocations_calls_and_queues_the_rest() {
     assert!(report.delivered >= 10, "the burst alone allows 10: {report:?}");
     assert_eq!(report.delivered + report.requeued, 400, "{report:?}");
     assert!(report.failed.is_empty());
-    let queued: usize = queue
-        .peek_delayed()
-        .iter()
-        .map(|(body, _)| Job::parse(body).expect("job").targets.expect("targets").len())
-        .sum();
+    let queued: usize =
+        queue.peek_delayed().iter().map(|(body, _)| targets_of(Job::parse(body).expect("job")).len()).sum();
     assert_eq!(queued, report.requeued);
 }
 
@@ -373,7 +425,7 @@ async fn a_connection_that_keeps_answering_429_costs_the_invocation_its_own_budg
     let delayed = queue.peek_delayed();
     assert_eq!(delayed.len(), 2, "one retry job per broadcast, for the stuck connection alone");
     for (body, wait) in delayed {
-        assert_eq!(Job::parse(&body).expect("job").targets.expect("targets"), [old(3)]);
+        assert_eq!(targets_of(Job::parse(&body).expect("job")), [old(3)]);
         assert_eq!(wait, settings.retry_job_delay, "delayed so that it does not spin");
     }
 }
@@ -469,15 +521,127 @@ async fn a_payload_too_large_answer_is_not_redelivered_to_everyone() {
 
 #[tokio::test]
 async fn a_failed_scan_reports_every_broadcast_of_the_batch() {
-    let store = Arc::new(CountingStore {
-        inner: MemoryStore::default(),
-        scans: AtomicUsize::new(0),
-        fail_scans: true,
-    });
+    let store = Arc::new(CountingStore { fail_scans: true, ..CountingStore::over(MemoryStore::default()) });
     let (worker, _queue) = worker(store, Arc::new(MemoryPoster::default()), 4);
 
     let report =
         worker.process(sqs_event(&[broadcast_body(0, "1"), broadcast_body(0, "2")]), deadline(30.0)).await;
 
     assert_eq!(report.failed, [message_id(0), message_id(1)]);
+}
+
+/// Ten connections: 0–2 on `chat/general`, 3–4 on `chat/*`, 5 on both, 6 on `chat/eu/*`, 7 on `news`,
+/// 8 and 9 on nothing.
+async fn subscribed_store() -> Arc<CountingStore> {
+    let store = CountingStore::with_connections(10, 2).await;
+    for n in 0..3 {
+        store.subscribe(n, "chat/general").await;
+    }
+    for n in 3..5 {
+        store.subscribe(n, "chat/*").await;
+    }
+    store.subscribe(5, "chat/*").await;
+    store.subscribe(5, "chat/general").await;
+    store.subscribe(6, "chat/eu/*").await;
+    store.subscribe(7, "news").await;
+    store
+}
+
+fn recipients(poster: &MemoryPoster) -> Vec<ConnectionId> {
+    let mut ids: Vec<ConnectionId> = poster.delivered().into_iter().map(|(to, _)| to).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_publish_reaches_each_subscriber_of_its_channel_and_wildcards_once_and_no_one_else() {
+    let store = subscribed_store().await;
+    let poster = Arc::new(MemoryPoster::default());
+    let (worker, _queue) = worker(store.clone(), poster.clone(), 4);
+
+    let report = worker.process(sqs_event(&[publish_body("chat/general", "1")]), deadline(30.0)).await;
+
+    assert!(report.failed.is_empty());
+    assert_eq!(recipients(&poster), (0..6).map(id).collect::<Vec<_>>(), "5 once, though on two patterns");
+    assert_eq!(store.scans.load(Ordering::SeqCst), 0, "a publish queries, never scans");
+    assert_eq!(store.queries.load(Ordering::SeqCst), 2, "chat/general and chat/*");
+    let frame: Value = serde_json::from_slice(&poster.delivered()[0].1).expect("json");
+    assert_eq!((frame["type"].as_str(), frame["channel"].as_str()), (Some("message"), Some("chat/general")));
+
+    let poster = Arc::new(MemoryPoster::default());
+    let (worker, _queue) = worker_with(store.clone(), poster.clone(), settings());
+    worker.process(sqs_event(&[publish_body("chat/eu/paris", "2")]), deadline(30.0)).await;
+    assert_eq!(recipients(&poster), [id(3), id(4), id(5), id(6)]);
+
+    let poster = Arc::new(MemoryPoster::default());
+    let (worker, _queue) = worker_with(store.clone(), poster.clone(), settings());
+    let report = worker.process(sqs_event(&[publish_body("empty", "3")]), deadline(30.0)).await;
+    assert_eq!((report.delivered, poster.calls()), (0, 0), "a channel nobody is in costs no post");
+}
+
+#[tokio::test]
+async fn a_batch_queries_each_channel_once_for_all_its_messages_beside_one_scan_for_broadcasts() {
+    let store = subscribed_store().await;
+    let poster = Arc::new(MemoryPoster::default());
+    let (worker, _queue) = worker(store.clone(), poster.clone(), 4);
+    let bodies = [
+        publish_body("news", "1"),
+        broadcast_body(0, "2"),
+        publish_body("news", "3"),
+        publish_body("chat/general", "4"),
+    ];
+
+    let report = worker.process(sqs_event(&bodies), deadline(30.0)).await;
+
+    assert!(report.failed.is_empty());
+    assert_eq!(report.delivered, 1 + 10 + 1 + 6);
+    assert_eq!(store.scans.load(Ordering::SeqCst), 1);
+    assert_eq!(store.queries.load(Ordering::SeqCst), 1 + 2, "news once, chat/general and chat/* once");
+    let to_seven: Vec<i64> = poster
+        .delivered()
+        .iter()
+        .filter(|(to, _)| *to == id(7))
+        .map(|(_, frame)| serde_json::from_slice::<Value>(frame).expect("json")["data"].as_i64().expect("n"))
+        .collect();
+    assert_eq!(to_seven.len(), 3, "news twice and the broadcast: {to_seven:?}");
+}
+
+#[tokio::test]
+async fn a_gone_subscriber_is_pruned_with_its_subscriptions_and_an_unreached_one_goes_into_a_retry_job() {
+    let store = subscribed_store().await;
+    let poster = Arc::new(MemoryPoster::default());
+    poster.script(&id(5), Scripted::Gone);
+    poster.script(&id(1), Scripted::Throttled);
+    let (worker, queue) = worker(store.clone(), poster.clone(), 4);
+
+    let report = worker.process(sqs_event(&[publish_body("chat/general", "1")]), deadline(1.5)).await;
+
+    assert!(report.failed.is_empty());
+    assert_eq!((report.delivered, report.pruned, report.requeued), (4, 1, 1));
+    assert!(store.inner.get(&id(5)).is_none());
+    assert!(store.inner.subscriptions_of(&id(5)).is_empty(), "and both its subscriptions");
+    assert_eq!(store.inner.subscription_count(), 9 - 2);
+    let delayed = queue.peek_delayed();
+    assert_eq!(delayed.len(), 1);
+    let job = Job::parse(&delayed[0].0).expect("a retry job");
+    assert_eq!(job.envelope.channel.as_ref().map(Channel::as_str), Some("chat/general"));
+    assert_eq!(targets_of(job), [old(1)], "only the connection left, not the channel again");
+}
+
+#[tokio::test]
+async fn a_failed_query_redelivers_that_channels_messages_only() {
+    let inner = MemoryStore::default();
+    for n in 0..3 {
+        let record = ConnectionRecord { id: id(n), connected_at_ms: 0, source_ip: None, expires_at_s: 0 };
+        inner.put(&record).await.expect("put");
+    }
+    let store = Arc::new(CountingStore { fail_queries: true, ..CountingStore::over(inner) });
+    let poster = Arc::new(MemoryPoster::default());
+    let (worker, _queue) = worker(store.clone(), poster.clone(), 4);
+
+    let report =
+        worker.process(sqs_event(&[publish_body("news", "1"), broadcast_body(0, "2")]), deadline(30.0)).await;
+
+    assert_eq!(report.failed, [message_id(0)], "the broadcast was delivered; the publish will be again");
+    assert_eq!(report.delivered, 3);
 }
