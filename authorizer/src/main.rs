@@ -1,0 +1,45 @@
+//! The authorizer Lambda's bootstrap: the verifier from the environment, then the runtime loop.
+//!
+//! `JWKS_URL` (with `JWT_ISSUER` and `JWT_AUDIENCE`) verifies tokens from an OIDC issuer; `JWT_SECRET`
+//! verifies development tokens signed with that secret.
+
+use anyhow::{Context, bail};
+use authorizer::jwks::{HttpJwks, Keys};
+use authorizer::{Authorizer, Verifier};
+use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn non_empty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
+
+fn verifier() -> anyhow::Result<Verifier> {
+    let (issuer, audience) = (non_empty("JWT_ISSUER"), non_empty("JWT_AUDIENCE"));
+    match (non_empty("JWKS_URL"), non_empty("JWT_SECRET")) {
+        (Some(url), None) => {
+            let source = HttpJwks::new(url).context("building the JWKS client")?;
+            Ok(Verifier::jwks(Keys::new(Box::new(source)), issuer, audience))
+        }
+        (None, Some(secret)) => Ok(Verifier::secret(secret.as_bytes(), issuer, audience)?),
+        (Some(_), Some(_)) => bail!("set JWKS_URL or JWT_SECRET, not both"),
+        (None, None) => {
+            bail!("set JWKS_URL (an OIDC issuer's keys) or JWT_SECRET (HS256 development tokens)")
+        }
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::lambda::init_tracing();
+    let authorizer = Authorizer::new(verifier()?);
+    let authorizer = &authorizer;
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
+            authorizer.handle(event.payload).await.map_err(lambda_runtime::Error::from)
+        },
+    ))
+    .await
+}
