@@ -36,7 +36,7 @@ use crate::management::forbidden;
 use crate::outbox::{Outbox, Outgoing};
 use crate::registry::Live;
 use crate::routing::DEFAULT_ROUTE;
-use crate::{AppState, ids};
+use crate::{AppState, authorize, ids};
 
 /// The ingress function's `Timeout` in template.yaml.
 const INGRESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -96,13 +96,20 @@ async fn handshake(
     let now = epoch_ms();
     let text =
         |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok()).map(str::to_owned);
-    let info = Connection {
+    let mut info = Connection {
         id: ids::connection_id(),
         connected_at_ms: now,
         source_ip: peer.ip().to_string(),
         user_agent: text(header::USER_AGENT),
         domain_name: text(header::HOST).unwrap_or_else(|| state.local_addr.to_string()),
+        authorizer: None,
     };
+    if let Some(authorizer) = &state.authorizer {
+        match authorize::run(&state, authorizer.as_ref(), &info, &headers, uri.query(), now).await {
+            Ok(context) => info.authorizer = Some(context),
+            Err(refusal) => return refusal,
+        }
+    }
     let event =
         events::connect(&state.settings.api, &info, &headers, uri.query(), state.local_addr.port(), now);
     match function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event, INGRESS_TIMEOUT).await {

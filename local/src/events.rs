@@ -34,6 +34,9 @@ pub struct Connection {
     pub user_agent: Option<String>,
     /// The `Host` the client connected to: API Gateway's `domainName`.
     pub domain_name: String,
+    /// What the `$connect` authorizer allowed it as (`principalId` and the context): on every event
+    /// of the connection as `requestContext.authorizer`.
+    pub authorizer: Option<Map<String, Value>>,
 }
 
 /// A message's payload as API Gateway hands it over.
@@ -80,9 +83,39 @@ fn request_context(
         "apiId": api.api_id,
     });
     match context {
-        Value::Object(map) => map,
+        Value::Object(mut map) => {
+            if let Some(authorizer) = &conn.authorizer {
+                map.insert("authorizer".into(), Value::Object(authorizer.clone()));
+            }
+            map
+        }
         _ => Map::new(),
     }
+}
+
+/// The ARN the authorizer's policy must allow: the `$connect` route of this stage.
+pub fn connect_arn(api: &Api) -> String {
+    format!("arn:aws:execute-api:{}:000000000000:{}/{}/$connect", api.region, api.api_id, api.stage)
+}
+
+/// The REQUEST authorizer's event: the `$connect` event's headers, query string and request context
+/// (without `authorizer`, which it is about to decide), with its `type` and `methodArn`.
+pub fn authorizer_request(
+    api: &Api,
+    conn: &Connection,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    port: u16,
+    now_ms: i64,
+) -> Value {
+    let mut event = connect(api, conn, headers, query, port, now_ms);
+    event["type"] = json!("REQUEST");
+    event["methodArn"] = json!(connect_arn(api));
+    event["stageVariables"] = json!({});
+    if let Some(object) = event.as_object_mut() {
+        object.remove("isBase64Encoded");
+    }
+    event
 }
 
 /// `Sec-WebSocket-Key` rather than hyper's lower case, as API Gateway forwards the client's headers.
@@ -222,6 +255,7 @@ mod tests {
             source_ip: "127.0.0.1".into(),
             user_agent: Some("wscat".into()),
             domain_name: "127.0.0.1:3001".into(),
+            authorizer: None,
         }
     }
 
@@ -286,6 +320,32 @@ mod tests {
         let parsed: ApiGatewayWebsocketProxyRequest = serde_json::from_value(gone).expect("disconnect");
         assert_eq!(parsed.request_context.disconnect_status_code, Some(1001));
         assert_eq!(parsed.request_context.event_type.as_deref(), Some("DISCONNECT"));
+    }
+
+    #[test]
+    fn an_authorizer_event_deserializes_as_the_authorizer_reads_it_and_later_events_carry_its_context() {
+        let event = authorizer_request(&api(), &conn(), &HeaderMap::new(), Some("token=abc"), 3001, 1);
+        assert_eq!(event["type"], "REQUEST");
+        let parsed: aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest =
+            serde_json::from_value(event).expect("an authorizer event");
+        assert_eq!(
+            parsed.method_arn.as_deref(),
+            Some("arn:aws:execute-api:us-east-1:000000000000:local/local/$connect")
+        );
+        assert_eq!(parsed.query_string_parameters.first("token"), Some("abc"));
+
+        let allowed = Connection {
+            authorizer: Some(Map::from_iter([
+                ("principalId".to_owned(), json!("alice")),
+                ("sub".to_owned(), json!("alice")),
+            ])),
+            ..conn()
+        };
+        let parsed: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_value(message(&api(), &allowed, "$default", Payload::Text("x"), 1))
+                .expect("message");
+        assert_eq!(parsed.request_context.authorizer.fields["sub"], "alice");
+        assert_eq!(parsed.request_context.authorizer.fields["principalId"], "alice");
     }
 
     #[test]

@@ -8,7 +8,10 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use authorizer::Authorizer;
+use aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::FutureExt;
 use ingress::Ingress;
@@ -81,6 +84,16 @@ impl Function for Worker {
     async fn invoke(&self, payload: Vec<u8>, deadline: Instant) -> Result<Vec<u8>, FunctionError> {
         run(&payload, |event: SqsEvent| async move {
             Ok::<SqsBatchResponse, String>(self.handle(event, deadline).await)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Function for Authorizer {
+    async fn invoke(&self, payload: Vec<u8>, _deadline: Instant) -> Result<Vec<u8>, FunctionError> {
+        run(&payload, |event: ApiGatewayCustomAuthorizerRequestTypeRequest| async move {
+            self.handle(event).await.map_err(|err| err.to_string())
         })
         .await
     }

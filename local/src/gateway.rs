@@ -61,6 +61,8 @@ pub struct AppState {
     pub selector: RouteSelector,
     pub registry: Registry,
     pub ingress: Arc<dyn Function>,
+    /// The `$connect` route's authorizer, when there is one.
+    pub authorizer: Option<Arc<dyn Function>>,
     /// The stage throttle's bucket, shared by every connection as API Gateway's is.
     pub throttle: Option<governor::DefaultDirectRateLimiter>,
     /// The account's bucket of new connections.
@@ -146,6 +148,7 @@ impl Gateway {
         let poster = ApiGatewayPoster::for_local_endpoint(&endpoint, &settings.api.region, credentials);
         let worker =
             Arc::new(Worker::new(store.clone(), Arc::new(poster), queue.clone(), settings.worker.clone()));
+        let settings_authorizer = settings.authorizer.clone().map(|a| a as Arc<dyn Function>);
         let state = Arc::new(AppState {
             throttle: settings.stage_throttle.map(Bucket::limiter),
             connect_rate: settings.connect_rate.map(Bucket::limiter),
@@ -159,6 +162,7 @@ impl Gateway {
             selector,
             registry: Registry::default(),
             ingress: wrap(Arc::new(ingress)),
+            authorizer: settings_authorizer,
             local_addr,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),

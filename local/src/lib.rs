@@ -2,7 +2,7 @@
 //!
 //! It serves WebSocket clients and the `@connections` management API on one port, turns every
 //! handshake, message and close into the exact event API Gateway would send, and hands it — as JSON,
-//! through serde — to the very `ingress` and `worker` handlers that run on Lambda. Broadcasts travel
+//! through serde — to the very `authorizer`, `ingress` and `worker` handlers that run on Lambda. Broadcasts travel
 //! through an in-process SQS stand-in to the worker, which reaches the clients through the real
 //! `aws-sdk-apigatewaymanagement` client pointed at this gateway, so every delivery is a SigV4-signed
 //! HTTP `@connections` call as on AWS.
@@ -10,6 +10,7 @@
 //! - [`gateway`]: the state every request shares, the routes, starting and stopping.
 //! - [`settings`]: what can be configured, with AWS's and the template's defaults.
 //! - [`serve`]: the HTTP/1.1 server, with its time limits.
+//! - [`authorize`]: the `$connect` route's REQUEST authorizer, run as API Gateway runs it.
 //! - [`connection`]: one WebSocket connection from `$connect` to `$disconnect`; [`outbox`] is its
 //!   outbound buffer and [`registry`] the live connections `@connections` reaches.
 //! - [`management`]: `@connections`, behind [`sigv4`].
@@ -17,6 +18,7 @@
 //! - [`function`]: Lambda functions as JSON in, JSON out; [`esm`] the SQS event source mapping.
 //! - [`faults`]: faults injected on demand.
 
+pub mod authorize;
 pub mod connection;
 pub mod esm;
 pub mod events;

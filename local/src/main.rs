@@ -2,9 +2,13 @@
 
 use std::io::IsTerminal;
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use authorizer::jwks::{FileJwks, Keys};
+use authorizer::{Authorizer, Verifier};
 use clap::{Parser, ValueEnum};
 use local::esm::EsmSettings;
 use local::{Backend, Bucket, Credentials, Faults, Gateway, Settings};
@@ -21,8 +25,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// A local stand-in for API Gateway WebSocket and the SQS event source mapping, running the project's
 /// own ingress and worker handlers.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
+#[command(group(clap::ArgGroup::new("auth").args(["jwt_secret", "jwks"])))]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Where connections and broadcasts are kept: in this process, or DynamoDB and SQS through the
     /// AWS SDK at the endpoints its usual configuration names (AWS_ENDPOINT_URL, AWS_REGION, ...).
     #[arg(long, value_enum, default_value_t = BackendKind::Memory)]
@@ -120,6 +127,20 @@ struct Args {
     /// No stage throttle and no connection rate limit (for load tests of the pipeline itself).
     #[arg(long, conflicts_with_all = ["throttle_rate", "throttle_burst", "connect_rate"])]
     no_throttle: bool,
+    /// Run the $connect authorizer with this HS256 secret (32 bytes or more): clients connect with
+    /// `?token=<JWT>`, as minted by the `token` command with the same secret.
+    #[arg(long, help_heading = "Authorization", conflicts_with = "jwks")]
+    jwt_secret: Option<String>,
+    /// Run the $connect authorizer with the RS256/ES256 keys of this JWKS file (an OIDC issuer's
+    /// `jwks.json`), read again when a token names a key it lacks.
+    #[arg(long, help_heading = "Authorization")]
+    jwks: Option<PathBuf>,
+    /// The `iss` tokens must have (JWT_ISSUER in the template).
+    #[arg(long, help_heading = "Authorization", requires = "auth")]
+    jwt_issuer: Option<String>,
+    /// The `aud` tokens must have (JWT_AUDIENCE in the template).
+    #[arg(long, help_heading = "Authorization", requires = "auth")]
+    jwt_audience: Option<String>,
     /// Fault injection: the fraction of `@connections` POSTs answered 429 LimitExceededException.
     #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
     fault_post_throttle: f64,
@@ -138,6 +159,67 @@ struct Args {
     /// The fraction of worker invocations that fail before the handler runs.
     #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
     fault_worker_failure: f64,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Mint a development token (HS256) for a gateway started with --jwt-secret; prints it.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The user: the token's `sub`. Their connections are subscribed to `user/<sub>`.
+    #[arg(long)]
+    sub: String,
+    /// A channel pattern the user may subscribe to (repeatable); none given: every channel.
+    #[arg(long)]
+    subscribe: Vec<String>,
+    /// A channel the user may publish to, or a pattern ending in /* (repeatable); none given: every
+    /// channel.
+    #[arg(long)]
+    publish: Vec<String>,
+    /// Seconds until the token expires.
+    #[arg(long, default_value_t = 3600)]
+    ttl_secs: u64,
+    /// The gateway's --jwt-secret.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    secret: String,
+    #[arg(long)]
+    issuer: Option<String>,
+    #[arg(long)]
+    audience: Option<String>,
+}
+
+fn token(args: &TokenArgs) -> anyhow::Result<String> {
+    if args.secret.len() < authorizer::verify::MIN_SECRET_BYTES {
+        bail!("{}", authorizer::verify::ConfigError::SecretTooShort);
+    }
+    for pattern in args.subscribe.iter().chain(&args.publish) {
+        shared::ChannelPattern::parse(pattern).with_context(|| format!("{pattern:?}"))?;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let listed = |patterns: &Vec<String>| (!patterns.is_empty()).then(|| patterns.clone());
+    let claims = authorizer::token::DevClaims {
+        sub: args.sub.clone(),
+        subscribe: listed(&args.subscribe),
+        publish: listed(&args.publish),
+        exp: now + args.ttl_secs,
+        iss: args.issuer.clone(),
+        aud: args.audience.clone(),
+    };
+    Ok(authorizer::token::mint(args.secret.as_bytes(), &claims)?)
+}
+
+/// The authorizer the flags ask for, if any.
+fn authorizer(args: &Args) -> anyhow::Result<Option<Arc<Authorizer>>> {
+    let (issuer, audience) = (args.jwt_issuer.clone(), args.jwt_audience.clone());
+    let verifier = match (&args.jwt_secret, &args.jwks) {
+        (Some(secret), _) => Verifier::secret(secret.as_bytes(), issuer, audience)?,
+        (None, Some(path)) => Verifier::jwks(Keys::new(Box::new(FileJwks(path.clone()))), issuer, audience),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(Arc::new(Authorizer::new(verifier))))
 }
 
 fn fraction(text: &str) -> Result<f64, String> {
@@ -227,7 +309,12 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let args = Args::parse();
+    if let Some(Command::Token(token_args)) = &args.command {
+        println!("{}", token(token_args)?);
+        return Ok(());
+    }
     let mut settings = Settings {
+        authorizer: authorizer(&args)?,
         backend: backend(&args).await?,
         route_selection_expression: args.route_selection_expression.clone(),
         routes: args.routes.clone(),
@@ -287,7 +374,19 @@ async fn main() -> anyhow::Result<()> {
         "  signed with:  access key {:?}, secret {:?}, region {}, service execute-api (SigV4)",
         args.access_key_id, args.secret_access_key, args.region
     );
-    println!("  try:          npx wscat -c {}", gateway.ws_url());
+    if args.jwt_secret.is_some() {
+        println!(
+            "  authorizer:   HS256 tokens in ?token=; mint one with: cargo run --release -p local -- token --sub alice"
+        );
+        println!(
+            "  try:          npx wscat -c \"{}?token=$(cargo run -q --release -p local -- token --sub alice)\"",
+            gateway.ws_url()
+        );
+    } else if let Some(path) = &args.jwks {
+        println!("  authorizer:   RS256/ES256 tokens in ?token=, keys from {}", path.display());
+    } else {
+        println!("  try:          npx wscat -c {}", gateway.ws_url());
+    }
     gateway
         .run(async {
             shutdown_signal().await;
@@ -326,6 +425,25 @@ mod tests {
         assert!(all.contains("every network") && all.contains("@connections"), "{all}");
         let lan = exposure_warning(IpAddr::from([192, 168, 1, 20]), 3001).expect("a warning");
         assert!(lan.contains("192.168.1.20"), "{lan}");
+    }
+
+    #[test]
+    fn issuer_and_audience_need_an_authorizer_and_a_token_needs_a_long_secret() {
+        assert!(Args::try_parse_from(["local", "--jwt-issuer", "x"]).is_err());
+        assert!(Args::try_parse_from(["local", "--jwt-secret", "s", "--jwks", "f"]).is_err());
+        let args = TokenArgs {
+            sub: "alice".into(),
+            subscribe: vec!["chat/*".into()],
+            publish: vec![],
+            ttl_secs: 60,
+            secret: "short".into(),
+            issuer: None,
+            audience: None,
+        };
+        assert!(token(&args).is_err());
+        let long = TokenArgs { secret: "x".repeat(32), ..args };
+        assert_eq!(token(&long).expect("a token").matches('.').count(), 2);
+        assert!(token(&TokenArgs { subscribe: vec!["a/*/b".into()], ..long }).is_err());
     }
 
     #[test]

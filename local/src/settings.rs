@@ -59,6 +59,9 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Connections per page of the in-memory store's scans.
     pub scan_page_size: usize,
+    /// The REQUEST authorizer run before `$connect`, as the template's `$connect` route has when a
+    /// JWKS URL or secret is configured; `None`: everyone connects, anonymously.
+    pub authorizer: Option<std::sync::Arc<authorizer::Authorizer>>,
 }
 
 impl Default for Settings {
@@ -81,6 +84,7 @@ impl Default for Settings {
             credentials: Credentials::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             scan_page_size: MemoryStore::DEFAULT_PAGE_SIZE,
+            authorizer: None,
         }
     }
 }
