@@ -23,6 +23,7 @@ use crate::registry::Registry;
 use crate::routing::{InvalidExpression, RouteSelector};
 use crate::settings::{Backend, Bucket, Settings};
 use crate::sigv4::Verifier;
+use crate::sqs::SqsEndpoint;
 use crate::{connection, faults, management, serve};
 
 /// The ports the functions get for a backend.
@@ -103,6 +104,8 @@ pub struct Gateway {
     source: Arc<dyn QueueSource>,
     memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
     worker: Arc<Worker>,
+    /// The SQS endpoint for backends, when one was asked for.
+    sqs: Option<(TcpListener, Arc<SqsEndpoint>)>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -118,6 +121,8 @@ pub enum StartError {
     Route(#[from] InvalidExpression),
     #[error("could not use the listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the SQS endpoint serves the in-process queue; with --backend aws, send to the real queue")]
+    SqsWithAwsBackend,
 }
 
 impl Gateway {
@@ -167,7 +172,30 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
         });
-        Ok(Self { listener, state, store, source, memory, worker })
+        Ok(Self { listener, state, store, source, memory, worker, sqs: None })
+    }
+
+    /// Serves SQS's `SendMessage` for the in-process queue on `listener`, so backends can publish
+    /// (see [`crate::sqs`]). With `Backend::Aws` the queue is a real one, with its own endpoint.
+    pub fn with_sqs_endpoint(mut self, listener: TcpListener) -> Result<Self, StartError> {
+        let Some((_, queue)) = &self.memory else {
+            return Err(StartError::SqsWithAwsBackend);
+        };
+        let name = self.state.settings.queue_name.clone();
+        let queue_url = format!("http://{}/{}/{name}", listener.local_addr()?, crate::sqs::ACCOUNT);
+        let verifier = crate::sigv4::Verifier::for_service(
+            self.state.settings.credentials.clone(),
+            self.state.settings.api.region.clone(),
+            crate::sqs::SERVICE,
+        );
+        let endpoint = SqsEndpoint { queue: queue.clone(), queue_name: name, queue_url, verifier };
+        self.sqs = Some((listener, Arc::new(endpoint)));
+        Ok(self)
+    }
+
+    /// The queue URL backends send to, when the SQS endpoint is served.
+    pub fn queue_url(&self) -> Option<String> {
+        self.sqs.as_ref().map(|(_, endpoint)| endpoint.queue_url.clone())
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -208,7 +236,7 @@ impl Gateway {
     /// `$disconnect`s, gives requests and worker invocations in progress a moment to finish, and
     /// returns: within a few seconds, whatever clients and functions are doing.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, state, source, worker, store, .. } = self;
+        let Self { listener, state, source, worker, store, sqs, .. } = self;
         let token = state.shutdown.clone();
         let mapping = Mapping {
             queue: source,
@@ -233,8 +261,15 @@ impl Gateway {
             token.cancelled().await;
             (tokio::time::Instant::now(), state.registry.len(), state.disconnects.load(Ordering::Relaxed))
         };
-        let ((), (began, open, disconnects)) = tokio::join!(
+        let sqs = async {
+            if let Some((listener, endpoint)) = sqs {
+                let app = crate::sqs::router(endpoint);
+                serve::serve(listener, app, state.settings.request_timeout, token.clone()).await;
+            }
+        };
+        let ((), (), (began, open, disconnects)) = tokio::join!(
             serve::serve(listener, app, state.settings.request_timeout, token.clone()),
+            sqs,
             stopping
         );
         state.connections.close();

@@ -15,6 +15,7 @@
 //!   outbound buffer and [`registry`] the live connections `@connections` reaches.
 //! - [`management`]: `@connections`, behind [`sigv4`].
 //! - [`events`], [`routing`], [`ids`]: what API Gateway sends the integration, and how it routes.
+//! - [`sqs`]: SQS's `SendMessage` for the in-process queue, for backends that publish.
 //! - [`function`]: Lambda functions as JSON in, JSON out; [`esm`] the SQS event source mapping.
 //! - [`faults`]: faults injected on demand.
 
@@ -33,6 +34,7 @@ pub mod routing;
 pub mod serve;
 pub mod settings;
 pub mod sigv4;
+pub mod sqs;
 
 pub use faults::Faults;
 pub use gateway::{AppState, Gateway, STATS_PATH, StartError};

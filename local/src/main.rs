@@ -50,6 +50,10 @@ struct Args {
     /// Port to bind; 0 picks a free one.
     #[arg(long, default_value_t = 3001, env = "LOCAL_PORT")]
     port: u16,
+    /// Port of the SQS endpoint (SendMessage, SendMessageBatch) that backends publish through; 0
+    /// picks a free one. Only with the in-memory backend.
+    #[arg(long, default_value_t = 3002, env = "LOCAL_SQS_PORT")]
+    sqs_port: u16,
     /// Stage name: clients may connect to /{stage} and @connections is also served under it.
     #[arg(long, default_value = "local")]
     stage: String,
@@ -165,6 +169,100 @@ struct Args {
 enum Command {
     /// Mint a development token (HS256) for a gateway started with --jwt-secret; prints it.
     Token(TokenArgs),
+    /// Publish to a channel as a backend does: one SQS SendMessage to the broadcast queue, the local
+    /// gateway's or a deployed stack's (its QueueUrl output).
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PublishArgs {
+    /// The channel: `user/<sub>` reaches every connection of one user.
+    #[arg(long)]
+    channel: String,
+    /// The message's `data`: any JSON.
+    #[arg(long)]
+    data: String,
+    /// A UUID to give the message, so that subscribers recognise a retried publish as a duplicate.
+    #[arg(long)]
+    id: Option<String>,
+    /// The queue: the local gateway's (printed at its start), or a deployed stack's QueueUrl output,
+    /// which is reached with your usual AWS credentials.
+    #[arg(long, env = "QUEUE_URL", default_value = "http://127.0.0.1:3002/000000000000/local-broadcasts")]
+    queue_url: String,
+    /// For a local queue: the gateway's --access-key-id, --secret-access-key and --region.
+    #[arg(long, default_value_t = Credentials::default().access_key_id)]
+    access_key_id: String,
+    #[arg(long, default_value_t = Credentials::default().secret_access_key)]
+    secret_access_key: String,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+}
+
+/// The SQS message body of a backend's publish, checked as the worker will check it.
+fn publish_body(args: &PublishArgs) -> anyhow::Result<String> {
+    let data = serde_json::value::RawValue::from_string(args.data.clone())
+        .with_context(|| format!("--data is not JSON: {}", args.data))?;
+    let mut body = serde_json::json!({ "action": "publish", "channel": args.channel, "data": data });
+    if let Some(id) = &args.id {
+        body["id"] = serde_json::Value::from(id.as_str());
+    }
+    let body = body.to_string();
+    shared::Job::from_queue(&body, "00000000-0000-4000-8000-000000000000", 0)
+        .map_err(|err| anyhow::anyhow!("the worker would refuse this publish: {}", err.0))?;
+    Ok(body)
+}
+
+/// Whether a queue URL is on this machine (the local gateway's) rather than AWS's.
+fn is_local(queue_url: &str) -> bool {
+    let host = queue_url.split_once("://").map_or(queue_url, |(_, rest)| rest);
+    let host = host.split(['/', ':']).next().unwrap_or_default();
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn publish(args: &PublishArgs) -> anyhow::Result<String> {
+    let body = publish_body(args)?;
+    let sdk = if is_local(&args.queue_url) {
+        let origin: String = {
+            let (scheme, rest) = args.queue_url.split_once("://").context("the queue URL has no scheme")?;
+            format!("{scheme}://{}", rest.split('/').next().unwrap_or_default())
+        };
+        let credentials = aws_credential_types::Credentials::new(
+            &args.access_key_id,
+            &args.secret_access_key,
+            None,
+            None,
+            "local-gateway",
+        );
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(args.region.clone()))
+            .endpoint_url(origin)
+            .credentials_provider(credentials)
+            .load()
+            .await
+    } else {
+        // sqs.<region>.amazonaws.com/<account>/<name>: the queue's own region, whatever the profile's.
+        let region =
+            args.queue_url.split("sqs.").nth(1).and_then(|rest| rest.split('.').next()).map(str::to_owned);
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region));
+        }
+        loader.load().await
+    };
+    let sent = aws_sdk_sqs::Client::new(&sdk)
+        .send_message()
+        .queue_url(&args.queue_url)
+        .message_body(body)
+        .send()
+        .await
+        .map_err(|err| {
+            anyhow::anyhow!(
+                "SendMessage to {} failed: {}",
+                args.queue_url,
+                aws_sdk_sqs::error::DisplayErrorContext(err)
+            )
+        })?;
+    Ok(sent.message_id.unwrap_or_default())
 }
 
 #[derive(Debug, clap::Args)]
@@ -309,9 +407,17 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
     let args = Args::parse();
-    if let Some(Command::Token(token_args)) = &args.command {
-        println!("{}", token(token_args)?);
-        return Ok(());
+    match &args.command {
+        Some(Command::Token(token_args)) => {
+            println!("{}", token(token_args)?);
+            return Ok(());
+        }
+        Some(Command::Publish(publish_args)) => {
+            let id = publish(publish_args).await?;
+            println!("published to {} (SQS message {id})", publish_args.channel);
+            return Ok(());
+        }
+        None => {}
     }
     let mut settings = Settings {
         authorizer: authorizer(&args)?,
@@ -366,7 +472,14 @@ async fn main() -> anyhow::Result<()> {
     if let Some(warning) = exposure_warning(args.host, args.port) {
         tracing::warn!("{warning}");
     }
-    let gateway = Gateway::new(listener, settings)?;
+    let memory = matches!(settings.backend, Backend::Memory);
+    let mut gateway = Gateway::new(listener, settings)?;
+    if memory {
+        let sqs = TcpListener::bind((args.host, args.sqs_port))
+            .await
+            .with_context(|| format!("could not listen on {}:{} (--sqs-port)", args.host, args.sqs_port))?;
+        gateway = gateway.with_sqs_endpoint(sqs)?;
+    }
     println!("local gateway ready");
     println!("  WebSocket:    {}", gateway.ws_url());
     println!("  @connections: {}/@connections/{{connectionId}}", gateway.connections_endpoint());
@@ -374,6 +487,10 @@ async fn main() -> anyhow::Result<()> {
         "  signed with:  access key {:?}, secret {:?}, region {}, service execute-api (SigV4)",
         args.access_key_id, args.secret_access_key, args.region
     );
+    if let Some(queue_url) = gateway.queue_url() {
+        println!("  SQS queue:    {queue_url} (SendMessage, signed like @connections, service sqs)");
+        println!("  publish:      cargo run --release -p local -- publish --channel news --data '\"hello\"'");
+    }
     if args.jwt_secret.is_some() {
         println!(
             "  authorizer:   HS256 tokens in ?token=; mint one with: cargo run --release -p local -- token --sub alice"
@@ -444,6 +561,26 @@ mod tests {
         let long = TokenArgs { secret: "x".repeat(32), ..args };
         assert_eq!(token(&long).expect("a token").matches('.').count(), 2);
         assert!(token(&TokenArgs { subscribe: vec!["a/*/b".into()], ..long }).is_err());
+    }
+
+    #[test]
+    fn a_publish_is_checked_before_it_is_sent_and_local_queues_are_told_from_aws_ones() {
+        let args = |channel: &str, data: &str| PublishArgs {
+            channel: channel.into(),
+            data: data.into(),
+            id: None,
+            queue_url: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            region: String::new(),
+        };
+        let body = publish_body(&args("user/alice", r#"{"text":"shipped"}"#)).expect("a body");
+        assert_eq!(body, r#"{"action":"publish","channel":"user/alice","data":{"text":"shipped"}}"#);
+        assert!(publish_body(&args("chat/*", "1")).is_err(), "a wildcard");
+        assert!(publish_body(&args("chat", "{not json")).is_err(), "not JSON");
+        assert!(is_local("http://127.0.0.1:3002/000000000000/local-broadcasts"));
+        assert!(is_local("http://localhost:3002/q"));
+        assert!(!is_local("https://sqs.eu-west-1.amazonaws.com/123456789012/ws-broadcasts"));
     }
 
     #[test]

@@ -29,6 +29,9 @@ const MAX_SKEW: time::Duration = time::Duration::minutes(5);
 pub struct Verifier {
     credentials: Credentials,
     region: String,
+    /// The service signatures must be scoped to: `execute-api` for `@connections`, `sqs` for the
+    /// queue endpoint.
+    service: &'static str,
     /// The last signing key derived, with its date: it changes once a day, and deriving it is four
     /// HMACs on every one of the worker's posts otherwise.
     key: std::sync::Mutex<Option<(String, Vec<u8>)>>,
@@ -143,8 +146,13 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, Denied> {
 }
 
 impl Verifier {
+    /// A verifier for `@connections` (service `execute-api`).
     pub fn new(credentials: Credentials, region: String) -> Self {
-        Self { credentials, region, key: std::sync::Mutex::default() }
+        Self::for_service(credentials, region, SERVICE)
+    }
+
+    pub fn for_service(credentials: Credentials, region: String, service: &'static str) -> Self {
+        Self { credentials, region, service, key: std::sync::Mutex::default() }
     }
 
     /// Checks `parts` and `body` against the credentials, at `now`.
@@ -190,9 +198,10 @@ impl Verifier {
                 auth.region
             )));
         }
-        if auth.service != SERVICE {
+        if auth.service != self.service {
             return Err(Denied::Invalid(format!(
-                "Credential should be scoped to correct service: '{SERVICE}'. "
+                "Credential should be scoped to correct service: '{}'. ",
+                self.service
             )));
         }
         if auth.terminator != "aws4_request" || !amz_date.starts_with(auth.date) {
@@ -207,7 +216,7 @@ impl Verifier {
             )));
         }
 
-        let scope = format!("{}/{}/{}/aws4_request", auth.date, self.region, SERVICE);
+        let scope = format!("{}/{}/{}/aws4_request", auth.date, self.region, self.service);
         let key = self.signing_key(auth.date);
         let canonical_uri = canonical_uri(parts.uri.path());
         let canonical_request = canonical_request(parts, &canonical_uri, &auth.signed_headers, body);
@@ -230,7 +239,7 @@ impl Verifier {
             return key.clone();
         }
         let secret = format!("AWS4{}", self.credentials.secret_access_key);
-        let key = [date, self.region.as_str(), SERVICE, "aws4_request"]
+        let key = [date, self.region.as_str(), self.service, "aws4_request"]
             .iter()
             .fold(secret.into_bytes(), |key, part| hmac(&key, part.as_bytes()));
         *cached = Some((date.to_owned(), key.clone()));

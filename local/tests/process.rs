@@ -22,7 +22,7 @@ struct Running {
 /// Starts the gateway on a free port and reads its URLs from stdout.
 async fn start(args: &[&str]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
-        .args(["--port", "0"])
+        .args(["--port", "0", "--sqs-port", "0"])
         .args(args)
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -126,4 +126,71 @@ async fn binding_beyond_loopback_warns_what_becomes_reachable() {
     terminate(&child);
     let log = tokio::time::timeout(PATIENCE, stderr).await.expect("stderr closes").expect("read");
     assert!(log.contains("WARN") && log.contains("not loopback"), "{log}");
+}
+
+/// Runs the `local` binary with `args` to completion and returns its stdout.
+async fn run(args: &[&str], env: &[(&str, &str)]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("the local binary runs");
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).expect("utf-8").trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_flow_tokens_from_the_token_command_and_a_publish_from_the_publish_command() {
+    let secret = "0123456789abcdef0123456789abcdef";
+    let Running { child, ws_url, stdout, .. } = start(&["--jwt-secret", secret]).await;
+    let queue_url = stdout
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("SQS queue:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the queue URL in the banner")
+        .to_owned();
+    let env = [("JWT_SECRET", secret)];
+    let alice = run(&["token", "--sub", "alice", "--subscribe", "chat/*", "--publish", "chat/*"], &env).await;
+    let bob = run(&["token", "--sub", "bob", "--subscribe", "chat/*", "--publish", "chat/*"], &env).await;
+
+    let connect = |token: String| {
+        let url = format!("{ws_url}/?token={token}");
+        async move { tokio_tungstenite::connect_async(url).await.expect("a token lets it in").0 }
+    };
+    let mut alice = connect(alice).await;
+    let mut bob = connect(bob).await;
+    assert!(
+        matches!(tokio_tungstenite::connect_async(&ws_url).await, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401),
+        "no token, no connection"
+    );
+    send_text(&mut alice, r#"{"action":"subscribe","channel":"chat/general"}"#).await;
+    next_text(&mut alice).await;
+    send_text(&mut bob, r#"{"action":"publish","channel":"chat/general","data":"hi alice"}"#).await;
+    assert_eq!(serde_json::from_str::<Value>(&next_text(&mut bob).await).expect("json")["type"], "published");
+    let frame: Value = serde_json::from_str(&next_text(&mut alice).await).expect("json");
+    assert_eq!((frame["user"].as_str(), frame["data"].as_str()), (Some("bob"), Some("hi alice")));
+    assert_silent(&mut bob, Duration::from_millis(300)).await;
+
+    let printed = run(
+        &[
+            "publish",
+            "--queue-url",
+            &queue_url,
+            "--channel",
+            "user/alice",
+            "--data",
+            r#"{"text":"your order shipped"}"#,
+        ],
+        &[],
+    )
+    .await;
+    assert!(printed.starts_with("published to user/alice"), "{printed}");
+    let frame: Value = serde_json::from_str(&next_text(&mut alice).await).expect("json");
+    assert_eq!(
+        (frame["channel"].as_str(), frame["data"]["text"].as_str()),
+        (Some("user/alice"), Some("your order shipped"))
+    );
+    assert_silent(&mut bob, Duration::from_millis(300)).await;
+    terminate(&child);
 }

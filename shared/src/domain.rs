@@ -80,6 +80,12 @@ impl MessageId {
     pub fn random() -> Self {
         Self(uuid::Uuid::new_v4())
     }
+
+    /// The id of a message whose queue message has this id: SQS message ids are UUIDs, so each
+    /// redelivery of one backend publish carries the same id and clients can drop the duplicates.
+    pub fn for_queue_message(message_id: &str) -> Self {
+        uuid::Uuid::parse_str(message_id).map_or_else(|_| Self::random(), Self)
+    }
 }
 
 impl fmt::Display for MessageId {
@@ -222,6 +228,41 @@ impl From<JobWire> for Job {
     }
 }
 
+/// A queue message that is not a job and cannot become one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a job: {0}")]
+pub struct PoisonJob(pub String);
+
+/// What a backend sends to the queue to publish without a WebSocket: the same shape as a client's
+/// publish, `{"action":"publish","channel":"user/alice","data":{…}}`, with an optional `"id"` (a
+/// UUID) that clients see as the message's id — set it to make the backend's own retries
+/// recognisable as duplicates. Any channel may be published to, `user/…` included.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendPublish {
+    pub action: BackendAction,
+    pub channel: Channel,
+    pub data: Box<RawValue>,
+    #[serde(default)]
+    pub id: Option<MessageId>,
+}
+
+/// The actions a backend may queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendAction {
+    Publish,
+}
+
+impl BackendPublish {
+    /// The job delivering it; `message_id` gives it a stable id when the backend set none.
+    pub fn into_job(self, message_id: &str, sent_at_ms: i64) -> Result<Job, InputError> {
+        let mut envelope = Envelope::message(self.channel, Sender::default(), sent_at_ms, self.data)?;
+        envelope.id = self.id.unwrap_or_else(|| MessageId::for_queue_message(message_id));
+        Ok(Job::publish(envelope))
+    }
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -274,6 +315,22 @@ impl Job {
     /// Parses a queue message body. A body that fails here can never succeed: it is poison.
     pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
         serde_json::from_str(body)
+    }
+
+    /// Parses what a queue message may hold: a job the ingress or a worker queued, or a backend's
+    /// publish ([`BackendPublish`]), which becomes a job here. `message_id` and `sent_at_ms` are the
+    /// queue message's. An error can never succeed: the message is poison.
+    pub fn from_queue(body: &str, message_id: &str, sent_at_ms: i64) -> Result<Self, PoisonJob> {
+        #[derive(Deserialize)]
+        struct Probe {
+            envelope: Option<serde::de::IgnoredAny>,
+        }
+        let probe: Probe = serde_json::from_str(body).map_err(|err| PoisonJob(err.to_string()))?;
+        if probe.envelope.is_some() {
+            return Self::parse(body).map_err(|err| PoisonJob(err.to_string()));
+        }
+        let publish: BackendPublish = serde_json::from_str(body).map_err(|err| PoisonJob(err.to_string()))?;
+        publish.into_job(message_id, sent_at_ms).map_err(|err| PoisonJob(err.to_string()))
     }
 
     pub fn to_body(&self) -> String {
@@ -374,6 +431,50 @@ mod tests {
             frame,
             serde_json::json!({"type":"message","channel":"chat/general","id":frame["id"],"user":"alice","sentAt":7,"data":{"text":"hi"}})
         );
+    }
+
+    #[test]
+    fn a_backends_publish_becomes_a_job_for_its_channel_with_the_queue_messages_id() {
+        let message_id = "6f1c2a34-5b6d-4e7f-8a9b-0c1d2e3f4a5b";
+        let body = r#"{"action":"publish","channel":"user/alice","data":{"text":"shipped"}}"#;
+        let job = Job::from_queue(body, message_id, 99).expect("a publish");
+        assert_eq!(job.audience, Audience::Channel(Channel::parse("user/alice").expect("channel")));
+        assert_eq!(job.envelope.id.to_string(), message_id, "the same id on every redelivery");
+        assert_eq!((job.envelope.from.as_ref(), job.envelope.sent_at), (None, 99));
+        let own =
+            r#"{"action":"publish","channel":"c","data":1,"id":"00000000-0000-4000-8000-000000000001"}"#;
+        assert_eq!(
+            Job::from_queue(own, message_id, 1).expect("publish").envelope.id.to_string(),
+            "00000000-0000-4000-8000-000000000001"
+        );
+
+        let internal = Job::broadcast(
+            Envelope::broadcast(
+                ConnectionId::parse("abc=").expect("id"),
+                1,
+                RawValue::from_string("1".into()).expect("raw"),
+            )
+            .expect("fits"),
+        );
+        assert_eq!(
+            Job::from_queue(&internal.to_body(), message_id, 1).expect("a job").audience,
+            Audience::Everyone
+        );
+
+        for poison in [
+            "",
+            "not json",
+            r#"{"action":"broadcast","channel":"c","data":1}"#,
+            r#"{"action":"publish","channel":"c/*","data":1}"#,
+            r#"{"action":"publish","channel":"c"}"#,
+            r#"{"action":"publish","channel":"c","data":1,"extra":2}"#,
+            r#"{"action":"publish","channel":"c","data":1,"id":"not-a-uuid"}"#,
+        ] {
+            assert!(Job::from_queue(poison, message_id, 1).is_err(), "{poison}");
+        }
+        let huge =
+            format!(r#"{{"action":"publish","channel":"c","data":"{}"}}"#, "x".repeat(MAX_MESSAGE_BYTES));
+        assert!(Job::from_queue(&huge, message_id, 1).is_err(), "past 128 KB once delivered");
     }
 
     #[test]

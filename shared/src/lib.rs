@@ -21,7 +21,9 @@ pub mod ports;
 
 pub use channel::{Channel, ChannelPattern};
 pub use config::{ConfigError, IngressConfig, WorkerConfig};
-pub use domain::{Audience, ConnectionId, ConnectionRecord, ConnectionRef, Envelope, Job, MessageId, Sender};
+pub use domain::{
+    Audience, BackendPublish, ConnectionId, ConnectionRecord, ConnectionRef, Envelope, Job, MessageId, Sender,
+};
 pub use error::{InputError, PostError, QueueError, StoreError, SubscribeError};
 pub use identity::Identity;
 pub use ports::{ConnectionStore, Poster, Queue, QueueSource, ReceivedMessage, Subscription};

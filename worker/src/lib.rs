@@ -484,7 +484,9 @@ fn parse_batch(event: SqsEvent, report: &mut BatchReport) -> Vec<Delivery> {
             tracing::error!("an SQS record without a messageId cannot be acknowledged or retried");
             continue;
         };
-        match Job::parse(record.body.as_deref().unwrap_or_default()) {
+        let sent_at_ms =
+            record.attributes.get("SentTimestamp").and_then(|at| at.parse().ok()).unwrap_or_else(epoch_ms);
+        match Job::from_queue(record.body.as_deref().unwrap_or_default(), &message_id, sent_at_ms) {
             Ok(job) => deliveries.push(Delivery {
                 message_id,
                 frame: Bytes::from(job.envelope.frame()),

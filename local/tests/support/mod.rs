@@ -28,6 +28,8 @@ pub struct TestGateway {
     pub store: Arc<MemoryStore>,
     pub queue: Arc<MemoryQueue>,
     pub state: Arc<AppState>,
+    /// The SQS endpoint's queue URL, when started with [`TestGateway::start_with_sqs`].
+    pub queue_url: Option<String>,
     shutdown: CancellationToken,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -37,20 +39,33 @@ impl TestGateway {
         Self::start_with(settings, |ingress| ingress).await
     }
 
+    /// A gateway that also serves SQS's `SendMessage` for its queue.
+    pub async fn start_with_sqs(settings: Settings) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sqs = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = Gateway::new(listener, settings).unwrap().with_sqs_endpoint(sqs).unwrap();
+        Self::run(gateway)
+    }
+
     pub async fn start_with(
         settings: Settings,
         wrap: impl FnOnce(Arc<dyn Function>) -> Arc<dyn Function>,
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gateway = Gateway::with_ingress(listener, settings, wrap).unwrap();
+        Self::run(gateway)
+    }
+
+    fn run(gateway: Gateway) -> Self {
         let shutdown = CancellationToken::new();
         let ws_url = gateway.ws_url();
         let http_url = format!("http://{}", gateway.local_addr());
         let store = gateway.memory_store().expect("the in-memory backend");
         let queue = gateway.memory_queue().expect("the in-memory backend");
         let state = gateway.state();
+        let queue_url = gateway.queue_url();
         let task = tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
-        Self { ws_url, http_url, store, queue, state, shutdown, task: Some(task) }
+        Self { ws_url, http_url, store, queue, state, queue_url, shutdown, task: Some(task) }
     }
 
     pub async fn connect(&self) -> Client {

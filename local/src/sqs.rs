@@ -1,0 +1,312 @@
+//! SQS's `SendMessage` and `SendMessageBatch` for the in-process queue, on a port of their own, so
+//! that backend code written against SQS publishes to the local gateway unchanged: point the SDK at
+//! it with `AWS_ENDPOINT_URL_SQS` and use the queue URL the gateway prints.
+//!
+//! It speaks the JSON protocol current SDKs use (`X-Amz-Target: AmazonSQS.SendMessage`, body
+//! `{"QueueUrl":…,"MessageBody":…}`), checks SigV4 for service `sqs` with the gateway's credentials,
+//! and answers as SQS does, `MD5OfMessageBody` included, which SDKs verify. `GetQueueUrl` is there
+//! too, for code that looks its queue up by name. Message attributes are accepted and dropped: the
+//! worker reads none.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use md5::{Digest, Md5};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::aws::SQS_MAX_MESSAGE_BYTES;
+use shared::memory::MemoryQueue;
+use time::OffsetDateTime;
+
+use crate::sigv4::{Denied, Verifier};
+
+/// The service SigV4 signatures are scoped to.
+pub const SERVICE: &str = "sqs";
+
+/// The account id in the local queue's URL and ARN.
+pub const ACCOUNT: &str = "000000000000";
+
+/// Entries in one `SendMessageBatch`.
+const BATCH_MAX: usize = 10;
+
+/// The longest `DelaySeconds`: 15 minutes.
+const MAX_DELAY_SECS: u64 = 900;
+
+/// Bodies read from a request at most: a full batch, JSON-escaped.
+const MAX_REQUEST_BYTES: usize = 4 * SQS_MAX_MESSAGE_BYTES;
+
+/// The endpoint's queue and how it checks callers.
+#[derive(Debug)]
+pub struct SqsEndpoint {
+    pub queue: Arc<MemoryQueue>,
+    pub queue_name: String,
+    pub queue_url: String,
+    pub verifier: Verifier,
+}
+
+pub fn router(endpoint: Arc<SqsEndpoint>) -> Router {
+    Router::new().fallback(handle).with_state(endpoint)
+}
+
+/// An SQS error: its `__type` and message, status 400 unless it is about the caller.
+struct SqsError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl SqsError {
+    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, kind, message: message.into() }
+    }
+}
+
+impl IntoResponse for SqsError {
+    fn into_response(self) -> Response {
+        let body = json!({ "__type": self.kind, "message": self.message }).to_string();
+        let mut response = (self.status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.0"));
+        response
+    }
+}
+
+fn json_response(value: &Value) -> Response {
+    let mut response = (StatusCode::OK, value.to_string()).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.0"));
+    response
+}
+
+async fn handle(State(endpoint): State<Arc<SqsEndpoint>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else {
+        return SqsError::new("com.amazonaws.sqs#BatchRequestTooLong", "the request is too large")
+            .into_response();
+    };
+    if let Err(denied) = endpoint.verifier.verify(&parts, &body, OffsetDateTime::now_utc()) {
+        return refused(&denied).into_response();
+    }
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let outcome = match target {
+        "AmazonSQS.SendMessage" => send_message(&endpoint, &body),
+        "AmazonSQS.SendMessageBatch" => send_message_batch(&endpoint, &body),
+        "AmazonSQS.GetQueueUrl" => get_queue_url(&endpoint, &body),
+        "" => Err(SqsError::new(
+            "com.amazonaws.sqs#UnsupportedOperation",
+            "the local SQS endpoint speaks the JSON protocol: X-Amz-Target: AmazonSQS.SendMessage",
+        )),
+        other => Err(SqsError::new(
+            "com.amazonaws.sqs#UnsupportedOperation",
+            format!(
+                "{other} is not served here; the local queue takes SendMessage, SendMessageBatch and GetQueueUrl"
+            ),
+        )),
+    };
+    outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn refused(denied: &Denied) -> SqsError {
+    SqsError {
+        status: StatusCode::FORBIDDEN,
+        kind: match denied {
+            Denied::Missing => "com.amazon.coral.service#MissingAuthenticationTokenException",
+            Denied::Incomplete(_) => "com.amazon.coral.service#IncompleteSignatureException",
+            Denied::UnknownAccessKey => "com.amazon.coral.service#UnrecognizedClientException",
+            Denied::Invalid(_) | Denied::Mismatch { .. } => {
+                "com.amazon.coral.service#InvalidSignatureException"
+            }
+        },
+        message: denied.message(),
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, SqsError> {
+    serde_json::from_slice(body).map_err(|err| {
+        SqsError::new("com.amazonaws.sqs#InvalidParameterValue", format!("invalid request: {err}"))
+    })
+}
+
+fn check_queue(endpoint: &SqsEndpoint, url: &str) -> Result<(), SqsError> {
+    // SDKs may send the URL with another host for the same queue (localhost for 127.0.0.1).
+    let path = |url: &str| {
+        url.split_once("://")
+            .map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, path)| path))
+            .to_owned()
+    };
+    if path(url) == path(&endpoint.queue_url) {
+        return Ok(());
+    }
+    Err(SqsError::new(
+        "com.amazonaws.sqs#QueueDoesNotExist",
+        format!("The specified queue does not exist. This endpoint serves {}", endpoint.queue_url),
+    ))
+}
+
+/// SQS's rules for a message body, `None` when it is acceptable.
+fn invalid_body(body: &str) -> Option<SqsError> {
+    if body.is_empty() {
+        return Some(SqsError::new(
+            "com.amazonaws.sqs#InvalidParameterValue",
+            "The request must contain the parameter MessageBody.",
+        ));
+    }
+    if body.len() > SQS_MAX_MESSAGE_BYTES {
+        return Some(SqsError::new(
+            "com.amazonaws.sqs#InvalidParameterValue",
+            format!(
+                "One or more parameters are invalid. Reason: Message must be shorter than {SQS_MAX_MESSAGE_BYTES} bytes."
+            ),
+        ));
+    }
+    let allowed = |c: char| matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    if !body.chars().all(allowed) {
+        return Some(SqsError::new(
+            "com.amazonaws.sqs#InvalidMessageContents",
+            "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
+        ));
+    }
+    None
+}
+
+fn delay(seconds: Option<u64>) -> Result<Duration, SqsError> {
+    match seconds.unwrap_or(0) {
+        s if s <= MAX_DELAY_SECS => Ok(Duration::from_secs(s)),
+        s => Err(SqsError::new(
+            "com.amazonaws.sqs#InvalidParameterValue",
+            format!(
+                "Value {s} for parameter DelaySeconds is invalid. Reason: must be between 0 and 900, if provided."
+            ),
+        )),
+    }
+}
+
+fn md5_hex(body: &str) -> String {
+    hex::encode(Md5::digest(body.as_bytes()))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SendMessage {
+    queue_url: String,
+    #[serde(default)]
+    message_body: String,
+    delay_seconds: Option<u64>,
+}
+
+fn send_message(endpoint: &SqsEndpoint, body: &[u8]) -> Result<Response, SqsError> {
+    let request: SendMessage = parse(body)?;
+    check_queue(endpoint, &request.queue_url)?;
+    if let Some(err) = invalid_body(&request.message_body) {
+        return Err(err);
+    }
+    let delay = delay(request.delay_seconds)?;
+    let md5 = md5_hex(&request.message_body);
+    let id = endpoint.queue.push_delayed(request.message_body, delay);
+    tracing::debug!(message = %id, "SendMessage");
+    Ok(json_response(&json!({ "MessageId": id, "MD5OfMessageBody": md5 })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SendMessageBatch {
+    queue_url: String,
+    #[serde(default)]
+    entries: Vec<BatchEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct BatchEntry {
+    id: String,
+    #[serde(default)]
+    message_body: String,
+    delay_seconds: Option<u64>,
+}
+
+fn send_message_batch(endpoint: &SqsEndpoint, body: &[u8]) -> Result<Response, SqsError> {
+    let request: SendMessageBatch = parse(body)?;
+    check_queue(endpoint, &request.queue_url)?;
+    if request.entries.is_empty() {
+        return Err(SqsError::new(
+            "com.amazonaws.sqs#EmptyBatchRequest",
+            "There should be at least one SendMessageBatchRequestEntry in the request.",
+        ));
+    }
+    if request.entries.len() > BATCH_MAX {
+        return Err(SqsError::new(
+            "com.amazonaws.sqs#TooManyEntriesInBatchRequest",
+            format!(
+                "Maximum number of entries per request are {BATCH_MAX}. You have sent {}.",
+                request.entries.len()
+            ),
+        ));
+    }
+    let total: usize = request.entries.iter().map(|e| e.message_body.len()).sum();
+    if total > SQS_MAX_MESSAGE_BYTES {
+        return Err(SqsError::new(
+            "com.amazonaws.sqs#BatchRequestTooLong",
+            format!(
+                "Batch requests cannot be longer than {SQS_MAX_MESSAGE_BYTES} bytes. You have sent {total} bytes."
+            ),
+        ));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for entry in &request.entries {
+        let valid = !entry.id.is_empty()
+            && entry.id.len() <= 80
+            && entry.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(SqsError::new(
+                "com.amazonaws.sqs#InvalidBatchEntryId",
+                format!(
+                    "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long. Got {:?}.",
+                    entry.id
+                ),
+            ));
+        }
+        if !ids.insert(entry.id.as_str()) {
+            return Err(SqsError::new(
+                "com.amazonaws.sqs#BatchEntryIdsNotDistinct",
+                format!("Id {} repeated.", entry.id),
+            ));
+        }
+    }
+    // Like SQS, one entry's problem fails that entry alone.
+    let (mut successful, mut failed) = (Vec::new(), Vec::new());
+    for entry in request.entries {
+        let problem = invalid_body(&entry.message_body).or_else(|| delay(entry.delay_seconds).err());
+        if let Some(err) = problem {
+            failed.push(json!({ "Id": entry.id, "SenderFault": true, "Code": err.kind.rsplit('#').next().unwrap_or(err.kind), "Message": err.message }));
+            continue;
+        }
+        let md5 = md5_hex(&entry.message_body);
+        let delay = delay(entry.delay_seconds).unwrap_or_default();
+        let id = endpoint.queue.push_delayed(entry.message_body, delay);
+        successful.push(json!({ "Id": entry.id, "MessageId": id, "MD5OfMessageBody": md5 }));
+    }
+    Ok(json_response(&json!({ "Successful": successful, "Failed": failed })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct GetQueueUrl {
+    queue_name: String,
+}
+
+fn get_queue_url(endpoint: &SqsEndpoint, body: &[u8]) -> Result<Response, SqsError> {
+    let request: GetQueueUrl = parse(body)?;
+    if request.queue_name != endpoint.queue_name {
+        return Err(SqsError::new(
+            "com.amazonaws.sqs#QueueDoesNotExist",
+            format!("The specified queue does not exist. This endpoint serves {}", endpoint.queue_name),
+        ));
+    }
+    Ok(json_response(&json!({ "QueueUrl": endpoint.queue_url })))
+}
