@@ -4,13 +4,18 @@
     template_policy.py template.yaml
 
 Least privilege (no wildcard action or resource, no SAM-generated role with AWS managed policies),
-encryption at rest on the table and the queues, TTL on the table, a dead-letter queue behind the
-broadcast queue, a visibility timeout of at least six times the worker's timeout, partial batch
-responses, the `$default` route response, arm64 on provided.al2023. Then it breaks a copy of the
-template in each of those ways and checks that every break is caught.
+and enough privilege: each role grants the calls its function makes (NEEDS), and every DynamoDB and
+SQS call in the AWS adapters is granted to some function. Encryption at rest on the table and the
+queues, TTL on the table, a dead-letter queue behind the broadcast queue, a visibility timeout of at
+least six times the worker's timeout, partial batch responses, the `$default` route response, arm64
+on provided.al2023. The `$connect` authorizer only under the AuthEnabled condition, with the query
+string token as identity source and a secret parameter that is never echoed and has no default.
+Then it breaks a copy of the template in each of those ways and checks that every break is caught.
 """
 
 import copy
+import pathlib
+import re
 import sys
 
 from cfnlint.decode import decode
@@ -24,9 +29,72 @@ def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+# The calls each function makes through the AWS adapters (shared/src/aws), by port method:
+# the ingress puts/deletes connections and subscribes; the worker scans, queries, prunes and requeues.
+NEEDS = {
+    "IngressRole": {
+        "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem", "sqs:SendMessage",
+    },
+    "WorkerRole": {
+        "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
+        "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "execute-api:ManageConnections",
+    },
+}
+
+ADAPTERS = {"dynamodb": "shared/src/aws/dynamodb.rs", "sqs": "shared/src/aws/sqs.rs"}
+
+# IAM authorizes SQS's batch calls with the single call's action.
+IAM_ACTION = {"sqs:SendMessageBatch": "sqs:SendMessage", "sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
+
+
+def sdk_calls():
+    """The `dynamodb:` and `sqs:` actions of every SDK call the adapters make."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    calls = set()
+    for service, path in ADAPTERS.items():
+        source = (root / path).read_text()
+        # Production code only: the unit tests' mocks name operations too.
+        source = source.split("#[cfg(test)]")[0]
+        for op in re.findall(r"\.client\s*\.(\w+)\(\)", source):
+            action = f"{service}:" + "".join(part.capitalize() for part in op.split("_"))
+            calls.add(IAM_ACTION.get(action, action))
+    return calls
+
+
+def granted(role):
+    actions = set()
+    for policy in role["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if statement.get("Effect") == "Allow":
+                actions.update(a for a in as_list(statement.get("Action", [])) if isinstance(a, str))
+    return actions
+
+
 def violations(template):
     found = []
     res = template["Resources"]
+
+    roles = resources_of(template, "AWS::IAM::Role")
+    for name, needs in NEEDS.items():
+        if name in roles:
+            for action in sorted(needs - granted(roles[name])):
+                found.append(f"{name}: its function calls {action}, which the role does not grant")
+    everything = set().union(*(granted(role) for role in roles.values())) if roles else set()
+    for action in sorted(sdk_calls() - everything):
+        found.append(f"the adapters call {action}, which no role grants")
+
+    authorizers = resources_of(template, "AWS::ApiGatewayV2::Authorizer")
+    conditional = ["AuthorizerFunction", "AuthorizerRole", "AuthorizerLogGroup", "AuthorizerInvokePermission"]
+    for name in list(authorizers) + [n for n in conditional if n in res]:
+        if res[name].get("Condition") != "AuthEnabled":
+            found.append(f"{name}: must exist only under the AuthEnabled condition, so the default deploy is unchanged")
+    for name, authorizer in authorizers.items():
+        if authorizer["Properties"].get("IdentitySource") != ["route.request.querystring.token"]:
+            found.append(f"{name}: the identity source must be the query string token (browsers cannot set headers)")
+    secret = template.get("Parameters", {}).get("JwtSecret")
+    if secret is not None and (secret.get("NoEcho") is not True or secret.get("Default", "") != ""):
+        found.append("JwtSecret: must be NoEcho with no default")
 
     for name, role in resources_of(template, "AWS::IAM::Role").items():
         if role["Properties"].get("ManagedPolicyArns"):
@@ -127,6 +195,12 @@ def breakages(template):
         "SAM policies": broken(lambda t: t["Resources"]["IngressFunction"]["Properties"].update(Policies=["AWSLambdaBasicExecutionRole"])),
         "al2": broken(lambda t: t["Globals"]["Function"].update(Runtime="provided.al2")),
         "no route response": broken(lambda t: [t["Resources"].pop(n) for n in list(t["Resources"]) if n == "DefaultRouteResponse"]),
+        "ingress without UpdateItem": broken(lambda t: statements(t, "IngressRole")[1].update(Action=["dynamodb:PutItem", "dynamodb:DeleteItem"])),
+        "worker without Query": broken(lambda t: statements(t, "WorkerRole")[1].update(Action=["dynamodb:Scan", "dynamodb:BatchWriteItem"])),
+        "authorizer always on": broken(lambda t: t["Resources"]["ConnectAuthorizer"].pop("Condition")),
+        "token in a header": broken(lambda t: t["Resources"]["ConnectAuthorizer"]["Properties"].update(IdentitySource=["route.request.header.Authorization"])),
+        "secret echoed": broken(lambda t: t["Parameters"]["JwtSecret"].pop("NoEcho")),
+        "secret default": broken(lambda t: t["Parameters"]["JwtSecret"].update(Default="changeme")),
     }
 
 
