@@ -2,7 +2,8 @@
 //! expected, delivered, lost and duplicated.
 //!
 //! Pure functions over traces, so that the numbers a load test reports can be checked on traces made
-//! up by hand. A connection expects every message published to its audience while it was connected;
+//! up by hand. A message on a channel is expected by the channel's members only; one received by a
+//! connection that is not a member is `misdelivered`, the one failure worse than a loss. A connection expects every message published to its audience while it was connected;
 //! once it drops, nothing published from [`DROP_SETTLE_US`] before the drop on is expected of it,
 //! since those deliveries may have been in flight when it went.
 
@@ -21,7 +22,12 @@ pub enum Audience {
     All,
     /// One connection (an echo to its sender).
     Only(u32),
+    /// The members of one channel, as [`Membership`] says.
+    Channel(u32),
 }
+
+/// Whether connection `index` is subscribed to channel `channel`, directly or by a wildcard.
+pub type Membership<'a> = &'a dyn Fn(u32, u32) -> bool;
 
 /// One message sent by the swarm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,21 +62,28 @@ pub struct Tally {
     pub duplicated: u64,
     /// Receipts of messages the connection was not expected to get (say, published before it joined).
     pub unexpected: u64,
+    /// Receipts of messages on a channel the connection is not a member of: a leak across channels.
+    pub misdelivered: u64,
     pub dropped: u64,
 }
 
-fn expects(trace: &Trace, message: &Published) -> bool {
-    let Some(connected) = trace.connected_at_us else { return false };
-    let audience = match message.audience {
+fn in_audience(trace: &Trace, message: &Published, members: Membership<'_>) -> bool {
+    match message.audience {
         Audience::All => true,
         Audience::Only(index) => index == trace.index,
-    };
+        Audience::Channel(channel) => members(trace.index, channel),
+    }
+}
+
+fn expects(trace: &Trace, message: &Published, members: Membership<'_>) -> bool {
+    let Some(connected) = trace.connected_at_us else { return false };
+    let audience = in_audience(trace, message, members);
     let before_drop = trace.dropped_at_us.is_none_or(|dropped| message.at_us + DROP_SETTLE_US < dropped);
     audience && message.at_us >= connected && before_drop
 }
 
-/// Accounts every trace against everything published.
-pub fn tally(published: &[Published], traces: &[Trace]) -> Tally {
+/// Accounts every trace against everything published; `members` answers for channel messages.
+pub fn tally(published: &[Published], traces: &[Trace], members: Membership<'_>) -> Tally {
     let by_key: HashMap<(u32, u64), &Published> =
         published.iter().map(|m| ((m.publisher, m.seq), m)).collect();
     let mut tally = Tally::default();
@@ -86,11 +99,12 @@ pub fn tally(published: &[Published], traces: &[Trace]) -> Tally {
                 continue;
             }
             match by_key.get(key) {
-                Some(message) if expects(trace, message) => delivered += 1,
+                Some(message) if expects(trace, message, members) => delivered += 1,
+                Some(message) if !in_audience(trace, message, members) => tally.misdelivered += 1,
                 _ => tally.unexpected += 1,
             }
         }
-        let expected = published.iter().filter(|m| expects(trace, m)).count() as u64;
+        let expected = published.iter().filter(|m| expects(trace, m, members)).count() as u64;
         tally.expected += expected;
         tally.received += delivered;
         tally.lost += expected.saturating_sub(delivered);
@@ -98,9 +112,18 @@ pub fn tally(published: &[Published], traces: &[Trace]) -> Tally {
     tally
 }
 
+/// For runs without channels.
+pub fn no_channels(_index: u32, _channel: u32) -> bool {
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tally(published: &[Published], traces: &[Trace]) -> Tally {
+        super::tally(published, traces, &no_channels)
+    }
 
     fn broadcast(publisher: u32, seq: u64, at_us: u64) -> Published {
         Published { publisher, seq, at_us, audience: Audience::All }
@@ -161,5 +184,45 @@ mod tests {
         let published = [broadcast(0, 0, 10)];
         let traces = [Trace { index: 3, ..Trace::default() }];
         assert_eq!(tally(&published, &traces), Tally::default());
+    }
+}
+
+#[cfg(test)]
+mod channel_tests {
+    use super::*;
+
+    /// Connections 0 and 1 are on channel 0, connection 2 on channel 1, connection 3 on every channel.
+    fn members(index: u32, channel: u32) -> bool {
+        match index {
+            0 | 1 => channel == 0,
+            2 => channel == 1,
+            _ => true,
+        }
+    }
+
+    fn on(channel: u32, seq: u64) -> Published {
+        Published { publisher: 0, seq, at_us: 10, audience: Audience::Channel(channel) }
+    }
+
+    fn trace(index: u32, received: &[(u32, u64)]) -> Trace {
+        Trace { index, connected_at_us: Some(0), dropped_at_us: None, received: received.to_vec() }
+    }
+
+    #[test]
+    fn a_channel_message_is_expected_by_its_members_alone() {
+        let published = [on(0, 0), on(1, 1)];
+        let traces =
+            [trace(0, &[(0, 0)]), trace(1, &[(0, 0)]), trace(2, &[(0, 1)]), trace(3, &[(0, 0), (0, 1)])];
+        let t = tally(&published, &traces, &members);
+        assert_eq!((t.expected, t.received, t.lost, t.misdelivered), (5, 5, 0, 0));
+    }
+
+    #[test]
+    fn a_message_received_outside_its_channel_is_misdelivered_not_unexpected() {
+        let published = [on(0, 0), on(1, 1)];
+        let traces =
+            [trace(0, &[(0, 0), (0, 1)]), trace(1, &[]), trace(2, &[(0, 1)]), trace(3, &[(0, 0), (0, 1)])];
+        let t = tally(&published, &traces, &members);
+        assert_eq!((t.expected, t.received, t.lost, t.misdelivered, t.unexpected), (5, 4, 1, 1, 0));
     }
 }

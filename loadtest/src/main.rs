@@ -41,6 +41,16 @@ struct Args {
     /// figure, and show what a stuck client costs everyone else.
     #[arg(long, default_value_t = 0)]
     stuck: u32,
+    /// The channels scenario: how many channels the connections are spread over.
+    #[arg(long, default_value_t = 100)]
+    channels: u32,
+    /// The channels scenario: connections also subscribed to the wildcard over every channel.
+    #[arg(long, default_value_t = 0)]
+    wildcards: u32,
+    /// Connect with development tokens signed with this secret, one user per connection (the
+    /// gateway's --jwt-secret).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
     /// Seconds to wait for deliveries after the last publish.
     #[arg(long, default_value_t = 10)]
     settle_secs: u64,
@@ -53,7 +63,7 @@ struct Args {
     /// Draw latency over the run and its distribution to this SVG file.
     #[arg(long)]
     chart: Option<std::path::PathBuf>,
-    /// Exit non-zero if more deliveries than this were lost.
+    /// Exit non-zero if more deliveries than this were lost, or any was misdelivered.
     #[arg(long)]
     max_lost: Option<u64>,
     /// Exit non-zero if the p99 latency passes this many milliseconds.
@@ -83,6 +93,9 @@ async fn main() -> anyhow::Result<ExitCode> {
         deadline: Duration::from_secs(args.deadline_secs),
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         stuck: args.stuck,
+        channels: args.channels,
+        wildcards: args.wildcards,
+        jwt_secret: args.jwt_secret,
     };
     let outcome = swarm::run(config).await?;
     let report = outcome.report;
@@ -96,6 +109,10 @@ async fn main() -> anyhow::Result<ExitCode> {
     let mut failed = false;
     if let Some(max) = args.max_lost.filter(|max| report.lost > *max) {
         eprintln!("FAIL: {} deliveries lost, more than --max-lost {max}", report.lost);
+        failed = true;
+    }
+    if args.max_lost.is_some() && report.misdelivered > 0 {
+        eprintln!("FAIL: {} deliveries reached connections outside their channels", report.misdelivered);
         failed = true;
     }
     if let Some(max) = args.max_p99_ms.filter(|max| report.latency_ms.p99 > *max) {

@@ -24,21 +24,34 @@ pub struct Probe {
 pub enum Action {
     Broadcast,
     Echo,
+    /// A publish to the swarm's channel with this number ([`channel_name`]).
+    Publish(u32),
 }
+
+/// The name of the swarm's channel number `n`: `load/c<n>`, all below the wildcard [`ALL_CHANNELS`].
+pub fn channel_name(n: u32) -> String {
+    format!("load/c{n}")
+}
+
+/// The wildcard that matches every channel the swarm publishes to.
+pub const ALL_CHANNELS: &str = "load/*";
 
 impl Probe {
     /// The message to send, padded so that it is at least `size` bytes long.
     pub fn message(&self, action: Action, size: usize) -> String {
-        let action = match action {
-            Action::Broadcast => "broadcast",
-            Action::Echo => "echo",
+        let envelope = |probe: &Probe| match action {
+            Action::Broadcast => serde_json::json!({ "action": "broadcast", "data": probe }),
+            Action::Echo => serde_json::json!({ "action": "echo", "data": probe }),
+            Action::Publish(n) => {
+                serde_json::json!({ "action": "publish", "channel": channel_name(n), "data": probe })
+            }
         };
-        let bare = serde_json::json!({ "action": action, "data": self }).to_string();
+        let bare = envelope(self).to_string();
         if bare.len() >= size {
             return bare;
         }
         let padded = Probe { pad: "x".repeat(size - bare.len() - r#","pad":"""#.len()), ..self.clone() };
-        serde_json::json!({ "action": action, "data": padded }).to_string()
+        envelope(&padded).to_string()
     }
 
     /// The probe in a received frame: a broadcast envelope or an echoed message both carry it as `data`.
@@ -75,6 +88,19 @@ mod tests {
             assert!(message.len() >= size && message.len() < size + 4, "{size}: {}", message.len());
             assert!(Probe::find(&message).is_some());
         }
+    }
+
+    #[test]
+    fn a_publish_names_its_channel_and_the_message_frame_carries_the_probe() {
+        let probe = Probe { p: 1, s: 2, t: 3, pad: String::new() };
+        let sent: serde_json::Value =
+            serde_json::from_str(&probe.message(Action::Publish(7), 0)).expect("json");
+        assert_eq!((sent["action"].as_str(), sent["channel"].as_str()), (Some("publish"), Some("load/c7")));
+        let frame = format!(
+            r#"{{"type":"message","channel":"load/c7","id":"x","from":"y","sentAt":1,"data":{}}}"#,
+            serde_json::to_string(&probe).expect("json")
+        );
+        assert_eq!(Probe::find(&frame), Some(probe));
     }
 
     #[test]

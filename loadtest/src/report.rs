@@ -51,6 +51,8 @@ pub struct Report {
     pub lost: u64,
     pub duplicated: u64,
     pub unexpected: u64,
+    /// Deliveries of a channel's message to a connection not subscribed to it.
+    pub misdelivered: u64,
     /// Counts by kind: `handshake_<status>`, `close_<code>`, `connect_timeout`, `error_frame_<code>`, …
     pub errors: BTreeMap<String, u64>,
     /// Publish to receipt (broadcast) or round trip (echo).
@@ -85,6 +87,9 @@ impl fmt::Display for Report {
             "deliveries   {} sent, {} expected, {} received, {} lost, {} duplicated",
             self.sent, self.expected, self.received, self.lost, self.duplicated
         )?;
+        if self.scenario == "channels" {
+            writeln!(f, "channels     {} misdelivered (received outside their channels)", self.misdelivered)?;
+        }
         writeln!(
             f,
             "throughput   {:.0} deliveries/s, last delivery {:.1} ms after the first publish",

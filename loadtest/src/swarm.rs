@@ -37,6 +37,10 @@ pub enum Scenario {
     Broadcast,
     /// Connections stay open and idle for `hold`; drops are reported.
     Hold,
+    /// Each connection subscribes to one of `channels` channels (and the first `wildcards` also to a
+    /// wildcard over all of them); publishers publish to channels at random. Every subscriber must get
+    /// exactly its channels' messages, once: anything else is lost, duplicated or misdelivered.
+    Channels,
 }
 
 #[derive(Clone, Debug)]
@@ -63,6 +67,12 @@ pub struct SwarmConfig {
     /// Extra connections that complete their handshake and then never read, with a receive window of
     /// a few kilobytes: what a hung browser tab or a stalled mobile client does to everyone else.
     pub stuck: u32,
+    /// The channels scenario's number of channels.
+    pub channels: u32,
+    /// Connections (the first after the publishers) also subscribed to the wildcard over every channel.
+    pub wildcards: u32,
+    /// Connect with development tokens signed with this secret (`?token=`), one user per connection.
+    pub jwt_secret: Option<String>,
 }
 
 impl Default for SwarmConfig {
@@ -81,8 +91,56 @@ impl Default for SwarmConfig {
             deadline: Duration::from_secs(300),
             progress: false,
             stuck: 0,
+            channels: 100,
+            wildcards: 0,
+            jwt_secret: None,
         }
     }
+}
+
+/// Who subscribes to what in the channels scenario.
+#[derive(Clone, Copy, Debug)]
+pub struct Channels {
+    pub count: u32,
+    /// Connections `publishers..publishers + wildcards` are also on the wildcard.
+    pub wildcard_from: u32,
+    pub wildcard_to: u32,
+}
+
+impl Channels {
+    /// The channel connection `index` is subscribed to.
+    pub fn of(&self, index: u32) -> u32 {
+        index % self.count.max(1)
+    }
+
+    pub fn on_wildcard(&self, index: u32) -> bool {
+        (self.wildcard_from..self.wildcard_to).contains(&index)
+    }
+
+    /// Whether connection `index` receives what is published on `channel`.
+    pub fn member(&self, index: u32, channel: u32) -> bool {
+        self.on_wildcard(index) || self.of(index) == channel
+    }
+
+    /// The patterns connection `index` subscribes to.
+    fn patterns(&self, index: u32) -> Vec<String> {
+        let mut patterns = vec![crate::probe::channel_name(self.of(index))];
+        if self.on_wildcard(index) {
+            patterns.push(crate::probe::ALL_CHANNELS.to_owned());
+        }
+        patterns
+    }
+
+    /// The channel of the `n`th publish: spread over every channel, in no particular order.
+    pub fn target(&self, n: u64) -> u32 {
+        (n.wrapping_mul(2_654_435_761) % u64::from(self.count.max(1))) as u32
+    }
+}
+
+/// `url` with a `token` query parameter.
+fn with_token(url: &str, token: &str) -> String {
+    let has_path = url.split_once("://").is_some_and(|(_, rest)| rest.contains('/'));
+    if has_path { format!("{url}?token={token}") } else { format!("{url}/?token={token}") }
 }
 
 /// Ports one source address can use towards one destination: stay well inside Linux's ephemeral
@@ -215,6 +273,79 @@ struct Run {
     connections: u32,
     shared: Shared,
     stop: CancellationToken,
+    /// The channels scenario's subscriptions.
+    channels: Option<Channels>,
+    jwt_secret: Option<String>,
+    /// Connections subscribed and ready for the channels scenario's publishes.
+    ready: Vec<std::sync::atomic::AtomicBool>,
+}
+
+impl Run {
+    /// The URL connection `index` connects to: with a token of its own when the run is authenticated.
+    fn url_for(&self, index: u32) -> String {
+        let Some(secret) = &self.jwt_secret else { return self.url.clone() };
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let claims = authorizer::token::DevClaims {
+            sub: format!("swarm-{index}"),
+            exp: now + 3600,
+            ..Default::default()
+        };
+        match authorizer::token::mint(secret.as_bytes(), &claims) {
+            Ok(token) => with_token(&self.url, &token),
+            Err(_) => self.url.clone(),
+        }
+    }
+}
+
+/// Subscribes to each pattern, waiting for each `subscribed` reply and trying again after the stage
+/// throttle's `Too Many Requests`; the error kind if a subscription is refused or the run ends first.
+async fn subscribe_all<S>(ws: &mut S, patterns: Vec<String>, stop: &CancellationToken) -> Result<(), String>
+where
+    S: futures::Sink<Message>
+        + futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + Unpin,
+{
+    for pattern in patterns {
+        let request = serde_json::json!({ "action": "subscribe", "channel": pattern }).to_string();
+        'attempts: loop {
+            if ws.send(Message::text(request.clone())).await.is_err() {
+                return Err("send_failed".into());
+            }
+            loop {
+                let frame = tokio::select! {
+                    frame = tokio::time::timeout(CONNECT_TIMEOUT, ws.next()) => frame,
+                    () = stop.cancelled() => return Err("cancelled".into()),
+                };
+                let text = match frame {
+                    Ok(Some(Ok(Message::Text(text)))) => text,
+                    Ok(Some(Ok(_))) => continue,
+                    Ok(Some(Err(err))) => return Err(error_kind(&err)),
+                    Ok(None) => return Err("closed".into()),
+                    Err(_) => return Err("subscribe_timeout".into()),
+                };
+                let reply: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                if reply["type"] == "subscribed" {
+                    break 'attempts;
+                }
+                if reply["message"] == "Too Many Requests" {
+                    sleep(Duration::from_millis(200 + u64::from(rand_jitter()) % 800)).await;
+                    continue 'attempts;
+                }
+                let code = reply["error"]["code"].as_str().unwrap_or("unknown");
+                return Err(format!("subscribe_{code}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A little jitter, so that throttled subscribers do not all come back at once.
+fn rand_jitter() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    hasher.finish() as u32
 }
 
 /// How long one handshake may take before it counts as failed.
@@ -230,11 +361,12 @@ async fn connection(run: Arc<Run>, index: u32, mut outgoing: mpsc::Receiver<Stri
         errors: Vec::new(),
     };
     let began = shared.now_us();
+    let url = run.url_for(index);
     let attempt = tokio::select! {
-        attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&run.url, &run.target, source, None)) => attempt,
+        attempt = tokio::time::timeout(CONNECT_TIMEOUT, connect(&url, &run.target, source, None)) => attempt,
         () = stop.cancelled() => Ok(Err("cancelled".into())),
     };
-    let ws = match attempt {
+    let mut ws = match attempt {
         Ok(Ok(ws)) => ws,
         Ok(Err(kind)) => {
             result.errors.push(kind);
@@ -253,6 +385,21 @@ async fn connection(run: Arc<Run>, index: u32, mut outgoing: mpsc::Receiver<Stri
     result.trace.connected_at_us = Some(connected);
     result.connect_us = Some(connected - began);
     shared.connected.fetch_add(1, Ordering::Relaxed);
+    if let Some(channels) = run.channels {
+        // Nothing published before the subscriptions took is expected of this connection.
+        match subscribe_all(&mut ws, channels.patterns(index), stop).await {
+            Ok(()) => {
+                result.trace.connected_at_us = Some(shared.now_us());
+                if let Some(ready) = run.ready.get(index as usize) {
+                    ready.store(true, Ordering::Relaxed);
+                }
+            }
+            Err(kind) => {
+                result.errors.push(kind);
+                result.trace.connected_at_us = None;
+            }
+        }
+    }
     shared.resolved.fetch_add(1, Ordering::Relaxed);
     shared.changed.notify_waiters();
 
@@ -285,10 +432,13 @@ async fn connection(run: Arc<Run>, index: u32, mut outgoing: mpsc::Receiver<Stri
                             shared.receipts.fetch_add(1, Ordering::Relaxed);
                         }
                         None => {
-                            let code = serde_json::from_str::<serde_json::Value>(&text)
-                                .ok()
-                                .and_then(|v| v["error"]["code"].as_str().map(str::to_owned));
-                            result.errors.push(format!("error_frame_{}", code.unwrap_or_else(|| "unknown".into())));
+                            let reply = serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default();
+                            // A publish's acknowledgement is not a delivery.
+                            if reply["type"] != "published" {
+                                let code = reply["error"]["code"].as_str().map(str::to_owned);
+                                let code = code.or_else(|| (reply["message"] == "Too Many Requests").then(|| "throttled".to_owned()));
+                                result.errors.push(format!("error_frame_{}", code.unwrap_or_else(|| "unknown".into())));
+                            }
                         }
                     }
                 }
@@ -370,7 +520,15 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
         bail!("--connections must be at least 1");
     }
     let publishers = config.publishers.clamp(1, config.connections);
+    let channels = (config.scenario == Scenario::Channels).then(|| Channels {
+        count: config.channels.max(1),
+        wildcard_from: publishers,
+        wildcard_to: publishers.saturating_add(config.wildcards),
+    });
     let run = Arc::new(Run {
+        channels,
+        jwt_secret: config.jwt_secret.clone(),
+        ready: (0..config.connections).map(|_| std::sync::atomic::AtomicBool::new(false)).collect(),
         url: config.url.clone(),
         target: resolve(&config.url).await?,
         connections: config.connections.saturating_add(config.stuck),
@@ -436,16 +594,30 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
             }
             bar.finish_and_clear();
         }
-        Scenario::Broadcast | Scenario::Echo => {
-            let (action, per_message) = match config.scenario {
-                Scenario::Echo => (Action::Echo, 1),
-                _ => (Action::Broadcast, connected),
-            };
+        Scenario::Broadcast | Scenario::Echo | Scenario::Channels => {
+            // How many ready connections each channel reaches.
+            let reach: Vec<u64> = channels.map_or_else(Vec::new, |channels| {
+                (0..channels.count)
+                    .map(|k| {
+                        (0..config.connections)
+                            .filter(|&i| {
+                                run.ready[i as usize].load(Ordering::Relaxed) && channels.member(i, k)
+                            })
+                            .count() as u64
+                    })
+                    .collect()
+            });
             let count = u64::from(publishers) * config.messages;
-            let expected_receipts = count * per_message;
+            let per_message = |n: u64| match (config.scenario, channels) {
+                (Scenario::Echo, _) => 1,
+                (Scenario::Channels, Some(channels)) => reach[channels.target(n) as usize],
+                _ => connected,
+            };
+            let expected_receipts: u64 = (0..count).map(per_message).sum();
             let bar = progress_bar(config.progress, expected_receipts, "delivering");
             let interval = Duration::from_secs_f64(1.0 / config.rate.max(0.001));
             let mut next = Instant::now();
+            let mut expected_so_far = 0;
             for n in 0..count {
                 if Instant::now() >= deadline {
                     break;
@@ -456,12 +628,17 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
                 let seq = n / u64::from(publishers);
                 let at_us = shared.now_us();
                 let probe = Probe { p: publisher, s: seq, t: at_us, pad: String::new() };
-                let audience = match action {
-                    Action::Echo => Audience::Only(publisher),
-                    Action::Broadcast => Audience::All,
+                let (action, audience) = match (config.scenario, channels) {
+                    (Scenario::Echo, _) => (Action::Echo, Audience::Only(publisher)),
+                    (Scenario::Channels, Some(channels)) => {
+                        let channel = channels.target(n);
+                        (Action::Publish(channel), Audience::Channel(channel))
+                    }
+                    _ => (Action::Broadcast, Audience::All),
                 };
                 // A publisher whose connection failed has a closed channel: nothing is published.
                 if senders[publisher as usize].send(probe.message(action, config.size)).await.is_ok() {
+                    expected_so_far += per_message(n);
                     published.push(Published { publisher, seq, at_us, audience });
                     first_publish_us.get_or_insert(at_us);
                     last_publish = Some(Instant::now());
@@ -469,7 +646,7 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
                 bar.set_position(shared.receipts.load(Ordering::Relaxed));
             }
             let until = last_publish.map_or(deadline, |at| (at + config.settle).min(deadline));
-            let expected_now = published.len() as u64 * per_message;
+            let expected_now = expected_so_far;
             wait_for(
                 shared,
                 until,
@@ -509,7 +686,8 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
     for task in stuck {
         stuck_connected += u64::from(task.await.context("a stuck connection task panicked")?);
     }
-    let tally = ledger::tally(&published, &traces);
+    let members = move |index: u32, channel: u32| channels.is_some_and(|c| c.member(index, channel));
+    let tally = ledger::tally(&published, &traces, &members);
     let delivery_window_s =
         first_publish_us.map(|first| last_receipt_us.saturating_sub(first) as f64 / 1e6).unwrap_or(0.0);
     let report = Report {
@@ -525,6 +703,7 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
         lost: tally.lost,
         duplicated: tally.duplicated,
         unexpected: tally.unexpected,
+        misdelivered: tally.misdelivered,
         errors,
         latency_ms: Percentiles::of(&latency),
         connect_ms: Percentiles::of(&connect),
@@ -542,6 +721,23 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn channel_members_are_those_on_the_channel_and_those_on_the_wildcard() {
+        let channels = Channels { count: 10, wildcard_from: 1, wildcard_to: 3 };
+        assert!(channels.member(13, 3) && !channels.member(13, 4));
+        assert!(channels.member(2, 7), "on the wildcard");
+        assert_eq!(channels.patterns(2), ["load/c2", "load/*"]);
+        assert_eq!(channels.patterns(13), ["load/c3"]);
+        let targets: std::collections::HashSet<u32> = (0..1000).map(|n| channels.target(n)).collect();
+        assert_eq!(targets.len(), 10, "publishes reach every channel");
+    }
+
+    #[test]
+    fn a_token_goes_in_the_query_string_with_or_without_a_path() {
+        assert_eq!(with_token("ws://127.0.0.1:3001", "t"), "ws://127.0.0.1:3001/?token=t");
+        assert_eq!(with_token("wss://x.example/Prod", "t"), "wss://x.example/Prod?token=t");
+    }
 
     #[test]
     fn messages_past_32_kb_are_sent_in_fragments_of_at_most_32_kb() {

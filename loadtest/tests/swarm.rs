@@ -26,12 +26,19 @@ fn config(url: String, scenario: Scenario) -> SwarmConfig {
         deadline: Duration::from_secs(60),
         progress: false,
         stuck: 0,
+        channels: 30,
+        wildcards: 20,
+        jwt_secret: None,
     }
 }
 
 async fn gateway() -> (String, CancellationToken) {
+    gateway_with(Settings::default()).await
+}
+
+async fn gateway_with(settings: Settings) -> (String, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let gateway = Gateway::new(listener, Settings::default()).expect("gateway");
+    let gateway = Gateway::new(listener, settings).expect("gateway");
     let url = gateway.ws_url();
     let shutdown = CancellationToken::new();
     tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
@@ -51,6 +58,54 @@ async fn every_broadcast_reaches_all_300_connections_of_the_local_gateway_exactl
     assert_eq!((report.lost, report.duplicated, report.dropped), (0, 0, 0), "{report}");
     assert!(report.errors.is_empty(), "{report}");
     assert!(report.latency_ms.samples == 3_600 && report.latency_ms.max > 0.0, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subscriber_gets_exactly_its_channels_messages_and_nobody_anothers() {
+    let (url, shutdown) = gateway().await;
+    let config = SwarmConfig { messages: 10, ..config(url, Scenario::Channels) };
+
+    let report = swarm::run(config).await.expect("the swarm runs").report;
+
+    shutdown.cancel();
+    assert_eq!((report.connected, report.sent), (300, 30), "{report}");
+    // Each publish reaches its channel's 10 members and the 20 on the wildcard (one of them its own).
+    assert!(report.expected >= 30 * 28 && report.expected <= 30 * 30, "{report}");
+    assert_eq!(
+        (report.lost, report.duplicated, report.misdelivered, report.unexpected),
+        (0, 0, 0, 0),
+        "{report}"
+    );
+    assert!(report.errors.is_empty(), "the stage throttle's refusals were retried: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authenticated_swarm_connects_with_tokens_and_loses_nothing() {
+    let secret = "swarm-secret-swarm-secret-swarm-secret";
+    let verifier = authorizer::Verifier::secret(secret.as_bytes(), None, None).expect("secret");
+    let settings = Settings {
+        authorizer: Some(std::sync::Arc::new(authorizer::Authorizer::new(verifier))),
+        ..Settings::default()
+    };
+    let (url, shutdown) = gateway_with(settings).await;
+    let config = SwarmConfig {
+        connections: 100,
+        jwt_secret: Some(secret.into()),
+        ..config(url.clone(), Scenario::Channels)
+    };
+
+    let report = swarm::run(config).await.expect("the swarm runs").report;
+    let anonymous =
+        swarm::run(SwarmConfig { connections: 5, ..config_without_auth(url) }).await.expect("runs").report;
+
+    shutdown.cancel();
+    assert_eq!(report.connected, 100, "{report}");
+    assert_eq!((report.lost, report.duplicated, report.misdelivered), (0, 0, 0), "{report}");
+    assert_eq!(anonymous.errors.get("handshake_401"), Some(&5), "{anonymous}");
+}
+
+fn config_without_auth(url: String) -> SwarmConfig {
+    SwarmConfig { jwt_secret: None, ..config(url, Scenario::Hold) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
