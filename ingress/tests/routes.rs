@@ -347,3 +347,12 @@ async fn an_authenticated_connection_is_subscribed_to_its_own_channel_and_discon
     assert!(f.store.is_empty());
     assert_eq!(f.store.subscription_count(), 0);
 }
+
+#[tokio::test]
+async fn a_subscribe_from_a_connection_no_longer_stored_is_told_to_reconnect() {
+    let f = fixture();
+    let (status, reply) = send(&f, message_event(r#"{"action":"subscribe","channel":"news"}"#)).await;
+    assert_eq!((status, reply["error"]["code"].as_str()), (503, Some("unavailable")));
+    assert!(reply["error"]["message"].as_str().is_some_and(|m| m.contains("reconnect")), "{reply}");
+    assert_eq!(f.store.subscription_count(), 0);
+}
