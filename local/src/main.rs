@@ -52,7 +52,7 @@ struct Args {
     port: u16,
     /// Port of the SQS endpoint (SendMessage, SendMessageBatch) that backends publish through; 0
     /// picks a free one. Only with the in-memory backend.
-    #[arg(long, default_value_t = 3002, env = "LOCAL_SQS_PORT")]
+    #[arg(long, default_value_t = 9324, env = "LOCAL_SQS_PORT")]
     sqs_port: u16,
     /// Stage name: clients may connect to /{stage} and @connections is also served under it.
     #[arg(long, default_value = "local")]
@@ -187,7 +187,7 @@ struct PublishArgs {
     id: Option<String>,
     /// The queue: the local gateway's (printed at its start), or a deployed stack's QueueUrl output,
     /// which is reached with your usual AWS credentials.
-    #[arg(long, env = "QUEUE_URL", default_value = "http://127.0.0.1:3002/000000000000/local-broadcasts")]
+    #[arg(long, env = "QUEUE_URL", default_value = "http://127.0.0.1:9324/000000000000/local-broadcasts")]
     queue_url: String,
     /// For a local queue: the gateway's --access-key-id, --secret-access-key and --region.
     #[arg(long, default_value_t = Credentials::default().access_key_id)]
@@ -578,7 +578,7 @@ mod tests {
         assert_eq!(body, r#"{"action":"publish","channel":"user/alice","data":{"text":"shipped"}}"#);
         assert!(publish_body(&args("chat/*", "1")).is_err(), "a wildcard");
         assert!(publish_body(&args("chat", "{not json")).is_err(), "not JSON");
-        assert!(is_local("http://127.0.0.1:3002/000000000000/local-broadcasts"));
+        assert!(is_local("http://127.0.0.1:9324/000000000000/local-broadcasts"));
         assert!(is_local("http://localhost:3002/q"));
         assert!(!is_local("https://sqs.eu-west-1.amazonaws.com/123456789012/ws-broadcasts"));
     }
