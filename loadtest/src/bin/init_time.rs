@@ -61,6 +61,8 @@ async fn cold_start(bootstrap: &PathBuf) -> anyhow::Result<Duration> {
             ("CONNECTIONS_TABLE", "connections"),
             ("QUEUE_URL", "http://127.0.0.1:9/queue"),
             ("CONNECTIONS_ENDPOINT", "http://127.0.0.1:9/Prod"),
+            // The authorizer's production configuration; it fetches the keys on first use, not at init.
+            ("JWKS_URL", "https://127.0.0.1:9/.well-known/jwks.json"),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
