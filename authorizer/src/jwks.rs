@@ -25,20 +25,26 @@ pub trait JwksSource: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct HttpJwks {
     url: String,
-    client: reqwest::Client,
+    /// Built on the first fetch: setting up TLS (the system's roots) is milliseconds a cold start
+    /// need not spend before its first event.
+    client: tokio::sync::OnceCell<reqwest::Client>,
 }
 
 impl HttpJwks {
-    pub fn new(url: impl Into<String>) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build()?;
-        Ok(Self { url: url.into(), client })
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), client: tokio::sync::OnceCell::new() }
     }
 }
 
 #[async_trait]
 impl JwksSource for HttpJwks {
     async fn fetch(&self) -> Result<JwkSet, String> {
-        let response = self.client.get(&self.url).send().await.map_err(|err| err.to_string())?;
+        let client = self
+            .client
+            .get_or_try_init(|| async { reqwest::Client::builder().timeout(Duration::from_secs(3)).build() })
+            .await
+            .map_err(|err| format!("building the HTTPS client: {err}"))?;
+        let response = client.get(&self.url).send().await.map_err(|err| err.to_string())?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("{} answered {status}", self.url));

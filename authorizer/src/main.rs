@@ -3,7 +3,7 @@
 //! `JWKS_URL` (with `JWT_ISSUER` and `JWT_AUDIENCE`) verifies tokens from an OIDC issuer; `JWT_SECRET`
 //! verifies development tokens signed with that secret.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use authorizer::jwks::{HttpJwks, Keys};
 use authorizer::{Authorizer, Verifier};
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
@@ -20,8 +20,7 @@ fn verifier() -> anyhow::Result<Verifier> {
     let (issuer, audience) = (non_empty("JWT_ISSUER"), non_empty("JWT_AUDIENCE"));
     match (non_empty("JWKS_URL"), non_empty("JWT_SECRET")) {
         (Some(url), None) => {
-            let source = HttpJwks::new(url).context("building the JWKS client")?;
-            Ok(Verifier::jwks(Keys::new(Box::new(source)), issuer, audience))
+            Ok(Verifier::jwks(Keys::new(Box::new(HttpJwks::new(url))), issuer, audience))
         }
         (None, Some(secret)) => Ok(Verifier::secret(secret.as_bytes(), issuer, audience)?),
         (Some(_), Some(_)) => bail!("set JWKS_URL or JWT_SECRET, not both"),
