@@ -19,9 +19,7 @@ fn non_empty(name: &str) -> Option<String> {
 fn verifier() -> anyhow::Result<Verifier> {
     let (issuer, audience) = (non_empty("JWT_ISSUER"), non_empty("JWT_AUDIENCE"));
     match (non_empty("JWKS_URL"), non_empty("JWT_SECRET")) {
-        (Some(url), None) => {
-            Ok(Verifier::jwks(Keys::new(Box::new(HttpJwks::new(url))), issuer, audience))
-        }
+        (Some(url), None) => Ok(Verifier::jwks(Keys::new(Box::new(HttpJwks::new(url))), issuer, audience)),
         (None, Some(secret)) => Ok(Verifier::secret(secret.as_bytes(), issuer, audience)?),
         (Some(_), Some(_)) => bail!("set JWKS_URL or JWT_SECRET, not both"),
         (None, None) => {

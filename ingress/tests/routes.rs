@@ -247,8 +247,17 @@ async fn an_event_without_a_connection_id_is_an_error() {
 async fn subscribe_and_unsubscribe_are_stored_and_answered_even_when_there_was_nothing_to_end() {
     let f = fixture();
     f.ingress.handle(connect_event()).await.expect("connect");
-    let (status, reply) = send(&f, message_event(r#"{"action":"subscribe","channel":"chat/*"}"#)).await;
-    assert_eq!((status, reply), (200, json!({"type":"subscribed","channel":"chat/*"})));
+    let response = f
+        .ingress
+        .handle(message_event(r#"{"action":"subscribe","channel":"chat/*"}"#))
+        .await
+        .expect("handled");
+    assert_eq!(response.status_code, 200);
+    assert_eq!(
+        body_of(&response),
+        Some(r#"{"type":"subscribed","channel":"chat/*"}"#),
+        "type first, as documented"
+    );
     assert_eq!(f.store.subscriptions_of(&id()), [pattern("chat/*")]);
 
     for _ in 0..2 {

@@ -57,8 +57,19 @@ pub enum Reply {
 }
 
 impl Reply {
-    fn json(value: serde_json::Value) -> Self {
-        Self::Text(value.to_string())
+    /// An acknowledgement, `type` first as the README shows it:
+    /// `{"type":"subscribed","channel":"chat/general"}`, with the message's `id` for a publish.
+    fn ack(kind: &'static str, channel: &str, id: Option<&shared::MessageId>) -> Self {
+        #[derive(serde::Serialize)]
+        struct Ack<'a> {
+            #[serde(rename = "type")]
+            kind: &'static str,
+            channel: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id: Option<&'a shared::MessageId>,
+        }
+        // Two strings and a UUID cannot fail to serialize.
+        Self::Text(serde_json::to_string(&Ack { kind, channel, id }).unwrap_or_default())
     }
 }
 

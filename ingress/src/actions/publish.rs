@@ -24,10 +24,11 @@ impl Action for Publish {
         cx.identity.may_publish(&self.channel)?;
         let sender =
             Sender { connection: Some(cx.connection.clone()), user: cx.identity.user().map(str::to_owned) };
+        let channel = self.channel.to_string();
         let envelope = Envelope::message(self.channel, sender, cx.received_at_ms, self.data)?;
-        let (channel, id) = (envelope.channel.clone(), envelope.id.clone());
+        let id = envelope.id.clone();
         enqueue(cx, &Job::publish(envelope)).await?;
         tracing::debug!(connection = %cx.connection, message = %id, "publish queued");
-        Ok(Reply::json(serde_json::json!({ "type": "published", "channel": channel, "id": id })))
+        Ok(Reply::ack("published", &channel, Some(&id)))
     }
 }

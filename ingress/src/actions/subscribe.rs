@@ -43,6 +43,6 @@ impl Action for Subscribe {
             }
         }
         tracing::debug!(connection = %cx.connection, channel = %subscription.pattern, "subscribed");
-        Ok(Reply::json(serde_json::json!({ "type": "subscribed", "channel": subscription.pattern })))
+        Ok(Reply::ack("subscribed", subscription.pattern.as_str(), None))
     }
 }

@@ -21,6 +21,6 @@ impl Action for Unsubscribe {
             tracing::error!(connection = %cx.connection, error = %err, "could not remove a subscription");
             return Err(Refusal::Unavailable("the subscription could not be removed; send it again".into()));
         }
-        Ok(Reply::json(serde_json::json!({ "type": "unsubscribed", "channel": self.pattern })))
+        Ok(Reply::ack("unsubscribed", self.pattern.as_str(), None))
     }
 }
