@@ -329,7 +329,8 @@ where
                     break 'attempts;
                 }
                 if reply["message"] == "Too Many Requests" {
-                    sleep(Duration::from_millis(200 + u64::from(rand_jitter()) % 800)).await;
+                    // Jittered, so that throttled subscribers do not all come back at once.
+                    sleep(Duration::from_millis(rand::random_range(200..1000))).await;
                     continue 'attempts;
                 }
                 let code = reply["error"]["code"].as_str().unwrap_or("unknown");
@@ -338,14 +339,6 @@ where
         }
     }
     Ok(())
-}
-
-/// A little jitter, so that throttled subscribers do not all come back at once.
-fn rand_jitter() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(Instant::now().elapsed().as_nanos() as u64);
-    hasher.finish() as u32
 }
 
 /// How long one handshake may take before it counts as failed.

@@ -203,14 +203,23 @@ struct SendMessage {
 fn send_message(endpoint: &SqsEndpoint, body: &[u8]) -> Result<Response, SqsError> {
     let request: SendMessage = parse(body)?;
     check_queue(endpoint, &request.queue_url)?;
-    if let Some(err) = invalid_body(&request.message_body) {
-        return Err(err);
-    }
-    let delay = delay(request.delay_seconds)?;
-    let md5 = md5_hex(&request.message_body);
-    let id = endpoint.queue.push_delayed(request.message_body, delay);
+    let (id, md5) = enqueue(endpoint, request.message_body, request.delay_seconds)?;
     tracing::debug!(message = %id, "SendMessage");
     Ok(json_response(&json!({ "MessageId": id, "MD5OfMessageBody": md5 })))
+}
+
+/// Checks one message as SQS does and queues it: its message id and the body's MD5.
+fn enqueue(
+    endpoint: &SqsEndpoint,
+    body: String,
+    delay_seconds: Option<u64>,
+) -> Result<(String, String), SqsError> {
+    if let Some(err) = invalid_body(&body) {
+        return Err(err);
+    }
+    let delay = delay(delay_seconds)?;
+    let md5 = md5_hex(&body);
+    Ok((endpoint.queue.push_delayed(body, delay), md5))
 }
 
 #[derive(Deserialize)]
@@ -281,15 +290,10 @@ fn send_message_batch(endpoint: &SqsEndpoint, body: &[u8]) -> Result<Response, S
     // Like SQS, one entry's problem fails that entry alone.
     let (mut successful, mut failed) = (Vec::new(), Vec::new());
     for entry in request.entries {
-        let problem = invalid_body(&entry.message_body).or_else(|| delay(entry.delay_seconds).err());
-        if let Some(err) = problem {
-            failed.push(json!({ "Id": entry.id, "SenderFault": true, "Code": err.kind.rsplit('#').next().unwrap_or(err.kind), "Message": err.message }));
-            continue;
+        match enqueue(endpoint, entry.message_body, entry.delay_seconds) {
+            Ok((id, md5)) => successful.push(json!({ "Id": entry.id, "MessageId": id, "MD5OfMessageBody": md5 })),
+            Err(err) => failed.push(json!({ "Id": entry.id, "SenderFault": true, "Code": err.kind.rsplit('#').next().unwrap_or(err.kind), "Message": err.message })),
         }
-        let md5 = md5_hex(&entry.message_body);
-        let delay = delay(entry.delay_seconds).unwrap_or_default();
-        let id = endpoint.queue.push_delayed(entry.message_body, delay);
-        successful.push(json!({ "Id": entry.id, "MessageId": id, "MD5OfMessageBody": md5 }));
     }
     Ok(json_response(&json!({ "Successful": successful, "Failed": failed })))
 }

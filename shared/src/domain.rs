@@ -321,15 +321,14 @@ impl Job {
     /// publish ([`BackendPublish`]), which becomes a job here. `message_id` and `sent_at_ms` are the
     /// queue message's. An error can never succeed: the message is poison.
     pub fn from_queue(body: &str, message_id: &str, sent_at_ms: i64) -> Result<Self, PoisonJob> {
-        #[derive(Deserialize)]
-        struct Probe {
-            envelope: Option<serde::de::IgnoredAny>,
-        }
-        let probe: Probe = serde_json::from_str(body).map_err(|err| PoisonJob(err.to_string()))?;
-        if probe.envelope.is_some() {
-            return Self::parse(body).map_err(|err| PoisonJob(err.to_string()));
-        }
-        let publish: BackendPublish = serde_json::from_str(body).map_err(|err| PoisonJob(err.to_string()))?;
+        // Jobs are nearly every message: they are parsed once, and only what is not one is read again.
+        let job_error = match Self::parse(body) {
+            Ok(job) => return Ok(job),
+            Err(err) => err,
+        };
+        let publish: BackendPublish = serde_json::from_str(body).map_err(|publish_error| {
+            PoisonJob(format!("neither a job ({job_error}) nor a backend's publish ({publish_error})"))
+        })?;
         publish.into_job(message_id, sent_at_ms).map_err(|err| PoisonJob(err.to_string()))
     }
 

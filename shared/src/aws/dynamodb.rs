@@ -85,14 +85,6 @@ impl DynamoStore {
             .collect()
     }
 
-    fn subscriber_of(item: &Key) -> Option<ConnectionRef> {
-        let sk = item.get("Sk")?.as_s().ok()?;
-        let id = ConnectionId::parse(sk.strip_prefix(CONNECTION_PREFIX)?).ok()?;
-        let connected_at_ms =
-            item.get("ConnectedAt").and_then(|n| n.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
-        Some(ConnectionRef { id, connected_at_ms })
-    }
-
     async fn query_page(
         &self,
         pattern: &ChannelPattern,
@@ -110,7 +102,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(store_error)?;
-        let ids = page.items().iter().filter_map(Self::subscriber_of).collect();
+        let ids = page.items().iter().filter_map(|item| Self::connection_in(item, "Sk")).collect();
         Ok((ids, page.last_evaluated_key))
     }
 
@@ -191,9 +183,11 @@ impl DynamoStore {
         Ok(())
     }
 
-    fn connection_of(item: &Key) -> Option<ConnectionRef> {
-        let pk = item.get("Pk")?.as_s().ok()?;
-        let id = ConnectionId::parse(pk.strip_prefix(CONNECTION_PREFIX)?).ok()?;
+    /// The connection an item names in `key` (`CONN#<id>`): `Pk` of a connection item, `Sk` of a
+    /// subscription item; both carry the connection's `ConnectedAt`.
+    fn connection_in(item: &Key, key: &str) -> Option<ConnectionRef> {
+        let value = item.get(key)?.as_s().ok()?;
+        let id = ConnectionId::parse(value.strip_prefix(CONNECTION_PREFIX)?).ok()?;
         let connected_at_ms =
             item.get("ConnectedAt").and_then(|n| n.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
         Some(ConnectionRef { id, connected_at_ms })
@@ -216,7 +210,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(store_error)?;
-        let ids = page.items().iter().filter_map(Self::connection_of).collect();
+        let ids = page.items().iter().filter_map(|item| Self::connection_in(item, "Pk")).collect();
         Ok((ids, page.last_evaluated_key))
     }
 }
