@@ -3,11 +3,13 @@
 //!
 //! [`swarm`] drives the connections, [`probe`] is what they send, [`ledger`] accounts for losses and
 //! duplicates, [`report`] says what happened ([`chart`] draws it), and [`baseline`] is the floor: a WebSocket broadcast
-//! server with none of API Gateway's semantics.
+//! server with none of API Gateway's semantics. [`simulate`] runs the worker at sizes no machine's
+//! sockets allow, under a paused clock.
 
 pub mod baseline;
 pub mod chart;
 pub mod ledger;
 pub mod probe;
 pub mod report;
+pub mod simulate;
 pub mod swarm;

@@ -68,6 +68,10 @@ pub struct AppState {
     pub throttle: Option<governor::DefaultDirectRateLimiter>,
     /// The account's bucket of new connections.
     pub connect_rate: Option<governor::DefaultDirectRateLimiter>,
+    /// The account's request throttle, which every `@connections` call takes a token from.
+    pub account_rate: Option<governor::DefaultDirectRateLimiter>,
+    /// `@connections` calls refused by it.
+    pub account_throttled: AtomicU64,
     /// Checks every `@connections` call's signature.
     pub verifier: Verifier,
     /// The connection store, for [`STATS_PATH`].
@@ -157,6 +161,8 @@ impl Gateway {
         let state = Arc::new(AppState {
             throttle: settings.stage_throttle.map(Bucket::limiter),
             connect_rate: settings.connect_rate.map(Bucket::limiter),
+            account_rate: settings.account_rate.map(Bucket::limiter),
+            account_throttled: AtomicU64::new(0),
             verifier: Verifier::new(settings.credentials.clone(), settings.api.region.clone()),
             disconnects: AtomicU64::new(0),
             buffer_full: AtomicU64::new(0),
@@ -334,6 +340,7 @@ async fn stats(axum::extract::State(state): axum::extract::State<Arc<AppState>>)
         "queue": queue,
         "faults_injected": state.injected.to_json(),
         "posts_refused_buffer_full": state.buffer_full.load(Ordering::Relaxed),
+        "calls_refused_account_throttle": state.account_throttled.load(Ordering::Relaxed),
     });
     ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

@@ -103,10 +103,15 @@ struct Args {
     /// `@connections` posts in flight at once per worker invocation (POST_CONCURRENCY).
     #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_POST_CONCURRENCY)]
     post_concurrency: usize,
-    /// `@connections` calls per second per worker invocation: the template's AccountPostRate divided
-    /// by WorkerMaxConcurrency.
+    /// `@connections` calls per second each worker invocation starts at (the template's
+    /// AccountPostRate divided by WorkerMaxConcurrency); it adapts from there to the account's 429s,
+    /// up to --account-rate.
     #[arg(long, default_value_t = WorkerSettings::default().post_rate)]
     post_rate: u32,
+    /// Connections per shard: a broadcast to more is split into shard jobs on the queue, posted by
+    /// several worker invocations at once (the template's FanoutShardSize; 0 never splits).
+    #[arg(long, default_value_t = WorkerSettings::default().shard_size)]
+    shard_size: usize,
     /// How long the worker keeps retrying a connection whose posts fail (429, 5xx) before it goes into
     /// a retry job, in milliseconds.
     #[arg(long, default_value_t = worker::DEFAULT_TARGET_RETRY_BUDGET.as_millis() as u64)]
@@ -128,8 +133,16 @@ struct Args {
     /// as large); handshakes past it are refused with 429.
     #[arg(long, default_value_t = Bucket::CONNECT.rate)]
     connect_rate: u32,
-    /// No stage throttle and no connection rate limit (for load tests of the pipeline itself).
-    #[arg(long, conflicts_with_all = ["throttle_rate", "throttle_burst", "connect_rate"])]
+    /// `@connections` calls per second, every caller together: API Gateway's account throttle. Calls
+    /// past it are answered 429 LimitExceededException.
+    #[arg(long, default_value_t = Bucket::ACCOUNT.rate)]
+    account_rate: u32,
+    /// `@connections` calls the account bucket lets through at once above its rate.
+    #[arg(long, default_value_t = Bucket::ACCOUNT.burst)]
+    account_burst: u32,
+    /// No stage throttle, no connection rate limit and no account throttle (for load tests of the
+    /// pipeline itself).
+    #[arg(long, conflicts_with_all = ["throttle_rate", "throttle_burst", "connect_rate", "account_rate", "account_burst"])]
     no_throttle: bool,
     /// Run the $connect authorizer with this HS256 secret (32 bytes or more): clients connect with
     /// `?token=<JWT>`, as minted by the `token` command with the same secret.
@@ -446,6 +459,9 @@ async fn main() -> anyhow::Result<()> {
         worker: WorkerSettings {
             post_concurrency: args.post_concurrency,
             post_rate: args.post_rate,
+            // Without a throttle, nothing answers 429 to slow the worker down: --post-rate is its pace.
+            account_rate: args.account_rate.max(args.post_rate),
+            shard_size: args.shard_size,
             prune_grace: Duration::from_secs(args.prune_grace_secs),
             target_retry_budget: Duration::from_millis(args.retry_budget_ms),
             ..WorkerSettings::default()
@@ -454,6 +470,8 @@ async fn main() -> anyhow::Result<()> {
             .then_some(Bucket { rate: args.throttle_rate, burst: args.throttle_burst }),
         connect_rate: (!args.no_throttle)
             .then_some(Bucket { rate: args.connect_rate, burst: args.connect_rate }),
+        account_rate: (!args.no_throttle)
+            .then_some(Bucket { rate: args.account_rate, burst: args.account_burst }),
         faults: Faults {
             post_throttle: args.fault_post_throttle,
             post_error: args.fault_post_error,

@@ -117,7 +117,10 @@ enum ApiError {
     BadRequest(String),
     /// The declared size, when there was one.
     PayloadTooLarge(Option<usize>),
+    /// The client's buffer is full.
     LimitExceeded,
+    /// The account's request throttle: the same type, with API Gateway's throttling message.
+    Throttled,
 }
 
 impl IntoResponse for ApiError {
@@ -139,8 +142,20 @@ impl IntoResponse for ApiError {
                 "LimitExceededException",
                 "The client's buffer is full",
             ),
+            Self::Throttled => {
+                aws_error(StatusCode::TOO_MANY_REQUESTS, "LimitExceededException", "Too Many Requests")
+            }
         }
     }
+}
+
+/// Takes a token from the account's bucket, as every `@connections` call does on AWS.
+fn admitted(state: &AppState) -> Result<(), ApiError> {
+    if state.account_rate.as_ref().is_some_and(|bucket| bucket.check().is_err()) {
+        state.account_throttled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return Err(ApiError::Throttled);
+    }
+    Ok(())
 }
 
 /// Parses the id and checks the stage.
@@ -202,6 +217,9 @@ pub async fn post_to_connection(
     Signed(body): Signed,
 ) -> Response {
     let (stage, id) = params(&path);
+    if let Err(throttled) = admitted(&state) {
+        return throttled.into_response();
+    }
     let faults = state.settings.faults;
     if let Some(delay) = faults.delay() {
         state.injected.delayed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -232,7 +250,7 @@ pub async fn post_to_connection(
 /// `GET [/{stage}]/@connections/{id}`: describes the connection.
 pub async fn get_connection(State(state): State<Arc<AppState>>, Path(path): Params, _: Signed) -> Response {
     let (stage, id) = params(&path);
-    get(&state, stage, id).into_response()
+    admitted(&state).and_then(|()| get(&state, stage, id)).into_response()
 }
 
 /// `DELETE [/{stage}]/@connections/{id}`: closes the connection.
@@ -242,5 +260,5 @@ pub async fn delete_connection(
     _: Signed,
 ) -> Response {
     let (stage, id) = params(&path);
-    delete(&state, stage, id).into_response()
+    admitted(&state).and_then(|()| delete(&state, stage, id)).into_response()
 }

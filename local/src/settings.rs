@@ -51,6 +51,9 @@ pub struct Settings {
     pub stage_throttle: Option<Bucket>,
     /// New connections a second, all clients together: API Gateway's account limit. `None` for none.
     pub connect_rate: Option<Bucket>,
+    /// `@connections` calls a second, every caller together: the account's request throttle, past
+    /// which API Gateway answers 429. `None` for none.
+    pub account_rate: Option<Bucket>,
     /// What `@connections` checks SigV4 signatures against, and what the gateway's own worker signs
     /// with.
     pub credentials: Credentials,
@@ -81,6 +84,7 @@ impl Default for Settings {
             faults: Faults::default(),
             stage_throttle: Some(Bucket::STAGE),
             connect_rate: Some(Bucket::CONNECT),
+            account_rate: Some(Bucket::ACCOUNT),
             credentials: Credentials::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             scan_page_size: MemoryStore::DEFAULT_PAGE_SIZE,
@@ -109,6 +113,10 @@ impl Bucket {
     pub const STAGE: Self = Self { rate: 100, burst: 50 };
     /// API Gateway's new connections per second per account and region.
     pub const CONNECT: Self = Self { rate: 500, burst: 500 };
+    /// API Gateway's request throttle per account and region, which every `@connections` call
+    /// counts against.
+    pub const ACCOUNT: Self =
+        Self { rate: shared::limits::ACCOUNT_POST_RATE, burst: shared::limits::ACCOUNT_POST_RATE / 2 };
 
     pub fn limiter(self) -> governor::DefaultDirectRateLimiter {
         shared::pacing::token_bucket(self.rate, self.burst)

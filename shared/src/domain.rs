@@ -191,6 +191,95 @@ pub enum Audience {
     Channel(Channel),
     /// These connections only: a retry job's, holding just the targets an earlier attempt missed.
     Connections(Vec<ConnectionRef>),
+    /// One shard of everyone: a broadcast too large for one invocation is split into shards, each a
+    /// job of its own, posted by as many invocations at once.
+    Shard(Shard),
+}
+
+/// One of `of` disjoint parts of the connections, as DynamoDB's parallel scan divides a table
+/// (`Segment` of `TotalSegments`): every connection is in exactly one shard of a given `of`, so the
+/// shards of a broadcast never reach a connection twice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "ShardWire")]
+pub struct Shard {
+    index: u32,
+    of: u32,
+}
+
+#[derive(Deserialize)]
+struct ShardWire {
+    index: u32,
+    of: u32,
+}
+
+impl TryFrom<ShardWire> for Shard {
+    type Error = InvalidShard;
+
+    fn try_from(wire: ShardWire) -> Result<Self, InvalidShard> {
+        Self::new(wire.index, wire.of)
+    }
+}
+
+/// A shard that cannot be scanned: its index is not below its count, or the count is out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid shard {index} of {of}: the index must be below the count, and the count from 1 to {MAX_SHARDS}"
+)]
+pub struct InvalidShard {
+    pub index: u32,
+    pub of: u32,
+}
+
+/// The most shards a broadcast is split into: ten million connections in shards of 10,000. DynamoDB
+/// allows a million segments; past this many, each job's own overhead would dominate.
+pub const MAX_SHARDS: u32 = 1_000;
+
+impl Shard {
+    /// Everyone, unsplit.
+    pub const WHOLE: Self = Self { index: 0, of: 1 };
+
+    pub fn new(index: u32, of: u32) -> Result<Self, InvalidShard> {
+        if of == 0 || of > MAX_SHARDS || index >= of {
+            return Err(InvalidShard { index, of });
+        }
+        Ok(Self { index, of })
+    }
+
+    /// Every shard of a split into `of` (clamped to 1..=[`MAX_SHARDS`]).
+    pub fn all(of: u32) -> impl Iterator<Item = Self> {
+        let of = of.clamp(1, MAX_SHARDS);
+        (0..of).map(move |index| Self { index, of })
+    }
+
+    pub fn index(self) -> u32 {
+        self.index
+    }
+
+    pub fn of(self) -> u32 {
+        self.of
+    }
+
+    pub fn is_whole(self) -> bool {
+        self.of == 1
+    }
+
+    /// The shard a key falls in, for stores that split by hashing their keys (the in-memory one).
+    pub fn holds(self, key: &str) -> bool {
+        if self.of == 1 {
+            return true;
+        }
+        // FNV-1a: stable across processes and versions, unlike std's randomly seeded hasher.
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        hash % u64::from(self.of) == u64::from(self.index)
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} of {}", self.index, self.of)
+    }
 }
 
 /// One unit of work on the queue: an envelope and who it is for.
@@ -271,6 +360,11 @@ impl Job {
     /// A fresh broadcast, for every connection.
     pub fn broadcast(envelope: Envelope) -> Self {
         Self { envelope, audience: Audience::Everyone, attempt: 0 }
+    }
+
+    /// A shard of a broadcast: `envelope` to the connections of `shard`.
+    pub fn shard(envelope: Envelope, shard: Shard) -> Self {
+        Self { envelope, audience: Audience::Shard(shard), attempt: 0 }
     }
 
     /// A fresh publish, for the subscribers of its envelope's channel.

@@ -22,7 +22,8 @@ pub mod ports;
 pub use channel::{Channel, ChannelPattern};
 pub use config::{ConfigError, IngressConfig, WorkerConfig};
 pub use domain::{
-    Audience, BackendPublish, ConnectionId, ConnectionRecord, ConnectionRef, Envelope, Job, MessageId, Sender,
+    Audience, BackendPublish, ConnectionId, ConnectionRecord, ConnectionRef, Envelope, Job, MessageId,
+    Sender, Shard,
 };
 pub use error::{InputError, PostError, QueueError, StoreError, SubscribeError};
 pub use identity::Identity;

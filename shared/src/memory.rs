@@ -18,7 +18,7 @@ use tokio::time::Instant;
 
 use crate::channel::ChannelPattern;
 use crate::clock::epoch_ms;
-use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Job};
+use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Job, Shard};
 use crate::error::{PostError, QueueError, StoreError, SubscribeError};
 use crate::ports::{ConnectionStore, Poster, Queue, QueueSource, ReceivedMessage, Subscription};
 
@@ -112,12 +112,13 @@ impl MemoryStore {
         self.tables.write().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn page_after(&self, after: Option<&ConnectionId>) -> Vec<ConnectionRef> {
+    fn page_after(&self, shard: Shard, after: Option<&ConnectionId>) -> Vec<ConnectionRef> {
         let tables = self.read();
         let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
         tables
             .connections
             .range((lower, Bound::Unbounded))
+            .filter(|(id, _)| shard.holds(id.as_str()))
             .take(self.page_size)
             .map(|(id, (record, _))| ConnectionRef {
                 id: id.clone(),
@@ -187,8 +188,8 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
-    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
-        self.paged(move |after| self.page_after(after))
+    fn scan_shard(&self, shard: Shard) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+        self.paged(move |after| self.page_after(shard, after))
     }
 
     async fn subscribe(&self, subscription: &Subscription) -> Result<(), SubscribeError> {

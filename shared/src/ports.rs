@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::channel::ChannelPattern;
-use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Job};
+use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Job, Shard};
 use crate::error::{PostError, QueueError, StoreError, SubscribeError};
 
 /// Where connections and their subscriptions are remembered between `$connect` and `$disconnect`
@@ -28,7 +28,13 @@ pub trait ConnectionStore: Send + Sync {
 
     /// Every stored connection, one page at a time, so that delivery can start on the first page
     /// while the next one is being read. Subscriptions are not connections: a scan skips them.
-    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>>;
+    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+        self.scan_shard(Shard::WHOLE)
+    }
+
+    /// The stored connections of one shard, one page at a time: the shards of one count are
+    /// disjoint and together hold every connection.
+    fn scan_shard(&self, shard: Shard) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>>;
 
     /// Subscribes a stored connection to a pattern. Subscribing again to the same pattern succeeds
     /// and counts once; a connection already holding `limit` other patterns is refused.

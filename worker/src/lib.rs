@@ -25,16 +25,15 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bytes::Bytes;
+use futures::TryStreamExt;
 use futures::stream::{self, BoxStream, StreamExt};
-use governor::DefaultDirectRateLimiter;
-use governor::clock::{Clock, DefaultClock};
 use shared::aws::SQS_MAX_MESSAGE_BYTES;
 use shared::clock::epoch_ms;
 use shared::limits::PRUNE_GRACE;
-use shared::pacing::token_bucket;
+use shared::pacing::AdaptiveRate;
 use shared::{
     Audience, Channel, ConnectionId, ConnectionRef, ConnectionStore, Envelope, Job, PostError, Poster, Queue,
-    StoreError,
+    Shard, StoreError,
 };
 use tokio::time::Instant;
 
@@ -47,8 +46,17 @@ use crate::stuck::{Admission, StuckConnections};
 pub struct WorkerSettings {
     /// `@connections` calls in flight at once.
     pub post_concurrency: usize,
-    /// `@connections` calls per second: this invocation's share of the account's budget.
+    /// `@connections` calls per second an invocation starts at: its share of the account's rate
+    /// when every invocation is busy. It adapts from there ([`AdaptiveRate`]).
     pub post_rate: u32,
+    /// `@connections` calls per second of the whole account: the most one invocation may use.
+    pub account_rate: u32,
+    /// Connections per shard: a broadcast to more is split into shards on the queue, posted by as
+    /// many invocations at once; 0 never splits.
+    pub shard_size: usize,
+    /// The fewest shards a split makes: enough for every invocation the event source mapping runs at
+    /// once to get a batch of them, since it hands out up to ten messages at a time.
+    pub min_shards: u32,
     /// Time kept free at the end of an invocation to finish the scan, queue the retry jobs and prune.
     pub deadline_reserve: Duration,
     /// The first retry's delay; each retry doubles it, with full jitter, up to `max_backoff`.
@@ -79,6 +87,9 @@ impl Default for WorkerSettings {
                 shared::WorkerConfig::DEFAULT_ACCOUNT_POST_RATE,
                 shared::WorkerConfig::DEFAULT_MAX_CONCURRENCY,
             ),
+            account_rate: shared::WorkerConfig::DEFAULT_ACCOUNT_POST_RATE,
+            shard_size: shared::WorkerConfig::DEFAULT_SHARD_SIZE,
+            min_shards: shared::WorkerConfig::DEFAULT_MAX_CONCURRENCY * MAX_BATCH_SIZE,
             deadline_reserve: DEFAULT_DEADLINE_RESERVE,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
@@ -116,6 +127,16 @@ pub const DEFAULT_PROBE_EVERY: Duration = Duration::from_secs(1);
 /// still failing after that is broken, not busy.
 pub const DEFAULT_MAX_JOB_ATTEMPTS: u32 = 5;
 
+/// The most messages the SQS event source mapping hands one invocation (the template's
+/// `WorkerBatchSize` allows no more).
+pub const MAX_BATCH_SIZE: u32 = 10;
+
+/// How finely the connections are divided to estimate a broadcast's audience: the first of this
+/// many shards is read, and the audience is about this many times larger. A hundredth of the table
+/// costs little to read (10,000 items of a million, one or two pages), and is enough to tell 2,000
+/// connections from 20,000.
+pub const PROBE_SHARDS: u32 = 100;
+
 /// The handler and the ports it needs.
 #[derive(Clone)]
 pub struct Worker {
@@ -150,6 +171,8 @@ pub struct BatchReport {
     pub rejected: usize,
     /// Message ids reported back to SQS for redelivery.
     pub failed: Vec<String>,
+    /// Shard jobs queued for other invocations to post.
+    pub shards_queued: usize,
 }
 
 /// One message of the batch, ready to post.
@@ -159,6 +182,28 @@ struct Delivery {
     frame: Bytes,
     audience: Audience,
     attempt: u32,
+}
+
+/// Where a part of a broadcast's audience comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    /// The connections the probe read.
+    Probed,
+    /// Everyone the probe did not read: a scan of the whole table without them.
+    Unprobed,
+    /// One shard, scanned whole.
+    Shard(Shard),
+}
+
+/// Who each message of a batch goes to, decided before the first post.
+#[derive(Default)]
+struct Plan {
+    /// The messages of each part of the table; a broadcast's parts together hold everyone once.
+    parts: BTreeMap<Part, Vec<usize>>,
+    probed: Arc<Vec<ConnectionRef>>,
+    probed_ids: Arc<HashSet<ConnectionId>>,
+    /// The messages whose audience could not be estimated: SQS must deliver them again.
+    failed: Vec<usize>,
 }
 
 enum Step {
@@ -200,11 +245,77 @@ impl Worker {
         Self { store, poster, queue, settings, stuck }
     }
 
-    /// A fresh budget for one invocation. API Gateway's account bucket holds half a second of its rate
-    /// (10,000/s, burst 5,000): so does each invocation's share of it. Per invocation rather than per
-    /// `Worker`, so that invocations sharing one process (the local gateway's) each get their share.
-    fn budget(&self) -> DefaultDirectRateLimiter {
-        token_bucket(self.settings.post_rate, self.settings.post_rate / 2)
+    /// A fresh pace for one invocation, adapting to the account's answers from its fair share. Per
+    /// invocation rather than per `Worker`, so that invocations sharing one process (the local
+    /// gateway's) each find their share.
+    fn budget(&self) -> AdaptiveRate {
+        AdaptiveRate::new(self.settings.post_rate, self.settings.account_rate)
+    }
+
+    /// Decides where each broadcast of the batch goes. A broadcast to more connections than one
+    /// shard holds is split: its other shards are queued as jobs for other invocations, and this one
+    /// posts the first. The audience is estimated from one of [`PROBE_SHARDS`] shards; when it is
+    /// small, the connections read are posted at once and the rest of the table is scanned without
+    /// them, so a small broadcast costs two reads, not a hundred.
+    async fn plan(&self, deliveries: &[Delivery], report: &mut BatchReport) -> Plan {
+        let mut plan = Plan::default();
+        for (message, delivery) in deliveries.iter().enumerate() {
+            if let Audience::Shard(shard) = delivery.audience {
+                plan.parts.entry(Part::Shard(shard)).or_default().push(message);
+            }
+        }
+        let everyone: Vec<usize> =
+            (0..deliveries.len()).filter(|&m| deliveries[m].audience == Audience::Everyone).collect();
+        if everyone.is_empty() {
+            return plan;
+        }
+        if self.settings.shard_size == 0 {
+            plan.parts.entry(Part::Shard(Shard::WHOLE)).or_default().extend(everyone);
+            return plan;
+        }
+        let probe = Shard::new(0, PROBE_SHARDS).unwrap_or(Shard::WHOLE);
+        let probed: Vec<ConnectionRef> = match self.store.scan_shard(probe).try_concat().await {
+            Ok(probed) => probed,
+            Err(error) => {
+                tracing::error!(error = %error, messages = everyone.len(), "reading the connections failed; the messages will be redelivered");
+                plan.failed = everyone;
+                return plan;
+            }
+        };
+        let estimate = probed.len().saturating_mul(PROBE_SHARDS as usize);
+        let shards = u32::try_from(estimate.div_ceil(self.settings.shard_size)).unwrap_or(u32::MAX);
+        if shards <= 1 {
+            plan.probed_ids = Arc::new(probed.iter().map(|to| to.id.clone()).collect());
+            plan.probed = Arc::new(probed);
+            plan.parts.insert(Part::Probed, everyone.clone());
+            plan.parts.insert(Part::Unprobed, everyone);
+            return plan;
+        }
+        // Enough shards for every invocation to take a batch: with fewer, one invocation would get
+        // them all (measured: 10,000 connections in 5 shards took 5.1 s, `simulate --connections
+        // 10000 --min-shards 1`), however many the mapping may run.
+        let shards = shards.max(self.settings.min_shards);
+        let split: Vec<Shard> = Shard::all(shards).collect();
+        for message in everyone {
+            let jobs: Vec<Job> = split[1..]
+                .iter()
+                .map(|&shard| Job::shard(deliveries[message].envelope.clone(), shard))
+                .collect();
+            let results = self.queue.send_batch(&jobs, Duration::ZERO).await;
+            plan.parts.entry(Part::Shard(split[0])).or_default().push(message);
+            for (&shard, result) in split[1..].iter().zip(&results) {
+                match result {
+                    Ok(()) => report.shards_queued += 1,
+                    // Posted here instead: slower, but every shard is still posted exactly once.
+                    Err(err) => {
+                        tracing::warn!(shard = %shard, error = %err, "queueing a shard failed; this invocation posts it");
+                        plan.parts.entry(Part::Shard(shard)).or_default().push(message);
+                    }
+                }
+            }
+        }
+        tracing::info!(estimate, shards, "broadcast split into shards");
+        plan
     }
 
     /// Handles one SQS batch; the response lists the messages SQS should deliver again. `deadline` is
@@ -235,13 +346,17 @@ impl Worker {
         }
 
         let mut failed = vec![false; deliveries.len()];
+        let plan = self.plan(&deliveries, &mut report).await;
+        for &message in &plan.failed {
+            failed[message] = true;
+        }
         let mut unfinished: Vec<Vec<ConnectionRef>> = vec![Vec::new(); deliveries.len()];
         let mut gone = HashSet::new();
         let mut connecting = HashSet::new();
         let prune_before =
             epoch_ms() - i64::try_from(self.settings.prune_grace.as_millis()).unwrap_or(i64::MAX);
         let budget = self.budget();
-        let mut outcomes = self.fan_out(&deliveries, &budget, stop_at);
+        let mut outcomes = self.fan_out(&deliveries, &plan, &budget, stop_at);
         while let Some(outcome) = outcomes.next().await {
             match outcome {
                 Outcome::Posted { message, to, posted, retries } => {
@@ -299,6 +414,7 @@ impl Worker {
             requeued = report.requeued,
             abandoned = report.abandoned,
             failed = report.failed.len(),
+            shards_queued = report.shards_queued,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "batch done"
         );
@@ -344,19 +460,29 @@ impl Worker {
     /// Every (message, connection) post, page by page as the audiences are listed, at most
     /// `post_concurrency` at a time. Within a page, each message goes to every connection before the
     /// next message starts, which keeps per-connection order as close to the batch's as SQS allows.
-    /// The store is scanned once if the batch holds broadcasts, each channel's partitions are queried
-    /// once for all its messages, and retry jobs name their targets.
+    /// Each part of the table in `plan` is read once for all its broadcasts, each channel's
+    /// partitions are queried once for all its messages, and retry jobs name their targets.
     fn fan_out<'a>(
         &'a self,
         deliveries: &'a [Delivery],
-        budget: &'a DefaultDirectRateLimiter,
+        plan: &'a Plan,
+        budget: &'a AdaptiveRate,
         stop_at: Instant,
     ) -> BoxStream<'a, Outcome> {
         let mut sources: Vec<BoxStream<'a, Step>> = Vec::new();
-        let everyone: Vec<usize> =
-            (0..deliveries.len()).filter(|&m| deliveries[m].audience == Audience::Everyone).collect();
-        if !everyone.is_empty() {
-            sources.push(pages_to_steps(self.store.scan(), everyone));
+        for (&part, messages) in &plan.parts {
+            let pages = match part {
+                Part::Probed => stream::iter([Ok(plan.probed.to_vec())]).boxed(),
+                Part::Unprobed => {
+                    let probed = Arc::clone(&plan.probed_ids);
+                    self.store
+                        .scan()
+                        .map_ok(move |page| page.into_iter().filter(|to| !probed.contains(&to.id)).collect())
+                        .boxed()
+                }
+                Part::Shard(shard) => self.store.scan_shard(shard),
+            };
+            sources.push(pages_to_steps(pages, messages.clone()));
         }
         let mut channels: BTreeMap<&Channel, Vec<usize>> = BTreeMap::new();
         for (message, delivery) in deliveries.iter().enumerate() {
@@ -371,7 +497,7 @@ impl Worker {
             stream::iter(deliveries.iter().enumerate().flat_map(|(message, delivery)| {
                 let targets = match &delivery.audience {
                     Audience::Connections(targets) => targets.as_slice(),
-                    Audience::Everyone | Audience::Channel(_) => &[],
+                    Audience::Everyone | Audience::Channel(_) | Audience::Shard(_) => &[],
                 };
                 targets.iter().map(move |to| Step::Post { message, to: to.clone() })
             }))
@@ -415,7 +541,7 @@ impl Worker {
         to: &ConnectionId,
         frame: &Bytes,
         admission: Admission,
-        budget: &DefaultDirectRateLimiter,
+        budget: &AdaptiveRate,
         stop_at: Instant,
     ) -> (Posted, usize) {
         let mut backoff = ExponentialBuilder::default()
@@ -433,10 +559,12 @@ impl Worker {
             Admission::Post => false,
         };
         loop {
-            if !within_budget(budget, stop_at).await {
+            if !budget.acquire(stop_at).await {
                 return (Posted::Unfinished, retries);
             }
-            let err = match self.poster.post(to, frame.clone()).await {
+            let posted = self.poster.post(to, frame.clone()).await;
+            budget.answered(matches!(posted, Err(PostError::Throttled)));
+            let err = match posted {
                 Ok(()) => {
                     self.stuck.recovered(to);
                     return (Posted::Delivered, retries);
@@ -523,18 +651,4 @@ fn pages_to_steps<'a>(
             Err(error) => stream::iter([Step::ListFailed { messages: Arc::clone(&messages), error }]).boxed(),
         })
         .boxed()
-}
-
-/// Waits for a token of the post-rate budget; false if none comes before `stop_at`.
-async fn within_budget(budget: &DefaultDirectRateLimiter, stop_at: Instant) -> bool {
-    loop {
-        let Err(not_until) = budget.check() else {
-            return true;
-        };
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        if Instant::now() + wait >= stop_at {
-            return false;
-        }
-        tokio::time::sleep(wait).await;
-    }
 }

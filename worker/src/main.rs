@@ -24,6 +24,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = WorkerSettings {
         post_concurrency: config.post_concurrency,
         post_rate: config.post_rate(),
+        account_rate: config.account_post_rate,
+        shard_size: config.shard_size,
+        min_shards: config.max_concurrency.saturating_mul(worker::MAX_BATCH_SIZE),
         ..WorkerSettings::default()
     };
     let worker = Worker::new(

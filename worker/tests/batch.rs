@@ -1,5 +1,6 @@
 //! The worker on in-memory ports, fed SQS events in the exact JSON shape Lambda receives.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -12,7 +13,7 @@ use shared::clock::epoch_ms;
 use shared::memory::{MemoryPoster, MemoryQueue, MemoryStore, Scripted};
 use shared::{
     Audience, Channel, ChannelPattern, ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore,
-    Envelope, Job, Sender, StoreError, SubscribeError, Subscription,
+    Envelope, Job, Queue, QueueError, Sender, Shard, StoreError, SubscribeError, Subscription,
 };
 use tokio::time::Instant;
 use worker::{Worker, WorkerSettings};
@@ -64,6 +65,7 @@ fn worker(
 fn settings() -> WorkerSettings {
     WorkerSettings {
         post_rate: 1_000_000,
+        account_rate: 1_000_000,
         min_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(20),
         deadline_reserve: Duration::from_millis(100),
@@ -170,12 +172,12 @@ impl ConnectionStore for CountingStore {
     async fn delete_many(&self, ids: &[ConnectionId]) -> Result<(), StoreError> {
         self.inner.delete_many(ids).await
     }
-    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+    fn scan_shard(&self, shard: Shard) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
         self.scans.fetch_add(1, Ordering::SeqCst);
         if self.fail_scans {
             return Box::pin(futures::stream::iter([Err(StoreError::Unavailable("throttled".into()))]));
         }
-        self.inner.scan()
+        self.inner.scan_shard(shard)
     }
     async fn subscribe(&self, subscription: &Subscription) -> Result<(), SubscribeError> {
         self.inner.subscribe(subscription).await
@@ -202,7 +204,11 @@ async fn every_message_of_a_batch_reaches_every_connection_with_one_scan() {
     let response = worker.handle(sqs_event(&bodies), deadline(30.0)).await;
 
     assert!(response.batch_item_failures.is_empty());
-    assert_eq!(store.scans.load(Ordering::SeqCst), 1, "one scan per batch, not per message");
+    assert_eq!(
+        store.scans.load(Ordering::SeqCst),
+        2,
+        "the probe and the rest of the table, once per batch, not per message"
+    );
     let delivered = poster.delivered();
     assert_eq!(delivered.len(), 3 * 25);
     for n in 0..25 {
@@ -367,7 +373,12 @@ async fn the_post_rate_budget_caps_an_invocations_calls_and_queues_the_rest() {
     let (worker, queue) = worker_with(
         store.clone(),
         poster.clone(),
-        WorkerSettings { post_rate: 20, deadline_reserve: Duration::from_millis(100), ..settings() },
+        WorkerSettings {
+            post_rate: 20,
+            account_rate: 20,
+            deadline_reserve: Duration::from_millis(100),
+            ..settings()
+        },
     );
     let started = Instant::now();
 
@@ -595,7 +606,7 @@ async fn a_batch_queries_each_channel_once_for_all_its_messages_beside_one_scan_
 
     assert!(report.failed.is_empty());
     assert_eq!(report.delivered, 1 + 10 + 1 + 6);
-    assert_eq!(store.scans.load(Ordering::SeqCst), 1);
+    assert_eq!(store.scans.load(Ordering::SeqCst), 2, "the probe and the rest");
     assert_eq!(store.queries.load(Ordering::SeqCst), 1 + 2, "news once, chat/general and chat/* once");
     let to_seven: Vec<i64> = poster
         .delivered()
@@ -644,4 +655,101 @@ async fn a_failed_query_redelivers_that_channels_messages_only() {
 
     assert_eq!(report.failed, [message_id(0)], "the broadcast was delivered; the publish will be again");
     assert_eq!(report.delivered, 3);
+}
+
+/// How many times each connection was posted to.
+fn posts_per_connection(poster: &MemoryPoster) -> HashMap<ConnectionId, usize> {
+    let mut counts = HashMap::new();
+    for (to, _) in poster.delivered() {
+        *counts.entry(to).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn shard_of(body: &str) -> Shard {
+    match Job::parse(body).expect("job").audience {
+        Audience::Shard(shard) => shard,
+        other => panic!("a shard job, not {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_broadcast_larger_than_a_shard_is_split_and_each_connection_gets_it_once() {
+    let store = CountingStore::with_connections(3_000, 100).await;
+    let poster = Arc::new(MemoryPoster::default());
+    let (worker, queue) = worker_with(
+        store.clone(),
+        poster.clone(),
+        WorkerSettings { shard_size: 500, min_shards: 8, ..settings() },
+    );
+
+    let first = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
+
+    // About 3,000 connections in shards of 500 makes about 6, raised to the 8 that spread them.
+    assert_eq!(first.shards_queued, 7, "{first:?}");
+    let jobs = queue.peek();
+    let mut shards: Vec<u32> = jobs.iter().map(|body| shard_of(body).index()).collect();
+    shards.sort_unstable();
+    assert_eq!(shards, (1..8).collect::<Vec<_>>());
+    assert!(jobs.iter().all(|body| shard_of(body).of() == 8));
+    assert!(first.delivered > 0 && first.delivered < 3_000, "this invocation posts shard 0 only");
+
+    let rest = worker.process(sqs_event(&jobs), deadline(30.0)).await;
+
+    assert!(rest.failed.is_empty());
+    assert_eq!(rest.shards_queued, 0, "a shard is not split again");
+    assert_eq!(first.delivered + rest.delivered, 3_000);
+    let counts = posts_per_connection(&poster);
+    assert_eq!(counts.len(), 3_000);
+    assert!(counts.values().all(|&posts| posts == 1), "the shards never overlap");
+}
+
+/// A queue that refuses every message.
+struct RefusingQueue;
+
+#[async_trait]
+impl Queue for RefusingQueue {
+    async fn send(&self, _job: &Job) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable("SQS is down".into()))
+    }
+    async fn send_batch(&self, jobs: &[Job], _delay: Duration) -> Vec<Result<(), QueueError>> {
+        jobs.iter().map(|_| Err(QueueError::Unavailable("SQS is down".into()))).collect()
+    }
+}
+
+#[tokio::test]
+async fn shards_the_queue_refuses_are_posted_by_the_invocation_itself_once() {
+    let store = CountingStore::with_connections(3_000, 100).await;
+    let poster = Arc::new(MemoryPoster::default());
+    let settings = WorkerSettings { shard_size: 500, min_shards: 8, ..settings() };
+    let worker = Worker::new(store.clone(), poster.clone(), Arc::new(RefusingQueue), settings);
+
+    let report = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
+
+    assert!(report.failed.is_empty());
+    assert_eq!((report.shards_queued, report.delivered), (0, 3_000));
+    let counts = posts_per_connection(&poster);
+    assert!(counts.len() == 3_000 && counts.values().all(|&posts| posts == 1));
+}
+
+#[tokio::test]
+async fn a_malformed_shard_job_is_poison_reported_alone() {
+    let store = CountingStore::with_connections(30, 10).await;
+    let poster = Arc::new(MemoryPoster::default());
+    let (worker, _queue) = worker(store, poster.clone(), 4);
+    let data = serde_json::value::RawValue::from_string("1".into()).expect("json");
+    let envelope = Envelope::broadcast(id(0), 1, data).expect("fits");
+    let shard = Job::shard(envelope, Shard::new(2, 4).expect("shard")).to_body();
+    let beyond = shard.replace(r#""index":2"#, r#""index":4"#);
+    let none = shard.replace(r#""of":4"#, r#""of":0"#);
+    assert_ne!(beyond, shard);
+    assert_ne!(none, shard);
+    let bodies = [beyond, shard, none];
+
+    let response = worker.handle(sqs_event(&bodies), deadline(30.0)).await;
+
+    let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    assert_eq!(failed, [message_id(0), message_id(2)]);
+    let reached = posts_per_connection(&poster);
+    assert!(!reached.is_empty() && reached.len() < 30, "shard 2 of 4 only: {}", reached.len());
 }

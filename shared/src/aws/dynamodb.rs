@@ -17,7 +17,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use super::is_retryable;
 use crate::channel::ChannelPattern;
-use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef};
+use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
 use crate::error::{StoreError, SubscribeError};
 use crate::ports::{ConnectionStore, Subscription};
 
@@ -195,12 +195,13 @@ impl DynamoStore {
 
     async fn scan_page(
         &self,
-        segment: u16,
+        shard: Shard,
         start: Option<Key>,
     ) -> Result<(Vec<ConnectionRef>, Option<Key>), StoreError> {
         let mut scan = self.client.scan().table_name(&self.table).set_limit(self.page_limit);
-        if self.segments > 1 {
-            scan = scan.segment(i32::from(segment)).total_segments(i32::from(self.segments));
+        if !shard.is_whole() {
+            let (segment, total) = (i32::try_from(shard.index()), i32::try_from(shard.of()));
+            scan = scan.set_segment(segment.ok()).set_total_segments(total.ok());
         }
         let page = scan
             .projection_expression("Pk, ConnectedAt")
@@ -272,22 +273,23 @@ impl ConnectionStore for DynamoStore {
         self.delete_keys(keys).await
     }
 
-    fn scan(&self) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
-        let segment = move |segment: u16| {
+    fn scan_shard(&self, shard: Shard) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+        let segment = move |shard: Shard| {
             // The cursor is `None` once the segment's last page has been read.
             stream::unfold(Some(None), move |cursor: Option<Option<Key>>| async move {
                 let start = cursor?;
-                match self.scan_page(segment, start).await {
+                match self.scan_page(shard, start).await {
                     Ok((ids, next)) => Some((Ok(ids), next.map(Some))),
                     Err(err) => Some((Err(err), None)),
                 }
             })
             .boxed()
         };
-        if self.segments == 1 {
-            return segment(0);
+        // A whole scan is read in `segments` parallel segments when so configured; a shard is one.
+        if !shard.is_whole() || self.segments == 1 {
+            return segment(shard);
         }
-        stream::select_all((0..self.segments).map(segment)).boxed()
+        stream::select_all(Shard::all(u32::from(self.segments)).map(segment)).boxed()
     }
 
     async fn subscribe(&self, subscription: &Subscription) -> Result<(), SubscribeError> {

@@ -1,0 +1,93 @@
+//! `simulate`: one broadcast to `--connections` simulated connections, through the real worker and
+//! event source mapping under a paused clock (see `loadtest::simulate`). Prints the report as JSON.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use loadtest::simulate::{SimSettings, run};
+use worker::WorkerSettings;
+
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    #[arg(long, default_value_t = 100_000)]
+    connections: usize,
+    /// The shortest and longest `@connections` call, in milliseconds (Lambda to API Gateway in one
+    /// region).
+    #[arg(long, default_value_t = 20)]
+    latency_min_ms: u64,
+    #[arg(long, default_value_t = 60)]
+    latency_max_ms: u64,
+    /// The fraction of calls answered 429 whatever the account's bucket holds.
+    #[arg(long, default_value_t = 0.0)]
+    throttle: f64,
+    /// The fraction of connections that are gone (410).
+    #[arg(long, default_value_t = 0.0)]
+    gone: f64,
+    /// The account's `@connections` calls per second; its burst is half of it.
+    #[arg(long, default_value_t = shared::limits::ACCOUNT_POST_RATE)]
+    account_rate: u32,
+    /// Worker invocations at once (WorkerMaxConcurrency).
+    #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_MAX_CONCURRENCY)]
+    max_concurrency: u32,
+    /// Calls in flight per invocation (PostConcurrency).
+    #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_POST_CONCURRENCY)]
+    post_concurrency: usize,
+    /// Connections per shard (FanoutShardSize; 0 never splits).
+    #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_SHARD_SIZE)]
+    shard_size: usize,
+    /// The fewest shards a split makes (the worker sets WorkerMaxConcurrency × 10).
+    #[arg(long)]
+    min_shards: Option<u32>,
+    /// The worker's timeout, in seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout_secs: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also write the report to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let defaults = SimSettings::default();
+    let settings = SimSettings {
+        connections: args.connections,
+        latency: (
+            Duration::from_millis(args.latency_min_ms),
+            Duration::from_millis(args.latency_max_ms.max(args.latency_min_ms)),
+        ),
+        throttle: args.throttle,
+        gone: args.gone,
+        account_rate: f64::from(args.account_rate),
+        account_burst: f64::from(args.account_rate / 2),
+        worker: WorkerSettings {
+            post_concurrency: args.post_concurrency,
+            post_rate: shared::pacing::post_rate_share(args.account_rate, args.max_concurrency),
+            account_rate: args.account_rate,
+            shard_size: args.shard_size,
+            min_shards: args
+                .min_shards
+                .unwrap_or(args.max_concurrency.saturating_mul(worker::MAX_BATCH_SIZE)),
+            ..WorkerSettings::default()
+        },
+        esm: local::esm::EsmSettings {
+            max_concurrency: args.max_concurrency as usize,
+            function_timeout: Duration::from_secs(args.timeout_secs),
+            ..defaults.esm
+        },
+        seed: args.seed,
+        ..defaults
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
+    let report = runtime.block_on(run(settings))?;
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = &args.json {
+        std::fs::write(path, &json)?;
+    }
+    println!("{json}");
+    anyhow::ensure!(report.finished, "the broadcast did not finish within the simulated hour");
+    Ok(())
+}
