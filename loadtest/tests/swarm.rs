@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use loadtest::swarm::{self, Scenario, SwarmConfig};
+use local::esm::EsmSettings;
 use local::{Faults, Gateway, Settings};
+use shared::memory::QueueSettings;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use worker::WorkerSettings;
@@ -190,6 +192,35 @@ async fn with_injected_429s_5xx_and_lost_connections_survivors_get_every_broadca
     }
     shutdown.cancel();
     assert_eq!(store.len(), 0, "records of cut connections left unpruned: {:?}", store.ids());
+    assert_eq!(queue.stats().dead, 0, "{:?}", queue.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_broadcast_under_failing_invocations_and_429s_reaches_everyone_once() {
+    let settings = Settings {
+        // Shards of one connection: each broadcast to 300 is split into 50 shard jobs (five invocations
+        // of ten), unless the probe happens to find no connection in its hundredth of the table.
+        worker: WorkerSettings { shard_size: 1, ..WorkerSettings::default() },
+        // A fifth of the invocations fail before the handler runs, and their batches come back after
+        // the visibility timeout; 5 % of the calls are answered 429.
+        esm: EsmSettings { failure_rate: 0.2, ..EsmSettings::default() },
+        queue: QueueSettings { visibility_timeout: Duration::from_secs(2), max_receive_count: Some(20) },
+        faults: Faults { post_throttle: 0.05, ..Faults::default() },
+        ..Settings::default()
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gateway = Gateway::new(listener, settings).expect("gateway");
+    let (url, queue) = (gateway.ws_url(), gateway.memory_queue().expect("memory"));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
+
+    let report = swarm::run(config(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
+
+    shutdown.cancel();
+    eprintln!("{report}");
+    assert_eq!(report.connected, 300, "{report}");
+    assert_eq!((report.lost, report.duplicated, report.dropped), (0, 0, 0), "{report}");
+    assert!(report.received > 0 && report.received == report.expected, "{report}");
     assert_eq!(queue.stats().dead, 0, "{:?}", queue.stats());
 }
 

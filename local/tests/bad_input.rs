@@ -199,3 +199,31 @@ async fn malformed_management_requests_get_aws_errors_and_deliver_nothing() {
     send_text(&mut client, "still open?").await;
     assert_eq!(next_text(&mut client).await, "still open?");
 }
+
+#[tokio::test]
+async fn calls_past_the_accounts_request_throttle_are_refused_with_429_and_deliver_nothing() {
+    // A bucket of 3 calls refilled at 1 a second: the fourth call in a row is past it.
+    let settings = Settings { account_rate: Some(Bucket { rate: 1, burst: 3 }), ..Settings::default() };
+    let gateway = TestGateway::start(settings).await;
+    let (mut client, id) = gateway.connect_with_id().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/@connections/{id}", gateway.http_url);
+
+    // GET, DELETE and POST all take a token; the POST is the one past the bucket.
+    assert_eq!(signed(http.get(&url)).await.status(), 200);
+    assert_eq!(signed(http.get(&url)).await.status(), 200);
+    assert_eq!(signed(http.get(&url)).await.status(), 200);
+    let response = signed(http.post(&url).body("past the bucket")).await;
+
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["x-amzn-errortype"], "LimitExceededException");
+    let body: Value = serde_json::from_str(&response.text().await.expect("a body")).expect("JSON");
+    assert_eq!(body["message"], "Too Many Requests", "the throttle's message, not a full buffer's");
+    assert_eq!(signed(http.delete(&url)).await.status(), 429, "a DELETE is refused too");
+    assert_silent(&mut client, Duration::from_millis(300)).await;
+    send_text(&mut client, "still open?").await;
+    assert_eq!(next_text(&mut client).await, "still open?");
+    let stats = reqwest::get(format!("{}{}", gateway.http_url, local::STATS_PATH)).await.expect("stats");
+    let stats: Value = serde_json::from_str(&stats.text().await.expect("a body")).expect("JSON");
+    assert_eq!(stats["calls_refused_account_throttle"], 2, "{stats}");
+}

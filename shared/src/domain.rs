@@ -582,4 +582,20 @@ mod tests {
         let Audience::Connections(targets) = retry.audience else { panic!("targets") };
         assert_eq!((targets.len(), retry.attempt), (1, 2));
     }
+
+    #[test]
+    fn a_shard_job_goes_through_the_queue_and_a_shard_out_of_range_does_not() {
+        let data = RawValue::from_string("1".into()).expect("json");
+        let envelope = Envelope::broadcast(ConnectionId::parse("abc=").expect("id"), 1, data).expect("fits");
+        let body = Job::shard(envelope, Shard::new(3, 8).expect("shard")).to_body();
+        assert!(body.contains(r#""audience":{"shard":{"index":3,"of":8}}"#), "{body}");
+        let job = Job::parse(&body).expect("a job");
+        assert_eq!(job.audience, Audience::Shard(Shard::new(3, 8).expect("shard")));
+        for (index, of) in [(8, 8), (0, 0), (0, MAX_SHARDS + 1)] {
+            assert!(Shard::new(index, of).is_err());
+            let bad = body.replace(r#""index":3,"of":8"#, &format!(r#""index":{index},"of":{of}"#));
+            assert!(Job::parse(&bad).is_err(), "{bad}");
+        }
+        assert!(Shard::WHOLE.holds("anything") && Shard::all(0).count() == 1);
+    }
 }

@@ -571,6 +571,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_shards_of_a_split_list_every_record_once_between_them() {
+        let store = MemoryStore::with_page_size(4);
+        for n in 0..200 {
+            store.put(&record(n)).await.expect("put");
+        }
+        let mut all = Vec::new();
+        for shard in Shard::all(7) {
+            let pages: Vec<Vec<ConnectionRef>> = store.scan_shard(shard).try_collect().await.expect("scan");
+            let listed: Vec<ConnectionId> = pages.into_iter().flatten().map(|c| c.id).collect();
+            assert!(!listed.is_empty() && listed.len() < 100, "shard {shard}: {}", listed.len());
+            all.extend(listed);
+        }
+        all.sort();
+        assert_eq!(all, (0..200).map(id).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
     async fn deleting_many_removes_only_those_records() {
         let store = MemoryStore::default();
         for n in 0..4 {

@@ -28,6 +28,10 @@ struct Args {
     /// The account's `@connections` calls per second; its burst is half of it.
     #[arg(long, default_value_t = shared::limits::ACCOUNT_POST_RATE)]
     account_rate: u32,
+    /// The fastest one invocation may post (default: the account's rate). Set it to the account rate
+    /// ÷ WorkerMaxConcurrency for a fixed share, as the worker paced before it adapted.
+    #[arg(long)]
+    worker_max_rate: Option<u32>,
     /// Worker invocations at once (WorkerMaxConcurrency).
     #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_MAX_CONCURRENCY)]
     max_concurrency: u32,
@@ -66,7 +70,7 @@ fn main() -> anyhow::Result<()> {
         worker: WorkerSettings {
             post_concurrency: args.post_concurrency,
             post_rate: shared::pacing::post_rate_share(args.account_rate, args.max_concurrency),
-            account_rate: args.account_rate,
+            account_rate: args.worker_max_rate.unwrap_or(args.account_rate),
             shard_size: args.shard_size,
             min_shards: args
                 .min_shards
