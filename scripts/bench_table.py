@@ -29,10 +29,9 @@ print(f"Measured at commit `{commit}` on {os.cpu_count()} cores ({cpu}), {platfo
 print("- **local gateway**: the full pipeline — the ingress handler on every message, the in-process queue")
 print("  and event source mapping, the worker scanning the store once per batch and making one")
 print("  `@connections` HTTP call per delivery through `aws-sdk-apigatewaymanagement`. Run here with")
-print("  `--post-rate 1000000 --no-throttle`: by default (and on AWS) each worker invocation keeps to its")
-print("  share of the account's 10,000 calls/s (2,000/s with the template's five invocations), which alone")
-print("  would make a 10,000-connection broadcast take seconds, and the stage to the template's 100")
-print("  messages/s, below the echo test's 1,000.")
+print("  `--post-rate 1000000 --no-throttle`: by default (and on AWS) the workers together keep to the")
+print("  account's 10,000 `@connections` calls/s (see *Fan-out at the account's limit*), and the stage to")
+print("  the template's 100 messages/s, below the echo test's 1,000.")
 print("- **baseline**: `loadtest/src/baseline.rs`, a plain tokio WebSocket broadcast server that fans out")
 print("  in-process: the floor this machine allows.\n")
 

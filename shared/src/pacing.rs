@@ -98,7 +98,8 @@ impl AdaptiveRate {
         self.lock().rate as u32
     }
 
-    /// Waits for this call's turn; false, without waiting, if it would come at or after `stop_at`.
+    /// Waits for this call's turn; false, without waiting, if it would come at or after `stop_at`
+    /// (or `stop_at` has passed).
     pub async fn acquire(&self, stop_at: Instant) -> bool {
         let wait = {
             let mut state = self.lock();
@@ -107,7 +108,9 @@ impl AdaptiveRate {
             state.tokens = (state.tokens + elapsed * state.rate).min(burst(state.rate));
             state.refilled = now;
             let wait = Duration::from_secs_f64((1.0 - state.tokens).max(0.0) / state.rate);
-            if now + wait >= stop_at && !wait.is_zero() {
+            // Checked even when a token is at hand: an invocation held back by its calls' latency
+            // rather than by its rate always finds one, and would post until Lambda stops it.
+            if now + wait >= stop_at {
                 return false;
             }
             // A reservation: the calls waiting are served in turn, each with one sleep.

@@ -753,3 +753,30 @@ async fn a_malformed_shard_job_is_poison_reported_alone() {
     let reached = posts_per_connection(&poster);
     assert!(!reached.is_empty() && reached.len() < 30, "shard 2 of 4 only: {}", reached.len());
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_invocation_stops_posting_at_its_reserve_and_queues_the_rest_whatever_its_pace() {
+    let store = CountingStore::with_connections(20_000, 7_000).await;
+    // Each call takes 40 ms, as from Lambda to API Gateway.
+    let poster = Arc::new(MemoryPoster::with_delay(Duration::from_millis(40)));
+    let (worker, _queue) = worker_with(
+        store.clone(),
+        poster.clone(),
+        WorkerSettings {
+            post_concurrency: 64,
+            post_rate: 2_000,
+            account_rate: 2_000,
+            shard_size: 0,
+            deadline_reserve: Duration::from_secs(3),
+            ..settings()
+        },
+    );
+    let started = Instant::now();
+
+    let report = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(5.0)).await;
+
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2_500), "the invocation ran {took:?} of its 5 s");
+    assert!(report.requeued > 10_000, "{report:?}");
+    assert_eq!(report.delivered + report.requeued, 20_000, "{report:?}");
+}
