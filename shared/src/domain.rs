@@ -263,16 +263,23 @@ impl Shard {
         self.of == 1
     }
 
-    /// The shard a key falls in, for stores that split by hashing their keys (the in-memory one).
+    /// Whether a key falls in this shard, for stores that split by hashing their keys (the in-memory
+    /// one).
     pub fn holds(self, key: &str) -> bool {
-        if self.of == 1 {
-            return true;
-        }
-        // FNV-1a: stable across processes and versions, unlike std's randomly seeded hasher.
-        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-        });
+        self.holds_hash(Self::hash(key))
+    }
+
+    /// Whether a key of this [`Shard::hash`] falls in this shard: a store that keeps each key's hash
+    /// scans a shard without hashing a string per key.
+    pub fn holds_hash(self, hash: u64) -> bool {
         hash % u64::from(self.of) == u64::from(self.index)
+    }
+
+    /// FNV-1a: stable across processes and versions, unlike std's randomly seeded hasher.
+    pub fn hash(key: &str) -> u64 {
+        key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
     }
 }
 

@@ -37,14 +37,16 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Tables {
-    connections: BTreeMap<ConnectionId, (ConnectionRecord, BTreeSet<ChannelPattern>)>,
+    /// Each record with its patterns and its id's [`Shard::hash`], kept so that a shard's scan hashes
+    /// nothing: 50 shards of 10,000 connections hashed 500,000 ids a broadcast.
+    connections: BTreeMap<ConnectionId, (ConnectionRecord, BTreeSet<ChannelPattern>, u64)>,
     /// Like the `CHAN#` partitions: each pattern's subscribers with their `ConnectedAt`.
     subscriptions: BTreeMap<ChannelPattern, BTreeMap<ConnectionId, i64>>,
 }
 
 impl Tables {
     fn remove(&mut self, id: &ConnectionId) {
-        let Some((_, patterns)) = self.connections.remove(id) else { return };
+        let Some((_, patterns, _)) = self.connections.remove(id) else { return };
         for pattern in patterns {
             self.unsubscribe(id, &pattern);
         }
@@ -75,7 +77,7 @@ impl MemoryStore {
     }
 
     pub fn get(&self, id: &ConnectionId) -> Option<ConnectionRecord> {
-        self.read().connections.get(id).map(|(record, _)| record.clone())
+        self.read().connections.get(id).map(|(record, _, _)| record.clone())
     }
 
     pub fn ids(&self) -> Vec<ConnectionId> {
@@ -87,7 +89,7 @@ impl MemoryStore {
         self.read()
             .connections
             .get(id)
-            .map(|(_, patterns)| patterns.iter().cloned().collect())
+            .map(|(_, patterns, _)| patterns.iter().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -118,9 +120,9 @@ impl MemoryStore {
         tables
             .connections
             .range((lower, Bound::Unbounded))
-            .filter(|(id, _)| shard.holds(id.as_str()))
+            .filter(|(_, (_, _, hash))| shard.holds_hash(*hash))
             .take(self.page_size)
-            .map(|(id, (record, _))| ConnectionRef {
+            .map(|(id, (record, _, _))| ConnectionRef {
                 id: id.clone(),
                 connected_at_ms: record.connected_at_ms,
             })
@@ -170,8 +172,9 @@ impl ConnectionStore for MemoryStore {
     async fn put(&self, record: &ConnectionRecord) -> Result<(), StoreError> {
         let mut tables = self.write();
         let patterns =
-            tables.connections.remove(&record.id).map(|(_, patterns)| patterns).unwrap_or_default();
-        tables.connections.insert(record.id.clone(), (record.clone(), patterns));
+            tables.connections.remove(&record.id).map(|(_, patterns, _)| patterns).unwrap_or_default();
+        let hash = Shard::hash(record.id.as_str());
+        tables.connections.insert(record.id.clone(), (record.clone(), patterns, hash));
         Ok(())
     }
 
@@ -195,7 +198,7 @@ impl ConnectionStore for MemoryStore {
     async fn subscribe(&self, subscription: &Subscription) -> Result<(), SubscribeError> {
         let mut tables = self.write();
         let id = &subscription.connection.id;
-        let Some((_, patterns)) = tables.connections.get_mut(id) else {
+        let Some((_, patterns, _)) = tables.connections.get_mut(id) else {
             return Err(SubscribeError::NotConnected);
         };
         if !patterns.contains(&subscription.pattern) && patterns.len() >= subscription.limit {
@@ -212,7 +215,7 @@ impl ConnectionStore for MemoryStore {
 
     async fn unsubscribe(&self, id: &ConnectionId, pattern: &ChannelPattern) -> Result<(), StoreError> {
         let mut tables = self.write();
-        if let Some((_, patterns)) = tables.connections.get_mut(id) {
+        if let Some((_, patterns, _)) = tables.connections.get_mut(id) {
             patterns.remove(pattern);
         }
         tables.unsubscribe(id, pattern);
