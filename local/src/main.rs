@@ -24,6 +24,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// A local stand-in for API Gateway WebSocket and the SQS event source mapping, running the project's
 /// own ingress and worker handlers.
+/// The local gateway's default `--post-concurrency` (see the flag).
+const LOCAL_POST_CONCURRENCY: usize = shared::WorkerConfig::DEFAULT_POST_CONCURRENCY / 2;
+
 #[derive(Debug, Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
 #[command(group(clap::ArgGroup::new("auth").args(["jwt_secret", "jwks"])))]
@@ -100,8 +103,12 @@ struct Args {
     /// Receives before a message moves to the dead-letter list.
     #[arg(long, default_value_t = 5)]
     max_receive_count: u32,
-    /// `@connections` posts in flight at once per worker invocation (POST_CONCURRENCY).
-    #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_POST_CONCURRENCY)]
+    /// `@connections` posts in flight at once per worker invocation (POST_CONCURRENCY). Half the
+    /// template's 128: here every invocation shares one process, whose open files also hold the
+    /// clients' sockets, and each call in flight is two of them (five invocations of 128 ran 18,000
+    /// clients out of the 20,000-file limit, `scripts/bench-fanout`); at loopback latency 64 already
+    /// keep the CPU busy.
+    #[arg(long, default_value_t = LOCAL_POST_CONCURRENCY)]
     post_concurrency: usize,
     /// `@connections` calls per second each worker invocation starts at (the template's
     /// AccountPostRate divided by WorkerMaxConcurrency); it adapts from there to the account's 429s,
