@@ -103,8 +103,8 @@ if local10 and pipe and pipe_before:
               f"{pipe['latency_ms']['max'] / 1000:.2f} s (sharded) here, where the issue's",
               "0.63 s was measured on a machine about twice as fast. Each delivery is two signed HTTP requests'",
               "worth of CPU (the worker's and the gateway's) and a WebSocket frame, shared with the swarm's 10,000",
-              f"sockets. The defaults now run at {pipe['latency_ms']['max'] / local10['latency_ms']['max']:.0%} of the pipeline's speed where they ran at "
-              f"{pipe_before['latency_ms']['max'] / r('local-before-10000')['latency_ms']['max']:.0%}: the account's",
+              f"sockets. With the defaults a broadcast now takes {local10['latency_ms']['max'] / pipe_before['latency_ms']['max']:.2f}× the time of the pipeline as",
+              f"it was, where it took {r('local-before-10000')['latency_ms']['max'] / pipe_before['latency_ms']['max']:.2f}×: the account's",
               "rate is no longer what holds a broadcast back here, the machine is. `simulate` models the network and the",
               "account, not CPU: it agrees with the local gateway where the gateway is not CPU-bound, and is the",
               "figure for Lambda, where each invocation has its own CPU."]
