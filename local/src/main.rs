@@ -22,11 +22,11 @@ use worker::WorkerSettings;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// A local stand-in for API Gateway WebSocket and the SQS event source mapping, running the project's
-/// own ingress and worker handlers.
 /// The local gateway's default `--post-concurrency` (see the flag).
 const LOCAL_POST_CONCURRENCY: usize = shared::WorkerConfig::DEFAULT_POST_CONCURRENCY / 2;
 
+/// A local stand-in for API Gateway WebSocket and the SQS event source mapping, running the project's
+/// own ingress and worker handlers.
 #[derive(Debug, Parser)]
 #[command(version, args_conflicts_with_subcommands = true)]
 #[command(group(clap::ArgGroup::new("auth").args(["jwt_secret", "jwks"])))]
