@@ -5,7 +5,9 @@
 
 and rewrites the section between its kept:channels markers in BENCHMARKS.md.
 """
-import json, pathlib, re, sys
+import json, pathlib, sys
+
+import kept_section
 out = pathlib.Path(sys.argv[1])
 commit = sys.argv[2]
 r = lambda name: json.loads((out / f"{name}.json").read_text())
@@ -30,7 +32,6 @@ rows = [
      met(init['init_ms']['p50'] <= 10)),
 ]
 lines = [
-    "<!-- kept:channels -->",
     "## Channels and authorization",
     "",
     f"Regenerate with `scripts/bench-channels` (it rewrites this section; `scripts/bench` keeps it). Measured at",
@@ -56,11 +57,4 @@ lines += [
     "twice as fast, delivered a 1,000-connection broadcast in 69 ms (BENCHMARKS.md at that commit).",
     "Issue 11's sharded fan-out is where that figure moves.",
 ]
-lines.append("<!-- /kept:channels -->")
-section = "\n".join(lines)
-print(section)
-bench = pathlib.Path("BENCHMARKS.md")
-text = bench.read_text()
-marked = re.compile(r"<!-- kept:channels -->.*?<!-- /kept:channels -->", re.S)
-text = marked.sub(lambda _: section, text) if marked.search(text) else text.rstrip() + "\n\n" + section + "\n"
-bench.write_text(text)
+kept_section.write("channels", lines)

@@ -5,7 +5,9 @@
 
 and rewrites the section between its kept:fanout markers in BENCHMARKS.md.
 """
-import json, pathlib, re, sys
+import json, pathlib, sys
+
+import kept_section
 
 out = pathlib.Path(sys.argv[1])
 commit = sys.argv[2]
@@ -64,7 +66,6 @@ if local10 and sim10:
                  met(abs(simulated - measured) <= 0.2 * measured)))
 
 lines = [
-    "<!-- kept:fanout -->",
     "## Fan-out at the account's limit",
     "",
     "Regenerate with `scripts/bench-fanout` (it rewrites this section; `scripts/bench` keeps it). Measured at",
@@ -112,11 +113,4 @@ c64 = r("sim-64-1000000")
 if c64:
     lines += ["", f"With 64 calls in flight per invocation (the earlier default), a million took {c64['time_to_last_delivery_s']:.1f} s:",
               "five invocations of 64 calls at 40 ms post 8,000 a second, below the account's 10,000; hence 128."]
-lines.append("<!-- /kept:fanout -->")
-section = "\n".join(lines)
-print(section)
-bench = pathlib.Path("BENCHMARKS.md")
-text = bench.read_text()
-marked = re.compile(r"<!-- kept:fanout -->.*?<!-- /kept:fanout -->", re.S)
-text = marked.sub(lambda _: section, text) if marked.search(text) else text.rstrip() + "\n\n" + section + "\n"
-bench.write_text(text)
+kept_section.write("fanout", lines)
