@@ -244,7 +244,9 @@ impl CountingQueue {
     fn count(&self, jobs: &[Job]) {
         for job in jobs {
             match &job.audience {
-                Audience::Shard(_) => self.shard_jobs.fetch_add(1, Ordering::Relaxed),
+                Audience::Shard(_) | Audience::ChannelShard { .. } => {
+                    self.shard_jobs.fetch_add(1, Ordering::Relaxed)
+                }
                 Audience::Connections(_) => self.retry_jobs.fetch_add(1, Ordering::Relaxed),
                 Audience::Everyone | Audience::Channel(_) => 0,
             };
@@ -303,8 +305,12 @@ impl ConnectionStore for CountingStore {
     async fn unsubscribe(&self, id: &ConnectionId, pattern: &ChannelPattern) -> Result<(), StoreError> {
         self.inner.unsubscribe(id, pattern).await
     }
-    fn subscribers(&self, pattern: &ChannelPattern) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
-        self.inner.subscribers(pattern)
+    fn subscribers_shard(
+        &self,
+        pattern: &ChannelPattern,
+        shard: Shard,
+    ) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+        self.inner.subscribers_shard(pattern, shard)
     }
 }
 

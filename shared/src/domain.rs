@@ -194,11 +194,18 @@ pub enum Audience {
     /// One shard of everyone: a broadcast too large for one invocation is split into shards, each a
     /// job of its own, posted by as many invocations at once.
     Shard(Shard),
+    /// One shard of a channel's subscribers: a publish to a channel too large for one invocation,
+    /// split like a broadcast.
+    #[serde(rename = "channel_shard")]
+    ChannelShard { channel: Channel, shard: Shard },
 }
 
 /// One of `of` disjoint parts of the connections, as DynamoDB's parallel scan divides a table
 /// (`Segment` of `TotalSegments`): every connection is in exactly one shard of a given `of`, so the
-/// shards of a broadcast never reach a connection twice.
+/// shards of a broadcast never reach a connection twice. Where a store splits by key itself (a
+/// channel's subscribers, the in-memory store), a connection belongs to one of [`Shard::BUCKETS`]
+/// buckets by a hash of its id, and a shard is a contiguous range of buckets: a key range a query
+/// can read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "ShardWire")]
 pub struct Shard {
@@ -263,8 +270,28 @@ impl Shard {
         self.of == 1
     }
 
-    /// Whether a key falls in this shard, for stores that split by hashing their keys (the in-memory
-    /// one).
+    /// As many buckets as shards at most, so that every shard of every count holds at least one.
+    pub const BUCKETS: u32 = MAX_SHARDS;
+
+    /// The bucket of a key: which shards hold it.
+    pub fn bucket(key: &str) -> u32 {
+        Self::bucket_of_hash(Self::hash(key))
+    }
+
+    /// The bucket of a key of this [`Shard::hash`].
+    pub fn bucket_of_hash(hash: u64) -> u32 {
+        // The remainder is below `BUCKETS`, a `u32`.
+        (hash % u64::from(Self::BUCKETS)) as u32
+    }
+
+    /// The buckets this shard holds: shard `i` of `n` holds `i·B/n` up to `(i+1)·B/n`, so the shards
+    /// of one count are contiguous, disjoint and together hold every bucket.
+    pub fn buckets(self) -> std::ops::Range<u32> {
+        let edge = |i: u32| (u64::from(i) * u64::from(Self::BUCKETS) / u64::from(self.of)) as u32;
+        edge(self.index)..edge(self.index + 1)
+    }
+
+    /// Whether a key falls in this shard, for stores that split by hashing their keys.
     pub fn holds(self, key: &str) -> bool {
         self.holds_hash(Self::hash(key))
     }
@@ -272,7 +299,7 @@ impl Shard {
     /// Whether a key of this [`Shard::hash`] falls in this shard: a store that keeps each key's hash
     /// scans a shard without hashing a string per key.
     pub fn holds_hash(self, hash: u64) -> bool {
-        hash % u64::from(self.of) == u64::from(self.index)
+        self.buckets().contains(&Self::bucket_of_hash(hash))
     }
 
     /// FNV-1a: stable across processes and versions, unlike std's randomly seeded hasher.
@@ -372,6 +399,11 @@ impl Job {
     /// A shard of a broadcast: `envelope` to the connections of `shard`.
     pub fn shard(envelope: Envelope, shard: Shard) -> Self {
         Self { envelope, audience: Audience::Shard(shard), attempt: 0 }
+    }
+
+    /// A shard of a publish: `envelope` to the subscribers of `channel` in `shard`.
+    pub fn channel_shard(envelope: Envelope, channel: Channel, shard: Shard) -> Self {
+        Self { envelope, audience: Audience::ChannelShard { channel, shard }, attempt: 0 }
     }
 
     /// A fresh publish, for the subscribers of its envelope's channel.
@@ -604,5 +636,40 @@ mod tests {
             assert!(Job::parse(&bad).is_err(), "{bad}");
         }
         assert!(Shard::WHOLE.holds("anything") && Shard::all(0).count() == 1);
+    }
+
+    #[test]
+    fn a_channel_shard_job_names_its_channel_and_shard() {
+        let data = RawValue::from_string("1".into()).expect("json");
+        let channel = Channel::parse("chat/general").expect("channel");
+        let envelope = Envelope::message(channel.clone(), Sender::default(), 1, data).expect("fits");
+        let body = Job::channel_shard(envelope, channel.clone(), Shard::new(1, 3).expect("shard")).to_body();
+        assert!(
+            body.contains(
+                r#""audience":{"channel_shard":{"channel":"chat/general","shard":{"index":1,"of":3}}}"#
+            ),
+            "{body}"
+        );
+        let job = Job::parse(&body).expect("a job");
+        assert_eq!(job.audience, Audience::ChannelShard { channel, shard: Shard::new(1, 3).expect("shard") });
+        assert!(Job::parse(&body.replace("chat/general", "chat/*")).is_err(), "a wildcard is not a channel");
+        assert!(Job::parse(&body.replace(r#""index":1"#, r#""index":3"#)).is_err());
+    }
+
+    #[test]
+    fn the_shards_of_any_count_divide_the_buckets_between_them_without_gaps_or_overlap() {
+        for of in [1, 2, 3, 7, 50, 100, 333, 999, MAX_SHARDS] {
+            let mut next = 0;
+            for shard in Shard::all(of) {
+                let buckets = shard.buckets();
+                assert!(buckets.start == next && buckets.end > buckets.start, "{shard}: {buckets:?}");
+                next = buckets.end;
+            }
+            assert_eq!(next, Shard::BUCKETS, "{of}");
+        }
+        let key = "L0SM9cOFvHcCIhw=";
+        let holding: Vec<Shard> = Shard::all(7).filter(|shard| shard.holds(key)).collect();
+        assert_eq!(holding.len(), 1);
+        assert!(holding[0].buckets().contains(&Shard::bucket(key)));
     }
 }

@@ -40,9 +40,13 @@ struct Tables {
     /// Each record with its patterns and its id's [`Shard::hash`], kept so that a shard's scan hashes
     /// nothing: 50 shards of 10,000 connections hashed 500,000 ids a broadcast.
     connections: BTreeMap<ConnectionId, (ConnectionRecord, BTreeSet<ChannelPattern>, u64)>,
-    /// Like the `CHAN#` partitions: each pattern's subscribers with their `ConnectedAt`.
-    subscriptions: BTreeMap<ChannelPattern, BTreeMap<ConnectionId, i64>>,
+    /// Like the `CHAN#` partitions: each pattern's subscribers with their `ConnectedAt`, sorted by
+    /// [`Shard::bucket`] first as the items' sort keys are, so that a shard is a range.
+    subscriptions: BTreeMap<ChannelPattern, Subscribers>,
 }
+
+/// One pattern's subscribers by bucket, then by id.
+type Subscribers = BTreeMap<u32, BTreeMap<ConnectionId, i64>>;
 
 impl Tables {
     fn remove(&mut self, id: &ConnectionId) {
@@ -53,11 +57,16 @@ impl Tables {
     }
 
     fn unsubscribe(&mut self, id: &ConnectionId, pattern: &ChannelPattern) {
-        if let Some(subscribers) = self.subscriptions.get_mut(pattern) {
-            subscribers.remove(id);
-            if subscribers.is_empty() {
-                self.subscriptions.remove(pattern);
+        let Some(subscribers) = self.subscriptions.get_mut(pattern) else { return };
+        let bucket = Shard::bucket(id.as_str());
+        if let Some(ids) = subscribers.get_mut(&bucket) {
+            ids.remove(id);
+            if ids.is_empty() {
+                subscribers.remove(&bucket);
             }
+        }
+        if subscribers.is_empty() {
+            self.subscriptions.remove(pattern);
         }
     }
 }
@@ -95,7 +104,7 @@ impl MemoryStore {
 
     /// Subscription items, as many as a DynamoDB table would hold.
     pub fn subscription_count(&self) -> usize {
-        self.read().subscriptions.values().map(BTreeMap::len).sum()
+        self.read().subscriptions.values().flat_map(BTreeMap::values).map(BTreeMap::len).sum()
     }
 
     pub fn len(&self) -> usize {
@@ -132,13 +141,23 @@ impl MemoryStore {
     fn subscribers_after(
         &self,
         pattern: &ChannelPattern,
+        shard: Shard,
         after: Option<&ConnectionId>,
     ) -> Vec<ConnectionRef> {
         let tables = self.read();
         let Some(subscribers) = tables.subscriptions.get(pattern) else { return Vec::new() };
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let buckets = shard.buckets();
+        // The page goes on from the last one's (bucket, id), like a query from `ExclusiveStartKey`.
+        let from = after.map_or(buckets.start, |id| Shard::bucket(id.as_str()));
         subscribers
-            .range((lower, Bound::Unbounded))
+            .range(from..buckets.end)
+            .flat_map(|(&bucket, ids)| {
+                let lower = match after {
+                    Some(after) if bucket == from => Bound::Excluded(after),
+                    _ => Bound::Unbounded,
+                };
+                ids.range((lower, Bound::Unbounded))
+            })
             .take(self.page_size)
             .map(|(id, connected_at_ms)| ConnectionRef { id: id.clone(), connected_at_ms: *connected_at_ms })
             .collect()
@@ -205,9 +224,12 @@ impl ConnectionStore for MemoryStore {
             return Err(SubscribeError::TooMany { limit: subscription.limit });
         }
         patterns.insert(subscription.pattern.clone());
+        let bucket = Shard::bucket(id.as_str());
         tables
             .subscriptions
             .entry(subscription.pattern.clone())
+            .or_default()
+            .entry(bucket)
             .or_default()
             .insert(id.clone(), subscription.connection.connected_at_ms);
         Ok(())
@@ -222,9 +244,13 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
-    fn subscribers(&self, pattern: &ChannelPattern) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+    fn subscribers_shard(
+        &self,
+        pattern: &ChannelPattern,
+        shard: Shard,
+    ) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
         let pattern = pattern.clone();
-        self.paged(move |after| self.subscribers_after(&pattern, after))
+        self.paged(move |after| self.subscribers_after(&pattern, shard, after))
     }
 }
 
@@ -630,6 +656,34 @@ mod tests {
         assert!(subscribers(&store, "nobody").await.is_empty());
         let scanned: Vec<Vec<ConnectionRef>> = store.scan().try_collect().await.expect("scan");
         assert_eq!(scanned.concat().len(), 5, "subscriptions are not connections");
+    }
+
+    #[tokio::test]
+    async fn a_patterns_shards_list_each_subscriber_once_and_in_the_same_shard_for_every_pattern() {
+        let store = MemoryStore::with_page_size(4);
+        for n in 0..200 {
+            store.put(&record(n)).await.expect("put");
+            store.subscribe(&subscription(n, "chat/*")).await.expect("subscribe");
+            store.subscribe(&subscription(n, "chat/eu")).await.expect("subscribe");
+        }
+        let mut all = Vec::new();
+        for shard in Shard::all(7) {
+            let list = |pattern: &str| {
+                let pattern = ChannelPattern::parse(pattern).expect("pattern");
+                let store = &store;
+                async move {
+                    let pages: Vec<Vec<ConnectionRef>> =
+                        store.subscribers_shard(&pattern, shard).try_collect().await.expect("query");
+                    pages.into_iter().flatten().map(|c| c.id).collect::<Vec<_>>()
+                }
+            };
+            let (wildcard, exact) = (list("chat/*").await, list("chat/eu").await);
+            assert!(!exact.is_empty() && exact.len() < 100, "shard {shard}: {}", exact.len());
+            assert_eq!(wildcard, exact, "shard {shard}");
+            all.extend(exact);
+        }
+        all.sort();
+        assert_eq!(all, (0..200).map(id).collect::<Vec<_>>());
     }
 
     #[tokio::test]

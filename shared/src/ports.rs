@@ -44,7 +44,17 @@ pub trait ConnectionStore: Send + Sync {
     async fn unsubscribe(&self, id: &ConnectionId, pattern: &ChannelPattern) -> Result<(), StoreError>;
 
     /// The connections subscribed to exactly this pattern, one page at a time.
-    fn subscribers(&self, pattern: &ChannelPattern) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>>;
+    fn subscribers(&self, pattern: &ChannelPattern) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+        self.subscribers_shard(pattern, Shard::WHOLE)
+    }
+
+    /// The subscribers to this pattern in one shard, one page at a time: a connection is in the same
+    /// shard of a count for every pattern, so a channel's shards never overlap either.
+    fn subscribers_shard(
+        &self,
+        pattern: &ChannelPattern,
+        shard: Shard,
+    ) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>>;
 }
 
 /// One connection's subscription to one pattern, as the store keeps it.

@@ -1,11 +1,12 @@
 //! The worker function: drains SQS batches of jobs and fans each out to its audience.
 //!
-//! Each job names its [`Audience`]: everyone (a broadcast), a channel's subscribers (a publish), or a
-//! list of connections (a retry job). Per batch it scans the connection store once for all its
-//! broadcasts, queries each channel's partitions once for all of that channel's messages (the channel
-//! and each wildcard above it, each subscriber once), and posts every message to every connection of
-//! each page as soon as the page arrives, never more than `post_concurrency` posts at a time and never
-//! faster than its share of the account's `@connections` budget. A connection that
+//! Each job names its [`Audience`]: everyone (a broadcast), a channel's subscribers (a publish), a
+//! shard of either (split off a large one), or a list of connections (a retry job). Per batch it
+//! lists each audience once for all of its messages (a channel: its partition and each wildcard's
+//! above it, each subscriber once), and posts every message to every connection of each page as soon
+//! as the page arrives, never more than `post_concurrency` posts at a time and at a pace that adapts
+//! to the account's `@connections` limit. An audience larger than one shard is split into shard jobs
+//! on the queue, so that several invocations post it at once. A connection that
 //! answers 410 Gone is pruned (the stale id, not the sender) unless its record is young enough to
 //! belong to a connection still completing its `$connect`.
 //!
@@ -18,7 +19,7 @@
 //! impossible (the scan failed, or the queue refused the retry job) is a message reported in
 //! `batchItemFailures` for SQS to redeliver.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -184,24 +185,37 @@ struct Delivery {
     attempt: u32,
 }
 
-/// Where a part of a broadcast's audience comes from.
+/// An audience the store lists, whole or in shards: everyone, or a channel's subscribers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum Scope<'a> {
+    Everyone,
+    Channel(&'a Channel),
+}
+
+/// Where a part of a message's audience comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Part {
-    /// The connections the probe read.
-    Probed,
-    /// Everyone the probe did not read: a scan of the whole table without them.
-    Unprobed,
-    /// One shard, scanned whole.
-    Shard(Shard),
+enum Part<'a> {
+    /// The connections the probe of the scope read.
+    Probed(Scope<'a>),
+    /// The rest of the scope: all of it listed, without the probed connections.
+    Unprobed(Scope<'a>),
+    /// One shard of the scope, listed whole.
+    Shard(Scope<'a>, Shard),
+}
+
+/// What a probe read: the connections, and their ids to leave out of the rest.
+#[derive(Default)]
+struct Probe {
+    connections: Arc<Vec<ConnectionRef>>,
+    ids: Arc<HashSet<ConnectionId>>,
 }
 
 /// Who each message of a batch goes to, decided before the first post.
 #[derive(Default)]
-struct Plan {
-    /// The messages of each part of the table; a broadcast's parts together hold everyone once.
-    parts: BTreeMap<Part, Vec<usize>>,
-    probed: Arc<Vec<ConnectionRef>>,
-    probed_ids: Arc<HashSet<ConnectionId>>,
+struct Plan<'a> {
+    /// The messages of each part; a scope's parts together hold each of its connections once.
+    parts: BTreeMap<Part<'a>, Vec<usize>>,
+    probes: HashMap<Scope<'a>, Probe>,
     /// The messages whose audience could not be estimated: SQS must deliver them again.
     failed: Vec<usize>,
 }
@@ -252,70 +266,95 @@ impl Worker {
         AdaptiveRate::new(self.settings.post_rate, self.settings.account_rate)
     }
 
-    /// Decides where each broadcast of the batch goes. A broadcast to more connections than one
-    /// shard holds is split: its other shards are queued as jobs for other invocations, and this one
-    /// posts the first. The audience is estimated from one of [`PROBE_SHARDS`] shards; when it is
-    /// small, the connections read are posted at once and the rest of the table is scanned without
-    /// them, so a small broadcast costs two reads, not a hundred.
-    async fn plan(&self, deliveries: &[Delivery], report: &mut BatchReport) -> Plan {
+    /// Decides where each message of the batch goes. A broadcast or a publish to more connections
+    /// than one shard holds is split: its other shards are queued as jobs for other invocations,
+    /// and this one posts the first. The audience is estimated from one of [`PROBE_SHARDS`] shards;
+    /// when it is small, the connections read are posted at once and the rest is listed without
+    /// them, so a small audience costs two reads, not a hundred.
+    async fn plan<'a>(&self, deliveries: &'a [Delivery], report: &mut BatchReport) -> Plan<'a> {
         let mut plan = Plan::default();
+        let mut whole: BTreeMap<Scope<'a>, Vec<usize>> = BTreeMap::new();
         for (message, delivery) in deliveries.iter().enumerate() {
-            if let Audience::Shard(shard) = delivery.audience {
-                plan.parts.entry(Part::Shard(shard)).or_default().push(message);
-            }
+            let part = match &delivery.audience {
+                Audience::Shard(shard) => Part::Shard(Scope::Everyone, *shard),
+                Audience::ChannelShard { channel, shard } => Part::Shard(Scope::Channel(channel), *shard),
+                Audience::Everyone => {
+                    whole.entry(Scope::Everyone).or_default().push(message);
+                    continue;
+                }
+                Audience::Channel(channel) => {
+                    whole.entry(Scope::Channel(channel)).or_default().push(message);
+                    continue;
+                }
+                Audience::Connections(_) => continue,
+            };
+            plan.parts.entry(part).or_default().push(message);
         }
-        let everyone: Vec<usize> =
-            (0..deliveries.len()).filter(|&m| deliveries[m].audience == Audience::Everyone).collect();
-        if everyone.is_empty() {
-            return plan;
+        for (scope, messages) in whole {
+            self.plan_scope(scope, messages, deliveries, &mut plan, report).await;
         }
+        plan
+    }
+
+    /// Plans the messages for the whole of one scope: probes it, and splits it when it is large.
+    async fn plan_scope<'a>(
+        &self,
+        scope: Scope<'a>,
+        messages: Vec<usize>,
+        deliveries: &[Delivery],
+        plan: &mut Plan<'a>,
+        report: &mut BatchReport,
+    ) {
         if self.settings.shard_size == 0 {
-            plan.parts.entry(Part::Shard(Shard::WHOLE)).or_default().extend(everyone);
-            return plan;
+            plan.parts.entry(Part::Shard(scope, Shard::WHOLE)).or_default().extend(messages);
+            return;
         }
         let probe = Shard::new(0, PROBE_SHARDS).unwrap_or(Shard::WHOLE);
-        let probed: Vec<ConnectionRef> = match self.store.scan_shard(probe).try_concat().await {
+        let probed: Vec<ConnectionRef> = match self.list(scope, probe).try_concat().await {
             Ok(probed) => probed,
             Err(error) => {
-                tracing::error!(error = %error, messages = everyone.len(), "reading the connections failed; the messages will be redelivered");
-                plan.failed = everyone;
-                return plan;
+                tracing::error!(error = %error, messages = messages.len(), "reading the audience failed; the messages will be redelivered");
+                plan.failed.extend(messages);
+                return;
             }
         };
         let estimate = probed.len().saturating_mul(PROBE_SHARDS as usize);
         let shards = u32::try_from(estimate.div_ceil(self.settings.shard_size)).unwrap_or(u32::MAX);
         if shards <= 1 {
-            plan.probed_ids = Arc::new(probed.iter().map(|to| to.id.clone()).collect());
-            plan.probed = Arc::new(probed);
-            plan.parts.insert(Part::Probed, everyone.clone());
-            plan.parts.insert(Part::Unprobed, everyone);
-            return plan;
+            let ids = Arc::new(probed.iter().map(|to| to.id.clone()).collect());
+            plan.probes.insert(scope, Probe { connections: Arc::new(probed), ids });
+            plan.parts.insert(Part::Probed(scope), messages.clone());
+            plan.parts.insert(Part::Unprobed(scope), messages);
+            return;
         }
         // Enough shards for every invocation to take a batch: with fewer, one invocation would get
         // them all (measured: 10,000 connections in 5 shards took 5.1 s, `simulate --connections
         // 10000 --min-shards 1`), however many the mapping may run.
         let shards = shards.max(self.settings.min_shards);
         let split: Vec<Shard> = Shard::all(shards).collect();
-        for message in everyone {
+        for message in messages {
+            let envelope = &deliveries[message].envelope;
             let jobs: Vec<Job> = split[1..]
                 .iter()
-                .map(|&shard| Job::shard(deliveries[message].envelope.clone(), shard))
+                .map(|&shard| match scope {
+                    Scope::Everyone => Job::shard(envelope.clone(), shard),
+                    Scope::Channel(channel) => Job::channel_shard(envelope.clone(), channel.clone(), shard),
+                })
                 .collect();
             let results = self.queue.send_batch(&jobs, Duration::ZERO).await;
-            plan.parts.entry(Part::Shard(split[0])).or_default().push(message);
+            plan.parts.entry(Part::Shard(scope, split[0])).or_default().push(message);
             for (&shard, result) in split[1..].iter().zip(&results) {
                 match result {
                     Ok(()) => report.shards_queued += 1,
                     // Posted here instead: slower, but every shard is still posted exactly once.
                     Err(err) => {
                         tracing::warn!(shard = %shard, error = %err, "queueing a shard failed; this invocation posts it");
-                        plan.parts.entry(Part::Shard(shard)).or_default().push(message);
+                        plan.parts.entry(Part::Shard(scope, shard)).or_default().push(message);
                     }
                 }
             }
         }
-        tracing::info!(estimate, shards, "broadcast split into shards");
-        plan
+        tracing::info!(?scope, estimate, shards, "audience split into shards");
     }
 
     /// Handles one SQS batch; the response lists the messages SQS should deliver again. `deadline` is
@@ -460,44 +499,37 @@ impl Worker {
     /// Every (message, connection) post, page by page as the audiences are listed, at most
     /// `post_concurrency` at a time. Within a page, each message goes to every connection before the
     /// next message starts, which keeps per-connection order as close to the batch's as SQS allows.
-    /// Each part of the table in `plan` is read once for all its broadcasts, each channel's
-    /// partitions are queried once for all its messages, and retry jobs name their targets.
+    /// Each part in `plan` is listed once for all its messages, and retry jobs name their targets.
     fn fan_out<'a>(
         &'a self,
         deliveries: &'a [Delivery],
-        plan: &'a Plan,
+        plan: &'a Plan<'a>,
         budget: &'a AdaptiveRate,
         stop_at: Instant,
     ) -> BoxStream<'a, Outcome> {
         let mut sources: Vec<BoxStream<'a, Step>> = Vec::new();
         for (&part, messages) in &plan.parts {
             let pages = match part {
-                Part::Probed => stream::iter([Ok(plan.probed.to_vec())]).boxed(),
-                Part::Unprobed => {
-                    let probed = Arc::clone(&plan.probed_ids);
-                    self.store
-                        .scan()
+                Part::Probed(scope) => {
+                    let probed = plan.probes.get(&scope).map(|probe| probe.connections.to_vec());
+                    stream::iter([Ok(probed.unwrap_or_default())]).boxed()
+                }
+                Part::Unprobed(scope) => {
+                    let probed =
+                        plan.probes.get(&scope).map(|probe| Arc::clone(&probe.ids)).unwrap_or_default();
+                    self.list(scope, Shard::WHOLE)
                         .map_ok(move |page| page.into_iter().filter(|to| !probed.contains(&to.id)).collect())
                         .boxed()
                 }
-                Part::Shard(shard) => self.store.scan_shard(shard),
+                Part::Shard(scope, shard) => self.list(scope, shard),
             };
             sources.push(pages_to_steps(pages, messages.clone()));
-        }
-        let mut channels: BTreeMap<&Channel, Vec<usize>> = BTreeMap::new();
-        for (message, delivery) in deliveries.iter().enumerate() {
-            if let Audience::Channel(channel) = &delivery.audience {
-                channels.entry(channel).or_default().push(message);
-            }
-        }
-        for (channel, messages) in channels {
-            sources.push(pages_to_steps(self.subscribers(channel), messages));
         }
         sources.push(
             stream::iter(deliveries.iter().enumerate().flat_map(|(message, delivery)| {
                 let targets = match &delivery.audience {
                     Audience::Connections(targets) => targets.as_slice(),
-                    Audience::Everyone | Audience::Channel(_) | Audience::Shard(_) => &[],
+                    _ => &[],
                 };
                 targets.iter().map(move |to| Step::Post { message, to: to.clone() })
             }))
@@ -521,12 +553,19 @@ impl Worker {
             .boxed()
     }
 
-    /// Everyone subscribed to `channel`, directly or through a wildcard above it, each once however
-    /// many of their patterns match: the channel's own partition, then each wildcard ancestor's.
-    fn subscribers<'a>(&'a self, channel: &Channel) -> BoxStream<'a, Result<Vec<ConnectionRef>, StoreError>> {
+    /// The connections of one shard of a scope, one page at a time. A channel's are everyone
+    /// subscribed to it directly or through a wildcard above it, each once however many of their
+    /// patterns match: the channel's own partition, then each wildcard ancestor's (a connection is in
+    /// the same shard for every pattern, so shards stay disjoint).
+    fn list<'a>(
+        &'a self,
+        scope: Scope<'_>,
+        shard: Shard,
+    ) -> BoxStream<'a, Result<Vec<ConnectionRef>, StoreError>> {
+        let Scope::Channel(channel) = scope else { return self.store.scan_shard(shard) };
         let mut seen = HashSet::new();
         stream::iter(channel.patterns())
-            .flat_map(move |pattern| self.store.subscribers(&pattern))
+            .flat_map(move |pattern| self.store.subscribers_shard(&pattern, shard))
             .map(move |page| {
                 page.map(|page| page.into_iter().filter(|to| seen.insert(to.id.clone())).collect())
             })

@@ -185,12 +185,16 @@ impl ConnectionStore for CountingStore {
     async fn unsubscribe(&self, id: &ConnectionId, pattern: &ChannelPattern) -> Result<(), StoreError> {
         self.inner.unsubscribe(id, pattern).await
     }
-    fn subscribers(&self, pattern: &ChannelPattern) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+    fn subscribers_shard(
+        &self,
+        pattern: &ChannelPattern,
+        shard: Shard,
+    ) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
         self.queries.fetch_add(1, Ordering::SeqCst);
         if self.fail_queries {
             return Box::pin(futures::stream::iter([Err(StoreError::Unavailable("throttled".into()))]));
         }
-        self.inner.subscribers(pattern)
+        self.inner.subscribers_shard(pattern, shard)
     }
 }
 
@@ -575,7 +579,7 @@ async fn a_publish_reaches_each_subscriber_of_its_channel_and_wildcards_once_and
     assert!(report.failed.is_empty());
     assert_eq!(recipients(&poster), (0..6).map(id).collect::<Vec<_>>(), "5 once, though on two patterns");
     assert_eq!(store.scans.load(Ordering::SeqCst), 0, "a publish queries, never scans");
-    assert_eq!(store.queries.load(Ordering::SeqCst), 2, "chat/general and chat/*");
+    assert_eq!(store.queries.load(Ordering::SeqCst), 2 * 2, "chat/general and chat/*: a probe, the rest");
     let frame: Value = serde_json::from_slice(&poster.delivered()[0].1).expect("json");
     assert_eq!((frame["type"].as_str(), frame["channel"].as_str()), (Some("message"), Some("chat/general")));
 
@@ -607,7 +611,11 @@ async fn a_batch_queries_each_channel_once_for_all_its_messages_beside_one_scan_
     assert!(report.failed.is_empty());
     assert_eq!(report.delivered, 1 + 10 + 1 + 6);
     assert_eq!(store.scans.load(Ordering::SeqCst), 2, "the probe and the rest");
-    assert_eq!(store.queries.load(Ordering::SeqCst), 1 + 2, "news once, chat/general and chat/* once");
+    assert_eq!(
+        store.queries.load(Ordering::SeqCst),
+        2 * (1 + 2),
+        "news once, chat/general and chat/* once, each a probe and the rest"
+    );
     let to_seven: Vec<i64> = poster
         .delivered()
         .iter()
@@ -702,6 +710,51 @@ async fn a_broadcast_larger_than_a_shard_is_split_and_each_connection_gets_it_on
     let counts = posts_per_connection(&poster);
     assert_eq!(counts.len(), 3_000);
     assert!(counts.values().all(|&posts| posts == 1), "the shards never overlap");
+}
+
+#[tokio::test]
+async fn a_publish_to_a_channel_larger_than_a_shard_is_split_and_each_subscriber_gets_it_once() {
+    let store = CountingStore::with_connections(3_000, 100).await;
+    // Even connections through the wildcard, every third one directly, some both ways: 2,000.
+    for n in 0..3_000 {
+        if n % 2 == 0 {
+            store.subscribe(n, "chat/*").await;
+        }
+        if n % 3 == 0 {
+            store.subscribe(n, "chat/general").await;
+        }
+    }
+    store.subscribe(1, "news").await;
+    let poster = Arc::new(MemoryPoster::default());
+    let (worker, queue) = worker_with(
+        store.clone(),
+        poster.clone(),
+        WorkerSettings { shard_size: 300, min_shards: 8, ..settings() },
+    );
+
+    let first = worker.process(sqs_event(&[publish_body("chat/general", "1")]), deadline(30.0)).await;
+
+    assert!(first.shards_queued >= 7, "{first:?}");
+    let jobs = queue.peek();
+    let channel = Channel::parse("chat/general").expect("channel");
+    for body in &jobs {
+        let Audience::ChannelShard { channel: of, shard } = Job::parse(body).expect("job").audience else {
+            panic!("a channel shard job: {body}");
+        };
+        assert!(of == channel && shard.index() > 0 && shard.of() == jobs.len() as u32 + 1, "{body}");
+    }
+    assert!(first.delivered > 0 && first.delivered < 2_000, "this invocation posts shard 0 only");
+
+    let rest = worker.process(sqs_event(&jobs), deadline(30.0)).await;
+
+    assert!(rest.failed.is_empty() && rest.shards_queued == 0, "{rest:?}");
+    assert_eq!(store.scans.load(Ordering::SeqCst), 0, "a publish never scans");
+    let counts = posts_per_connection(&poster);
+    let subscribed: Vec<ConnectionId> = (0..3_000).filter(|n| n % 2 == 0 || n % 3 == 0).map(id).collect();
+    let mut reached: Vec<ConnectionId> = counts.keys().cloned().collect();
+    reached.sort();
+    assert_eq!(reached, subscribed);
+    assert!(counts.values().all(|&posts| posts == 1), "the shards never overlap, whatever the pattern");
 }
 
 /// A queue that refuses every message.

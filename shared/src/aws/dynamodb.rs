@@ -2,10 +2,16 @@
 //!
 //! A connection is the item `Pk = Sk = "CONN#<id>"` with `ConnectedAt` (epoch ms), `SourceIp`, `Ttl`
 //! (epoch seconds, the table's TTL attribute) and `Subs`, the string set of the patterns it is
-//! subscribed to. A subscription is the item `Pk = "CHAN#<pattern>"`, `Sk = "CONN#<id>"` with the
-//! connection's `ConnectedAt` and `Ttl`: a publish finds a channel's subscribers by querying a few
-//! partitions, and `$disconnect` finds a connection's subscriptions in its own item, which is why both
-//! live in one table. A scan for connections skips the `CHAN#` items.
+//! subscribed to. A subscription is the item `Pk = "CHAN#<pattern>"`, `Sk = "SUB#<bucket>#<id>"`
+//! with the connection's `ConnectedAt` and `Ttl`: a publish finds a channel's subscribers by querying
+//! a few partitions, and `$disconnect` finds a connection's subscriptions in its own item, which is
+//! why both live in one table. A scan for connections skips the `CHAN#` items.
+//!
+//! The bucket (three digits, [`Shard::bucket`] of the id) leads the sort key so that a shard of a
+//! channel is one `Sk BETWEEN` range of its partitions: a publish to a large channel is split like a
+//! broadcast, each shard reading only its own items. Subscriptions written before the bucket existed
+//! (`Sk = "CONN#<id>"`) are still found by a whole channel's query and deleted by `unsubscribe`; a
+//! split skips them, and their `Ttl` (the connection's lifetime) removes them.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -23,6 +29,7 @@ use crate::ports::{ConnectionStore, Subscription};
 
 const CONNECTION_PREFIX: &str = "CONN#";
 const CHANNEL_PREFIX: &str = "CHAN#";
+const SUBSCRIBER_PREFIX: &str = "SUB#";
 /// BatchGetItem's limit on keys per call.
 const BATCH_GET_MAX: usize = 100;
 /// BatchWriteItem's limit on requests per call.
@@ -71,10 +78,27 @@ impl DynamoStore {
     }
 
     fn subscription_key(pattern: &str, id: &ConnectionId) -> Key {
+        let bucket = Shard::bucket(id.as_str());
+        HashMap::from([
+            ("Pk".to_owned(), AttributeValue::S(format!("{CHANNEL_PREFIX}{pattern}"))),
+            ("Sk".to_owned(), AttributeValue::S(format!("{SUBSCRIBER_PREFIX}{bucket:03}#{id}"))),
+        ])
+    }
+
+    /// A subscription's key as written before sort keys led with a bucket.
+    fn legacy_subscription_key(pattern: &str, id: &ConnectionId) -> Key {
         HashMap::from([
             ("Pk".to_owned(), AttributeValue::S(format!("{CHANNEL_PREFIX}{pattern}"))),
             ("Sk".to_owned(), AttributeValue::S(format!("{CONNECTION_PREFIX}{id}"))),
         ])
+    }
+
+    /// The inclusive `Sk` bounds of a shard's subscription items: from its first bucket's
+    /// `SUB#bbb#` to just past its last one's (`$` sorts right after `#`).
+    fn shard_bounds(shard: Shard) -> (String, String) {
+        let buckets = shard.buckets();
+        let last = buckets.end.saturating_sub(1);
+        (format!("{SUBSCRIBER_PREFIX}{:03}#", buckets.start), format!("{SUBSCRIBER_PREFIX}{last:03}$"))
     }
 
     /// The keys of a connection's item and of every subscription its `Subs` lists.
@@ -88,15 +112,26 @@ impl DynamoStore {
     async fn query_page(
         &self,
         pattern: &ChannelPattern,
+        shard: Shard,
         start: Option<Key>,
     ) -> Result<(Vec<ConnectionRef>, Option<Key>), StoreError> {
-        let page = self
+        let mut query = self
             .client
             .query()
             .table_name(&self.table)
             .set_limit(self.page_limit)
-            .key_condition_expression("Pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("{CHANNEL_PREFIX}{pattern}")))
+            .expression_attribute_values(":pk", AttributeValue::S(format!("{CHANNEL_PREFIX}{pattern}")));
+        // The whole partition when unsplit, so that subscriptions without a bucket are found too.
+        query = if shard.is_whole() {
+            query.key_condition_expression("Pk = :pk")
+        } else {
+            let (low, high) = Self::shard_bounds(shard);
+            query
+                .key_condition_expression("Pk = :pk AND Sk BETWEEN :low AND :high")
+                .expression_attribute_values(":low", AttributeValue::S(low))
+                .expression_attribute_values(":high", AttributeValue::S(high))
+        };
+        let page = query
             .projection_expression("Sk, ConnectedAt")
             .set_exclusive_start_key(start)
             .send()
@@ -183,11 +218,16 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// The connection an item names in `key` (`CONN#<id>`): `Pk` of a connection item, `Sk` of a
-    /// subscription item; both carry the connection's `ConnectedAt`.
+    /// The connection an item names in `key`: `Pk` of a connection item (`CONN#<id>`), `Sk` of a
+    /// subscription item (`SUB#<bucket>#<id>`, or `CONN#<id>` in older ones); both carry the
+    /// connection's `ConnectedAt`.
     fn connection_in(item: &Key, key: &str) -> Option<ConnectionRef> {
         let value = item.get(key)?.as_s().ok()?;
-        let id = ConnectionId::parse(value.strip_prefix(CONNECTION_PREFIX)?).ok()?;
+        let raw = match value.strip_prefix(SUBSCRIBER_PREFIX) {
+            Some(bucketed) => bucketed.split_once('#')?.1,
+            None => value.strip_prefix(CONNECTION_PREFIX)?,
+        };
+        let id = ConnectionId::parse(raw).ok()?;
         let connected_at_ms =
             item.get("ConnectedAt").and_then(|n| n.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
         Some(ConnectionRef { id, connected_at_ms })
@@ -366,23 +406,25 @@ impl ConnectionStore for DynamoStore {
         {
             return Err(store_error(err));
         }
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::subscription_key(pattern.as_str(), id)))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        // Both forms of the key, so that a subscription made before buckets cannot outlive this.
+        let keys = vec![
+            Self::subscription_key(pattern.as_str(), id),
+            Self::legacy_subscription_key(pattern.as_str(), id),
+        ];
+        self.delete_keys(keys).await
     }
 
-    fn subscribers(&self, pattern: &ChannelPattern) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
+    fn subscribers_shard(
+        &self,
+        pattern: &ChannelPattern,
+        shard: Shard,
+    ) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
         let pattern = pattern.clone();
         stream::unfold(Some(None), move |cursor: Option<Option<Key>>| {
             let pattern = pattern.clone();
             async move {
                 let start = cursor?;
-                match self.query_page(&pattern, start).await {
+                match self.query_page(&pattern, shard, start).await {
                     Ok((ids, next)) => Some((Ok(ids), next.map(Some))),
                     Err(err) => Some((Err(err), None)),
                 }
