@@ -44,6 +44,11 @@ pub struct SimSettings {
     pub latency: (Duration, Duration),
     /// The fraction of calls answered 429 whatever the account's bucket holds.
     pub throttle: f64,
+    /// Calls per second the endpoint can serve, one after another, when something other than the
+    /// account's rate limits it: the local gateway's CPU, shared with its clients on one machine.
+    /// Measured there in pipeline mode, it lets a simulation be checked against a local run.
+    /// `None` on AWS, whose fleet serves every call the account's bucket admits.
+    pub capacity: Option<f64>,
     /// The fraction of connections that are gone (410) and get pruned.
     pub gone: f64,
     /// The account's `@connections` calls per second, and its burst.
@@ -69,6 +74,7 @@ impl Default for SimSettings {
             connections: 10_000,
             latency: (Duration::from_millis(20), Duration::from_millis(60)),
             throttle: 0.0,
+            capacity: None,
             gone: 0.0,
             account_rate: f64::from(shared::limits::ACCOUNT_POST_RATE),
             account_burst: f64::from(shared::limits::ACCOUNT_POST_RATE / 2),
@@ -147,6 +153,7 @@ pub struct EchoedSettings {
     pub function_timeout_s: f64,
     pub latency_ms: (u128, u128),
     pub throttle: f64,
+    pub capacity: Option<f64>,
     pub gone: f64,
 }
 
@@ -172,6 +179,8 @@ struct SimPoster {
     account_rate: f64,
     account_burst: f64,
     bucket: Mutex<(f64, Instant)>,
+    /// The time each call takes to serve with a limited capacity, and when the server is next free.
+    service: Option<(Duration, Mutex<Instant>)>,
     rng: Mutex<StdRng>,
     gone: Vec<bool>,
     received: Vec<AtomicU32>,
@@ -207,6 +216,14 @@ impl Poster for SimPoster {
         };
         // The request reaches API Gateway half way, and the answer comes back in the other half.
         tokio::time::sleep(latency / 2).await;
+        if let Some((each, free_at)) = &self.service {
+            let done = {
+                let mut free_at = lock(free_at);
+                *free_at = (*free_at).max(Instant::now()) + *each;
+                *free_at
+            };
+            tokio::time::sleep_until(done).await;
+        }
         self.calls.fetch_add(1, Ordering::Relaxed);
         let answer = if !self.take_token() {
             self.throttled_by_account.fetch_add(1, Ordering::Relaxed);
@@ -379,6 +396,10 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
         account_rate: settings.account_rate.max(1.0),
         account_burst: settings.account_burst.max(1.0),
         bucket: Mutex::new((settings.account_burst.max(1.0), Instant::now())),
+        service: settings
+            .capacity
+            .filter(|capacity| *capacity > 0.0)
+            .map(|capacity| (Duration::from_secs_f64(1.0 / capacity), Mutex::new(Instant::now()))),
         rng: Mutex::new(StdRng::seed_from_u64(settings.seed.wrapping_add(1))),
         received: (0..settings.connections).map(|_| AtomicU32::new(0)).collect(),
         gone,
@@ -480,6 +501,7 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
             batch_size: settings.esm.batch_size,
             function_timeout_s: settings.esm.function_timeout.as_secs_f64(),
             latency_ms: (settings.latency.0.as_millis(), settings.latency.1.as_millis()),
+            capacity: settings.capacity,
             throttle: settings.throttle,
             gone: settings.gone,
         },
@@ -520,6 +542,15 @@ mod tests {
         assert_eq!((report.lost, report.duplicated, report.dead_letters), (0, 0, 0), "{report:?}");
         assert!(report.throttled_injected > 0 && report.gone_answers > 0);
         assert!(report.live < 20_000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endpoint_of_limited_capacity_serves_no_faster_than_it() {
+        let unlimited = run(small(4_000)).await.expect("simulated");
+        let limited = run(SimSettings { capacity: Some(1_000.0), ..small(4_000) }).await.expect("simulated");
+        assert_eq!((limited.delivered, limited.lost, limited.duplicated), (4_000, 0, 0));
+        assert!(limited.time_to_last_delivery_s >= 4.0, "{limited:?}");
+        assert!(unlimited.time_to_last_delivery_s < 2.0, "{unlimited:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -22,6 +22,10 @@ struct Args {
     /// The fraction of calls answered 429 whatever the account's bucket holds.
     #[arg(long, default_value_t = 0.0)]
     throttle: f64,
+    /// Calls per second the endpoint serves at most, one after another: to compare with the local
+    /// gateway, its pipeline-mode rate on the same machine (none on AWS).
+    #[arg(long)]
+    capacity: Option<f64>,
     /// The fraction of connections that are gone (410).
     #[arg(long, default_value_t = 0.0)]
     gone: f64,
@@ -64,6 +68,7 @@ fn main() -> anyhow::Result<()> {
             Duration::from_millis(args.latency_max_ms.max(args.latency_min_ms)),
         ),
         throttle: args.throttle,
+        capacity: args.capacity,
         gone: args.gone,
         account_rate: f64::from(args.account_rate),
         account_burst: f64::from(args.account_rate / 2),
