@@ -115,8 +115,8 @@ struct Args {
     /// up to --account-rate.
     #[arg(long, default_value_t = WorkerSettings::default().post_rate)]
     post_rate: u32,
-    /// Connections per shard: a broadcast to more is split into shard jobs on the queue, posted by
-    /// several worker invocations at once (the template's FanoutShardSize; 0 never splits).
+    /// Connections per shard: a broadcast or a publish to more is split into shard jobs on the queue,
+    /// posted by several worker invocations at once (the template's FanoutShardSize; 0 never splits).
     #[arg(long, default_value_t = WorkerSettings::default().shard_size)]
     shard_size: usize,
     /// How long the worker keeps retrying a connection whose posts fail (429, 5xx) before it goes into
@@ -469,6 +469,7 @@ async fn main() -> anyhow::Result<()> {
             // Without a throttle, nothing answers 429 to slow the worker down: --post-rate is its pace.
             account_rate: args.account_rate.max(args.post_rate),
             shard_size: args.shard_size,
+            min_shards: worker::min_shards(u32::try_from(args.worker_concurrency).unwrap_or(u32::MAX)),
             prune_grace: Duration::from_secs(args.prune_grace_secs),
             target_retry_budget: Duration::from_millis(args.retry_budget_ms),
             ..WorkerSettings::default()

@@ -35,7 +35,7 @@ pub struct WorkerConfig {
     /// `WORKER_MAX_CONCURRENCY` (default 5): the event source mapping's maximum concurrency, the
     /// number of invocations that share [`WorkerConfig::account_post_rate`].
     pub max_concurrency: u32,
-    /// `FANOUT_SHARD_SIZE` (default 2,000; 0 never splits): connections per shard of a broadcast.
+    /// `FANOUT_SHARD_SIZE` (default 2,000; 0 never splits): connections per shard of a broadcast or a publish.
     pub shard_size: usize,
 }
 

@@ -26,7 +26,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         post_rate: config.post_rate(),
         account_rate: config.account_post_rate,
         shard_size: config.shard_size,
-        min_shards: config.max_concurrency.saturating_mul(worker::MAX_BATCH_SIZE),
+        min_shards: worker::min_shards(config.max_concurrency),
         ..WorkerSettings::default()
     };
     let worker = Worker::new(

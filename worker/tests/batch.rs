@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use serde_json::{Value, json};
 use shared::clock::epoch_ms;
@@ -127,6 +128,8 @@ struct CountingStore {
     fail_scans: bool,
     queries: AtomicUsize,
     fail_queries: bool,
+    /// How long each query takes to begin answering, as a round trip to DynamoDB does.
+    query_delay: Duration,
 }
 
 impl CountingStore {
@@ -146,6 +149,7 @@ impl CountingStore {
             fail_scans: false,
             queries: AtomicUsize::new(0),
             fail_queries: false,
+            query_delay: Duration::ZERO,
         }
     }
 
@@ -194,7 +198,14 @@ impl ConnectionStore for CountingStore {
         if self.fail_queries {
             return Box::pin(futures::stream::iter([Err(StoreError::Unavailable("throttled".into()))]));
         }
-        self.inner.subscribers_shard(pattern, shard)
+        let pages = self.inner.subscribers_shard(pattern, shard);
+        let delay = self.query_delay;
+        futures::stream::once(async move {
+            tokio::time::sleep(delay).await;
+            pages
+        })
+        .flatten()
+        .boxed()
     }
 }
 
@@ -663,6 +674,31 @@ async fn a_failed_query_redelivers_that_channels_messages_only() {
 
     assert_eq!(report.failed, [message_id(0)], "the broadcast was delivered; the publish will be again");
     assert_eq!(report.delivered, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_channels_of_a_batch_are_probed_at_once_not_one_after_another() {
+    let store = Arc::new(CountingStore {
+        query_delay: Duration::from_millis(10),
+        ..CountingStore::over(MemoryStore::default())
+    });
+    for n in 0..5 {
+        let record = ConnectionRecord { id: id(n), connected_at_ms: 0, source_ip: None, expires_at_s: 0 };
+        store.inner.put(&record).await.expect("put");
+        store.subscribe(n, &format!("room/{n}")).await;
+    }
+    let poster = Arc::new(MemoryPoster::default());
+    let (worker, _queue) = worker(store.clone(), poster.clone(), 4);
+    let bodies: Vec<String> = (0..5).map(|n| publish_body(&format!("room/{n}"), "1")).collect();
+    let started = Instant::now();
+
+    let report = worker.process(sqs_event(&bodies), deadline(30.0)).await;
+
+    // Each channel is two partitions (`room/n`, `room/*`), each query 10 ms: the probes take 20 ms
+    // at once, or 100 ms one after another, before the rest of each channel is listed (100 ms).
+    let took = started.elapsed();
+    assert_eq!((report.delivered, store.queries.load(Ordering::SeqCst)), (5, 5 * 2 * 2));
+    assert!(took < Duration::from_millis(150), "{took:?}");
 }
 
 /// How many times each connection was posted to.

@@ -45,7 +45,7 @@ struct Args {
     /// Connections per shard (FanoutShardSize; 0 never splits).
     #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_SHARD_SIZE)]
     shard_size: usize,
-    /// The fewest shards a split makes (the worker sets WorkerMaxConcurrency × 10).
+    /// The fewest shards a split makes (the worker sets WorkerMaxConcurrency × 10 × 3).
     #[arg(long)]
     min_shards: Option<u32>,
     /// The worker's timeout, in seconds.
@@ -77,9 +77,7 @@ fn main() -> anyhow::Result<()> {
             post_rate: shared::pacing::post_rate_share(args.account_rate, args.max_concurrency),
             account_rate: args.worker_max_rate.unwrap_or(args.account_rate),
             shard_size: args.shard_size,
-            min_shards: args
-                .min_shards
-                .unwrap_or(args.max_concurrency.saturating_mul(worker::MAX_BATCH_SIZE)),
+            min_shards: args.min_shards.unwrap_or_else(|| worker::min_shards(args.max_concurrency)),
             ..WorkerSettings::default()
         },
         esm: local::esm::EsmSettings {
