@@ -42,6 +42,16 @@ for n, goal in ((10000, 1.2), (18000, 2.2)):
         rows.append((f"local gateway, its defaults: broadcast to {n:,}, last delivery ≤ {goal} s, 0 lost, 0 duplicated",
                      swarm(new), "before: " + swarm(old),
                      met(new["latency_ms"]["max"] <= goal * 1000 and new["lost"] == 0 and new["duplicated"] == 0)))
+# The goals were set beside a pipeline of 0.63 s for 10,000; scaled by this machine's own
+# pipeline (the worker as it was, same run) they ask the same of the design here.
+pipe_before = r("pipeline-before-10000")
+for n, goal in ((10000, 1.2), (18000, 2.2)):
+    new = r(f"local-defaults-{n}")
+    if new and pipe_before:
+        scale = pipe_before["latency_ms"]["max"] / 1000 / 0.63
+        rows.append((f"… the same goal scaled to this machine: ≤ {goal} s × {scale:.2f} (its pipeline, 10,000, the worker as it was: "
+                     f"{pipe_before['latency_ms']['max'] / 1000:.2f} s against the issue's 0.63 s) = {goal * scale:.1f} s",
+                     swarm(new), "", met(new["latency_ms"]["max"] <= goal * scale * 1000 and new["lost"] == 0 and new["duplicated"] == 0)))
 new, old = r("pipeline-defaults-10000"), r("pipeline-before-10000")
 if new and old:
     rows.append(("pipeline mode (`--no-throttle --post-rate 1000000`), 10,000: not slower than before",
