@@ -33,6 +33,15 @@ pub enum AuthorizerError {
     KeysUnavailable(String),
 }
 
+impl AuthorizerError {
+    /// The name Lambda reports as the invocation's `errorType`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::KeysUnavailable(_) => "KeysUnavailable",
+        }
+    }
+}
+
 /// The handler and how it verifies tokens.
 #[derive(Debug)]
 pub struct Authorizer {

@@ -35,7 +35,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let authorizer = &authorizer;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
-            authorizer.handle(event.payload).await.map_err(lambda_runtime::Error::from)
+            authorizer.handle(event.payload).await.map_err(|err| lambda_runtime::Diagnostic {
+                error_type: err.error_type().to_owned(),
+                error_message: err.to_string(),
+            })
         },
     ))
     .await

@@ -36,6 +36,20 @@ pub enum IngressError {
     OwnChannel(#[source] SubscribeError),
 }
 
+impl IngressError {
+    /// The name Lambda reports as the invocation's `errorType`, in CloudWatch and X-Ray: what went
+    /// wrong, rather than the Rust type that carried it.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::MissingConnectionId => "MissingConnectionId",
+            Self::UnknownEventType(_) => "UnknownEventType",
+            Self::Store(StoreError::Unavailable(_)) => "StoreUnavailable",
+            Self::Store(StoreError::Rejected(_)) => "StoreRejected",
+            Self::OwnChannel(_) => "OwnChannelSubscriptionFailed",
+        }
+    }
+}
+
 /// Epoch seconds after which the store may expire what belongs to a connection made at
 /// `connected_at_ms`: API Gateway's longest connection, and a margin.
 pub fn expires_at_s(connected_at_ms: i64) -> i64 {

@@ -26,7 +26,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     let ingress = &ingress;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-        ingress.handle(event.payload).await.map_err(lambda_runtime::Error::from)
+        ingress.handle(event.payload).await.map_err(|err| lambda_runtime::Diagnostic {
+            error_type: err.error_type().to_owned(),
+            error_message: err.to_string(),
+        })
     }))
     .await
 }

@@ -240,7 +240,23 @@ async fn an_event_without_a_connection_id_is_an_error() {
     let f = fixture();
     let mut event = message_event("Hello");
     event.request_context.connection_id = None;
-    assert!(f.ingress.handle(event).await.is_err());
+    let err = f.ingress.handle(event).await.expect_err("no connection to answer");
+    assert_eq!(err.error_type(), "MissingConnectionId", "what Lambda reports as errorType");
+}
+
+#[test]
+fn each_failure_is_reported_to_lambda_by_what_went_wrong() {
+    use ingress::IngressError;
+    use shared::{StoreError, SubscribeError};
+    let cases = [
+        (IngressError::UnknownEventType(Some("PING".into())), "UnknownEventType"),
+        (IngressError::Store(StoreError::Unavailable("throttled".into())), "StoreUnavailable"),
+        (IngressError::Store(StoreError::Rejected("no such table".into())), "StoreRejected"),
+        (IngressError::OwnChannel(SubscribeError::NotConnected), "OwnChannelSubscriptionFailed"),
+    ];
+    for (err, error_type) in cases {
+        assert_eq!(err.error_type(), error_type, "{err}");
+    }
 }
 
 #[tokio::test]

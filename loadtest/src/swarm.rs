@@ -152,6 +152,7 @@ struct Shared {
     started: Instant,
     connected: AtomicU64,
     resolved: AtomicU64,
+    /// Distinct deliveries so far (a duplicate is not counted twice).
     receipts: AtomicU64,
     changed: Notify,
 }
@@ -397,6 +398,8 @@ async fn connection(run: Arc<Run>, index: u32, mut outgoing: mpsc::Receiver<Stri
     shared.changed.notify_waiters();
 
     let (mut sink, mut stream) = ws.split();
+    // The run waits for distinct deliveries: a duplicate must not stand in for a message still missing.
+    let mut seen = std::collections::HashSet::new();
     loop {
         tokio::select! {
             () = stop.cancelled() => {
@@ -422,7 +425,9 @@ async fn connection(run: Arc<Run>, index: u32, mut outgoing: mpsc::Receiver<Stri
                         Some(probe) => {
                             result.trace.received.push((probe.p, probe.s));
                             result.latencies.push((at, at.saturating_sub(probe.t)));
-                            shared.receipts.fetch_add(1, Ordering::Relaxed);
+                            if seen.insert((probe.p, probe.s)) {
+                                shared.receipts.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                         None => {
                             let reply = serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default();

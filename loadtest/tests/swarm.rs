@@ -200,10 +200,20 @@ async fn a_sharded_broadcast_under_failing_invocations_and_429s_reaches_everyone
     let settings = Settings {
         // Shards of one connection: each broadcast to 300 is split into 50 shard jobs (five invocations
         // of ten), unless the probe happens to find no connection in its hundredth of the table.
-        worker: WorkerSettings { shard_size: 1, ..WorkerSettings::default() },
+        // An invocation that runs out of time queues its unreached connections as retry jobs a second
+        // before its 2 s timeout, which the visibility timeout matches (as AWS requires).
+        worker: WorkerSettings {
+            shard_size: 1,
+            deadline_reserve: Duration::from_secs(1),
+            ..WorkerSettings::default()
+        },
         // A fifth of the invocations fail before the handler runs, and their batches come back after
         // the visibility timeout; 5 % of the calls are answered 429.
-        esm: EsmSettings { failure_rate: 0.2, ..EsmSettings::default() },
+        esm: EsmSettings {
+            failure_rate: 0.2,
+            function_timeout: Duration::from_secs(2),
+            ..EsmSettings::default()
+        },
         queue: QueueSettings { visibility_timeout: Duration::from_secs(2), max_receive_count: Some(20) },
         faults: Faults { post_throttle: 0.05, ..Faults::default() },
         ..Settings::default()

@@ -89,6 +89,31 @@ impl Function for Worker {
     }
 }
 
+/// The worker as the gateway runs it: each batch's figures are added to `totals`, which
+/// `/_local/stats` shows, where on AWS the bootstrap writes them as an EMF line.
+pub struct MeteredWorker {
+    pub worker: Worker,
+    pub totals: std::sync::Arc<worker::metrics::Totals>,
+}
+
+impl std::fmt::Debug for MeteredWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteredWorker").field("totals", &self.totals).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Function for MeteredWorker {
+    async fn invoke(&self, payload: Vec<u8>, deadline: Instant) -> Result<Vec<u8>, FunctionError> {
+        run(&payload, |event: SqsEvent| async move {
+            let report = self.worker.process(event, deadline).await;
+            self.totals.add(&report);
+            Ok::<SqsBatchResponse, String>(report.response())
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl Function for Authorizer {
     async fn invoke(&self, payload: Vec<u8>, _deadline: Instant) -> Result<Vec<u8>, FunctionError> {

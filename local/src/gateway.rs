@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -16,6 +17,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use worker::Worker;
+use worker::metrics::Totals;
+
+use crate::function::MeteredWorker;
 
 use crate::esm::Mapping;
 use crate::function::Function;
@@ -78,6 +82,8 @@ pub struct AppState {
     pub store: Arc<dyn ConnectionStore>,
     /// The in-memory queue, for [`STATS_PATH`]; SQS keeps its own figures.
     pub queue_stats: Option<Arc<MemoryQueue>>,
+    /// What the worker's batches did: the figures its EMF lines carry on AWS.
+    pub worker_totals: Arc<Totals>,
     /// Faults injected so far.
     pub injected: faults::Injected,
     pub local_addr: SocketAddr,
@@ -107,7 +113,7 @@ pub struct Gateway {
     store: Arc<dyn ConnectionStore>,
     source: Arc<dyn QueueSource>,
     memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
-    worker: Arc<Worker>,
+    worker: Arc<MeteredWorker>,
     /// The SQS endpoint for backends, when one was asked for.
     sqs: Option<(TcpListener, Arc<SqsEndpoint>)>,
 }
@@ -127,6 +133,13 @@ pub enum StartError {
     Io(#[from] std::io::Error),
     #[error("the SQS endpoint serves the in-process queue; with --backend aws, send to the real queue")]
     SqsWithAwsBackend,
+    /// AWS refuses the event source mapping: a message would come back to another invocation while the
+    /// first still posts it, and be delivered twice.
+    #[error(
+        "Invalid request provided: Queue visibility timeout: {visibility:?} is less than Function timeout: \
+         {function:?} (raise --visibility-timeout-secs or lower --worker-timeout-secs)"
+    )]
+    VisibilityTimeout { visibility: Duration, function: Duration },
 }
 
 impl Gateway {
@@ -143,6 +156,10 @@ impl Gateway {
         wrap: impl FnOnce(Arc<dyn Function>) -> Arc<dyn Function>,
     ) -> Result<Self, StartError> {
         let local_addr = listener.local_addr()?;
+        let (visibility, function) = (settings.queue.visibility_timeout, settings.esm.function_timeout);
+        if visibility < function {
+            return Err(StartError::VisibilityTimeout { visibility, function });
+        }
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
         let Adapters { store, queue, source, memory } = Adapters::new(&settings);
         let ingress = Ingress::new(store.clone(), queue.clone());
@@ -155,8 +172,11 @@ impl Gateway {
             "local-gateway",
         );
         let poster = ApiGatewayPoster::for_local_endpoint(&endpoint, &settings.api.region, credentials);
-        let worker =
-            Arc::new(Worker::new(store.clone(), Arc::new(poster), queue.clone(), settings.worker.clone()));
+        let worker_totals = Arc::new(Totals::default());
+        let worker = Arc::new(MeteredWorker {
+            worker: Worker::new(store.clone(), Arc::new(poster), queue.clone(), settings.worker.clone()),
+            totals: worker_totals.clone(),
+        });
         let settings_authorizer = settings.authorizer.clone().map(|a| a as Arc<dyn Function>);
         let state = Arc::new(AppState {
             throttle: settings.stage_throttle.map(Bucket::limiter),
@@ -168,6 +188,7 @@ impl Gateway {
             buffer_full: AtomicU64::new(0),
             store: store.clone(),
             queue_stats: memory.as_ref().map(|(_, queue)| queue.clone()),
+            worker_totals,
             injected: faults::Injected::default(),
             settings,
             selector,
@@ -341,6 +362,7 @@ async fn stats(axum::extract::State(state): axum::extract::State<Arc<AppState>>)
         "faults_injected": state.injected.to_json(),
         "posts_refused_buffer_full": state.buffer_full.load(Ordering::Relaxed),
         "calls_refused_account_throttle": state.account_throttled.load(Ordering::Relaxed),
+        "worker": state.worker_totals.to_json(),
     });
     ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

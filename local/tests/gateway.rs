@@ -271,8 +271,11 @@ async fn failed_batch_items_alone_are_redelivered_until_the_dead_letter_list() {
         esm: EsmSettings {
             batch_size: 10,
             batch_window: Duration::from_millis(100),
+            function_timeout: Duration::from_millis(400),
             ..EsmSettings::default()
         },
+        // The worker stops posting this long before its timeout (3 s by default, more than it has).
+        worker: worker::WorkerSettings { deadline_reserve: Duration::from_millis(100), ..Default::default() },
         ..Settings::default()
     };
     let gateway = TestGateway::start(settings).await;
@@ -288,6 +291,22 @@ async fn failed_batch_items_alone_are_redelivered_until_the_dead_letter_list() {
     assert_eq!(gateway.queue.dead_letters(), ["{\"not\":\"a job\"}"]);
     let stats = gateway.queue.stats();
     assert_eq!((stats.visible, stats.in_flight), (0, 0));
+}
+
+#[tokio::test]
+async fn a_visibility_timeout_shorter_than_the_workers_timeout_is_refused_as_aws_refuses_it() {
+    // Otherwise a message comes back to a second invocation while the first still posts it.
+    let settings = Settings {
+        queue: QueueSettings { visibility_timeout: Duration::from_secs(2), max_receive_count: Some(3) },
+        esm: EsmSettings { function_timeout: Duration::from_secs(30), ..EsmSettings::default() },
+        ..Settings::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let Err(err) = local::Gateway::new(listener, settings) else { panic!("the gateway started") };
+    assert!(
+        err.to_string().contains("Queue visibility timeout: 2s is less than Function timeout: 30s"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -398,4 +417,9 @@ async fn delayed_management_answers_slow_a_broadcast_down_but_lose_and_double_no
     assert_eq!(stats["faults_injected"]["delayed"], 5, "{stats}");
     assert_eq!(stats["connections"], 5, "{stats}");
     assert_eq!(stats["records"], 5, "{stats}");
+    // The worker's own figures, as its EMF lines carry them on AWS: the delay is in its latency.
+    let worker = &stats["worker"];
+    assert_eq!((worker["Deliveries"].as_u64(), worker["Requeued"].as_u64()), (Some(5), Some(0)), "{stats}");
+    assert!(worker["batches"].as_u64() >= Some(1), "{stats}");
+    assert!(worker["post_latency_us"]["p50"].as_u64() >= Some(200_000), "{stats}");
 }

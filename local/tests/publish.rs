@@ -138,6 +138,11 @@ async fn a_publish_that_is_not_a_job_goes_to_the_dead_letter_list_and_nothing_is
             visibility_timeout: Duration::from_millis(200),
             max_receive_count: Some(2),
         },
+        esm: local::esm::EsmSettings {
+            function_timeout: Duration::from_millis(200),
+            ..local::esm::EsmSettings::default()
+        },
+        worker: worker::WorkerSettings { deadline_reserve: Duration::from_millis(50), ..Default::default() },
         ..Settings::default()
     };
     let gateway = TestGateway::start_with_sqs(settings).await;

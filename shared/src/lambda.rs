@@ -11,6 +11,7 @@
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use tracing::level_filters::LevelFilter;
 
 /// Logs to stdout (CloudWatch) at the level Lambda's advanced logging controls set
@@ -38,12 +39,47 @@ fn log_level(lookup: impl Fn(&str) -> Option<String>) -> LevelFilter {
 /// The SDK configuration for a function in `region`, signing with the credentials Lambda puts in
 /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`. The service clients add the
 /// SDK's defaults for everything else (HTTPS client, retries, timeouts, sleep and time sources).
+///
+/// Endpoints follow the SDK's standard variables, as `load_defaults` would read them: a service's
+/// own `AWS_ENDPOINT_URL_<SERVICE>` (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`), else
+/// `AWS_ENDPOINT_URL`, and neither when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true`. On Lambda
+/// none is set; they point a bootstrap at DynamoDB Local, moto or the local gateway's SQS.
 pub fn sdk_config(region: &str) -> SdkConfig {
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(region.to_owned()))
         .credentials_provider(SharedCredentialsProvider::new(EnvironmentVariableCredentialsProvider::new()))
+        .service_config(EnvSettings::from_process())
         .build()
+}
+
+/// Per-service settings from environment variables, the way the SDK names them: the setting's
+/// variable with the service id appended (upper case, spaces as `_`), else the variable alone.
+#[derive(Debug)]
+struct EnvSettings {
+    vars: std::collections::HashMap<String, String>,
+}
+
+impl EnvSettings {
+    fn from_process() -> Self {
+        Self::from_vars(std::env::vars().filter(|(name, _)| name.starts_with("AWS_")))
+    }
+
+    fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self { vars: vars.into_iter().filter(|(_, value)| !value.trim().is_empty()).collect() }
+    }
+}
+
+impl LoadServiceConfig for EnvSettings {
+    fn load_config(&self, key: ServiceConfigKey<'_>) -> Option<String> {
+        let ignored =
+            |name: &str| self.vars.get(name).is_some_and(|value| value.eq_ignore_ascii_case("true"));
+        if key.env() == "AWS_ENDPOINT_URL" && ignored("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") {
+            return None;
+        }
+        let service = key.service_id().to_ascii_uppercase().replace(' ', "_");
+        self.vars.get(&format!("{}_{service}", key.env())).or_else(|| self.vars.get(key.env())).cloned()
+    }
 }
 
 /// The instant Lambda ends the invocation, from the context's deadline in epoch milliseconds.
@@ -68,6 +104,71 @@ mod tests {
         assert_eq!(log_level(env(&[("RUST_LOG", "warn")])), LevelFilter::WARN);
         assert_eq!(log_level(env(&[])), LevelFilter::INFO);
         assert_eq!(log_level(env(&[("AWS_LAMBDA_LOG_LEVEL", "chatty")])), LevelFilter::INFO);
+    }
+
+    fn endpoint_of(settings: &EnvSettings, service_id: &str) -> Option<String> {
+        let key = ServiceConfigKey::builder()
+            .service_id(service_id)
+            .env("AWS_ENDPOINT_URL")
+            .profile("endpoint_url");
+        settings.load_config(key.build().expect("a key"))
+    }
+
+    #[test]
+    fn a_services_own_endpoint_variable_wins_over_the_global_one_unless_endpoints_are_ignored() {
+        let vars = |pairs: &[(&str, &str)]| {
+            EnvSettings::from_vars(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+        };
+        let both = vars(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000"),
+        ]);
+        assert_eq!(endpoint_of(&both, "DynamoDB").as_deref(), Some("http://127.0.0.1:8000"));
+        assert_eq!(endpoint_of(&both, "SQS").as_deref(), Some("http://127.0.0.1:5000"));
+        let spaced = vars(&[("AWS_ENDPOINT_URL_APIGATEWAYMANAGEMENTAPI", "http://127.0.0.1:3001")]);
+        assert_eq!(endpoint_of(&spaced, "ApiGatewayManagementApi").as_deref(), Some("http://127.0.0.1:3001"));
+        assert_eq!(endpoint_of(&vars(&[]), "SQS"), None);
+        assert_eq!(endpoint_of(&vars(&[("AWS_ENDPOINT_URL", " ")]), "SQS"), None, "blank is unset");
+        let ignored = vars(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ]);
+        assert_eq!(endpoint_of(&ignored, "SQS"), None);
+    }
+
+    #[tokio::test]
+    async fn a_client_built_from_the_configuration_sends_to_its_services_endpoint() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let sdk = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(SharedCredentialsProvider::new(aws_credential_types::Credentials::new(
+                "AKIDEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            )))
+            .service_config(EnvSettings::from_vars([("AWS_ENDPOINT_URL_SQS".to_owned(), endpoint)]))
+            .build();
+        let request = tokio::spawn(async move {
+            aws_sdk_sqs::Client::new(&sdk).list_queues().send().await.ok();
+        });
+        let (mut socket, _) = tokio::time::timeout(std::time::Duration::from_secs(10), listener.accept())
+            .await
+            .expect("a request")
+            .expect("accept");
+        let mut head = vec![0; 1024];
+        let read = socket.read(&mut head).await.expect("read");
+        let head = String::from_utf8_lossy(&head[..read]).to_ascii_lowercase();
+        assert!(
+            head.starts_with("post / http/1.1") && head.contains("x-amz-target: amazonsqs.listqueues"),
+            "{head}"
+        );
+        drop(socket);
+        request.abort();
     }
 
     #[tokio::test]

@@ -38,8 +38,10 @@ use shared::{
 };
 use tokio::time::Instant;
 
+pub mod metrics;
 mod stuck;
 
+pub use crate::metrics::LatencySample;
 use crate::stuck::{Admission, StuckConnections};
 
 /// How the worker paces and retries its `@connections` calls.
@@ -189,6 +191,25 @@ pub struct BatchReport {
     pub failed: Vec<String>,
     /// Shard jobs queued for other invocations to post.
     pub shards_queued: usize,
+    /// How long `@connections` took to answer each post's last call.
+    pub post_latency: LatencySample,
+}
+
+impl BatchReport {
+    /// The answer SQS gets: the messages it should deliver again.
+    pub fn response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .failed
+            .iter()
+            .map(|id| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id.clone();
+                failure
+            })
+            .collect();
+        response
+    }
 }
 
 /// One message of the batch, ready to post.
@@ -258,7 +279,7 @@ enum Posted {
 }
 
 enum Outcome {
-    Posted { message: usize, to: ConnectionRef, posted: Posted, retries: usize },
+    Posted { message: usize, to: ConnectionRef, posted: Posted, retries: usize, latency_us: Option<u64> },
     ListFailed { messages: Arc<Vec<usize>>, error: StoreError },
 }
 
@@ -382,18 +403,7 @@ impl Worker {
     /// Handles one SQS batch; the response lists the messages SQS should deliver again. `deadline` is
     /// when Lambda ends the invocation.
     pub async fn handle(&self, event: SqsEvent, deadline: Instant) -> SqsBatchResponse {
-        let report = self.process(event, deadline).await;
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = report
-            .failed
-            .into_iter()
-            .map(|id| {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failure
-            })
-            .collect();
-        response
+        self.process(event, deadline).await.response()
     }
 
     /// Does the work of [`Worker::handle`] and says what happened.
@@ -420,8 +430,11 @@ impl Worker {
         let mut outcomes = self.fan_out(&deliveries, &plan, &budget, stop_at);
         while let Some(outcome) = outcomes.next().await {
             match outcome {
-                Outcome::Posted { message, to, posted, retries } => {
+                Outcome::Posted { message, to, posted, retries, latency_us } => {
                     report.retried += retries;
+                    if let Some(latency_us) = latency_us {
+                        report.post_latency.record(latency_us);
+                    }
                     match posted {
                         Posted::Delivered => report.delivered += 1,
                         // A young record may be a connection whose handshake is still completing.
@@ -564,9 +577,9 @@ impl Worker {
                     Step::Post { message, to } => {
                         let admission = self.stuck.admit(&to.id);
                         let frame = &deliveries[message].frame;
-                        let (posted, retries) =
+                        let (posted, retries, latency_us) =
                             self.post_with_retries(&to.id, frame, admission, budget, stop_at).await;
-                        Outcome::Posted { message, to, posted, retries }
+                        Outcome::Posted { message, to, posted, retries, latency_us }
                     }
                     Step::ListFailed { messages, error } => Outcome::ListFailed { messages, error },
                 }
@@ -604,7 +617,7 @@ impl Worker {
         admission: Admission,
         budget: &AdaptiveRate,
         stop_at: Instant,
-    ) -> (Posted, usize) {
+    ) -> (Posted, usize, Option<u64>) {
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(self.settings.min_backoff)
             .with_max_delay(self.settings.max_backoff)
@@ -612,51 +625,54 @@ impl Worker {
             .without_max_times()
             .build();
         let mut retries = 0;
+        let mut latency_us = None;
         // Set at the first failure: waiting for the post-rate budget is not this connection's doing.
         let mut give_up_at: Option<Instant> = None;
         let probe = match admission {
-            Admission::Skip => return (Posted::Unfinished, 0),
+            Admission::Skip => return (Posted::Unfinished, 0, None),
             Admission::Probe => true,
             Admission::Post => false,
         };
         loop {
             if !budget.acquire(stop_at).await {
-                return (Posted::Unfinished, retries);
+                return (Posted::Unfinished, retries, latency_us);
             }
+            let called = Instant::now();
             let posted = self.poster.post(to, frame.clone()).await;
+            latency_us = Some(u64::try_from(called.elapsed().as_micros()).unwrap_or(u64::MAX));
             budget.answered(matches!(posted, Err(PostError::Throttled)));
             let err = match posted {
                 Ok(()) => {
                     self.stuck.recovered(to);
-                    return (Posted::Delivered, retries);
+                    return (Posted::Delivered, retries, latency_us);
                 }
-                Err(PostError::Gone) => return (Posted::Gone, retries),
+                Err(PostError::Gone) => return (Posted::Gone, retries, latency_us),
                 Err(err) => err,
             };
             if matches!(err, PostError::Forbidden) {
                 tracing::warn!(connection = %to, error = %err, "post forbidden; the connection goes into a retry job");
-                return (Posted::Unfinished, retries);
+                return (Posted::Unfinished, retries, latency_us);
             }
             if !err.is_retryable() {
                 tracing::warn!(connection = %to, error = %err, "post rejected; not retried");
-                return (Posted::Rejected, retries);
+                return (Posted::Rejected, retries, latency_us);
             }
             // A streak of 429s: a client whose buffer stays full. Waiting for it holds everyone else.
             if matches!(err, PostError::Throttled) && self.stuck.throttled(to) {
-                return (Posted::Unfinished, retries);
+                return (Posted::Unfinished, retries, latency_us);
             }
             if probe {
-                return (Posted::Unfinished, retries);
+                return (Posted::Unfinished, retries, latency_us);
             }
             let give_up_at =
                 *give_up_at.get_or_insert_with(|| Instant::now() + self.settings.target_retry_budget);
             let delay = backoff.next().unwrap_or(self.settings.max_backoff);
             if Instant::now() + delay >= give_up_at {
                 tracing::debug!(connection = %to, error = %err, retries, "still failing after its retry budget; the connection goes into a retry job");
-                return (Posted::Unfinished, retries);
+                return (Posted::Unfinished, retries, latency_us);
             }
             if Instant::now() + delay >= stop_at {
-                return (Posted::Unfinished, retries);
+                return (Posted::Unfinished, retries, latency_us);
             }
             tokio::time::sleep(delay).await;
             retries += 1;

@@ -36,9 +36,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         settings,
     );
     let worker = &worker;
+    // Lambda names the function; its metrics are dimensioned by that name.
+    let function = &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "worker".to_owned());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = shared::lambda::deadline(event.context.deadline);
-        Ok::<SqsBatchResponse, lambda_runtime::Error>(worker.handle(event.payload, deadline).await)
+        let report = worker.process(event.payload, deadline).await;
+        // One EMF line a batch: CloudWatch reads the metrics out of the log, no API call needed.
+        println!("{}", worker::metrics::emf_line(&report, function, shared::clock::epoch_ms()));
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(report.response())
     }))
     .await
 }
