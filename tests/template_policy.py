@@ -10,6 +10,8 @@ queues, TTL on the table, a dead-letter queue behind the broadcast queue, a visi
 least six times the worker's timeout, partial batch responses, the `$default` route response, arm64
 on provided.al2023. The `$connect` authorizer only under the AuthEnabled condition, with the query
 string token as identity source and a secret parameter that is never echoed and has no default.
+Alarms on the dead-letter queue, the worker's errors and throttles, each notifying the optional
+topics, and the alarms on the project's own metrics reading what the worker writes.
 Then it breaks a copy of the template in each of those ways and checks that every break is caught.
 """
 
@@ -69,6 +71,75 @@ def granted(role):
             if statement.get("Effect") == "Allow":
                 actions.update(a for a in as_list(statement.get("Action", [])) if isinstance(a, str))
     return actions
+
+
+METRICS_SOURCE = "shared/src/metrics.rs, worker/src/metrics.rs, ingress/src/metrics.rs"
+
+
+def emitted_metrics():
+    """The namespace and the metric names of the functions' EMF lines."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    namespace = re.search(r'pub const NAMESPACE: &str = "(\w+)"', (root / "shared/src/metrics.rs").read_text()).group(1)
+    names = set()
+    for path in ("worker/src/metrics.rs", "ingress/src/metrics.rs"):
+        source = (root / path).read_text().split("#[cfg(test)]")[0]
+        names |= set(re.findall(r'\("(\w+)", "(?:Count|Microseconds)"', source))
+    return namespace, names
+
+
+def refers_to(value, name):
+    return value in ({"Ref": name}, {"Fn::GetAtt": [name, "QueueName"]}, {"Fn::GetAtt": [name, "Arn"]})
+
+
+def alarm_violations(template):
+    found = []
+    res = template["Resources"]
+    alarms = resources_of(template, "AWS::CloudWatch::Alarm")
+
+    def dimension(alarm):
+        dims = alarm["Properties"].get("Dimensions", [])
+        return dims[0]["Value"] if len(dims) == 1 else None
+
+    def watching(namespace, metric, target):
+        return [
+            n for n, a in alarms.items()
+            if a["Properties"].get("Namespace") == namespace and a["Properties"].get("MetricName") == metric
+            and refers_to(dimension(a), target)
+        ]
+
+    dlq = res.get("BroadcastQueue", {}).get("Properties", {}).get("RedrivePolicy", {}).get("deadLetterTargetArn", {})
+    dlq_name = dlq.get("Fn::GetAtt", [None])[0] if isinstance(dlq, dict) else None
+    if not dlq_name or not watching("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq_name):
+        found.append("no alarm on messages waiting in the broadcast queue's dead-letter queue")
+    for metric in ("Errors", "Throttles"):
+        if not watching("AWS/Lambda", metric, "WorkerFunction"):
+            found.append(f"no alarm on the worker's {metric}")
+    params = template.get("Parameters", {})
+    topic = res.get("AlarmTopic")
+    if "AlarmEmail" in params and (topic is None or topic.get("Condition") != "HasAlarmEmail"):
+        found.append("AlarmTopic: must exist exactly when AlarmEmail is set")
+    if topic is not None and "KmsMasterKeyId" not in topic.get("Properties", {}):
+        found.append("AlarmTopic: must be encrypted")
+    wanted = []
+    if topic is not None:
+        wanted.append({"Fn::If": ["HasAlarmEmail", {"Ref": "AlarmTopic"}, {"Ref": "AWS::NoValue"}]})
+    if "AlarmTopicArn" in params:
+        wanted.append({"Fn::If": ["HasAlarmTopicArn", {"Ref": "AlarmTopicArn"}, {"Ref": "AWS::NoValue"}]})
+    namespace, names = emitted_metrics()
+    for name, alarm in alarms.items():
+        props = alarm["Properties"]
+        for key in ("AlarmActions", "OKActions"):
+            if any(w not in props.get(key, []) for w in wanted):
+                found.append(f"{name}: its {key} must notify every topic the parameters name")
+        if not props.get("AlarmDescription"):
+            found.append(f"{name}: needs a description saying what it means")
+        if props.get("Namespace", "").startswith("AWS/"):
+            continue
+        if props.get("Namespace") != namespace:
+            found.append(f"{name}: namespace {props.get('Namespace')} is not the worker's {namespace} ({METRICS_SOURCE})")
+        elif props.get("MetricName") not in names:
+            found.append(f"{name}: the worker writes no metric {props.get('MetricName')} ({METRICS_SOURCE})")
+    return found
 
 
 def violations(template):
@@ -169,7 +240,7 @@ def violations(template):
         r["Properties"].get("RouteId", {}).get("Ref") in defaults for r in responses.values()
     ):
         found.append("the $default route needs a route response, or errors never reach the sender")
-    return found
+    return found + alarm_violations(template)
 
 
 def breakages(template):
@@ -201,6 +272,12 @@ def breakages(template):
         "token in a header": broken(lambda t: t["Resources"]["ConnectAuthorizer"]["Properties"].update(IdentitySource=["route.request.header.Authorization"])),
         "secret echoed": broken(lambda t: t["Parameters"]["JwtSecret"].pop("NoEcho")),
         "secret default": broken(lambda t: t["Parameters"]["JwtSecret"].update(Default="changeme")),
+        "no dead-letter alarm": broken(lambda t: t["Resources"].pop("DeadLetterAlarm")),
+        "an alarm on the wrong queue": broken(lambda t: t["Resources"]["DeadLetterAlarm"]["Properties"]["Dimensions"][0].update(Value={"Fn::GetAtt": ["BroadcastQueue", "QueueName"]})),
+        "no throttle alarm": broken(lambda t: t["Resources"]["WorkerThrottlesAlarm"]["Properties"]["Dimensions"][0].update(Value={"Ref": "IngressFunction"})),
+        "an alarm that notifies no one": broken(lambda t: t["Resources"]["WorkerErrorsAlarm"]["Properties"].pop("AlarmActions")),
+        "an alarm on a metric nobody writes": broken(lambda t: t["Resources"]["AbandonedDeliveriesAlarm"]["Properties"].update(MetricName="Dropped")),
+        "an alarm in another namespace": broken(lambda t: t["Resources"]["AbandonedDeliveriesAlarm"]["Properties"].update(Namespace="WebSocket")),
     }
 
 
@@ -217,7 +294,7 @@ def main(path):
         print(f"self-test: a template with {name} passed the checks")
     if failures or uncaught:
         return 1
-    print(f"{path}: least privilege, encryption, TTL, DLQ and batch settings hold ({len(breakages(template))} breakages caught)")
+    print(f"{path}: least privilege, encryption, TTL, DLQ, batch settings and alarms hold ({len(breakages(template))} breakages caught)")
     return 0
 
 

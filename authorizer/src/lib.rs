@@ -2,12 +2,13 @@
 //! the query string (`?token=…`; browsers cannot set headers on a WebSocket) and hands its claims to
 //! every later event of the connection.
 //!
-//! [`verify`] checks a token against an HS256 secret or an issuer's JWKS and reads its claims,
+//! [`config`] reads the environment, [`verify`] checks a token against an HS256 secret or an issuer's JWKS and reads its claims,
 //! [`jwks`] is where the keys come from (a URL on AWS, a file locally), [`token`] mints development
 //! tokens. [`Authorizer::handle`] answers API Gateway: Allow with the claims as `context` (which API
 //! Gateway hands to the integration as `requestContext.authorizer`), Deny for any token that does not
 //! verify, and an error, which API Gateway turns into a 500, only when the keys cannot be had.
 
+pub mod config;
 pub mod jwks;
 pub mod token;
 pub mod verify;

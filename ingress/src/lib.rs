@@ -8,6 +8,7 @@
 //! posts to other connections itself; fan-out is the worker's job.
 
 mod actions;
+pub mod metrics;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use shared::{
 };
 
 use crate::actions::{Context, Refusal, Reply};
+use crate::metrics::Handled;
 
 /// Why an event could not be handled. API Gateway turns these into a rejected handshake (on
 /// `$connect`) or an "Internal server error" message to the client.
@@ -80,6 +82,27 @@ impl Ingress {
         &self,
         event: ApiGatewayWebsocketProxyRequest,
     ) -> Result<ApiGatewayProxyResponse, IngressError> {
+        self.process(event).await.result
+    }
+
+    /// Does the work of [`Ingress::handle`] and says which route it served and what was refused, for
+    /// the [`metrics`].
+    pub async fn process(&self, event: ApiGatewayWebsocketProxyRequest) -> Handled {
+        let route = event.request_context.route_key.clone().unwrap_or_default();
+        let (result, code) = match self.dispatch(&event).await {
+            Ok((response, code)) => (Ok(response), code),
+            Err(err) => {
+                let code = err.error_type();
+                (Err(err), Some(code))
+            }
+        };
+        Handled { route, code, result }
+    }
+
+    async fn dispatch(
+        &self,
+        event: &ApiGatewayWebsocketProxyRequest,
+    ) -> Result<(ApiGatewayProxyResponse, Option<&'static str>), IngressError> {
         let context = &event.request_context;
         let id = context
             .connection_id
@@ -88,13 +111,13 @@ impl Ingress {
             .ok_or(IngressError::MissingConnectionId)?;
         // The event type, not the route key: custom routes still carry MESSAGE.
         match context.event_type.as_deref() {
-            Some("CONNECT") => self.connect(id, &event).await,
+            Some("CONNECT") => Ok((self.connect(id, event).await?, None)),
             Some("DISCONNECT") => {
                 self.store.delete(&id).await?;
                 tracing::info!(connection = %id, code = ?context.disconnect_status_code, "disconnected");
-                Ok(response(200, None))
+                Ok((response(200, None), None))
             }
-            Some("MESSAGE") => Ok(self.message(id, &event).await),
+            Some("MESSAGE") => Ok(self.message(id, event).await),
             other => Err(IngressError::UnknownEventType(other.map(str::to_owned))),
         }
     }
@@ -127,11 +150,12 @@ impl Ingress {
         Ok(response(200, None))
     }
 
+    /// The route response, and the code of the error it carries, if any.
     async fn message(
         &self,
         id: ConnectionId,
         event: &ApiGatewayWebsocketProxyRequest,
-    ) -> ApiGatewayProxyResponse {
+    ) -> (ApiGatewayProxyResponse, Option<&'static str>) {
         let body = event.body.as_deref().unwrap_or_default();
         let action = if event.is_base64_encoded { Err(InputError::Binary) } else { actions::parse(body) };
         let outcome = match action {
@@ -152,21 +176,28 @@ impl Ingress {
             Err(err) => Err(Refusal::Input(err)),
         };
         match outcome {
-            Ok(Reply::Nothing) => response(200, None),
-            Ok(Reply::Text(text)) => response(200, Some(text)),
+            Ok(Reply::Nothing) => (response(200, None), None),
+            Ok(Reply::Text(text)) => (response(200, Some(text)), None),
             Err(Refusal::Input(err)) => {
                 tracing::info!(connection = %id, code = err.code(), "refused a message");
-                response(400, Some(err.to_client_json()))
+                (response(400, Some(err.to_client_json())), Some(err.code()))
             }
-            Err(Refusal::Unavailable(message)) => response(
-                503,
-                Some(
-                    serde_json::json!({ "error": { "code": "unavailable", "message": message } }).to_string(),
+            Err(Refusal::Unavailable(message)) => (
+                response(
+                    503,
+                    Some(
+                        serde_json::json!({ "error": { "code": UNAVAILABLE, "message": message } })
+                            .to_string(),
+                    ),
                 ),
+                Some(UNAVAILABLE),
             ),
         }
     }
 }
+
+/// The error code of a message the store or the queue could not take: the client may try again.
+const UNAVAILABLE: &str = "unavailable";
 
 fn response(status: i64, body: Option<String>) -> ApiGatewayProxyResponse {
     let mut response = ApiGatewayProxyResponse::default();

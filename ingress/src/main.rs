@@ -18,15 +18,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
-    let config = IngressConfig::from_env()?;
+    let config = match IngressConfig::from_env() {
+        Ok(config) => config,
+        Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_CONFIGURATION, err).await),
+    };
     let sdk = shared::lambda::sdk_config(&config.region);
     let ingress = Ingress::new(
         Arc::new(DynamoStore::from_sdk(&sdk, config.table)),
         Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url)),
     );
     let ingress = &ingress;
+    // Lambda names the function; its metrics are dimensioned by that name.
+    let function = &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "ingress".to_owned());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-        ingress.handle(event.payload).await.map_err(|err| lambda_runtime::Diagnostic {
+        let handled = ingress.process(event.payload).await;
+        // One EMF line an event: CloudWatch reads the metrics out of the log, no API call needed.
+        println!("{}", ingress::metrics::emf_line(&handled, function, shared::clock::epoch_ms()));
+        handled.result.map_err(|err| lambda_runtime::Diagnostic {
             error_type: err.error_type().to_owned(),
             error_message: err.to_string(),
         })

@@ -79,6 +79,31 @@ impl Function for Ingress {
     }
 }
 
+/// The ingress as the gateway runs it: each event's route and error code are added to `totals`,
+/// which `/_local/stats` shows, where on AWS the bootstrap writes them as an EMF line.
+pub struct MeteredIngress {
+    pub ingress: Ingress,
+    pub totals: std::sync::Arc<ingress::metrics::Totals>,
+}
+
+impl std::fmt::Debug for MeteredIngress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeteredIngress").field("totals", &self.totals).finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl Function for MeteredIngress {
+    async fn invoke(&self, payload: Vec<u8>, _deadline: Instant) -> Result<Vec<u8>, FunctionError> {
+        run(&payload, |event: ApiGatewayWebsocketProxyRequest| async move {
+            let handled = self.ingress.process(event).await;
+            self.totals.add(&handled);
+            handled.result.map_err(|err| err.to_string())
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl Function for Worker {
     async fn invoke(&self, payload: Vec<u8>, deadline: Instant) -> Result<Vec<u8>, FunctionError> {

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use worker::Worker;
 use worker::metrics::Totals;
 
-use crate::function::MeteredWorker;
+use crate::function::{MeteredIngress, MeteredWorker};
 
 use crate::esm::Mapping;
 use crate::function::Function;
@@ -84,6 +84,8 @@ pub struct AppState {
     pub queue_stats: Option<Arc<MemoryQueue>>,
     /// What the worker's batches did: the figures its EMF lines carry on AWS.
     pub worker_totals: Arc<Totals>,
+    /// The ingress's events by route and errors by code.
+    pub ingress_totals: Arc<ingress::metrics::Totals>,
     /// Faults injected so far.
     pub injected: faults::Injected,
     pub local_addr: SocketAddr,
@@ -162,7 +164,11 @@ impl Gateway {
         }
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
         let Adapters { store, queue, source, memory } = Adapters::new(&settings);
-        let ingress = Ingress::new(store.clone(), queue.clone());
+        let ingress_totals = Arc::new(ingress::metrics::Totals::default());
+        let ingress = MeteredIngress {
+            ingress: Ingress::new(store.clone(), queue.clone()),
+            totals: ingress_totals.clone(),
+        };
         let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
         let credentials = aws_credential_types::Credentials::new(
             &settings.credentials.access_key_id,
@@ -189,6 +195,7 @@ impl Gateway {
             store: store.clone(),
             queue_stats: memory.as_ref().map(|(_, queue)| queue.clone()),
             worker_totals,
+            ingress_totals,
             injected: faults::Injected::default(),
             settings,
             selector,
@@ -363,6 +370,7 @@ async fn stats(axum::extract::State(state): axum::extract::State<Arc<AppState>>)
         "posts_refused_buffer_full": state.buffer_full.load(Ordering::Relaxed),
         "calls_refused_account_throttle": state.account_throttled.load(Ordering::Relaxed),
         "worker": state.worker_totals.to_json(),
+        "ingress": state.ingress_totals.to_json(),
     });
     ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

@@ -104,6 +104,23 @@ async fn a_malformed_message_gets_a_json_error_and_the_connection_stays_open() {
     send_text(&mut client, "still here?").await;
     assert_eq!(next_text(&mut client).await, "still here?");
     assert!(gateway.queue.peek().is_empty());
+
+    // The ingress's metrics, as its EMF lines carry them on AWS: events by route, errors by code.
+    let stats: Value = serde_json::from_str(
+        &reqwest::get(format!("{}{}", gateway.http_url, local::STATS_PATH))
+            .await
+            .expect("stats")
+            .text()
+            .await
+            .expect("a body"),
+    )
+    .expect("json");
+    assert_eq!(stats["ingress"]["events_by_route"], json!({"$connect": 1, "$default": 4}), "{stats}");
+    assert_eq!(
+        stats["ingress"]["errors_by_code"],
+        json!({"binary_not_supported": 1, "invalid_json": 1, "unknown_action": 1}),
+        "{stats}"
+    );
 }
 
 #[tokio::test]

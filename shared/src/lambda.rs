@@ -1,5 +1,5 @@
-//! What both Lambda bootstraps do once per cold start before the runtime loop: logging and the SDK
-//! configuration.
+//! What every Lambda bootstrap does once per cold start before the runtime loop: logging, the SDK
+//! configuration, and telling Lambda why the start failed when it does.
 //!
 //! Both are built here from the environment Lambda gives every function, rather than through
 //! `lambda_runtime`'s default subscriber and `aws_config::load_defaults`. The default subscriber
@@ -80,6 +80,50 @@ impl LoadServiceConfig for EnvSettings {
         let service = key.service_id().to_ascii_uppercase().replace(' ', "_");
         self.vars.get(&format!("{}_{service}", key.env())).or_else(|| self.vars.get(key.env())).cloned()
     }
+}
+
+/// The `errorType` of a function that cannot start because of its environment.
+pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
+
+/// Tells Lambda that the function could not start, and why, through the Runtime API's
+/// `/runtime/init/error`: the invocation's error then carries `error_type` (say,
+/// [`INVALID_CONFIGURATION`]) and `message` instead of `Runtime.ExitError`. Returns the error for
+/// `main` to return, which ends the process. Outside Lambda (no `AWS_LAMBDA_RUNTIME_API`) it only
+/// returns it.
+pub async fn init_failed(
+    error_type: &str,
+    message: impl std::fmt::Display,
+) -> lambda_runtime_api_client::BoxError {
+    let message = message.to_string();
+    tracing::error!(error_type, error = %message, "the function could not start");
+    if let Ok(api) = std::env::var("AWS_LAMBDA_RUNTIME_API")
+        && let Err(err) = report_init_error(&api, error_type, &message).await
+    {
+        tracing::error!(error = %err, "could not report the error to the Runtime API");
+    }
+    format!("{error_type}: {message}").into()
+}
+
+async fn report_init_error(
+    api: &str,
+    error_type: &str,
+    message: &str,
+) -> Result<(), lambda_runtime_api_client::BoxError> {
+    let client = lambda_runtime_api_client::Client::builder()
+        .with_endpoint(format!("http://{api}").parse()?)
+        .build()?;
+    let body = serde_json::json!({ "errorType": error_type, "errorMessage": message, "stackTrace": [] });
+    let request = lambda_runtime_api_client::build_request()
+        .method(http::Method::POST)
+        .uri("/2018-06-01/runtime/init/error")
+        .header("Lambda-Runtime-Function-Error-Type", error_type)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(lambda_runtime_api_client::body::Body::from(body.to_string()))?;
+    let response = client.call(request).await?;
+    if !response.status().is_success() {
+        return Err(format!("the Runtime API answered {}", response.status()).into());
+    }
+    Ok(())
 }
 
 /// The instant Lambda ends the invocation, from the context's deadline in epoch milliseconds.
@@ -169,6 +213,41 @@ mod tests {
         );
         drop(socket);
         request.abort();
+    }
+
+    #[tokio::test]
+    async fn a_start_that_fails_is_reported_to_the_runtime_api_with_its_error_type() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let api = listener.local_addr().expect("address").to_string();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            let mut buffer = [0; 4096];
+            // Until the JSON body has ended.
+            while !request.ends_with(b"}") {
+                let read = socket.read(&mut buffer).await.expect("read");
+                if read == 0 {
+                    break;
+                }
+                request.extend_from_slice(&buffer[..read]);
+            }
+            socket.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n").await.expect("write");
+            String::from_utf8(request).expect("utf-8")
+        });
+
+        report_init_error(&api, INVALID_CONFIGURATION, "missing environment variables: QUEUE_URL")
+            .await
+            .expect("reported");
+
+        let request = server.await.expect("the request");
+        let lower = request.to_ascii_lowercase();
+        assert!(lower.starts_with("post /2018-06-01/runtime/init/error http/1.1"), "{request}");
+        assert!(lower.contains("lambda-runtime-function-error-type: invalidconfiguration"), "{request}");
+        let body: serde_json::Value =
+            serde_json::from_str(request.split("\r\n\r\n").nth(1).expect("a body")).expect("json");
+        assert_eq!(body["errorType"], "InvalidConfiguration");
+        assert_eq!(body["errorMessage"], "missing environment variables: QUEUE_URL");
     }
 
     #[tokio::test]

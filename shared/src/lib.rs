@@ -4,7 +4,8 @@
 //! shells around this crate: [`domain`] and [`channel`] are the types that what clients send is parsed
 //! into, [`identity`] is who a connection's authorizer said it is and what it may do,
 //! [`ports`] names the three things the handlers need from outside (a connection store, a queue and a
-//! poster), [`memory`] and [`aws`] implement them, and [`limits`] holds API Gateway's limits.
+//! poster), [`memory`] and [`aws`] implement them, [`limits`] holds API Gateway's limits and [`metrics`]
+//! writes what the functions did as CloudWatch metrics.
 
 pub mod aws;
 pub mod channel;
@@ -16,6 +17,7 @@ pub mod identity;
 pub mod lambda;
 pub mod limits;
 pub mod memory;
+pub mod metrics;
 pub mod pacing;
 pub mod ports;
 

@@ -19,7 +19,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
-    let config = WorkerConfig::from_env()?;
+    let config = match WorkerConfig::from_env() {
+        Ok(config) => config,
+        Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_CONFIGURATION, err).await),
+    };
     let sdk = shared::lambda::sdk_config(&config.region);
     let settings = WorkerSettings {
         post_concurrency: config.post_concurrency,

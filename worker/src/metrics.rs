@@ -5,14 +5,10 @@
 use std::sync::Mutex;
 
 use serde_json::{Map, Value, json};
+pub use shared::metrics::NAMESPACE;
+use shared::metrics::{MAX_VALUES as MAX_SAMPLES, MetricGroup};
 
 use crate::BatchReport;
-
-/// The CloudWatch namespace of every metric this project writes; the template's alarms read it.
-pub const NAMESPACE: &str = "ServerlessWebSocket";
-
-/// EMF allows at most 100 values in one metric's array.
-const MAX_SAMPLES: usize = 100;
 
 /// A sample of post latencies that stays small however many posts a batch makes: while the buffer
 /// is full, every other value is dropped and only every second one from then on is kept, so the
@@ -67,25 +63,12 @@ fn figures(report: &BatchReport) -> [(&'static str, &'static str, u64); 9] {
 
 /// The batch as one EMF line, dimensioned by `function` (the Lambda function's name).
 pub fn emf_line(report: &BatchReport, function: &str, timestamp_ms: i64) -> String {
-    let mut metrics: Vec<Value> =
-        figures(report).iter().map(|(name, unit, _)| json!({ "Name": name, "Unit": unit })).collect();
-    let mut line = Map::new();
-    for (name, _, value) in figures(report) {
-        line.insert(name.to_owned(), json!(value));
-    }
+    let mut metrics: Vec<(&str, &str, Value)> =
+        figures(report).into_iter().map(|(name, unit, value)| (name, unit, json!(value))).collect();
     if !report.post_latency.samples_us.is_empty() {
-        metrics.push(json!({ "Name": "PostLatency", "Unit": "Microseconds" }));
-        line.insert("PostLatency".to_owned(), json!(report.post_latency.samples_us));
+        metrics.push(("PostLatency", "Microseconds", json!(report.post_latency.samples_us)));
     }
-    line.insert("Function".to_owned(), json!(function));
-    line.insert(
-        "_aws".to_owned(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{ "Namespace": NAMESPACE, "Dimensions": [["Function"]], "Metrics": metrics }],
-        }),
-    );
-    Value::Object(line).to_string()
+    shared::metrics::emf_line(&[MetricGroup { dimensions: &[("Function", function)], metrics }], timestamp_ms)
 }
 
 /// Every batch's figures added up, as the local gateway shows them.
