@@ -21,7 +21,7 @@ use shared::{
     SubscribeError, Subscription,
 };
 
-use crate::actions::{Context, Refusal, Reply};
+use crate::actions::{Context, Refusal};
 use crate::metrics::Handled;
 
 /// Why an event could not be handled. API Gateway turns these into a rejected handshake (on
@@ -157,8 +157,13 @@ impl Ingress {
         event: &ApiGatewayWebsocketProxyRequest,
     ) -> (ApiGatewayProxyResponse, Option<&'static str>) {
         let body = event.body.as_deref().unwrap_or_default();
-        let action = if event.is_base64_encoded { Err(InputError::Binary) } else { actions::parse(body) };
-        let outcome = match action {
+        let request = if event.is_base64_encoded {
+            actions::Request { reference: None, action: Err(InputError::Binary) }
+        } else {
+            actions::read(body)
+        };
+        let reference = request.reference.as_deref();
+        let outcome = match request.action {
             Ok(action) => {
                 let context = &event.request_context;
                 let identity = Identity::from_authorizer(&context.authorizer.fields);
@@ -176,28 +181,20 @@ impl Ingress {
             Err(err) => Err(Refusal::Input(err)),
         };
         match outcome {
-            Ok(Reply::Nothing) => (response(200, None), None),
-            Ok(Reply::Text(text)) => (response(200, Some(text)), None),
-            Err(Refusal::Input(err)) => {
-                tracing::info!(connection = %id, code = err.code(), "refused a message");
-                (response(400, Some(err.to_client_json())), Some(err.code()))
+            Ok(reply) => (response(200, reply.render(reference)), None),
+            Err(refusal) => {
+                let (code, body) = refusal.render(reference);
+                let status = if matches!(refusal, Refusal::Input(_)) {
+                    tracing::info!(connection = %id, code, "refused a message");
+                    400
+                } else {
+                    503
+                };
+                (response(status, Some(body)), Some(code))
             }
-            Err(Refusal::Unavailable(message)) => (
-                response(
-                    503,
-                    Some(
-                        serde_json::json!({ "error": { "code": UNAVAILABLE, "message": message } })
-                            .to_string(),
-                    ),
-                ),
-                Some(UNAVAILABLE),
-            ),
         }
     }
 }
-
-/// The error code of a message the store or the queue could not take: the client may try again.
-const UNAVAILABLE: &str = "unavailable";
 
 fn response(status: i64, body: Option<String>) -> ApiGatewayProxyResponse {
     let mut response = ApiGatewayProxyResponse::default();

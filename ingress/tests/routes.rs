@@ -181,6 +181,42 @@ async fn a_broadcast_is_queued_once_with_an_id_the_sender_and_the_data() {
 }
 
 #[tokio::test]
+async fn every_answer_repeats_the_messages_ref_and_a_broadcast_with_one_is_answered_queued() {
+    let f = fixture();
+    send(&f, connect_event()).await;
+    let (status, reply) =
+        send(&f, message_event(r#"{"action":"subscribe","channel":"chat/*","ref":"1"}"#)).await;
+    assert_eq!((status, reply), (200, json!({"type": "subscribed", "channel": "chat/*", "ref": "1"})));
+    let (_, reply) =
+        send(&f, message_event(r#"{"ref":"2","action":"publish","channel":"chat/a","data":1}"#)).await;
+    assert_eq!((reply["type"].as_str(), reply["ref"].as_str()), (Some("published"), Some("2")));
+
+    let (status, reply) = send(&f, message_event(r#"{"action":"broadcast","data":"hi","ref":"3"}"#)).await;
+    let queued = f.queue.peek();
+    let job = Job::parse(queued.last().expect("queued")).expect("a job");
+    assert_eq!(
+        (status, reply),
+        (200, json!({"type": "queued", "id": job.envelope.id.to_string(), "ref": "3"})),
+        "the id the broadcast's receivers will see"
+    );
+
+    // Errors too, once the ref could be read; a ref that is not one is refused on its own.
+    let (status, reply) = send(&f, message_event(r#"{"action":"subscribe","ref":"4"}"#)).await;
+    assert_eq!(
+        (status, reply["error"]["code"].as_str(), reply["ref"].as_str()),
+        (400, Some("missing_channel"), Some("4"))
+    );
+    let long = "r".repeat(65);
+    for bad in [json!(4), json!(""), json!(long), json!(["r"])] {
+        let body = json!({"action": "broadcast", "data": 1, "ref": bad}).to_string();
+        let (status, reply) = send(&f, message_event(&body)).await;
+        assert_eq!((status, reply["error"]["code"].as_str()), (400, Some("invalid_ref")), "{body}");
+        assert!(reply.get("ref").is_none(), "{reply}");
+    }
+    assert_eq!(f.queue.peek().len(), 2, "the publish and the broadcast with a valid ref alone");
+}
+
+#[tokio::test]
 async fn every_malformed_message_gets_a_json_error_and_nothing_is_queued() {
     let f = fixture();
     let big = format!(r#"{{"action":"broadcast","data":"{}"}}"#, "x".repeat(131_000));

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use aws_lambda_events::encodings::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -54,15 +55,20 @@ const ABNORMAL: (u16, &str) = (1006, "Connection closed abnormally");
 const NO_STATUS: (u16, &str) = (1005, "Client-side close frame status not set");
 const DELETED: (u16, &str) = (1000, "Connection deleted through @connections");
 
-/// `GET /`: the handshake on the root path, as serverless-offline serves it.
+/// `GET /`: the handshake on the root path, as serverless-offline serves it; a plain `GET` (a
+/// browser's, with no `Upgrade` header) gets the demo page.
 pub async fn upgrade_root(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     uri: Uri,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    handshake(state, peer, headers, uri, ws).await
+    match ws {
+        Ok(ws) => handshake(state, peer, headers, uri, ws).await,
+        Err(_) if !headers.contains_key(header::UPGRADE) => crate::demo::page(&state),
+        Err(rejection) => rejection.into_response(),
+    }
 }
 
 /// `GET /{stage}`: the handshake on the stage path, as on AWS.

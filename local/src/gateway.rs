@@ -382,6 +382,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/@connections/{id}", management_routes())
         .route("/{stage}/@connections/{id}", management_routes())
         .route(STATS_PATH, get(stats))
+        .route(crate::demo::CLIENT_PATH, get(crate::demo::client))
+        .route(crate::demo::TOKEN_PATH, get(crate::demo::token))
         .fallback(|| async { management::forbidden() })
         .with_state(state)
 }

@@ -21,6 +21,7 @@
 
 pub mod authorize;
 pub mod connection;
+pub mod demo;
 pub mod esm;
 pub mod events;
 pub mod faults;

@@ -441,6 +441,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut settings = Settings {
         authorizer: authorizer(&args)?,
+        dev_tokens: args.jwt_secret.clone().map(|secret| local::demo::DevTokens {
+            secret,
+            issuer: args.jwt_issuer.clone(),
+            audience: args.jwt_audience.clone(),
+        }),
         backend: backend(&args).await?,
         route_selection_expression: args.route_selection_expression.clone(),
         routes: args.routes.clone(),
@@ -508,6 +513,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("local gateway ready");
     println!("  WebSocket:    {}", gateway.ws_url());
+    println!("  demo page:    {}/ (open it in two tabs)", gateway.ws_url().replacen("ws://", "http://", 1));
     println!("  @connections: {}/@connections/{{connectionId}}", gateway.connections_endpoint());
     println!(
         "  signed with:  access key {:?}, secret {:?}, region {}, service execute-api (SigV4)",

@@ -65,6 +65,9 @@ pub struct Settings {
     /// The REQUEST authorizer run before `$connect`, as the template's `$connect` route has when a
     /// JWKS URL or secret is configured; `None`: everyone connects, anonymously.
     pub authorizer: Option<std::sync::Arc<authorizer::Authorizer>>,
+    /// The secret behind `--jwt-secret`, with which the demo page gets development tokens
+    /// ([`crate::demo::TOKEN_PATH`]); `None`: it mints none.
+    pub dev_tokens: Option<crate::demo::DevTokens>,
 }
 
 impl Default for Settings {
@@ -89,6 +92,7 @@ impl Default for Settings {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             scan_page_size: MemoryStore::DEFAULT_PAGE_SIZE,
             authorizer: None,
+            dev_tokens: None,
         }
     }
 }

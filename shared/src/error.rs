@@ -40,6 +40,8 @@ pub enum InputError {
     TooLarge { limit: usize },
     #[error("binary messages are not supported; send text")]
     Binary,
+    #[error("\"ref\" must be a string of 1 to {max} characters, not {found}")]
+    InvalidRef { found: String, max: usize },
 }
 
 impl InputError {
@@ -59,6 +61,7 @@ impl InputError {
             Self::ForbiddenChannel { .. } => "forbidden_channel",
             Self::TooLarge { .. } => "message_too_large",
             Self::Binary => "binary_not_supported",
+            Self::InvalidRef { .. } => "invalid_ref",
         }
     }
 

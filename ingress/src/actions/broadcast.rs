@@ -1,4 +1,5 @@
-//! `broadcast`: `data` goes to every connection, the sender included, through the worker.
+//! `broadcast`: `data` goes to every connection, the sender included, through the worker. Answered
+//! `{"type":"queued","id":…,"ref":…}` once queued when the message has a `ref`, else not at all.
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
@@ -21,6 +22,6 @@ impl Action for Broadcast {
         let message = envelope.id.clone();
         enqueue(cx, &Job::broadcast(envelope)).await?;
         tracing::debug!(connection = %cx.connection, %message, "broadcast queued");
-        Ok(Reply::Nothing)
+        Ok(Reply::Queued(message))
     }
 }

@@ -5,6 +5,10 @@
 //! a string `action`, looked up in [`ACTIONS`]; the row's parser reads the [`Fields`] it needs and
 //! returns the [`Action`] that the route then applies. Adding an action is a file here and a row in
 //! the table: the unknown-action error lists the table's names by itself.
+//!
+//! Any JSON message may carry a `ref`, a string of the client's choosing, which every answer to it
+//! repeats (acknowledgement or error): with it, a client matches answers to requests however they
+//! interleave. A broadcast, otherwise unanswered, is answered `{"type":"queued","id":…,"ref":…}`.
 
 mod broadcast;
 mod echo;
@@ -16,7 +20,9 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use shared::limits::{MAX_JSON_DEPTH, MAX_MESSAGE_BYTES};
-use shared::{Channel, ChannelPattern, ConnectionId, ConnectionStore, Identity, InputError, Queue};
+use shared::{
+    Channel, ChannelPattern, ConnectionId, ConnectionStore, Identity, InputError, MessageId, Queue,
+};
 
 /// Every action, by the name a client gives it.
 pub const ACTIONS: &[(&str, Parse)] = &[
@@ -52,25 +58,72 @@ pub struct Context<'a> {
 /// The route response: what goes back to the sender.
 #[derive(Debug)]
 pub enum Reply {
-    Nothing,
+    /// The message itself, as `echo` answers.
     Text(String),
+    /// `{"type":"subscribed","channel":"chat/general"}`, with the message's `id` for a publish.
+    Ack { kind: &'static str, channel: String, id: Option<MessageId> },
+    /// A queued broadcast: answered only when the client gave a `ref` to match the answer to.
+    Queued(MessageId),
 }
 
 impl Reply {
-    /// An acknowledgement, `type` first as the README shows it:
-    /// `{"type":"subscribed","channel":"chat/general"}`, with the message's `id` for a publish.
-    fn ack(kind: &'static str, channel: &str, id: Option<&shared::MessageId>) -> Self {
+    fn ack(kind: &'static str, channel: &str, id: Option<&MessageId>) -> Self {
+        Self::Ack { kind, channel: channel.to_owned(), id: id.cloned() }
+    }
+
+    /// The text sent back, `type` first as the README shows it, ending with the message's `ref`.
+    pub fn render(self, reference: Option<&str>) -> Option<String> {
         #[derive(serde::Serialize)]
         struct Ack<'a> {
             #[serde(rename = "type")]
             kind: &'static str,
-            channel: &'a str,
             #[serde(skip_serializing_if = "Option::is_none")]
-            id: Option<&'a shared::MessageId>,
+            channel: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            id: Option<&'a MessageId>,
+            #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+            reference: Option<&'a str>,
         }
-        // Two strings and a UUID cannot fail to serialize.
-        Self::Text(serde_json::to_string(&Ack { kind, channel, id }).unwrap_or_default())
+        // Strings and a UUID cannot fail to serialize.
+        let json = |ack: &Ack<'_>| serde_json::to_string(ack).unwrap_or_default();
+        match self {
+            Self::Text(text) => Some(text),
+            Self::Ack { kind, channel, id } => {
+                Some(json(&Ack { kind, channel: Some(&channel), id: id.as_ref(), reference }))
+            }
+            Self::Queued(id) => {
+                reference.map(|_| json(&Ack { kind: "queued", channel: None, id: Some(&id), reference }))
+            }
+        }
     }
+}
+
+impl Refusal {
+    /// The error sent back: `{"error":{"code":…,"message":…},"ref":…}`, and its code.
+    pub fn render(&self, reference: Option<&str>) -> (&'static str, String) {
+        let (code, message) = match self {
+            Self::Input(err) => (err.code(), err.to_string()),
+            Self::Unavailable(message) => (UNAVAILABLE, message.clone()),
+        };
+        let mut body = serde_json::json!({ "error": { "code": code, "message": message } });
+        if let Some(reference) = reference {
+            body["ref"] = reference.into();
+        }
+        (code, body.to_string())
+    }
+}
+
+/// The error code of a message the store or the queue could not take: the client may try again.
+pub const UNAVAILABLE: &str = "unavailable";
+
+/// The longest `ref` a client may give, in characters.
+pub const MAX_REF_CHARS: usize = 64;
+
+/// A client's message, read: the `ref` every answer repeats (when it gave a valid one), and the
+/// action, or why there is none.
+pub struct Request {
+    pub reference: Option<String>,
+    pub action: Result<Box<dyn Action>, InputError>,
 }
 
 /// Why an action was not done: the client's mistake, or a service that failed.
@@ -94,6 +147,8 @@ pub struct Fields {
     action: Option<serde_json::Value>,
     channel: Option<serde_json::Value>,
     data: Option<Box<RawValue>>,
+    #[serde(rename = "ref")]
+    reference: Option<serde_json::Value>,
 }
 
 impl Fields {
@@ -121,23 +176,46 @@ impl Fields {
     }
 }
 
-/// Parses a text message. Text that does not start with `{` (after white space) is plain text, which
-/// is echoed; text that does must be a JSON object naming a known string `action`.
-pub fn parse(body: &str) -> Result<Box<dyn Action>, InputError> {
+/// Reads a text message into its `ref` and its action. Text that does not start with `{` (after
+/// white space) is plain text, which is echoed; text that does must be a JSON object naming a known
+/// string `action`, and a `ref`, if any, of 1 to [`MAX_REF_CHARS`] characters.
+pub fn read(body: &str) -> Request {
+    let unreferenced = |action| Request { reference: None, action };
     if body.len() > MAX_MESSAGE_BYTES {
-        return Err(InputError::TooLarge { limit: MAX_MESSAGE_BYTES });
+        return unreferenced(Err(InputError::TooLarge { limit: MAX_MESSAGE_BYTES }));
     }
     let trimmed = body.trim_start();
     if trimmed.is_empty() {
-        return Err(InputError::Empty);
+        return unreferenced(Err(InputError::Empty));
     }
     if !trimmed.starts_with('{') {
-        return Ok(Box::new(echo::Echo));
+        return unreferenced(Ok(Box::new(echo::Echo)));
     }
-    let fields: Fields = serde_json::from_str(body).map_err(InputError::from_json)?;
+    let mut fields: Fields = match serde_json::from_str(body) {
+        Ok(fields) => fields,
+        Err(err) => return unreferenced(Err(InputError::from_json(err))),
+    };
     if json_depth(body) > MAX_JSON_DEPTH {
-        return Err(InputError::TooDeeplyNested { limit: MAX_JSON_DEPTH });
+        return unreferenced(Err(InputError::TooDeeplyNested { limit: MAX_JSON_DEPTH }));
     }
+    let reference = match fields.reference.take() {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(text)) if (1..=MAX_REF_CHARS).contains(&text.chars().count()) => {
+            Some(text)
+        }
+        Some(other) => {
+            let found = match &other {
+                serde_json::Value::String(text) if text.is_empty() => "an empty string".to_owned(),
+                serde_json::Value::String(_) => "a longer string".to_owned(),
+                other => json_type(other).to_owned(),
+            };
+            return unreferenced(Err(InputError::InvalidRef { found, max: MAX_REF_CHARS }));
+        }
+    };
+    Request { reference, action: action_of(fields) }
+}
+
+fn action_of(fields: Fields) -> Result<Box<dyn Action>, InputError> {
     let action = match &fields.action {
         None | Some(serde_json::Value::Null) => return Err(InputError::MissingAction),
         Some(serde_json::Value::String(action)) => action,

@@ -4,6 +4,10 @@ use shared::limits::MAX_JSON_DEPTH;
 
 use super::*;
 
+fn parse(body: &str) -> Result<Box<dyn Action>, InputError> {
+    read(body).action
+}
+
 /// The error code `body` is refused with, or `None` when it parses.
 fn refused(body: &str) -> Option<&'static str> {
     parse(body).err().map(|err| err.code())
@@ -21,6 +25,27 @@ fn plain_text_and_every_well_formed_action_parse() {
         r#"{"action":"publish","channel":"chat/general","data":{"text":"hi"},"extra":1}"#,
     ] {
         assert_eq!(refused(body), None, "{body}");
+    }
+}
+
+#[test]
+fn a_ref_is_read_from_any_json_message_even_one_refused_for_something_else() {
+    let reference = |body: &str| read(body).reference;
+    assert_eq!(reference(r#"{"action":"echo","data":1,"ref":"a-1"}"#).as_deref(), Some("a-1"));
+    assert_eq!(reference(r#"{"action":"shout","ref":"b"}"#).as_deref(), Some("b"));
+    assert_eq!(reference(r#"{"action":"publish","channel":"x/*","data":1,"ref":"c"}"#).as_deref(), Some("c"));
+    assert_eq!(
+        reference(&format!(r#"{{"action":"echo","data":1,"ref":"{}"}}"#, "é".repeat(64)))
+            .map(|r| r.chars().count()),
+        Some(64)
+    );
+    assert_eq!(reference(r#"{"action":"echo","data":1,"ref":null}"#), None);
+    assert_eq!(reference("ref"), None, "plain text has none");
+    for bad in [r#"7"#, r#""""#, r#"{"a":1}"#, &format!(r#""{}""#, "r".repeat(65))] {
+        let body = format!(r#"{{"action":"echo","data":1,"ref":{bad}}}"#);
+        let request = read(&body);
+        assert_eq!(request.reference, None, "{body}");
+        assert_eq!(request.action.err().map(|err| err.code()), Some("invalid_ref"), "{body}");
     }
 }
 

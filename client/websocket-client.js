@@ -1,0 +1,416 @@
+// @ts-check
+/**
+ * A browser client for the serverless WebSocket API: one ES module, no dependencies, no build step.
+ *
+ * What every client of the API must do, done once:
+ * - connect with an optional token (`?token=`, the `$connect` authorizer's identity source: browsers
+ *   cannot set headers on a WebSocket);
+ * - reconnect after any drop with exponential backoff and full jitter, so that a fleet of clients
+ *   cut off at once does not come back at once;
+ * - subscribe again to its channels after a reconnect (subscriptions belong to a connection);
+ * - drop deliveries it has already had, by `id` (delivery is at least once);
+ * - send a keepalive before API Gateway's 10-minute idle timeout;
+ * - answer each request with a promise, matched to its answer by `ref` (answers come back through
+ *   separate Lambda invocations and may overtake one another).
+ *
+ * ```js
+ * import { WebSocketClient } from "./websocket-client.js";
+ * const client = new WebSocketClient("wss://abc.execute-api.eu-west-1.amazonaws.com/Prod", { token });
+ * client.addEventListener("delivery", (event) => console.log(event.detail.channel, event.detail.data));
+ * client.addEventListener("state", (event) => console.log(event.detail.state));
+ * client.connect();
+ * await client.subscribe("chat/*");
+ * const { id } = await client.publish("chat/general", { text: "hello" });
+ * ```
+ */
+
+/**
+ * `idle` before `connect()`, `connecting` for the first attempt, `open`, `reconnecting` between
+ * attempts after a drop, `closed` after `close()`.
+ * @typedef {"idle" | "connecting" | "open" | "reconnecting" | "closed"} State
+ */
+
+/**
+ * A message delivered to this connection: a broadcast, or a message on a subscribed channel.
+ * @typedef {object} Delivery
+ * @property {"broadcast" | "message"} type
+ * @property {string} id Unique per message; the client has already dropped repeats.
+ * @property {string} [channel] The channel a message was published to.
+ * @property {string} [from] The sender's connection id (absent when a backend published).
+ * @property {string} [user] The sender's `sub`, when it connected with a token.
+ * @property {number} sentAt When API Gateway received the message, epoch milliseconds.
+ * @property {unknown} data What the sender sent.
+ */
+
+/**
+ * @typedef {object} Options
+ * @property {string | (() => string | Promise<string>)} [token] A JWT, or a function returning a
+ *   fresh one, called before every attempt (tokens expire; connections outlive them).
+ * @property {number} [minBackoffMs] The first reconnect's ceiling (default 500); each failed
+ *   attempt doubles it, up to `maxBackoffMs`; the delay is drawn uniformly below it.
+ * @property {number} [maxBackoffMs] Default 30,000.
+ * @property {number} [keepaliveMs] How long the connection may stay silent before the client sends
+ *   a keepalive (default 540,000: nine minutes, under API Gateway's ten).
+ * @property {number} [requestTimeoutMs] How long a request waits for its answer (default 10,000).
+ * @property {number} [dedupeSize] How many recent delivery ids are remembered (default 10,000).
+ * @property {typeof WebSocket} [WebSocket] The WebSocket implementation (default: the browser's).
+ */
+
+/** The API refused a request, or it could not be made: `code` says which (README: Errors). */
+export class RequestError extends Error {
+  /**
+   * @param {string} code `invalid_channel`, `forbidden_channel`, … or, from the client itself,
+   *   `timeout`, `connection_lost`, `closed`.
+   * @param {string} message
+   */
+  constructor(code, message) {
+    super(message);
+    this.name = "RequestError";
+    this.code = code;
+  }
+}
+
+export class WebSocketClient extends EventTarget {
+  /** @type {State} */
+  #state = "idle";
+  /** @type {WebSocket | null} */
+  #socket = null;
+  #attempt = 0;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #retryTimer;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  #keepaliveTimer;
+  #nextRef = 1;
+  /** Requests sent on the current socket, by `ref`. @type {Map<string, Pending>} */
+  #inFlight = new Map();
+  /** Requests waiting for the socket to open. @type {Pending[]} */
+  #outbox = [];
+  /** Delivery ids seen, oldest first. @type {Set<string>} */
+  #seen = new Set();
+
+  /**
+   * @param {string} url The stage's `ws://` or `wss://` URL.
+   * @param {Options} [options]
+   */
+  constructor(url, options = {}) {
+    super();
+    this.url = url;
+    this.options = {
+      minBackoffMs: 500,
+      maxBackoffMs: 30_000,
+      keepaliveMs: 540_000,
+      requestTimeoutMs: 10_000,
+      dedupeSize: 10_000,
+      ...options,
+    };
+    /** The channels and patterns this client is subscribed to, restored after every reconnect. */
+    this.channels = new Set();
+    /** Deliveries dropped as repeats of one already had. */
+    this.duplicatesDropped = 0;
+    /** Connections made, the first included. */
+    this.connections = 0;
+  }
+
+  /** @returns {State} */
+  get state() {
+    return this.#state;
+  }
+
+  /** Starts connecting (and reconnecting after every drop, until `close()`). */
+  connect() {
+    if (this.#state === "idle" || this.#state === "closed") {
+      this.#setState("connecting");
+      void this.#open();
+    }
+  }
+
+  /** Closes the connection for good: no reconnect; requests not yet answered fail with `closed`. */
+  close() {
+    clearTimeout(this.#retryTimer);
+    clearTimeout(this.#keepaliveTimer);
+    this.#setState("closed");
+    const socket = this.#socket;
+    this.#socket = null;
+    socket?.close(1000, "client closed");
+    this.#failAll("closed", "the client was closed");
+  }
+
+  /**
+   * Subscribes to a channel, or to every channel below a pattern ending in `/*`.
+   * @param {string} channel
+   * @returns {Promise<{channel: string}>}
+   */
+  async subscribe(channel) {
+    this.channels.add(channel);
+    try {
+      const answer = await this.#request({ action: "subscribe", channel });
+      return { channel: String(answer.channel) };
+    } catch (err) {
+      // Refused (forbidden, invalid, too many): not to be restored after a reconnect either.
+      if (err instanceof RequestError && !["timeout", "connection_lost", "closed"].includes(err.code)) {
+        this.channels.delete(channel);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * @param {string} channel
+   * @returns {Promise<{channel: string}>}
+   */
+  async unsubscribe(channel) {
+    this.channels.delete(channel);
+    const answer = await this.#request({ action: "unsubscribe", channel });
+    return { channel: String(answer.channel) };
+  }
+
+  /**
+   * Publishes `data` to a channel; resolves once it is queued, with the `id` subscribers will see.
+   * @param {string} channel
+   * @param {unknown} data
+   * @returns {Promise<{id: string}>}
+   */
+  async publish(channel, data) {
+    const answer = await this.#request({ action: "publish", channel, data });
+    return { id: String(answer.id) };
+  }
+
+  /**
+   * Sends `data` to every connection; resolves once it is queued, with its `id`.
+   * @param {unknown} data
+   * @returns {Promise<{id: string}>}
+   */
+  async broadcast(data) {
+    const answer = await this.#request({ action: "broadcast", data });
+    return { id: String(answer.id) };
+  }
+
+  /**
+   * Has `data` sent back to this connection alone.
+   * @param {unknown} data
+   * @returns {Promise<unknown>}
+   */
+  async echo(data) {
+    const answer = await this.#request({ action: "echo", data });
+    return answer.data;
+  }
+
+  /**
+   * @typedef {object} Pending
+   * @property {string} ref
+   * @property {string} text
+   * @property {(answer: Record<string, unknown>) => void} resolve
+   * @property {(err: RequestError) => void} reject
+   * @property {ReturnType<typeof setTimeout>} timer
+   */
+
+  /**
+   * @param {Record<string, unknown>} message
+   * @returns {Promise<Record<string, unknown>>}
+   */
+  #request(message) {
+    if (this.#state === "idle" || this.#state === "closed") {
+      return Promise.reject(new RequestError("closed", "connect() first"));
+    }
+    const ref = String(this.#nextRef++);
+    const text = JSON.stringify({ ...message, ref });
+    return new Promise((resolve, reject) => {
+      /** @type {Pending} */
+      const pending = {
+        ref,
+        text,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.#inFlight.delete(ref);
+          this.#outbox = this.#outbox.filter((p) => p !== pending);
+          reject(new RequestError("timeout", `no answer to ${message.action} within ${this.options.requestTimeoutMs} ms`));
+        }, this.options.requestTimeoutMs),
+      };
+      if (this.#state === "open" && this.#socket) {
+        this.#send(pending);
+      } else {
+        this.#outbox.push(pending);
+      }
+    });
+  }
+
+  /** @param {Pending} pending */
+  #send(pending) {
+    this.#inFlight.set(pending.ref, pending);
+    this.#socket?.send(pending.text);
+    this.#armKeepalive();
+  }
+
+  async #open() {
+    let url = this.url;
+    const token = typeof this.options.token === "function" ? await this.options.token() : this.options.token;
+    if (this.#state === "closed") {
+      return;
+    }
+    if (token) {
+      url += (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token);
+    }
+    const Socket = this.options.WebSocket ?? WebSocket;
+    let socket;
+    try {
+      socket = new Socket(url);
+    } catch (err) {
+      this.#emit("error", { code: "invalid_url", message: String(err) });
+      this.#scheduleReconnect();
+      return;
+    }
+    this.#socket = socket;
+    socket.onopen = () => this.#opened(socket);
+    socket.onmessage = (event) => this.#received(event.data);
+    socket.onclose = (event) => this.#closed(socket, event.code, event.reason);
+  }
+
+  /** @param {WebSocket} socket */
+  #opened(socket) {
+    if (socket !== this.#socket) {
+      return;
+    }
+    this.#attempt = 0;
+    this.connections += 1;
+    const resubscribing = this.connections > 1 ? [...this.channels] : [];
+    this.#setState("open");
+    // The channels first, so that what the outbox publishes reaches this connection's subscriptions.
+    const restored = resubscribing.map((channel) => this.#request({ action: "subscribe", channel }));
+    for (const pending of this.#outbox.splice(0)) {
+      this.#send(pending);
+    }
+    if (resubscribing.length > 0) {
+      void Promise.allSettled(restored).then((results) => {
+        const failed = resubscribing.filter((_, i) => results[i].status === "rejected");
+        this.#emit("resubscribed", { channels: resubscribing, failed });
+      });
+    }
+    this.#armKeepalive();
+  }
+
+  /** @param {unknown} data */
+  #received(data) {
+    this.#armKeepalive();
+    if (typeof data !== "string") {
+      return;
+    }
+    /** @type {Record<string, unknown> | null} */
+    let message = null;
+    try {
+      const parsed = JSON.parse(data);
+      message = parsed && typeof parsed === "object" && !Array.isArray(parsed) ? parsed : null;
+    } catch {
+      // Plain text: an echo of plain text, which this client never sends.
+    }
+    if (message === null) {
+      this.#emit("text", { text: data });
+      return;
+    }
+    const ref = typeof message.ref === "string" ? message.ref : undefined;
+    const pending = ref === undefined ? undefined : this.#inFlight.get(ref);
+    // Deliveries first: a broadcast or publish carrying a `ref` is someone's echo of it, not an answer.
+    if ((message.type === "broadcast" || message.type === "message") && typeof message.id === "string") {
+      if (this.#seen.has(message.id)) {
+        this.duplicatesDropped += 1;
+        return;
+      }
+      this.#seen.add(message.id);
+      if (this.#seen.size > this.options.dedupeSize) {
+        this.#seen.delete(this.#seen.values().next().value ?? "");
+      }
+      this.#emit("delivery", /** @type {Delivery} */ (/** @type {unknown} */ (message)));
+      return;
+    }
+    const error = message.error && typeof message.error === "object" ? /** @type {Record<string, unknown>} */ (message.error) : null;
+    if (pending && ref !== undefined) {
+      this.#inFlight.delete(ref);
+      clearTimeout(pending.timer);
+      if (error) {
+        pending.reject(new RequestError(String(error.code), String(error.message)));
+      } else {
+        pending.resolve(message);
+      }
+      return;
+    }
+    if (error) {
+      this.#emit("error", { code: String(error.code), message: String(error.message) });
+    } else if (typeof message.message === "string") {
+      // API Gateway's own answers: past the stage's throttle, or a failed integration.
+      const code = message.message === "Too Many Requests" ? "throttled" : "internal";
+      this.#emit("error", { code, message: message.message });
+    }
+  }
+
+  /**
+   * @param {WebSocket} socket
+   * @param {number} code
+   * @param {string} reason
+   */
+  #closed(socket, code, reason) {
+    if (socket !== this.#socket) {
+      return;
+    }
+    this.#socket = null;
+    clearTimeout(this.#keepaliveTimer);
+    // Sent but unanswered: it may or may not have been done, which only the caller can judge.
+    for (const pending of this.#inFlight.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(new RequestError("connection_lost", "the connection closed before the answer came"));
+    }
+    this.#inFlight.clear();
+    this.#emit("disconnected", { code, reason });
+    if (this.#state !== "closed") {
+      this.#scheduleReconnect();
+    }
+  }
+
+  #scheduleReconnect() {
+    const ceiling = Math.min(this.options.maxBackoffMs, this.options.minBackoffMs * 2 ** this.#attempt);
+    this.#attempt += 1;
+    const delay = Math.random() * ceiling;
+    this.#setState("reconnecting", { attempt: this.#attempt, delayMs: Math.round(delay) });
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(() => void this.#open(), delay);
+  }
+
+  /** Restarts the idle countdown; when it runs out, an echo keeps the connection alive. */
+  #armKeepalive() {
+    clearTimeout(this.#keepaliveTimer);
+    this.#keepaliveTimer = setTimeout(() => {
+      if (this.#state === "open") {
+        this.echo("keepalive").catch(() => {});
+      }
+    }, this.options.keepaliveMs);
+  }
+
+  /**
+   * @param {string} code
+   * @param {string} message
+   */
+  #failAll(code, message) {
+    for (const pending of [...this.#inFlight.values(), ...this.#outbox]) {
+      clearTimeout(pending.timer);
+      pending.reject(new RequestError(code, message));
+    }
+    this.#inFlight.clear();
+    this.#outbox = [];
+  }
+
+  /**
+   * @param {State} state
+   * @param {Record<string, unknown>} [detail]
+   */
+  #setState(state, detail = {}) {
+    this.#state = state;
+    this.#emit("state", { state, ...detail });
+  }
+
+  /**
+   * @param {string} type
+   * @param {unknown} detail
+   */
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}

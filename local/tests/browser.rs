@@ -1,0 +1,255 @@
+//! The browser client (`client/websocket-client.js`) and the demo page the gateway serves at `/`, in
+//! a real headless Chromium driven over the DevTools protocol: two pages exchange a message on a
+//! channel; after the gateway drops one's socket, its client reconnects, subscribes again and gets
+//! the next message once; a delivery that arrives twice is seen once.
+//!
+//! Ignored by a plain `cargo test` because it needs Chromium; `scripts/test` installs Debian's
+//! `chromium` package and runs ignored tests, so it runs there and fails if Chromium is missing.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use local::Settings;
+use serde_json::{Value, json};
+use shared::ConnectionId;
+use support::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// A headless Chromium of its own, with a profile directory removed when it is dropped.
+struct Browser {
+    _child: Child,
+    devtools: String,
+    profile: std::path::PathBuf,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+fn chromium_binary() -> String {
+    if let Ok(path) = std::env::var("CHROMIUM") {
+        return path;
+    }
+    for name in ["chromium", "chromium-browser", "google-chrome"] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()));
+        if found {
+            return name.to_owned();
+        }
+    }
+    panic!("no Chromium: install Debian's chromium package (scripts/test does), or set CHROMIUM to its path");
+}
+
+impl Browser {
+    async fn launch() -> Self {
+        let profile = std::env::temp_dir().join(format!("ws-browser-test-{}", std::process::id()));
+        let mut child = Command::new(chromium_binary())
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("Chromium starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let devtools = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.expect("Chromium's stderr") {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    return url.trim().to_owned();
+                }
+            }
+            panic!("Chromium exited without a DevTools endpoint");
+        })
+        .await
+        .expect("Chromium's DevTools endpoint within a minute");
+        // Keep reading its stderr so that Chromium never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { _child: child, devtools, profile }
+    }
+
+    /// A new tab at `url`.
+    async fn open(&self, url: &str) -> Page {
+        let browser = Cdp::connect(&self.devtools).await;
+        let created = browser.call("Target.createTarget", json!({ "url": url })).await;
+        let target = created["targetId"].as_str().expect("a target id");
+        let host = self.devtools.trim_start_matches("ws://").split('/').next().expect("host");
+        let page = Page { cdp: Cdp::connect(&format!("ws://{host}/devtools/page/{target}")).await };
+        page.wait_for("the page's script", "typeof window.wsDemo === 'object'").await;
+        page
+    }
+}
+
+/// One DevTools protocol connection.
+struct Cdp {
+    ws: tokio::sync::Mutex<(WebSocketStream<MaybeTlsStream<TcpStream>>, u64)>,
+}
+
+impl Cdp {
+    async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("DevTools connects");
+        Self { ws: tokio::sync::Mutex::new((ws, 0)) }
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Value {
+        let mut guard = self.ws.lock().await;
+        let (ws, next) = &mut *guard;
+        *next += 1;
+        let id = *next;
+        ws.send(Message::text(json!({ "id": id, "method": method, "params": params }).to_string()))
+            .await
+            .expect("send to DevTools");
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(30), ws.next())
+                .await
+                .expect("DevTools answers")
+                .expect("DevTools is connected")
+                .expect("a frame");
+            let Message::Text(text) = frame else { continue };
+            let message: Value = serde_json::from_str(&text).expect("DevTools speaks JSON");
+            // Events have no id; answers to this call have its.
+            if message["id"] == id {
+                assert!(message.get("error").is_none(), "{method}: {message}");
+                return message["result"].clone();
+            }
+        }
+    }
+}
+
+struct Page {
+    cdp: Cdp,
+}
+
+impl Page {
+    /// The value of `expression` in the page, awaited if it is a promise.
+    async fn eval(&self, expression: &str) -> Value {
+        let params = json!({ "expression": expression, "awaitPromise": true, "returnByValue": true });
+        let result = self.cdp.call("Runtime.evaluate", params).await;
+        assert!(result.get("exceptionDetails").is_none(), "{expression}: {result}");
+        result["result"]["value"].clone()
+    }
+
+    async fn wait_for(&self, what: &str, expression: &str) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let result = self
+                .cdp
+                .call("Runtime.evaluate", json!({ "expression": expression, "returnByValue": true }))
+                .await;
+            if result["result"]["value"] == true {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "waited 20 s for {what} ({expression})");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How many deliveries the page's client has had whose `data.n` is `n`.
+    async fn deliveries_of(&self, n: u64) -> u64 {
+        self.eval(&format!("wsDemo.deliveries.filter(d => d.data && d.data.n === {n}).length"))
+            .await
+            .as_u64()
+            .expect("a count")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium: scripts/test installs it and runs the ignored tests"]
+async fn two_pages_chat_on_a_channel_and_a_dropped_client_reconnects_resubscribes_and_gets_the_next_message_once()
+ {
+    let gateway = TestGateway::start(Settings::default()).await;
+    let browser = Browser::launch().await;
+    let page_url = format!("{}/", gateway.http_url);
+    let (alice, bob) = (browser.open(&page_url).await, browser.open(&page_url).await);
+
+    // Both connect as a person would, with the page's own default URL: the gateway's stage.
+    for page in [&alice, &bob] {
+        assert_eq!(
+            page.eval("document.getElementById('url').value").await,
+            format!("{}/local", gateway.ws_url)
+        );
+        page.eval("wsDemo.connect(); true").await;
+        page.wait_for("the connection", "wsDemo.client.state === 'open'").await;
+    }
+    assert_eq!(alice.eval("wsDemo.client.subscribe('chat/room').then(a => a.channel)").await, "chat/room");
+
+    let id = bob.eval("wsDemo.client.publish('chat/room', {n: 1}).then(a => a.id)").await;
+    alice.wait_for("Bob's message", "wsDemo.deliveries.some(d => d.data && d.data.n === 1)").await;
+    let delivered = alice.eval("wsDemo.deliveries.find(d => d.data.n === 1)").await;
+    assert_eq!((&delivered["id"], &delivered["channel"]), (&id, &json!("chat/room")), "{delivered}");
+    assert_eq!(bob.deliveries_of(1).await, 0, "Bob is not subscribed");
+
+    // The gateway drops Alice's socket, as API Gateway does when a backend deletes a connection.
+    let bobs = ConnectionId::parse(delivered["from"].as_str().expect("from")).expect("an id");
+    let alices = gateway.store.ids().into_iter().find(|id| *id != bobs).expect("Alice's connection");
+    let http = reqwest::Client::new();
+    let url = |id: &ConnectionId| format!("{}/local/@connections/{id}", gateway.http_url);
+    assert_eq!(signed(http.delete(url(&alices))).await.status(), 204);
+    alice
+        .wait_for(
+            "the reconnection and its resubscription",
+            "wsDemo.resubscribed === 1 && wsDemo.client.state === 'open'",
+        )
+        .await;
+    assert_eq!(alice.eval("wsDemo.states.includes('reconnecting')").await, true);
+
+    bob.eval("wsDemo.client.publish('chat/room', {n: 2}).then(a => a.id)").await;
+    alice
+        .wait_for(
+            "the message after the reconnection",
+            "wsDemo.deliveries.some(d => d.data && d.data.n === 2)",
+        )
+        .await;
+
+    // The same delivery twice (at least once, as SQS redelivers): the page sees it once.
+    let alices = gateway.store.ids().into_iter().find(|id| *id != bobs).expect("Alice's new connection");
+    let twice = json!({"type": "message", "channel": "chat/room", "id": "8f9a5a4e-3f0e-4f4b-9d1c-1b2a3c4d5e6f", "sentAt": 1, "data": {"n": 3}});
+    for _ in 0..2 {
+        assert_eq!(signed(http.post(url(&alices)).body(twice.to_string())).await.status(), 200);
+    }
+    alice.wait_for("the repeated delivery", "wsDemo.client.duplicatesDropped === 1").await;
+    // Long enough for a late duplicate of message 2 to have arrived.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!((alice.deliveries_of(2).await, alice.deliveries_of(3).await), (1, 1));
+    assert_eq!(
+        alice.eval("wsDemo.errors.length").await,
+        0,
+        "{}",
+        alice.eval("JSON.stringify(wsDemo.errors)").await
+    );
+
+    // What is not a delivery nor an answer breaks nothing: plain text, API Gateway's own throttle
+    // answer (an error event), an error without a ref, JSON that is not an object.
+    for text in [
+        "plain text",
+        r#"{"message":"Too Many Requests","connectionId":"x","requestId":"y"}"#,
+        r#"{"error":{"code":"invalid_json","message":"no"}}"#,
+        "[1,2]",
+        "{",
+    ] {
+        assert_eq!(signed(http.post(url(&alices)).body(text)).await.status(), 200);
+    }
+    alice.wait_for("the unsolicited errors", "wsDemo.errors.length === 2").await;
+    assert_eq!(alice.eval("wsDemo.errors.map(e => e.code).join()").await, "throttled,invalid_json");
+    let published = alice.eval("wsDemo.client.publish('chat/room', {n: 4}).then(a => typeof a.id)").await;
+    assert_eq!(published, "string", "the client still works");
+    alice.wait_for("its own message", "wsDemo.deliveries.some(d => d.data && d.data.n === 4)").await;
+}
