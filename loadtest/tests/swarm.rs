@@ -201,7 +201,7 @@ async fn a_sharded_broadcast_under_failing_invocations_and_429s_reaches_everyone
         // Shards of one connection: each broadcast to 300 is split into 50 shard jobs (five invocations
         // of ten), unless the probe happens to find no connection in its hundredth of the table.
         // An invocation that runs out of time queues its unreached connections as retry jobs a second
-        // before its 2 s timeout, which the visibility timeout matches (as AWS requires).
+        // before its 4 s timeout, which the visibility timeout matches (as AWS requires).
         worker: WorkerSettings {
             shard_size: 1,
             deadline_reserve: Duration::from_secs(1),
@@ -211,10 +211,10 @@ async fn a_sharded_broadcast_under_failing_invocations_and_429s_reaches_everyone
         // the visibility timeout; 5 % of the calls are answered 429.
         esm: EsmSettings {
             failure_rate: 0.2,
-            function_timeout: Duration::from_secs(2),
+            function_timeout: Duration::from_secs(4),
             ..EsmSettings::default()
         },
-        queue: QueueSettings { visibility_timeout: Duration::from_secs(2), max_receive_count: Some(20) },
+        queue: QueueSettings { visibility_timeout: Duration::from_secs(4), max_receive_count: Some(20) },
         faults: Faults { post_throttle: 0.05, ..Faults::default() },
         ..Settings::default()
     };
@@ -224,7 +224,14 @@ async fn a_sharded_broadcast_under_failing_invocations_and_429s_reaches_everyone
     let shutdown = CancellationToken::new();
     tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
 
-    let report = swarm::run(config(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
+    // Failed invocations' batches come back only after the visibility timeout, some more than once:
+    // the swarm waits long enough for that (it stops as soon as every delivery has arrived).
+    let config = SwarmConfig {
+        settle: Duration::from_secs(45),
+        deadline: Duration::from_secs(90),
+        ..config(url, Scenario::Broadcast)
+    };
+    let report = swarm::run(config).await.expect("the swarm runs").report;
 
     shutdown.cancel();
     eprintln!("{report}");
