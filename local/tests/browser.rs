@@ -252,4 +252,22 @@ async fn two_pages_chat_on_a_channel_and_a_dropped_client_reconnects_resubscribe
     let published = alice.eval("wsDemo.client.publish('chat/room', {n: 4}).then(a => typeof a.id)").await;
     assert_eq!(published, "string", "the client still works");
     alice.wait_for("its own message", "wsDemo.deliveries.some(d => d.data && d.data.n === 4)").await;
+
+    // The keepalive: a client told to speak up after 200 ms of silence (nine minutes by default,
+    // under API Gateway's ten) sends its echo that often, and nothing else is said meanwhile.
+    let before = default_route_events(&gateway).await;
+    let quiet = "(() => { const c = new wsDemo.client.constructor(document.getElementById('url').value, \
+                 { keepaliveMs: 200 }); c.connect(); window.quiet = c; return true; })()";
+    bob.eval(quiet).await;
+    bob.wait_for("the quiet client's connection", "window.quiet.state === 'open'").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let echoes = default_route_events(&gateway).await - before;
+    assert!(echoes >= 3, "{echoes} keepalives in 1.5 s at one per 200 ms of silence");
+}
+
+/// How many `$default` events the ingress has handled (`/_local/stats`).
+async fn default_route_events(gateway: &TestGateway) -> u64 {
+    let stats = reqwest::get(format!("{}{}", gateway.http_url, local::STATS_PATH)).await.expect("stats");
+    let stats: Value = serde_json::from_str(&stats.text().await.expect("a body")).expect("json");
+    stats["ingress"]["events_by_route"]["$default"].as_u64().unwrap_or(0)
 }
