@@ -14,6 +14,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use aws_lambda_events::encodings::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -187,9 +188,14 @@ async fn serve(
 
     // No close frame of ours when the client began the close (tungstenite has queued its echo) or
     // the socket broke.
+    let mut by_shutdown = false;
     let (close, code, reason): (Option<CloseFrame>, u16, String) = loop {
         let closing = tokio::select! {
-            () = state.shutdown.cancelled() => GOING_AWAY,
+            () = state.shutdown.cancelled() => {
+                by_shutdown = true;
+                state.shutdown_report.closed.fetch_add(1, Ordering::Relaxed);
+                GOING_AWAY
+            }
             () = &mut lifetime => GOING_AWAY,
             () = &mut idle => GOING_AWAY,
             () = live.deleted.cancelled() => DELETED,
@@ -247,7 +253,9 @@ async fn serve(
         }
     }
     drop(stream);
-    disconnect(&state, info, code, &reason).await;
+    if disconnect(&state, info, code, &reason).await && by_shutdown {
+        state.shutdown_report.disconnects.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Writes the outbox to the socket until told to close, then sends the close frame — or, for a
@@ -330,14 +338,14 @@ async fn route(state: &AppState, info: &Connection, payload: Payload<'_>, now: i
     }
 }
 
-async fn disconnect(state: &AppState, info: &Connection, code: u16, reason: &str) {
+/// Runs `$disconnect` and says whether it succeeded.
+async fn disconnect(state: &AppState, info: &Connection, code: u16, reason: &str) -> bool {
     let event = events::disconnect(&state.settings.api, info, code, reason, epoch_ms());
     match function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event, INGRESS_TIMEOUT).await {
-        Ok(_) => {
-            state.disconnects.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        Ok(_) => true,
         Err(err) => {
             tracing::warn!(connection = %info.id, error = %err, "$disconnect failed; the record's TTL will expire it");
+            false
         }
     }
 }

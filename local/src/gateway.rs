@@ -93,8 +93,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The connection tasks, awaited on shutdown so that every `$disconnect` runs.
     pub connections: TaskTracker,
-    /// `$disconnect` invocations that succeeded, for the shutdown report.
-    pub disconnects: AtomicU64,
+    /// What the shutdown did, counted by the connection tasks themselves: a snapshot taken when
+    /// the token is cancelled races the tasks that react to it on other threads.
+    pub shutdown_report: ShutdownReport,
     /// `@connections` posts answered 429 because the client's outbound buffer was full.
     pub buffer_full: AtomicU64,
 }
@@ -109,6 +110,13 @@ impl std::fmt::Debug for AppState {
 }
 
 /// A bound, not yet running gateway.
+/// The connections a shutdown closed with 1001 and the `$disconnect`s that then succeeded.
+#[derive(Debug, Default)]
+pub struct ShutdownReport {
+    pub closed: AtomicU64,
+    pub disconnects: AtomicU64,
+}
+
 pub struct Gateway {
     listener: TcpListener,
     state: Arc<AppState>,
@@ -190,7 +198,7 @@ impl Gateway {
             account_rate: settings.account_rate.map(Bucket::limiter),
             account_throttled: AtomicU64::new(0),
             verifier: Verifier::new(settings.credentials.clone(), settings.api.region.clone()),
-            disconnects: AtomicU64::new(0),
+            shutdown_report: ShutdownReport::default(),
             buffer_full: AtomicU64::new(0),
             store: store.clone(),
             queue_stats: memory.as_ref().map(|(_, queue)| queue.clone()),
@@ -293,7 +301,7 @@ impl Gateway {
         let app = router(state.clone());
         let stopping = async {
             token.cancelled().await;
-            (tokio::time::Instant::now(), state.registry.len(), state.disconnects.load(Ordering::Relaxed))
+            tokio::time::Instant::now()
         };
         let sqs = async {
             if let Some((listener, endpoint)) = sqs {
@@ -301,7 +309,7 @@ impl Gateway {
                 serve::serve(listener, app, state.settings.request_timeout, token.clone()).await;
             }
         };
-        let ((), (), (began, open, disconnects)) = tokio::join!(
+        let ((), (), began) = tokio::join!(
             serve::serve(listener, app, state.settings.request_timeout, token.clone()),
             sqs,
             stopping
@@ -317,8 +325,8 @@ impl Gateway {
             Backend::Aws { .. } => None,
         };
         tracing::info!(
-            closed = open,
-            disconnects = state.disconnects.load(Ordering::Relaxed) - disconnects,
+            closed = state.shutdown_report.closed.load(Ordering::Relaxed),
+            disconnects = state.shutdown_report.disconnects.load(Ordering::Relaxed),
             records_left = records,
             elapsed_ms = began.elapsed().as_millis() as u64,
             "stopped"
