@@ -12,13 +12,21 @@ on provided.al2023. The `$connect` authorizer only under the AuthEnabled conditi
 string token as identity source and a secret parameter that is never echoed and has no default.
 Alarms on the dead-letter queue, the worker's errors and throttles, each notifying the optional
 topics, and the alarms on the project's own metrics reading what the worker writes.
+
+The optional parts (the stack's KMS key, X-Ray, access logging, a custom domain, reserved
+concurrency, authorization, alarm topics) are checked as CloudFormation would deploy them: every
+check runs on the template as written and on it evaluated with each combination of COMBINATIONS
+(conditions decided, each Fn::If resolved, AWS::NoValue dropped). With --write DIR it also writes
+each combination as a template whose parameter defaults are that combination, for cfn-lint.
 Then it breaks a copy of the template in each of those ways and checks that every break is caught.
 """
 
 import copy
+import json
 import pathlib
 import re
 import sys
+import tomllib
 
 from cfnlint.decode import decode
 
@@ -118,8 +126,6 @@ def alarm_violations(template):
     topic = res.get("AlarmTopic")
     if "AlarmEmail" in params and (topic is None or topic.get("Condition") != "HasAlarmEmail"):
         found.append("AlarmTopic: must exist exactly when AlarmEmail is set")
-    if topic is not None and "KmsMasterKeyId" not in topic.get("Properties", {}):
-        found.append("AlarmTopic: must be encrypted")
     wanted = []
     if topic is not None:
         wanted.append({"Fn::If": ["HasAlarmEmail", {"Ref": "AlarmTopic"}, {"Ref": "AWS::NoValue"}]})
@@ -142,10 +148,252 @@ def alarm_violations(template):
     return found
 
 
-def violations(template):
-    found = []
-    res = template["Resources"]
+# Parameter values that turn each optional part on, alone and together. The default deploy is the
+# first; "everything" is the largest stack the template makes.
+_AUTH = {"JwtSecret": "a-development-secret-of-at-least-32-bytes"}
+_ALARMS = {"AlarmEmail": "ops@example.com", "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:pager"}
+_DOMAIN = {
+    "DomainName": "ws.example.com",
+    "CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+}
+COMBINATIONS = {
+    "defaults": {},
+    "auth-and-alarms": {**_AUTH, **_ALARMS},
+    "customer-managed-key": {"CustomerManagedKey": "true", **_AUTH, **_ALARMS},
+    "tracing": {"Tracing": "Active", **_AUTH},
+    "access-logs": {"AccessLogging": "on"},
+    "access-logs-and-account-role": {"AccessLogging": "on-and-set-account-role"},
+    "custom-domain": _DOMAIN,
+    "no-reservations": {"IngressReservedConcurrency": "none", "AuthorizerReservedConcurrency": "none", **_AUTH},
+    "everything": {
+        "CustomerManagedKey": "true", "Tracing": "Active", "AccessLogging": "on-and-set-account-role",
+        **_DOMAIN, **_AUTH, **_ALARMS,
+    },
+}
 
+# Parameter values CloudFormation must refuse before it creates anything (the template's Rules).
+REFUSED = {
+    "a domain without its certificate": {"DomainName": "ws.example.com"},
+    "a certificate without a domain": {"CertificateArn": _DOMAIN["CertificateArn"]},
+    "both kinds of token key": {**_AUTH, "JwksUrl": "https://issuer.example.com/.well-known/jwks.json"},
+}
+
+_NO_VALUE = object()
+
+
+def condition_evaluator(template, params):
+    """`holds(expression)` for the template's condition functions with `params` (else the defaults)."""
+    values = {name: str(p.get("Default", "")) for name, p in template.get("Parameters", {}).items()}
+    values.update(params)
+    decided = {}
+
+    def operand(x):
+        if isinstance(x, dict) and set(x) == {"Ref"} and x["Ref"] in values:
+            return values[x["Ref"]]
+        return str(x)
+
+    def holds(expr):
+        (fn, args), = expr.items()
+        if fn == "Fn::Equals":
+            return operand(args[0]) == operand(args[1])
+        if fn == "Fn::Not":
+            return not holds(args[0])
+        if fn == "Fn::And":
+            return all(holds(a) for a in args)
+        if fn == "Fn::Or":
+            return any(holds(a) for a in args)
+        if fn == "Condition":
+            return condition(args)
+        raise ValueError(f"a condition this check cannot evaluate: {expr}")
+
+    def condition(name):
+        if name not in decided:
+            decided[name] = holds(template["Conditions"][name])
+        return decided[name]
+
+    return holds, condition, values
+
+
+def refused_by_rules(template, params):
+    """The AssertDescriptions of the Rules that `params` break."""
+    holds, _, _ = condition_evaluator(template, params)
+    broken = []
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not holds(rule["RuleCondition"]):
+            continue
+        broken += [a.get("AssertDescription", "?") for a in rule.get("Assertions", []) if not holds(a["Assert"])]
+    return broken
+
+
+def evaluate(template, params):
+    """The template as CloudFormation deploys it with `params`: its conditions decided, each Fn::If
+    resolved, AWS::NoValue dropped and the resources and outputs whose condition is false removed."""
+    _, condition, values = condition_evaluator(template, params)
+
+    def walk(x):
+        if isinstance(x, dict):
+            if set(x) == {"Fn::If"}:
+                name, yes, no = x["Fn::If"]
+                return walk(yes if condition(name) else no)
+            if set(x) == {"Ref"} and x["Ref"] == "AWS::NoValue":
+                return _NO_VALUE
+            return {k: w for k, w in ((k, walk(v)) for k, v in x.items()) if w is not _NO_VALUE}
+        if isinstance(x, list):
+            return [w for w in (walk(v) for v in x) if w is not _NO_VALUE]
+        return x
+
+    t = copy.deepcopy(template)
+    for section in ("Resources", "Outputs"):
+        t[section] = {
+            name: item for name, item in t.get(section, {}).items()
+            if "Condition" not in item or condition(item["Condition"])
+        }
+    for section in ("Resources", "Outputs", "Globals"):
+        if section in t:
+            t[section] = walk(t[section])
+    t["Parameters"] = {name: {**p, "Default": values[name]} for name, p in t.get("Parameters", {}).items()}
+    return t
+
+
+def statements_of(role):
+    for policy in role["Properties"].get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if isinstance(statement, dict) and "Effect" in statement:
+                yield statement
+
+
+def grants(role, action, resource=None):
+    return any(
+        s.get("Effect") == "Allow" and action in as_list(s.get("Action", []))
+        and (resource is None or resource in as_list(s.get("Resource", [])))
+        for s in statements_of(role)
+    )
+
+
+# The only actions a statement may grant on every resource: IAM has no narrower resource for them.
+RESOURCELESS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+FUNCTION_ROLES = {"IngressFunction": "IngressRole", "WorkerFunction": "WorkerRole", "AuthorizerFunction": "AuthorizerRole"}
+ACCESS_LOG_FIELDS = ["$context.requestId", "$context.connectionId", "$context.eventType", "$context.routeKey", "$context.status"]
+KEY = {"Ref": "EncryptionKey"}
+KEY_ARN = {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
+
+
+def deployed_violations(t, params):
+    """Checks on one evaluated combination: what each optional part must bring when it is on, and
+    that the default deploy has none of it."""
+    found = []
+    res = t["Resources"]
+    globals_fn = t.get("Globals", {}).get("Function", {})
+    functions = resources_of(t, "AWS::Serverless::Function")
+    cmk = params.get("CustomerManagedKey") == "true"
+
+    for name, queue in resources_of(t, "AWS::SQS::Queue").items():
+        props = queue.get("Properties", {})
+        if props.get("SqsManagedSseEnabled") is not True and "KmsMasterKeyId" not in props:
+            found.append(f"{name}: queue must be encrypted")
+    for name, topic in resources_of(t, "AWS::SNS::Topic").items():
+        if topic["Properties"].get("KmsMasterKeyId") == "alias/aws/sns":
+            found.append(f"{name}: encrypted with AWS's SNS key, which CloudWatch alarms cannot use: they would never notify")
+    if cmk:
+        if "EncryptionKey" not in res:
+            found.append("CustomerManagedKey=true makes no key")
+        for name, queue in resources_of(t, "AWS::SQS::Queue").items():
+            if queue["Properties"].get("KmsMasterKeyId") != KEY:
+                found.append(f"{name}: not encrypted with the stack's key")
+        for name, group in resources_of(t, "AWS::Logs::LogGroup").items():
+            if group["Properties"].get("KmsKeyId") != KEY_ARN:
+                found.append(f"{name}: not encrypted with the stack's key")
+        for name, table in resources_of(t, "AWS::DynamoDB::Table").items():
+            sse = table["Properties"].get("SSESpecification", {})
+            if sse.get("SSEType") != "KMS" or sse.get("KMSMasterKeyId") != KEY:
+                found.append(f"{name}: not encrypted with the stack's key")
+        for name, topic in resources_of(t, "AWS::SNS::Topic").items():
+            if topic["Properties"].get("KmsMasterKeyId") != KEY:
+                found.append(f"{name}: not encrypted with the stack's key")
+        for name, fn in functions.items():
+            if {**globals_fn, **fn["Properties"]}.get("KmsKeyArn") != KEY_ARN:
+                found.append(f"{name}: its environment is not encrypted with the stack's key")
+        for role, actions in {"IngressRole": ["kms:GenerateDataKey", "kms:Decrypt"], "WorkerRole": ["kms:GenerateDataKey", "kms:Decrypt"]}.items():
+            for action in actions:
+                if role in res and not grants(res[role], action, KEY_ARN):
+                    found.append(f"{role}: the queue is encrypted with the stack's key but the role lacks {action} on it")
+        policy = json.dumps(res.get("EncryptionKey", {}).get("Properties", {}).get("KeyPolicy", {}))
+        for service in ("cloudwatch.amazonaws.com", "logs.${AWS::Region}.amazonaws.com"):
+            if service not in policy:
+                found.append(f"EncryptionKey: its policy does not let {service} use it")
+    elif "EncryptionKey" in res:
+        found.append("EncryptionKey: made although CustomerManagedKey is false (a key costs $1 a month)")
+
+    def value(x):
+        """A parameter's value for a Ref to it."""
+        if isinstance(x, dict) and set(x) == {"Ref"} and x["Ref"] in t["Parameters"]:
+            return t["Parameters"][x["Ref"]]["Default"]
+        return x
+
+    topics = ([{"Ref": "AlarmTopic"}] if params.get("AlarmEmail") else []) + (
+        [{"Ref": "AlarmTopicArn"}] if params.get("AlarmTopicArn") else [])
+    for name, alarm in resources_of(t, "AWS::CloudWatch::Alarm").items():
+        for key in ("AlarmActions", "OKActions"):
+            if alarm["Properties"].get(key, []) != topics:
+                found.append(f"{name}: its {key} are not exactly the topics the parameters name")
+
+    tracing = params.get("Tracing") == "Active"
+    for name, fn in functions.items():
+        role = res.get(FUNCTION_ROLES.get(name, ""), None)
+        if value({**globals_fn, **fn["Properties"]}.get("Tracing")) != ("Active" if tracing else "PassThrough"):
+            found.append(f"{name}: Tracing does not follow the Tracing parameter")
+        if role is not None and tracing != all(grants(role, a) for a in RESOURCELESS):
+            found.append(f"{FUNCTION_ROLES[name]}: X-Ray's write actions must be granted exactly when Tracing is Active")
+
+    stage = res.get("Stage", {}).get("Properties", {})
+    access = stage.get("AccessLogSettings")
+    if params.get("AccessLogging", "off") == "off":
+        if access is not None or resources_of(t, "AWS::ApiGateway::Account"):
+            found.append("Stage: access logging (or the account's logging role) set up although AccessLogging is off")
+    else:
+        destination = (access or {}).get("DestinationArn", {})
+        group = destination.get("Fn::GetAtt", [None])[0] if isinstance(destination, dict) else None
+        if group not in resources_of(t, "AWS::Logs::LogGroup"):
+            found.append("Stage: AccessLogging is on but the stage logs to no log group of the stack's")
+        for field in ACCESS_LOG_FIELDS:
+            if field not in (access or {}).get("Format", ""):
+                found.append(f"Stage: the access log format lacks {field}")
+        accounts = resources_of(t, "AWS::ApiGateway::Account")
+        if (params["AccessLogging"] == "on-and-set-account-role") != bool(accounts):
+            found.append("the account's API Gateway logging role must be set exactly with AccessLogging=on-and-set-account-role")
+
+    domains = resources_of(t, "AWS::ApiGatewayV2::DomainName")
+    url = json.dumps(t.get("Outputs", {}).get("ApiUrl", {}).get("Value"))
+    if params.get("DomainName"):
+        mappings = resources_of(t, "AWS::ApiGatewayV2::ApiMapping")
+        if not domains or not mappings:
+            found.append("DomainName is set but the stack makes no domain name and API mapping")
+        for name, domain in domains.items():
+            for config in domain["Properties"].get("DomainNameConfigurations", []):
+                if config.get("SecurityPolicy") != "TLS_1_2" or config.get("EndpointType") != "REGIONAL":
+                    found.append(f"{name}: must be a REGIONAL endpoint with TLS 1.2")
+        for name, mapping in mappings.items():
+            if mapping["Properties"].get("Stage") != {"Ref": "Stage"} or mapping["Properties"].get("ApiMappingKey"):
+                found.append(f"{name}: must map the domain's root to the stage")
+        if "${DomainName}" not in url:
+            found.append("ApiUrl: does not follow the custom domain")
+    elif domains or "${DomainName}" in url:
+        found.append("a custom domain in the default deploy")
+
+    reservations = {"IngressFunction": "IngressReservedConcurrency", "AuthorizerFunction": "AuthorizerReservedConcurrency"}
+    for name, parameter in reservations.items():
+        if name in functions:
+            reserved = functions[name]["Properties"].get("ReservedConcurrentExecutions")
+            wanted = None if t["Parameters"][parameter]["Default"] == "none" else {"Ref": parameter}
+            if reserved != wanted:
+                found.append(f"{name}: ReservedConcurrentExecutions does not follow {parameter}")
+    return found
+
+
+def role_violations(template):
+    """Least privilege, and enough of it: on the template as written, these see only the statements
+    outside an Fn::If; on an evaluated combination, every statement that combination deploys."""
+    found = []
     roles = resources_of(template, "AWS::IAM::Role")
     for name, needs in NEEDS.items():
         if name in roles:
@@ -154,6 +402,29 @@ def violations(template):
     everything = set().union(*(granted(role) for role in roles.values())) if roles else set()
     for action in sorted(sdk_calls() - everything):
         found.append(f"the adapters call {action}, which no role grants")
+    for name, role in roles.items():
+        # API Gateway's account-wide logging role serves every API: AWS's policy for it is the one.
+        if name in FUNCTION_ROLES.values() and role["Properties"].get("ManagedPolicyArns"):
+            found.append(f"{name}: managed policies grant more than the function needs")
+        if name not in FUNCTION_ROLES.values():
+            continue
+        for statement in statements_of(role):
+            actions = as_list(statement.get("Action", []))
+            for action in actions:
+                if isinstance(action, str) and "*" in action:
+                    found.append(f"{name}: wildcard action {action}")
+            for resource in as_list(statement.get("Resource", [])):
+                if resource == "*" or (isinstance(resource, str) and resource.endswith(":*")):
+                    if not set(actions) <= RESOURCELESS:
+                        found.append(f"{name}: wildcard resource {resource}")
+    return found
+
+
+def violations(template):
+    found = []
+    res = template["Resources"]
+
+    found += role_violations(template)
 
     authorizers = resources_of(template, "AWS::ApiGatewayV2::Authorizer")
     conditional = ["AuthorizerFunction", "AuthorizerRole", "AuthorizerLogGroup", "AuthorizerInvokePermission"]
@@ -167,17 +438,6 @@ def violations(template):
     if secret is not None and (secret.get("NoEcho") is not True or secret.get("Default", "") != ""):
         found.append("JwtSecret: must be NoEcho with no default")
 
-    for name, role in resources_of(template, "AWS::IAM::Role").items():
-        if role["Properties"].get("ManagedPolicyArns"):
-            found.append(f"{name}: managed policies grant more than the function needs")
-        for policy in role["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
-                for action in as_list(statement.get("Action", [])):
-                    if isinstance(action, str) and "*" in action:
-                        found.append(f"{name}: wildcard action {action}")
-                for resource in as_list(statement.get("Resource", [])):
-                    if resource == "*" or (isinstance(resource, str) and resource.endswith(":*")):
-                        found.append(f"{name}: wildcard resource {resource}")
 
     functions = resources_of(template, "AWS::Serverless::Function")
     globals_fn = template.get("Globals", {}).get("Function", {})
@@ -191,6 +451,8 @@ def violations(template):
             found.append(f"{name}: must run on arm64")
         if fn.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
             found.append(f"{name}: must be built by rust-cargolambda")
+        if name == "WorkerFunction" and props.get("ReservedConcurrentExecutions") != {"Ref": "WorkerMaxConcurrency"}:
+            found.append(f"{name}: its reserved concurrency must be WorkerMaxConcurrency (fewer throttles the mapping)")
         if "LogGroup" not in props.get("LoggingConfig", {}):
             found.append(f"{name}: needs its own log group with a retention")
 
@@ -243,6 +505,47 @@ def violations(template):
     return found + alarm_violations(template)
 
 
+def samconfig_violations(template, config):
+    """`sam deploy` with no flags must be able to deploy the template: the capabilities its IAM
+    resources need, a bucket for the artifacts, a stack name, and the region left to the user."""
+    found = []
+    deploy = config.get("default", {}).get("deploy", {}).get("parameters", {})
+    stack = config.get("default", {}).get("global", {}).get("parameters", {}).get("stack_name")
+    capabilities = set(as_list(deploy.get("capabilities", [])))
+    for c in list(capabilities):
+        capabilities.update(c.split())
+    named = [n for n, r in resources_of(template, "AWS::IAM::Role").items() if "RoleName" in r.get("Properties", {})]
+    if named and "CAPABILITY_NAMED_IAM" not in capabilities:
+        found.append(f"samconfig.toml: {', '.join(named)} named, so deploying needs CAPABILITY_NAMED_IAM")
+    if not capabilities & {"CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"}:
+        found.append("samconfig.toml: the stack makes IAM roles, so deploying needs CAPABILITY_IAM")
+    if deploy.get("resolve_s3") is not True and "s3_bucket" not in deploy:
+        found.append("samconfig.toml: no bucket for the artifacts (resolve_s3 = true)")
+    if not stack:
+        found.append("samconfig.toml: no stack_name")
+    if any("region" in section.get("parameters", {}) for section in config.get("default", {}).values()):
+        found.append("samconfig.toml: sets a region, which should be the user's (AWS_REGION, profile or --guided)")
+    return found
+
+
+SAMCONFIG = pathlib.Path(__file__).resolve().parent.parent / "samconfig.toml"
+
+
+def all_violations(template, config=None):
+    """The checks on the template as written and on each combination as it would be deployed."""
+    if config is None:
+        config = tomllib.loads(SAMCONFIG.read_text())
+    found = violations(template) + samconfig_violations(template, config)
+    for combination, params in REFUSED.items():
+        if not refused_by_rules(template, params):
+            found.append(f"Rules: {combination} is not refused")
+    for combination, params in COMBINATIONS.items():
+        found += [f"[{combination}] refused: {r}" for r in refused_by_rules(template, params)]
+        deployed = evaluate(template, params)
+        found += [f"[{combination}] {v}" for v in role_violations(deployed) + deployed_violations(deployed, params)]
+    return sorted(set(found), key=found.index)
+
+
 def breakages(template):
     """Copies of the template, each broken in one way the checks must catch."""
 
@@ -254,9 +557,20 @@ def breakages(template):
     def statements(t, role):
         return t["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
 
+    def statement(t, role, action):
+        """The statement of `role` that grants `action`, looking inside Fn::If."""
+        for s in statements(t, role):
+            for candidate in [s, *(s.get("Fn::If", [None, {}, {}])[1:])]:
+                if isinstance(candidate, dict) and action in as_list(candidate.get("Action", [])):
+                    return candidate
+        raise KeyError(f"{role} grants no {action}")
+
+    def resource(t, name):
+        return t["Resources"][name]["Properties"]
+
     return {
-        "wildcard resource": broken(lambda t: statements(t, "WorkerRole")[1].update(Resource="*")),
-        "wildcard action": broken(lambda t: statements(t, "IngressRole")[1].update(Action="dynamodb:*")),
+        "wildcard resource": broken(lambda t: statement(t, "WorkerRole", "dynamodb:Scan").update(Resource="*")),
+        "wildcard action": broken(lambda t: statement(t, "IngressRole", "dynamodb:PutItem").update(Action="dynamodb:*")),
         "missing TTL": broken(lambda t: t["Resources"]["ConnectionsTable"]["Properties"].pop("TimeToLiveSpecification")),
         "missing table SSE": broken(lambda t: t["Resources"]["ConnectionsTable"]["Properties"].pop("SSESpecification")),
         "missing queue SSE": broken(lambda t: t["Resources"]["BroadcastQueue"]["Properties"].pop("SqsManagedSseEnabled")),
@@ -266,8 +580,8 @@ def breakages(template):
         "SAM policies": broken(lambda t: t["Resources"]["IngressFunction"]["Properties"].update(Policies=["AWSLambdaBasicExecutionRole"])),
         "al2": broken(lambda t: t["Globals"]["Function"].update(Runtime="provided.al2")),
         "no route response": broken(lambda t: [t["Resources"].pop(n) for n in list(t["Resources"]) if n == "DefaultRouteResponse"]),
-        "ingress without UpdateItem": broken(lambda t: statements(t, "IngressRole")[1].update(Action=["dynamodb:PutItem", "dynamodb:DeleteItem"])),
-        "worker without Query": broken(lambda t: statements(t, "WorkerRole")[1].update(Action=["dynamodb:Scan", "dynamodb:BatchWriteItem"])),
+        "ingress without UpdateItem": broken(lambda t: statement(t, "IngressRole", "dynamodb:PutItem").update(Action=["dynamodb:PutItem", "dynamodb:DeleteItem"])),
+        "worker without Query": broken(lambda t: statement(t, "WorkerRole", "dynamodb:Scan").update(Action=["dynamodb:Scan", "dynamodb:BatchWriteItem"])),
         "authorizer always on": broken(lambda t: t["Resources"]["ConnectAuthorizer"].pop("Condition")),
         "token in a header": broken(lambda t: t["Resources"]["ConnectAuthorizer"]["Properties"].update(IdentitySource=["route.request.header.Authorization"])),
         "secret echoed": broken(lambda t: t["Parameters"]["JwtSecret"].pop("NoEcho")),
@@ -278,25 +592,65 @@ def breakages(template):
         "an alarm that notifies no one": broken(lambda t: t["Resources"]["WorkerErrorsAlarm"]["Properties"].pop("AlarmActions")),
         "an alarm on a metric nobody writes": broken(lambda t: t["Resources"]["AbandonedDeliveriesAlarm"]["Properties"].update(MetricName="Dropped")),
         "an alarm in another namespace": broken(lambda t: t["Resources"]["AbandonedDeliveriesAlarm"]["Properties"].update(Namespace="WebSocket")),
+        "the alarm topic on AWS's SNS key": broken(lambda t: resource(t, "AlarmTopic").update(KmsMasterKeyId="alias/aws/sns")),
+        "a queue left on SQS's key with the stack's key on": broken(lambda t: resource(t, "BroadcastDeadLetterQueue").pop("KmsMasterKeyId")),
+        "a log group left on AWS's key with the stack's key on": broken(lambda t: resource(t, "WorkerLogGroup").pop("KmsKeyId")),
+        "a worker that cannot decrypt its queue": broken(lambda t: statement(t, "WorkerRole", "kms:Decrypt").update(Action=["kms:Decrypt"])),
+        "a key policy without CloudWatch": broken(lambda t: resource(t, "EncryptionKey")["KeyPolicy"]["Statement"].pop()),
+        "a key made by default": broken(lambda t: t["Resources"]["EncryptionKey"].pop("Condition")),
+        "tracing without X-Ray's permissions": broken(lambda t: [statements(t, "WorkerRole").remove(s) for s in list(statements(t, "WorkerRole")) if "xray:PutTraceSegments" in json.dumps(s)]),
+        "X-Ray's permissions on other actions": broken(lambda t: statement(t, "IngressRole", "xray:PutTraceSegments").update(Action=["xray:PutTraceSegments", "xray:PutTelemetryRecords", "sqs:SendMessage"])),
+        "an access log without connection ids": broken(lambda t: resource(t, "Stage")["AccessLogSettings"]["Fn::If"][1].update(Format='{"requestId":"$context.requestId"}')),
+        "access logging on by default": broken(lambda t: resource(t, "Stage").update(AccessLogSettings=resource(t, "Stage")["AccessLogSettings"]["Fn::If"][1])),
+        "the account's logging role set whenever logs are on": broken(lambda t: t["Resources"]["ApiGatewayAccount"].update(Condition="AccessLogs")),
+        "a custom domain in the default deploy": broken(lambda t: t["Resources"]["CustomDomain"].pop("Condition")),
+        "a domain on TLS 1.0": broken(lambda t: resource(t, "CustomDomain")["DomainNameConfigurations"][0].update(SecurityPolicy="TLS_1_0")),
+        "an ApiUrl that ignores the domain": broken(lambda t: t["Outputs"]["ApiUrl"].update(Value={"Fn::Sub": "wss://${WebSocketApi}.execute-api.${AWS::Region}.amazonaws.com/${StageName}"})),
+        "a worker reservation below its concurrency": broken(lambda t: resource(t, "WorkerFunction").update(ReservedConcurrentExecutions=2)),
+        "a domain allowed without its certificate": broken(lambda t: t["Rules"].pop("DomainNeedsCertificate")),
+        "a named role deployed with CAPABILITY_IAM": broken(lambda t: resource(t, "WorkerRole").update(RoleName="websocket-worker")),
+        "an ingress reservation that ignores none": broken(lambda t: resource(t, "IngressFunction").update(ReservedConcurrentExecutions={"Ref": "IngressReservedConcurrency"})),
     }
 
 
-def main(path):
+def write_combinations(template, directory):
+    """Each combination as a template of its own whose parameter defaults are that combination."""
+    out = pathlib.Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    for combination, params in COMBINATIONS.items():
+        t = copy.deepcopy(template)
+        for name, value in params.items():
+            t["Parameters"][name]["Default"] = value
+        (out / f"{combination}.json").write_text(json.dumps(t, indent=1))
+
+
+def main(path, write=None):
     template, matches = decode(path)
     if template is None:
         print(f"{path}: could not be parsed: {matches}")
         return 1
-    failures = violations(template)
+    if write:
+        write_combinations(template, write)
+    failures = all_violations(template)
     for failure in failures:
         print(f"{path}: {failure}")
-    uncaught = [name for name, t in breakages(template).items() if not violations(t)]
+    uncaught = [name for name, t in breakages(template).items() if not all_violations(t)]
     for name in uncaught:
         print(f"self-test: a template with {name} passed the checks")
     if failures or uncaught:
         return 1
-    print(f"{path}: least privilege, encryption, TTL, DLQ, batch settings and alarms hold ({len(breakages(template))} breakages caught)")
+    print(
+        f"{path}: least privilege, encryption, TTL, DLQ, batch settings, alarms and the optional parts hold"
+        f" in {len(COMBINATIONS)} combinations ({len(breakages(template))} breakages caught)"
+    )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "template.yaml"))
+    args = sys.argv[1:]
+    write = None
+    if "--write" in args:
+        i = args.index("--write")
+        write = args[i + 1]
+        del args[i:i + 2]
+    sys.exit(main(args[0] if args else "template.yaml", write))

@@ -9,7 +9,7 @@ pub mod runtime_api;
 
 pub use bootstrap::Bootstrap;
 pub use connections::RecordingConnections;
-pub use runtime_api::{Invocation, RuntimeApi};
+pub use runtime_api::{Invocation, RuntimeApi, TRACE_ID};
 
 /// The variables Lambda sets for every function, for a bootstrap started by hand: the Runtime API's
 /// address, the function's name and its region, and its role's credentials.

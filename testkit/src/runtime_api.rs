@@ -48,6 +48,10 @@ impl Shared {
     }
 }
 
+/// The X-Ray trace header every invocation carries (`Lambda-Runtime-Trace-Id`), as Lambda sends it
+/// with `Tracing: Active`: the function's AWS calls must carry it on as `X-Amzn-Trace-Id`.
+pub const TRACE_ID: &str = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1";
+
 /// A local Runtime API on a loopback port.
 pub struct RuntimeApi {
     pub addr: SocketAddr,
@@ -132,11 +136,7 @@ async fn next(State(shared): State<Shared>) -> Response {
                         "lambda-runtime-invoked-function-arn",
                         "arn:aws:lambda:us-east-1:123456789012:function:bootstrap-test".to_owned(),
                     ),
-                    (
-                        "lambda-runtime-trace-id",
-                        "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a9197af755a6419;Sampled=1"
-                            .to_owned(),
-                    ),
+                    ("lambda-runtime-trace-id", TRACE_ID.to_owned()),
                     ("content-type", "application/json".to_owned()),
                 ],
                 event.to_string(),

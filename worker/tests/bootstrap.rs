@@ -118,6 +118,10 @@ async fn the_bootstrap_posts_a_batch_signed_prunes_the_gone_and_reports_the_pois
             "signed with the function's credentials for execute-api: {authorization}"
         );
         assert_eq!(call.header("x-amz-security-token"), Some("local-session-token"));
+        // lambda_runtime puts the invocation's trace header in _X_AMZN_TRACE_ID and the SDK sends it
+        // on: with Tracing=Active the posts (and the ingress's SendMessage, which SQS turns into the
+        // message's AWSTraceHeader) join the invocation's X-Ray trace.
+        assert_eq!(call.header("x-amzn-trace-id"), Some(testkit::TRACE_ID), "the invocation's trace header");
     }
     let to_live = calls
         .iter()
