@@ -201,6 +201,41 @@ REFUSED = {
     "both kinds of token key": {**_AUTH, "JwksUrl": "https://issuer.example.com/.well-known/jwks.json"},
 }
 
+# Values each parameter's AllowedPattern or AllowedValues must refuse (CloudFormation matches the
+# whole value), beside the values CHOICES uses, which it must accept.
+MALFORMED = {
+    "DomainName": ["WS.example.com", "https://ws.example.com", "ws.example.com/", "ws..example.com", "localhost"],
+    "CertificateArn": ["arn:aws:iam::123456789012:server-certificate/ws", "0a1b2c3d-4e5f-6789-abcd-ef0123456789"],
+    "IngressReservedConcurrency": ["", "-1", "lots", "50 "],
+    "AuthorizerReservedConcurrency": ["", "None", "2.5"],
+    "AccessLogging": ["true", "On", ""],
+    "Tracing": ["true", "active"],
+    "CustomerManagedKey": ["yes", ""],
+    "AlarmTopicArn": ["arn:aws:sqs:us-east-1:123456789012:pager"],
+}
+
+
+def accepts(parameter, value):
+    if "AllowedValues" in parameter and str(value) not in [str(v) for v in parameter["AllowedValues"]]:
+        return False
+    return "AllowedPattern" not in parameter or re.fullmatch(parameter["AllowedPattern"], str(value)) is not None
+
+
+def parameter_violations(template):
+    found = []
+    params = template.get("Parameters", {})
+    for name, values in MALFORMED.items():
+        for value in values:
+            if name not in params or accepts(params[name], value):
+                found.append(f"{name}: accepts the malformed value {value!r}")
+    for choices in CHOICES.values():
+        for pick in choices:
+            for name, value in pick.items():
+                if not accepts(params[name], value):
+                    found.append(f"{name}: refuses the valid value {value!r}")
+    return found
+
+
 _NO_VALUE = object()
 
 
@@ -558,7 +593,7 @@ def all_violations(template, config=None, combinations=None):
     """The checks on the template as written and on each combination as it would be deployed."""
     if config is None:
         config = tomllib.loads(SAMCONFIG.read_text())
-    found = violations(template) + samconfig_violations(template, config)
+    found = violations(template) + samconfig_violations(template, config) + parameter_violations(template)
     for combination, params in REFUSED.items():
         if not refused_by_rules(template, params):
             found.append(f"Rules: {combination} is not refused")
@@ -630,6 +665,7 @@ def breakages(template):
         "a domain on TLS 1.0": broken(lambda t: resource(t, "CustomDomain")["DomainNameConfigurations"][0].update(SecurityPolicy="TLS_1_0")),
         "an ApiUrl that ignores the domain": broken(lambda t: t["Outputs"]["ApiUrl"].update(Value={"Fn::Sub": "wss://${WebSocketApi}.execute-api.${AWS::Region}.amazonaws.com/${StageName}"})),
         "a worker reservation below its concurrency": broken(lambda t: resource(t, "WorkerFunction").update(ReservedConcurrentExecutions=2)),
+        "a domain name pattern that allows a URL": broken(lambda t: t["Parameters"]["DomainName"].update(AllowedPattern=".*")),
         "a domain allowed without its certificate": broken(lambda t: t["Rules"].pop("DomainNeedsCertificate")),
         "a named role deployed with CAPABILITY_IAM": broken(lambda t: resource(t, "WorkerRole").update(RoleName="websocket-worker")),
         "an ingress reservation that ignores none": broken(lambda t: resource(t, "IngressFunction").update(ReservedConcurrentExecutions={"Ref": "IngressReservedConcurrency"})),
