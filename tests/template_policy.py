@@ -582,7 +582,7 @@ def samconfig_violations(template, config):
     if not stack:
         found.append("samconfig.toml: no stack_name")
     if any("region" in section.get("parameters", {}) for section in config.get("default", {}).values()):
-        found.append("samconfig.toml: sets a region, which should be the user's (AWS_REGION, profile or --guided)")
+        found.append("samconfig.toml: sets a region, which should be the user's (AWS_DEFAULT_REGION, profile or --guided)")
     return found
 
 
