@@ -11,25 +11,10 @@ use serde_json::{Value, json};
 use shared::aws::provision::{ensure_queue, ensure_table, sdk_for_endpoint};
 use shared::aws::{DynamoStore, SqsQueue};
 use shared::{ConnectionId, ConnectionStore, Job, QueueSource};
-use testkit::{Bootstrap, Invocation, RuntimeApi, lambda_env};
+use testkit::{Bootstrap, Invocation, RuntimeApi, lambda_env, moto_endpoint, unique_name};
 
 const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_ingress");
 const ID: &str = "TWegAcC4EowCHnA=";
-
-fn moto() -> String {
-    std::env::var("MOTO_ENDPOINT")
-        .expect("MOTO_ENDPOINT is not set: run scripts/test, which starts moto_server")
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid_like())
-}
-
-fn uuid_like() -> String {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{:x}{:x}", nanos, std::process::id())
-}
 
 /// `requestContext` as API Gateway sends it for `route` and `event_type`.
 fn context(route: &str, event_type: &str) -> Value {
@@ -100,17 +85,18 @@ async fn stored_ids(store: &DynamoStore) -> Vec<ConnectionId> {
 #[tokio::test]
 #[ignore = "needs moto_server: run scripts/test"]
 async fn the_bootstrap_stores_answers_queues_and_forgets_as_the_template_configures_it() {
-    let sdk = sdk_for_endpoint(&moto()).await;
-    let table = unique("bootstrap-connections");
+    let sdk = sdk_for_endpoint(&moto_endpoint()).await;
+    let table = unique_name("bootstrap-connections");
     ensure_table(&sdk, &table).await.expect("a table");
-    let (queue_url, _dlq) =
-        ensure_queue(&sdk, &unique("bootstrap-jobs"), Duration::from_secs(180), 5).await.expect("a queue");
+    let (queue_url, _dlq) = ensure_queue(&sdk, &unique_name("bootstrap-jobs"), Duration::from_secs(180), 5)
+        .await
+        .expect("a queue");
     let api = RuntimeApi::start().await;
     let mut env = lambda_env(api.addr, "ws-ingress");
     env.extend([
         ("CONNECTIONS_TABLE".to_owned(), table.clone()),
         ("QUEUE_URL".to_owned(), queue_url.clone()),
-        ("AWS_ENDPOINT_URL".to_owned(), moto()),
+        ("AWS_ENDPOINT_URL".to_owned(), moto_endpoint()),
     ]);
     let bootstrap = Bootstrap::start(BOOTSTRAP, env);
     let store = DynamoStore::from_sdk(&sdk, table);

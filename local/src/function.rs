@@ -69,16 +69,6 @@ where
     serde_json::to_vec(&response).map_err(FunctionError::Deserialize)
 }
 
-#[async_trait]
-impl Function for Ingress {
-    async fn invoke(&self, payload: Vec<u8>, _deadline: Instant) -> Result<Vec<u8>, FunctionError> {
-        run(&payload, |event: ApiGatewayWebsocketProxyRequest| async move {
-            self.handle(event).await.map_err(|err| err.to_string())
-        })
-        .await
-    }
-}
-
 /// The ingress as the gateway runs it: each event's route and error code are added to `totals`,
 /// which `/_local/stats` shows, where on AWS the bootstrap writes them as an EMF line.
 pub struct MeteredIngress {

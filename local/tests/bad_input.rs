@@ -223,7 +223,6 @@ async fn calls_past_the_accounts_request_throttle_are_refused_with_429_and_deliv
     assert_silent(&mut client, Duration::from_millis(300)).await;
     send_text(&mut client, "still open?").await;
     assert_eq!(next_text(&mut client).await, "still open?");
-    let stats = reqwest::get(format!("{}{}", gateway.http_url, local::STATS_PATH)).await.expect("stats");
-    let stats: Value = serde_json::from_str(&stats.text().await.expect("a body")).expect("JSON");
+    let stats = gateway.stats().await;
     assert_eq!(stats["calls_refused_account_throttle"], 2, "{stats}");
 }

@@ -267,7 +267,6 @@ async fn two_pages_chat_on_a_channel_and_a_dropped_client_reconnects_resubscribe
 
 /// How many `$default` events the ingress has handled (`/_local/stats`).
 async fn default_route_events(gateway: &TestGateway) -> u64 {
-    let stats = reqwest::get(format!("{}{}", gateway.http_url, local::STATS_PATH)).await.expect("stats");
-    let stats: Value = serde_json::from_str(&stats.text().await.expect("a body")).expect("json");
+    let stats = gateway.stats().await;
     stats["ingress"]["events_by_route"]["$default"].as_u64().unwrap_or(0)
 }

@@ -106,15 +106,7 @@ async fn a_malformed_message_gets_a_json_error_and_the_connection_stays_open() {
     assert!(gateway.queue.peek().is_empty());
 
     // The ingress's metrics, as its EMF lines carry them on AWS: events by route, errors by code.
-    let stats: Value = serde_json::from_str(
-        &reqwest::get(format!("{}{}", gateway.http_url, local::STATS_PATH))
-            .await
-            .expect("stats")
-            .text()
-            .await
-            .expect("a body"),
-    )
-    .expect("json");
+    let stats = gateway.stats().await;
     assert_eq!(stats["ingress"]["events_by_route"], json!({"$connect": 1, "$default": 4}), "{stats}");
     assert_eq!(
         stats["ingress"]["errors_by_code"],
@@ -422,15 +414,7 @@ async fn delayed_management_answers_slow_a_broadcast_down_but_lose_and_double_no
         assert_eq!(envelope(&next_text(client).await)["data"], "slow");
         assert_silent(client, Duration::from_millis(300)).await;
     }
-    let stats: Value = serde_json::from_str(
-        &reqwest::get(format!("{}{}", gateway.http_url, local::STATS_PATH))
-            .await
-            .expect("stats")
-            .text()
-            .await
-            .expect("a body"),
-    )
-    .expect("JSON");
+    let stats = gateway.stats().await;
     assert_eq!(stats["faults_injected"]["delayed"], 5, "{stats}");
     assert_eq!(stats["connections"], 5, "{stats}");
     assert_eq!(stats["records"], 5, "{stats}");

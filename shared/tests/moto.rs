@@ -22,8 +22,7 @@ async fn scanned_ids(store: &DynamoStore) -> Vec<ConnectionId> {
 }
 
 async fn sdk() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("MOTO_ENDPOINT")
-        .expect("MOTO_ENDPOINT is not set: run scripts/test, which starts moto_server");
+    let endpoint = testkit::moto_endpoint();
     let sdk = sdk_for_endpoint(&endpoint).await;
     aws_sdk_dynamodb::Client::new(&sdk)
         .list_tables()
@@ -31,11 +30,6 @@ async fn sdk() -> aws_config::SdkConfig {
         .await
         .unwrap_or_else(|err| panic!("moto is unreachable at {endpoint}: {err:?}"));
     sdk
-}
-
-/// A table or queue name of its own for each test, so tests can run at once against one moto.
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
 fn id(n: usize) -> ConnectionId {
@@ -58,7 +52,7 @@ fn job(n: usize) -> Job {
 
 async fn table() -> (aws_config::SdkConfig, String) {
     let sdk = sdk().await;
-    let table = unique("connections");
+    let table = testkit::unique_name("connections");
     ensure_table(&sdk, &table).await.expect("create table");
     (sdk, table)
 }
@@ -332,7 +326,9 @@ async fn a_scan_skips_items_that_are_not_connections() {
 #[ignore = "needs moto_server: run scripts/test"]
 async fn delayed_jobs_stay_invisible_for_their_delay() {
     let sdk = sdk().await;
-    let (url, _) = ensure_queue(&sdk, &unique("delayed"), Duration::from_secs(30), 5).await.expect("queue");
+    let (url, _) = ensure_queue(&sdk, &testkit::unique_name("delayed"), Duration::from_secs(30), 5)
+        .await
+        .expect("queue");
     let queue = SqsQueue::from_sdk(&sdk, &url);
     let jobs: Vec<Job> = (0..3).map(job).collect();
 
@@ -352,7 +348,8 @@ async fn delayed_jobs_stay_invisible_for_their_delay() {
 #[ignore = "needs moto_server: run scripts/test"]
 async fn jobs_are_sent_in_batches_of_ten_and_each_failure_is_reported_alone() {
     let sdk = sdk().await;
-    let (url, _) = ensure_queue(&sdk, &unique("jobs"), Duration::from_secs(30), 5).await.expect("queue");
+    let (url, _) =
+        ensure_queue(&sdk, &testkit::unique_name("jobs"), Duration::from_secs(30), 5).await.expect("queue");
     let queue = SqsQueue::from_sdk(&sdk, &url);
     let mut jobs: Vec<Job> = (0..23).map(job).collect();
     // A job no SQS message can hold: only that one fails.
@@ -384,7 +381,7 @@ async fn jobs_are_sent_in_batches_of_ten_and_each_failure_is_reported_alone() {
 async fn an_undeleted_message_is_redelivered_then_dead_lettered() {
     let sdk = sdk().await;
     let (url, dlq_url) =
-        ensure_queue(&sdk, &unique("redrive"), Duration::from_secs(1), 2).await.expect("queue");
+        ensure_queue(&sdk, &testkit::unique_name("redrive"), Duration::from_secs(1), 2).await.expect("queue");
     let queue = SqsQueue::from_sdk(&sdk, &url);
     let poison = job(1);
     queue.send(&poison).await.expect("send");

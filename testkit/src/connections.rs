@@ -11,6 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+use crate::server::Server;
+
 /// One call as it arrived.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -36,7 +38,7 @@ struct Shared {
 pub struct RecordingConnections {
     pub addr: SocketAddr,
     shared: Shared,
-    server: tokio::task::JoinHandle<()>,
+    _server: Server,
 }
 
 impl std::fmt::Debug for RecordingConnections {
@@ -45,22 +47,12 @@ impl std::fmt::Debug for RecordingConnections {
     }
 }
 
-impl Drop for RecordingConnections {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
 impl RecordingConnections {
     pub async fn start() -> Self {
         let shared = Shared::default();
         let app = Router::new().fallback(record).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-        let addr = listener.local_addr().expect("an address");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("the endpoint serves");
-        });
-        Self { addr, shared, server }
+        let server = Server::start(app, "the @connections endpoint").await;
+        Self { addr: server.addr, shared, _server: server }
     }
 
     /// The stage URL, as the template gives the worker: `http://127.0.0.1:PORT/{stage}`.

@@ -1,11 +1,13 @@
 //! Test doubles for running a function's real bootstrap as Lambda runs it: [`bootstrap`] starts the
 //! executable, [`runtime_api`] is the Lambda Runtime API it polls for events and answers,
 //! [`connections`] an `@connections` endpoint that records every call, and [`lambda_env`] the
-//! environment Lambda gives every function.
+//! environment Lambda gives every function. [`moto_endpoint`] and [`unique_name`] serve every test
+//! that runs against moto_server.
 
 pub mod bootstrap;
 pub mod connections;
 pub mod runtime_api;
+mod server;
 
 pub use bootstrap::Bootstrap;
 pub use connections::RecordingConnections;
@@ -31,4 +33,21 @@ pub fn lambda_env(runtime_api: std::net::SocketAddr, function: &str) -> Vec<(Str
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))
     .collect()
+}
+
+/// The moto_server that `scripts/test` starts and names in `MOTO_ENDPOINT`; without it a test fails
+/// rather than pass untested.
+pub fn moto_endpoint() -> String {
+    std::env::var("MOTO_ENDPOINT")
+        .expect("MOTO_ENDPOINT is not set: run scripts/test, which starts moto_server")
+}
+
+/// A table or queue name of its own for each test, so that tests (and test processes) can run at
+/// once against one moto.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{nanos:x}{:x}{n:x}", std::process::id())
 }

@@ -17,6 +17,8 @@ use axum::routing::{get, post};
 use serde_json::Value;
 use tokio::sync::{Notify, oneshot};
 
+use crate::server::Server;
+
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Invocation {
@@ -56,18 +58,12 @@ pub const TRACE_ID: &str = "Root=1-5bef4de7-ad49b0e87f6ef6c87fc2e700;Parent=9a91
 pub struct RuntimeApi {
     pub addr: SocketAddr,
     shared: Shared,
-    server: tokio::task::JoinHandle<()>,
+    _server: Server,
 }
 
 impl std::fmt::Debug for RuntimeApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RuntimeApi").field("addr", &self.addr).finish_non_exhaustive()
-    }
-}
-
-impl Drop for RuntimeApi {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 
@@ -80,12 +76,8 @@ impl RuntimeApi {
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-        let addr = listener.local_addr().expect("an address");
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("the Runtime API serves");
-        });
-        Self { addr, shared, server }
+        let server = Server::start(app, "the Runtime API").await;
+        Self { addr: server.addr, shared, _server: server }
     }
 
     /// Hands `event` to the bootstrap and waits (at most 30 s) for how the invocation ended.

@@ -12,20 +12,11 @@ use serde_json::{Value, json};
 use shared::aws::DynamoStore;
 use shared::aws::provision::{ensure_queue, ensure_table, sdk_for_endpoint};
 use shared::{ConnectionId, ConnectionRecord, ConnectionStore, Envelope, Job};
-use testkit::{Bootstrap, Invocation, RecordingConnections, RuntimeApi, lambda_env};
+use testkit::{
+    Bootstrap, Invocation, RecordingConnections, RuntimeApi, lambda_env, moto_endpoint, unique_name,
+};
 
 const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_worker");
-
-fn moto() -> String {
-    std::env::var("MOTO_ENDPOINT")
-        .expect("MOTO_ENDPOINT is not set: run scripts/test, which starts moto_server")
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    format!("{prefix}-{nanos:x}{:x}", std::process::id())
-}
 
 /// One record of an SQS event, with every attribute the event source mapping sends.
 fn record(message_id: &str, body: &str) -> Value {
@@ -61,12 +52,13 @@ fn connection(id: &ConnectionId) -> ConnectionRecord {
 #[tokio::test]
 #[ignore = "needs moto_server: run scripts/test"]
 async fn the_bootstrap_posts_a_batch_signed_prunes_the_gone_and_reports_the_poison() {
-    let sdk = sdk_for_endpoint(&moto()).await;
-    let table = unique("bootstrap-worker");
+    let sdk = sdk_for_endpoint(&moto_endpoint()).await;
+    let table = unique_name("bootstrap-worker");
     ensure_table(&sdk, &table).await.expect("a table");
-    let (queue_url, _dlq) = ensure_queue(&sdk, &unique("bootstrap-worker-jobs"), Duration::from_secs(180), 5)
-        .await
-        .expect("a queue");
+    let (queue_url, _dlq) =
+        ensure_queue(&sdk, &unique_name("bootstrap-worker-jobs"), Duration::from_secs(180), 5)
+            .await
+            .expect("a queue");
     let store = DynamoStore::from_sdk(&sdk, table.clone());
     let (live, gone) = (
         ConnectionId::parse("LiveConnAAAAAA=").expect("id"),
@@ -90,7 +82,7 @@ async fn the_bootstrap_posts_a_batch_signed_prunes_the_gone_and_reports_the_pois
             ("ACCOUNT_POST_RATE", "10000"),
             ("WORKER_MAX_CONCURRENCY", "5"),
             ("FANOUT_SHARD_SIZE", "2000"),
-            ("AWS_ENDPOINT_URL", moto().as_str()),
+            ("AWS_ENDPOINT_URL", moto_endpoint().as_str()),
         ]
         .map(|(name, value)| (name.to_owned(), value.to_owned())),
     );

@@ -82,6 +82,12 @@ impl TestGateway {
         (client, id)
     }
 
+    /// What `GET /_local/stats` answers.
+    pub async fn stats(&self) -> serde_json::Value {
+        let response = reqwest::get(format!("{}{}", self.http_url, local::STATS_PATH)).await.expect("stats");
+        serde_json::from_str(&response.text().await.expect("a body")).expect("JSON")
+    }
+
     /// Stops the gateway and waits for it: every connection closed, every `$disconnect` run.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
