@@ -13,27 +13,10 @@ use shared::aws::{DynamoStore, SqsQueue};
 use shared::{ConnectionId, ConnectionStore, Job, QueueSource};
 use testkit::{Bootstrap, Invocation, RuntimeApi, lambda_env, moto_endpoint, unique_name};
 
-const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_ingress");
-const ID: &str = "TWegAcC4EowCHnA=";
+mod events;
+use events::{ID, context};
 
-/// `requestContext` as API Gateway sends it for `route` and `event_type`.
-fn context(route: &str, event_type: &str) -> Value {
-    json!({
-        "routeKey": route,
-        "eventType": event_type,
-        "extendedRequestId": "TWegAFhCoAMFTuA=",
-        "requestTime": "28/Nov/2026:14:26:26 +0000",
-        "messageDirection": "IN",
-        "stage": "Prod",
-        "connectedAt": 1_795_708_283_148_i64,
-        "requestTimeEpoch": 1_795_708_288_148_i64,
-        "identity": { "sourceIp": "192.0.2.1", "userAgent": "Mozilla/5.0" },
-        "requestId": "TWegAFhCoAMFTuA=",
-        "domainName": "abcd1234.execute-api.us-east-1.amazonaws.com",
-        "connectionId": ID,
-        "apiId": "abcd1234"
-    })
-}
+const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_ingress");
 
 fn connect() -> Value {
     json!({

@@ -10,26 +10,8 @@ use serde_json::{Value, json};
 use shared::memory::{MemoryQueue, MemoryStore};
 use shared::{Audience, Channel, ChannelPattern, ConnectionId, Job, Queue, QueueError};
 
-const ID: &str = "TWegAcC4EowCHnA=";
-const REQUEST_EPOCH_MS: i64 = 1_764_167_186_000;
-
-fn context(route: &str, event_type: &str) -> Value {
-    json!({
-        "routeKey": route,
-        "eventType": event_type,
-        "extendedRequestId": "TWegAcC4EowCHnA=",
-        "requestTime": "26/Nov/2025:14:26:26 +0000",
-        "messageDirection": "IN",
-        "stage": "Prod",
-        "connectedAt": REQUEST_EPOCH_MS - 5_000,
-        "requestTimeEpoch": REQUEST_EPOCH_MS,
-        "identity": { "sourceIp": "192.0.2.1", "userAgent": "wscat" },
-        "requestId": "TWegAcC4EowCHnA=",
-        "domainName": "abcd1234.execute-api.us-east-1.amazonaws.com",
-        "connectionId": ID,
-        "apiId": "abcd1234"
-    })
-}
+mod events;
+use events::{ID, REQUEST_EPOCH_MS, context};
 
 fn connect_event() -> ApiGatewayWebsocketProxyRequest {
     serde_json::from_value(json!({
