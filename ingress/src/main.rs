@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use ingress::Ingress;
+use ingress::{IngressConfig, Ports};
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::IngressConfig;
-use shared::aws::{DynamoStore, SqsQueue};
+use shared::queue::SqsQueue;
+use shared::store::DynamoStore;
 
 // Each event means SDK calls (DynamoDB, SQS) that allocate freely; mimalloc makes those allocations
 // much cheaper than glibc's malloc (see BENCHMARKS.md).
@@ -23,10 +24,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_CONFIGURATION, err).await),
     };
     let sdk = shared::lambda::sdk_config(&config.region);
-    let ingress = Ingress::new(
-        Arc::new(DynamoStore::from_sdk(&sdk, config.table)),
-        Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url)),
-    );
+    let ingress = Ingress::new(Ports {
+        store: Arc::new(DynamoStore::from_sdk(&sdk, config.table)),
+        queue: Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url)),
+    });
     let ingress = &ingress;
     // Lambda names the function; its metrics are dimensioned by that name.
     let function = &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "ingress".to_owned());

@@ -9,7 +9,7 @@ use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use serde_json::{Value, json};
 use shared::metrics::MetricGroup;
 
-use crate::IngressError;
+use crate::error::IngressError;
 
 /// One event handled: its route, the code of what was refused or failed (a client error such as
 /// `invalid_json`, or the `errorType` of a failed invocation), and the answer.

@@ -9,7 +9,8 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
 use shared::aws::provision::{ensure_queue, ensure_table, sdk_for_endpoint};
-use shared::aws::{DynamoStore, SqsQueue};
+use shared::queue::SqsQueue;
+use shared::store::DynamoStore;
 use shared::{ConnectionId, ConnectionStore, Job, QueueSource};
 use testkit::{Bootstrap, Invocation, RuntimeApi, lambda_env, moto_endpoint, unique_name};
 

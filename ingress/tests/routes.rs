@@ -5,9 +5,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
-use ingress::Ingress;
+use ingress::{Ingress, Ports};
 use serde_json::{Value, json};
-use shared::memory::{MemoryQueue, MemoryStore};
+use shared::queue::MemoryQueue;
+use shared::store::MemoryStore;
 use shared::{Audience, Channel, ChannelPattern, ConnectionId, Job, Queue, QueueError};
 
 mod events;
@@ -89,7 +90,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let store = Arc::new(MemoryStore::default());
     let queue = Arc::new(MemoryQueue::default());
-    let ingress = Ingress::new(store.clone(), queue.clone());
+    let ingress = Ingress::new(Ports { store: store.clone(), queue: queue.clone() });
     Fixture { store, queue, ingress }
 }
 
@@ -246,7 +247,8 @@ impl Queue for BrokenQueue {
 
 #[tokio::test]
 async fn a_queue_outage_tells_the_sender_to_try_again() {
-    let ingress = Ingress::new(Arc::new(MemoryStore::default()), Arc::new(BrokenQueue));
+    let ingress =
+        Ingress::new(Ports { store: Arc::new(MemoryStore::default()), queue: Arc::new(BrokenQueue) });
     let response =
         ingress.handle(message_event(r#"{"action":"broadcast","data":"hi"}"#)).await.expect("handled");
     assert_eq!(response.status_code, 503);

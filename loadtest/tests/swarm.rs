@@ -6,7 +6,7 @@ use std::time::Duration;
 use loadtest::swarm::{self, Scenario, SwarmConfig};
 use local::esm::EsmSettings;
 use local::{Faults, Gateway, Settings};
-use shared::memory::QueueSettings;
+use shared::queue::QueueSettings;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use worker::WorkerSettings;

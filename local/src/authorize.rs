@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::AppState;
 use crate::events::{self, Connection};
 use crate::function::{self, Function, FunctionError};
+use crate::state::AppState;
 
 /// The identity source: `route.request.querystring.token`.
 pub const IDENTITY_SOURCE: &str = "token";

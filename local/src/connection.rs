@@ -38,7 +38,8 @@ use crate::management::forbidden;
 use crate::outbox::{Outbox, Outgoing};
 use crate::registry::Live;
 use crate::routing::DEFAULT_ROUTE;
-use crate::{AppState, authorize, ids};
+use crate::state::AppState;
+use crate::{authorize, devtools, ids};
 
 /// The ingress function's `Timeout` in template.yaml.
 const INGRESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -67,7 +68,7 @@ pub async fn upgrade_root(
 ) -> Response {
     match ws {
         Ok(ws) => handshake(state, peer, headers, uri, ws).await,
-        Err(_) if !headers.contains_key(header::UPGRADE) => crate::demo::page(&state),
+        Err(_) if !headers.contains_key(header::UPGRADE) => devtools::page(&state),
         Err(rejection) => rejection.into_response(),
     }
 }

@@ -41,7 +41,7 @@ impl Default for EsmSettings {
             batch_size: 10,
             batch_window: Duration::ZERO,
             // The template's WorkerMaxConcurrency.
-            max_concurrency: shared::WorkerConfig::DEFAULT_MAX_CONCURRENCY as usize,
+            max_concurrency: worker::Fleet::DEFAULT_MAX_CONCURRENCY as usize,
             function_timeout: Duration::from_secs(30),
             failure_rate: 0.0,
         }
@@ -184,7 +184,7 @@ mod tests {
     use async_trait::async_trait;
     use aws_lambda_events::sqs::SqsEvent;
     use serde_json::json;
-    use shared::memory::{MemoryQueue, QueueSettings};
+    use shared::queue::{MemoryQueue, QueueSettings};
     use std::sync::Mutex;
 
     use crate::function::FunctionError;

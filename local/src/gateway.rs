@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
 use axum::routing::get;
 use ingress::Ingress;
-use shared::aws::{ApiGatewayPoster, DynamoStore, SqsQueue};
-use shared::memory::{MemoryQueue, MemoryStore};
+use shared::poster::ApiGatewayPoster;
+use shared::queue::{MemoryQueue, SqsQueue};
+use shared::store::{DynamoStore, MemoryStore};
 use shared::{ConnectionStore, Queue, QueueSource};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -19,15 +19,15 @@ use tokio_util::task::TaskTracker;
 use worker::Worker;
 use worker::metrics::Totals;
 
-use crate::function::{MeteredIngress, MeteredWorker};
-
+use crate::devtools::{self, STATS_PATH, count_records};
 use crate::esm::Mapping;
-use crate::function::Function;
+use crate::function::{Function, MeteredIngress, MeteredWorker};
 use crate::registry::Registry;
 use crate::routing::{InvalidExpression, RouteSelector};
 use crate::settings::{Backend, Bucket, Settings};
 use crate::sigv4::Verifier;
 use crate::sqs::SqsEndpoint;
+use crate::state::{AppState, ShutdownReport};
 use crate::{connection, faults, management, serve};
 
 /// The ports the functions get for a backend.
@@ -60,63 +60,7 @@ impl Adapters {
     }
 }
 
-/// What every request handler shares.
-pub struct AppState {
-    pub settings: Settings,
-    pub selector: RouteSelector,
-    pub registry: Registry,
-    pub ingress: Arc<dyn Function>,
-    /// The `$connect` route's authorizer, when there is one.
-    pub authorizer: Option<Arc<dyn Function>>,
-    /// The stage throttle's bucket, shared by every connection as API Gateway's is.
-    pub throttle: Option<governor::DefaultDirectRateLimiter>,
-    /// The account's bucket of new connections.
-    pub connect_rate: Option<governor::DefaultDirectRateLimiter>,
-    /// The account's request throttle, which every `@connections` call takes a token from.
-    pub account_rate: Option<governor::DefaultDirectRateLimiter>,
-    /// `@connections` calls refused by it.
-    pub account_throttled: AtomicU64,
-    /// Checks every `@connections` call's signature.
-    pub verifier: Verifier,
-    /// The connection store, for [`STATS_PATH`].
-    pub store: Arc<dyn ConnectionStore>,
-    /// The in-memory queue, for [`STATS_PATH`]; SQS keeps its own figures.
-    pub queue_stats: Option<Arc<MemoryQueue>>,
-    /// What the worker's batches did: the figures its EMF lines carry on AWS.
-    pub worker_totals: Arc<Totals>,
-    /// The ingress's events by route and errors by code.
-    pub ingress_totals: Arc<ingress::metrics::Totals>,
-    /// Faults injected so far.
-    pub injected: faults::Injected,
-    pub local_addr: SocketAddr,
-    /// Cancelled when the gateway shuts down: every connection closes with 1001.
-    pub shutdown: CancellationToken,
-    /// The connection tasks, awaited on shutdown so that every `$disconnect` runs.
-    pub connections: TaskTracker,
-    /// What the shutdown did, counted by the connection tasks themselves: a snapshot taken when
-    /// the token is cancelled races the tasks that react to it on other threads.
-    pub shutdown_report: ShutdownReport,
-    /// `@connections` posts answered 429 because the client's outbound buffer was full.
-    pub buffer_full: AtomicU64,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("local_addr", &self.local_addr)
-            .field("live", &self.registry.len())
-            .finish_non_exhaustive()
-    }
-}
-
 /// A bound, not yet running gateway.
-/// The connections a shutdown closed with 1001 and the `$disconnect`s that then succeeded.
-#[derive(Debug, Default)]
-pub struct ShutdownReport {
-    pub closed: AtomicU64,
-    pub disconnects: AtomicU64,
-}
-
 pub struct Gateway {
     listener: TcpListener,
     state: Arc<AppState>,
@@ -174,7 +118,7 @@ impl Gateway {
         let Adapters { store, queue, source, memory } = Adapters::new(&settings);
         let ingress_totals = Arc::new(ingress::metrics::Totals::default());
         let ingress = MeteredIngress {
-            ingress: Ingress::new(store.clone(), queue.clone()),
+            ingress: Ingress::new(ingress::Ports { store: store.clone(), queue: queue.clone() }),
             totals: ingress_totals.clone(),
         };
         let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
@@ -188,7 +132,10 @@ impl Gateway {
         let poster = ApiGatewayPoster::for_local_endpoint(&endpoint, &settings.api.region, credentials);
         let worker_totals = Arc::new(Totals::default());
         let worker = Arc::new(MeteredWorker {
-            worker: Worker::new(store.clone(), Arc::new(poster), queue.clone(), settings.worker.clone()),
+            worker: Worker::new(
+                worker::Ports { store: store.clone(), poster: Arc::new(poster), queue: queue.clone() },
+                settings.worker.clone(),
+            ),
             totals: worker_totals.clone(),
         });
         let settings_authorizer = settings.authorizer.clone().map(|a| a as Arc<dyn Function>);
@@ -335,11 +282,6 @@ impl Gateway {
     }
 }
 
-async fn count_records(store: &dyn ConnectionStore) -> Result<usize, shared::StoreError> {
-    use futures::TryStreamExt;
-    store.scan().map_ok(|page| page.len()).try_fold(0, |n, len| async move { Ok(n + len) }).await
-}
-
 fn management_routes() -> axum::routing::MethodRouter<Arc<AppState>> {
     axum::routing::post(management::post_to_connection)
         .get(management::get_connection)
@@ -348,50 +290,15 @@ fn management_routes() -> axum::routing::MethodRouter<Arc<AppState>> {
         .fallback(|| async { management::forbidden() })
 }
 
-/// Not an AWS API: what the gateway holds, for scripts that check a run from outside (say, that
-/// every lost connection's record was pruned).
-pub const STATS_PATH: &str = "/_local/stats";
-
-async fn stats(axum::extract::State(state): axum::extract::State<Arc<AppState>>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let records = match count_records(state.store.as_ref()).await {
-        Ok(records) => records,
-        Err(err) => {
-            return (StatusCode::SERVICE_UNAVAILABLE, format!("scanning the store failed: {err}"))
-                .into_response();
-        }
-    };
-    let queue = state.queue_stats.as_ref().map(|queue| {
-        let stats = queue.stats();
-        serde_json::json!({
-            "visible": stats.visible,
-            "in_flight": stats.in_flight,
-            "delayed": stats.delayed,
-            "dead": stats.dead,
-        })
-    });
-    let body = serde_json::json!({
-        "connections": state.registry.len(),
-        "records": records,
-        "queue": queue,
-        "faults_injected": state.injected.to_json(),
-        "posts_refused_buffer_full": state.buffer_full.load(Ordering::Relaxed),
-        "calls_refused_account_throttle": state.account_throttled.load(Ordering::Relaxed),
-        "worker": state.worker_totals.to_json(),
-        "ingress": state.ingress_totals.to_json(),
-    });
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
-}
-
 fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(connection::upgrade_root))
         .route("/{stage}", get(connection::upgrade_staged))
         .route("/@connections/{id}", management_routes())
         .route("/{stage}/@connections/{id}", management_routes())
-        .route(STATS_PATH, get(stats))
-        .route(crate::demo::CLIENT_PATH, get(crate::demo::client))
-        .route(crate::demo::TOKEN_PATH, get(crate::demo::token))
+        .route(STATS_PATH, get(devtools::stats))
+        .route(devtools::CLIENT_PATH, get(devtools::client))
+        .route(devtools::TOKEN_PATH, get(devtools::token))
         .fallback(|| async { management::forbidden() })
         .with_state(state)
 }

@@ -7,7 +7,7 @@
 //! `aws-sdk-apigatewaymanagement` client pointed at this gateway, so every delivery is a SigV4-signed
 //! HTTP `@connections` call as on AWS.
 //!
-//! - [`gateway`]: the state every request shares, the routes, starting and stopping.
+//! - [`gateway`]: the routes, starting and stopping; [`state`] is what every request shares.
 //! - [`settings`]: what can be configured, with AWS's and the template's defaults.
 //! - [`serve`]: the HTTP/1.1 server, with its time limits.
 //! - [`authorize`]: the `$connect` route's REQUEST authorizer, run as API Gateway runs it.
@@ -18,10 +18,11 @@
 //! - [`sqs`]: SQS's `SendMessage` for the in-process queue, for backends that publish.
 //! - [`function`]: Lambda functions as JSON in, JSON out; [`esm`] the SQS event source mapping.
 //! - [`faults`]: faults injected on demand.
+//! - [`devtools`]: not AWS APIs: the demo page, its client, development tokens and `/_local/stats`.
 
 pub mod authorize;
 pub mod connection;
-pub mod demo;
+pub mod devtools;
 pub mod esm;
 pub mod events;
 pub mod faults;
@@ -36,7 +37,10 @@ pub mod serve;
 pub mod settings;
 pub mod sigv4;
 pub mod sqs;
+pub mod state;
 
+pub use devtools::STATS_PATH;
 pub use faults::Faults;
-pub use gateway::{AppState, Gateway, STATS_PATH, StartError};
+pub use gateway::{Gateway, StartError};
 pub use settings::{Backend, Bucket, Credentials, Settings};
+pub use state::AppState;

@@ -20,10 +20,10 @@ use shared::limits::MAX_MESSAGE_BYTES;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::AppState;
 use crate::faults::PostFault;
 use crate::registry::SendFailure;
 use crate::sigv4::Verified;
+use crate::state::AppState;
 
 /// An error answer in the shape the AWS SDK reads.
 pub fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {

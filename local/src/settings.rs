@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use shared::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
-use shared::memory::{MemoryStore, QueueSettings};
-use worker::WorkerSettings;
+use shared::queue::QueueSettings;
+use shared::store::MemoryStore;
+use worker::{Fleet, WorkerSettings};
 
 use crate::esm::EsmSettings;
 use crate::events::Api;
@@ -66,8 +67,8 @@ pub struct Settings {
     /// JWKS URL or secret is configured; `None`: everyone connects, anonymously.
     pub authorizer: Option<std::sync::Arc<authorizer::Authorizer>>,
     /// The secret behind `--jwt-secret`, with which the demo page gets development tokens
-    /// ([`crate::demo::TOKEN_PATH`]); `None`: it mints none.
-    pub dev_tokens: Option<crate::demo::DevTokens>,
+    /// ([`crate::devtools::TOKEN_PATH`]); `None`: it mints none.
+    pub dev_tokens: Option<DevTokens>,
 }
 
 impl Default for Settings {
@@ -83,7 +84,10 @@ impl Default for Settings {
             queue: QueueSettings::default(),
             queue_name: "local-broadcasts".into(),
             esm: EsmSettings::default(),
-            worker: WorkerSettings::default(),
+            worker: WorkerSettings::for_fleet(Fleet {
+                post_concurrency: LOCAL_POST_CONCURRENCY,
+                ..Fleet::default()
+            }),
             faults: Faults::default(),
             stage_throttle: Some(Bucket::STAGE),
             connect_rate: Some(Bucket::CONNECT),
@@ -96,6 +100,21 @@ impl Default for Settings {
         }
     }
 }
+
+/// Where the gateway listens unless told otherwise: loopback only.
+pub const DEFAULT_HOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+/// The WebSocket and `@connections` port.
+pub const DEFAULT_PORT: u16 = 3001;
+/// The SQS endpoint's port: ElasticMQ's, which SQS tools for local development expect.
+pub const DEFAULT_SQS_PORT: u16 = 9324;
+/// The table `--backend aws` uses unless told otherwise.
+pub const DEFAULT_TABLE: &str = "local-connections";
+
+/// `@connections` posts in flight at once per worker invocation: half the template's 128. Here every
+/// invocation shares one process, whose open files also hold the clients' sockets, and each call in
+/// flight is two of them (five invocations of 128 ran 18,000 clients out of the 20,000-file limit,
+/// `scripts/bench-fanout`); at loopback latency 64 already keep the CPU busy.
+pub const LOCAL_POST_CONCURRENCY: usize = Fleet::DEFAULT_POST_CONCURRENCY / 2;
 
 /// 1 MiB: eight of API Gateway's largest messages. AWS does not publish its own figure; this one keeps
 /// a thousand stuck clients within a gigabyte (RELIABILITY.md measures ten).
@@ -145,4 +164,12 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
     }
+}
+
+/// The secret development tokens are signed with, and the issuer and audience they name.
+#[derive(Clone, Debug)]
+pub struct DevTokens {
+    pub secret: String,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
 }

@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use md5::{Digest, Md5};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use shared::aws::SQS_MAX_MESSAGE_BYTES;
-use shared::memory::MemoryQueue;
+use shared::queue::MemoryQueue;
+use shared::queue::SQS_MAX_MESSAGE_BYTES;
 use time::OffsetDateTime;
 
 use crate::sigv4::{Denied, Verifier};

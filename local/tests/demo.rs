@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use authorizer::{Authorizer, Verifier};
 use local::Settings;
-use local::demo::DevTokens;
+use local::settings::DevTokens;
 use serde_json::Value;
 use support::*;
 
@@ -31,7 +31,7 @@ async fn a_browser_gets_the_demo_page_at_the_root_and_the_client_it_loads_while_
     assert_eq!((status, kind.as_str()), (200, "text/html; charset=utf-8"));
     assert!(page.contains(r#"<meta name="ws-path" content="/local">"#), "the page connects to the stage");
     assert!(page.contains(r#"from "./_local/websocket-client.js""#));
-    let (status, kind, client) = get(&format!("{}{}", gateway.http_url, local::demo::CLIENT_PATH)).await;
+    let (status, kind, client) = get(&format!("{}{}", gateway.http_url, local::devtools::CLIENT_PATH)).await;
     assert_eq!((status, kind.as_str()), (200, "text/javascript; charset=utf-8"));
     assert!(client.contains("export class WebSocketClient"));
 
@@ -50,7 +50,7 @@ async fn a_gateway_with_a_secret_mints_development_tokens_its_authorizer_accepts
         ..Settings::default()
     };
     let gateway = TestGateway::start(settings).await;
-    let token_url = format!("{}{}", gateway.http_url, local::demo::TOKEN_PATH);
+    let token_url = format!("{}{}", gateway.http_url, local::devtools::TOKEN_PATH);
 
     let (status, _, token) = get(&format!("{token_url}?sub=alice")).await;
     assert_eq!(status, 200, "{token}");
@@ -75,7 +75,8 @@ async fn a_gateway_with_a_secret_mints_development_tokens_its_authorizer_accepts
 #[tokio::test]
 async fn a_gateway_without_a_secret_says_how_to_get_tokens() {
     let gateway = TestGateway::start(Settings::default()).await;
-    let (status, _, why) = get(&format!("{}{}?sub=alice", gateway.http_url, local::demo::TOKEN_PATH)).await;
+    let (status, _, why) =
+        get(&format!("{}{}?sub=alice", gateway.http_url, local::devtools::TOKEN_PATH)).await;
     assert_eq!(status, 404);
     assert!(why.contains("--jwt-secret"), "{why}");
 }

@@ -12,7 +12,7 @@ use local::Settings;
 use local::esm::EsmSettings;
 use local::function::{Function, FunctionError};
 use serde_json::{Value, json};
-use shared::memory::QueueSettings;
+use shared::queue::QueueSettings;
 use shared::{ConnectionRecord, ConnectionStore, PostError, Poster};
 use support::*;
 use tokio_tungstenite::tungstenite::{self, Message};

@@ -196,7 +196,7 @@ async fn management_calls_must_be_signed_with_the_gateways_credentials() {
 async fn the_aws_sdk_signs_every_management_call_the_way_the_gateway_checks_it() {
     let gateway = TestGateway::start(Settings::default()).await;
     let (mut client, id) = gateway.connect_with_id().await;
-    let sdk = shared::aws::ApiGatewayPoster::for_local_endpoint(
+    let sdk = shared::poster::ApiGatewayPoster::for_local_endpoint(
         &format!("{}/local", gateway.http_url),
         "us-east-1",
         credentials(),
@@ -204,7 +204,7 @@ async fn the_aws_sdk_signs_every_management_call_the_way_the_gateway_checks_it()
     shared::Poster::post(&sdk, &id, bytes::Bytes::from_static(b"via the SDK")).await.expect("posted");
     assert_eq!(next_text(&mut client).await, "via the SDK");
 
-    let wrong_region = shared::aws::ApiGatewayPoster::for_local_endpoint(
+    let wrong_region = shared::poster::ApiGatewayPoster::for_local_endpoint(
         &format!("{}/local", gateway.http_url),
         "eu-west-1",
         credentials(),

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use local::management::aws_error;
-use shared::aws::ApiGatewayPoster;
+use shared::poster::ApiGatewayPoster;
 use shared::{ConnectionId, PostError, Poster};
 use tokio::net::TcpListener;
 

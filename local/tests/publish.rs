@@ -134,7 +134,7 @@ async fn the_endpoint_refuses_what_sqs_refuses() {
 #[tokio::test]
 async fn a_publish_that_is_not_a_job_goes_to_the_dead_letter_list_and_nothing_is_delivered() {
     let settings = Settings {
-        queue: shared::memory::QueueSettings {
+        queue: shared::queue::QueueSettings {
             visibility_timeout: Duration::from_millis(200),
             max_receive_count: Some(2),
         },

@@ -24,11 +24,11 @@ fn read_by(configure: impl FnOnce(&dyn Fn(&str) -> Option<String>)) -> BTreeSet<
 }
 
 fn ingress_reads() -> BTreeSet<String> {
-    read_by(|lookup| drop(shared::IngressConfig::from_lookup(lookup)))
+    read_by(|lookup| drop(ingress::IngressConfig::from_lookup(lookup)))
 }
 
 fn worker_reads() -> BTreeSet<String> {
-    read_by(|lookup| drop(shared::WorkerConfig::from_lookup(lookup)))
+    read_by(|lookup| drop(worker::WorkerConfig::from_lookup(lookup)))
 }
 
 fn authorizer_reads() -> BTreeSet<String> {

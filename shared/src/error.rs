@@ -1,13 +1,81 @@
-//! Errors, split by what the caller should do about them.
-//!
-//! [`InputError`] is the client's fault and goes back to the client with a stable code. The port errors
-//! ([`StoreError`], [`QueueError`], [`PostError`]) say whether trying again can help, which is what
-//! the handlers need to decide between reporting a batch item failure and giving up on it.
+//! What a client can be told went wrong: every error code, in one list ([`ErrorCode`]), and
+//! [`InputError`], the client's mistakes, each with its code and a message that says what to fix.
+//! The ports' errors live beside their ports (`store`, `queue`, `poster`) and say whether trying
+//! again can help.
 
-use crate::limits::MAX_MESSAGE_BYTES;
+use std::fmt;
 
 /// Any error from an adapter's underlying client, kept for logs.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Every code a client may find in `{"error":{"code":…,"message":…}}`: stable, so that clients
+/// match on them. The README's table of errors lists the same codes (a test holds them together).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    EmptyMessage,
+    InvalidJson,
+    TooDeeplyNested,
+    MissingAction,
+    InvalidAction,
+    UnknownAction,
+    MissingData,
+    MissingChannel,
+    InvalidChannel,
+    TooManySubscriptions,
+    ForbiddenChannel,
+    MessageTooLarge,
+    BinaryNotSupported,
+    InvalidRef,
+    /// Not the client's mistake: the store or the queue failed, and sending again may help.
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub const ALL: [Self; 15] = [
+        Self::EmptyMessage,
+        Self::InvalidJson,
+        Self::TooDeeplyNested,
+        Self::MissingAction,
+        Self::InvalidAction,
+        Self::UnknownAction,
+        Self::MissingData,
+        Self::MissingChannel,
+        Self::InvalidChannel,
+        Self::TooManySubscriptions,
+        Self::ForbiddenChannel,
+        Self::MessageTooLarge,
+        Self::BinaryNotSupported,
+        Self::InvalidRef,
+        Self::Unavailable,
+    ];
+
+    /// The code as clients see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EmptyMessage => "empty_message",
+            Self::InvalidJson => "invalid_json",
+            Self::TooDeeplyNested => "too_deeply_nested",
+            Self::MissingAction => "missing_action",
+            Self::InvalidAction => "invalid_action",
+            Self::UnknownAction => "unknown_action",
+            Self::MissingData => "missing_data",
+            Self::MissingChannel => "missing_channel",
+            Self::InvalidChannel => "invalid_channel",
+            Self::TooManySubscriptions => "too_many_subscriptions",
+            Self::ForbiddenChannel => "forbidden_channel",
+            Self::MessageTooLarge => "message_too_large",
+            Self::BinaryNotSupported => "binary_not_supported",
+            Self::InvalidRef => "invalid_ref",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Why a client message was refused. Each variant has a stable `code` that clients may match on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,24 +113,29 @@ pub enum InputError {
 }
 
 impl InputError {
+    /// Which of the [`ErrorCode`]s this is.
+    pub fn error_code(&self) -> ErrorCode {
+        match self {
+            Self::Empty => ErrorCode::EmptyMessage,
+            Self::InvalidJson { .. } => ErrorCode::InvalidJson,
+            Self::TooDeeplyNested { .. } => ErrorCode::TooDeeplyNested,
+            Self::MissingAction => ErrorCode::MissingAction,
+            Self::InvalidAction { .. } => ErrorCode::InvalidAction,
+            Self::UnknownAction { .. } => ErrorCode::UnknownAction,
+            Self::MissingData => ErrorCode::MissingData,
+            Self::MissingChannel => ErrorCode::MissingChannel,
+            Self::InvalidChannel(_) | Self::ChannelNotAString { .. } => ErrorCode::InvalidChannel,
+            Self::TooManySubscriptions { .. } => ErrorCode::TooManySubscriptions,
+            Self::ForbiddenChannel { .. } => ErrorCode::ForbiddenChannel,
+            Self::TooLarge { .. } => ErrorCode::MessageTooLarge,
+            Self::Binary => ErrorCode::BinaryNotSupported,
+            Self::InvalidRef { .. } => ErrorCode::InvalidRef,
+        }
+    }
+
     /// The stable, machine-readable code sent to the client in `{"error":{"code":...}}`.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::Empty => "empty_message",
-            Self::InvalidJson { .. } => "invalid_json",
-            Self::TooDeeplyNested { .. } => "too_deeply_nested",
-            Self::MissingAction => "missing_action",
-            Self::InvalidAction { .. } => "invalid_action",
-            Self::UnknownAction { .. } => "unknown_action",
-            Self::MissingData => "missing_data",
-            Self::MissingChannel => "missing_channel",
-            Self::InvalidChannel(_) | Self::ChannelNotAString { .. } => "invalid_channel",
-            Self::TooManySubscriptions { .. } => "too_many_subscriptions",
-            Self::ForbiddenChannel { .. } => "forbidden_channel",
-            Self::TooLarge { .. } => "message_too_large",
-            Self::Binary => "binary_not_supported",
-            Self::InvalidRef { .. } => "invalid_ref",
-        }
+        self.error_code().as_str()
     }
 
     /// Sorts a serde_json error on a client's message into its code.
@@ -75,87 +148,6 @@ impl InputError {
             Self::InvalidJson { detail }
         }
     }
-
-    /// The body sent back to the client: `{"error":{"code":"…","message":"…"}}`.
-    pub fn to_client_json(&self) -> String {
-        serde_json::json!({ "error": { "code": self.code(), "message": self.to_string() } }).to_string()
-    }
-}
-
-/// A connection store failure.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Throttling, a timeout, a 5xx: the same call may succeed later.
-    #[error("the connection store is unavailable: {0}")]
-    Unavailable(#[source] BoxError),
-    /// Misconfiguration or a bad request: retrying will not help.
-    #[error("the connection store refused the request: {0}")]
-    Rejected(#[source] BoxError),
-}
-
-impl StoreError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
-}
-
-/// Why a subscription was not stored.
-#[derive(Debug, thiserror::Error)]
-pub enum SubscribeError {
-    /// The connection already holds its limit of other patterns.
-    #[error("the connection already holds {limit} subscriptions")]
-    TooMany { limit: usize },
-    /// The connection's own record is gone (pruned, or expired), so nothing would clean up after it.
-    #[error("the connection is not stored")]
-    NotConnected,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// A queue failure.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("the queue is unavailable: {0}")]
-    Unavailable(#[source] BoxError),
-    #[error("the queue refused the message: {0}")]
-    Rejected(#[source] BoxError),
-}
-
-impl QueueError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
-}
-
-/// Why an `@connections` POST did not deliver. Each variant is a different action for the worker.
-#[derive(Debug, thiserror::Error)]
-pub enum PostError {
-    /// 410: the connection is gone; prune its record.
-    #[error("the connection is gone")]
-    Gone,
-    /// 429: API Gateway's rate limit, or the client's buffer is full; retry later.
-    #[error("throttled by API Gateway")]
-    Throttled,
-    /// 413: this payload can never be delivered.
-    #[error("the payload is larger than {MAX_MESSAGE_BYTES} bytes")]
-    PayloadTooLarge,
-    /// 403: the worker's endpoint or IAM policy is wrong; nothing will succeed until it is fixed.
-    #[error(
-        "forbidden: check CONNECTIONS_ENDPOINT and the worker's execute-api:ManageConnections permission"
-    )]
-    Forbidden,
-    /// 5xx, timeouts, connection errors: retry later.
-    #[error("transient failure: {0}")]
-    Transient(#[source] BoxError),
-    /// Anything else the API answered; not worth retrying.
-    #[error("unexpected failure: {0}")]
-    Other(#[source] BoxError),
-}
-
-impl PostError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Throttled | Self::Transient(_))
-    }
 }
 
 #[cfg(test)]
@@ -163,19 +155,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_errors_are_json_with_a_code_and_a_message() {
-        let body: serde_json::Value =
-            serde_json::from_str(&InputError::MissingAction.to_client_json()).expect("json");
-        assert_eq!(body["error"]["code"], "missing_action");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("action")));
-    }
-
-    #[test]
-    fn only_throttling_and_transient_post_failures_are_retryable() {
-        assert!(PostError::Throttled.is_retryable());
-        assert!(PostError::Transient("timeout".into()).is_retryable());
-        assert!(!PostError::Gone.is_retryable());
-        assert!(!PostError::PayloadTooLarge.is_retryable());
-        assert!(!PostError::Forbidden.is_retryable());
+    fn the_readmes_table_of_errors_lists_exactly_the_codes_a_client_can_be_sent() {
+        let readme = include_str!("../../README.md");
+        let section = readme.split("### Errors").nth(1).expect("the README has an Errors section");
+        let table: Vec<&str> = section
+            .lines()
+            .skip_while(|line| !line.starts_with("| code |"))
+            .skip(2)
+            .take_while(|line| line.starts_with('|'))
+            .filter_map(|line| line.split('`').nth(1))
+            .collect();
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+        assert_eq!(table, codes);
     }
 }

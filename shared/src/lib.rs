@@ -1,11 +1,18 @@
 //! The heart of the WebSocket API: its domain, its ports and their adapters.
 //!
 //! The ingress and worker Lambdas, and the local gateway that stands in for API Gateway, are thin
-//! shells around this crate: [`domain`] and [`channel`] are the types that what clients send is parsed
-//! into, [`identity`] is who a connection's authorizer said it is and what it may do,
-//! [`ports`] names the three things the handlers need from outside (a connection store, a queue and a
-//! poster), [`memory`] and [`aws`] implement them, [`limits`] holds API Gateway's limits and [`metrics`]
-//! writes what the functions did as CloudWatch metrics.
+//! shells around this crate.
+//!
+//! - What clients and backends send is parsed into the [`domain`] (connections, envelopes, jobs and
+//!   their audiences, shards, backend publishes) and [`channel`]s; [`identity`] is who a connection's
+//!   authorizer said it is and what it may do; [`error`] is every error a client can be sent, with
+//!   its code.
+//! - The ports, each beside its adapters: [`store`] (connections and subscriptions: in memory,
+//!   DynamoDB), [`queue`] (jobs: in memory, SQS) and [`poster`] (`@connections`); [`aws`] is what
+//!   the AWS adapters share. [`testing`] holds test doubles, behind the `testing` feature.
+//! - Around them: [`limits`] (API Gateway's), [`pacing`] (token buckets and the adaptive post rate),
+//!   [`config`] (reading a function's environment), [`lambda`] (what every bootstrap does),
+//!   [`metrics`] (CloudWatch's embedded metric format) and [`clock`].
 
 pub mod aws;
 pub mod channel;
@@ -16,17 +23,23 @@ pub mod error;
 pub mod identity;
 pub mod lambda;
 pub mod limits;
-pub mod memory;
 pub mod metrics;
 pub mod pacing;
-pub mod ports;
+pub mod poster;
+pub mod queue;
+pub mod store;
+pub mod sync;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use channel::{Channel, ChannelPattern};
-pub use config::{ConfigError, IngressConfig, WorkerConfig};
+pub use config::ConfigError;
 pub use domain::{
     Audience, BackendPublish, ConnectionId, ConnectionRecord, ConnectionRef, Envelope, Job, MessageId,
     Sender, Shard,
 };
-pub use error::{InputError, PostError, QueueError, StoreError, SubscribeError};
+pub use error::InputError;
 pub use identity::Identity;
-pub use ports::{ConnectionStore, Poster, Queue, QueueSource, ReceivedMessage, Subscription};
+pub use poster::{PostError, Poster};
+pub use queue::{Queue, QueueError, QueueSource, ReceivedMessage};
+pub use store::{ConnectionStore, StoreError, SubscribeError, Subscription};

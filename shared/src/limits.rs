@@ -38,3 +38,11 @@ pub const MAX_JSON_DEPTH: usize = 64;
 /// `@connections` calls per second API Gateway allows an account in a region, all APIs together.
 /// Past it, calls answer 429 `LimitExceededException`.
 pub const ACCOUNT_POST_RATE: u32 = 10_000;
+
+/// Epoch seconds after which the store may expire what belongs to a connection made at
+/// `connected_at_ms` (its record and its subscriptions): API Gateway's longest connection, and
+/// [`CONNECTION_TTL_MARGIN`].
+pub fn expires_at_s(connected_at_ms: i64) -> i64 {
+    let lifetime = (MAX_CONNECTION_DURATION + CONNECTION_TTL_MARGIN).as_secs();
+    connected_at_ms / 1000 + i64::try_from(lifetime).unwrap_or(i64::MAX)
+}

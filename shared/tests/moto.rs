@@ -10,7 +10,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::TryStreamExt;
 use serde_json::value::RawValue;
 use shared::aws::provision::{ensure_queue, ensure_table, sdk_for_endpoint};
-use shared::aws::{DynamoStore, SqsQueue};
+use shared::queue::SqsQueue;
+use shared::store::DynamoStore;
 use shared::{
     ChannelPattern, ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Envelope, Job, Queue,
     QueueSource, Shard, SubscribeError, Subscription,

@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::WorkerConfig;
-use shared::aws::{ApiGatewayPoster, DynamoStore, SqsQueue};
-use worker::{Worker, WorkerSettings};
+use shared::poster::ApiGatewayPoster;
+use shared::queue::SqsQueue;
+use shared::store::DynamoStore;
+use worker::{Ports, Worker, WorkerConfig, WorkerSettings};
 
 // Every `@connections` post is an SDK call that allocates freely; mimalloc makes those allocations
 // much cheaper than glibc's malloc (see BENCHMARKS.md).
@@ -24,20 +25,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_CONFIGURATION, err).await),
     };
     let sdk = shared::lambda::sdk_config(&config.region);
-    let settings = WorkerSettings {
-        post_concurrency: config.post_concurrency,
-        post_rate: config.post_rate(),
-        account_rate: config.account_post_rate,
-        shard_size: config.shard_size,
-        min_shards: worker::min_shards(config.max_concurrency),
-        ..WorkerSettings::default()
+    let ports = Ports {
+        store: Arc::new(DynamoStore::from_sdk(&sdk, config.table.clone())),
+        poster: Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &config.connections_endpoint)),
+        queue: Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url.clone())),
     };
-    let worker = Worker::new(
-        Arc::new(DynamoStore::from_sdk(&sdk, config.table.clone())),
-        Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &config.connections_endpoint)),
-        Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url.clone())),
-        settings,
-    );
+    let worker = Worker::new(ports, WorkerSettings::for_fleet(config.fleet));
     let worker = &worker;
     // Lambda names the function; its metrics are dimensioned by that name.
     let function = &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "worker".to_owned());

@@ -5,45 +5,11 @@
 use std::sync::Mutex;
 
 use serde_json::{Map, Value, json};
+use shared::metrics::MetricGroup;
 pub use shared::metrics::NAMESPACE;
-use shared::metrics::{MAX_VALUES as MAX_SAMPLES, MetricGroup};
 
-use crate::BatchReport;
-
-/// A sample of post latencies that stays small however many posts a batch makes: while the buffer
-/// is full, every other value is dropped and only every second one from then on is kept, so the
-/// sample stays spread over the whole batch. CloudWatch computes percentiles from the values.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LatencySample {
-    /// Posts measured.
-    pub count: u64,
-    pub max_us: u64,
-    /// At most [`MAX_SAMPLES`] of the latencies, in microseconds.
-    pub samples_us: Vec<u64>,
-    /// Keep one value of every `stride`.
-    stride: u64,
-}
-
-impl LatencySample {
-    pub fn record(&mut self, latency_us: u64) {
-        self.stride = self.stride.max(1);
-        self.max_us = self.max_us.max(latency_us);
-        if self.count.is_multiple_of(self.stride) {
-            if self.samples_us.len() == MAX_SAMPLES {
-                let mut index = 0;
-                self.samples_us.retain(|_| {
-                    index += 1;
-                    index % 2 == 1
-                });
-                self.stride *= 2;
-            }
-            if self.count.is_multiple_of(self.stride) {
-                self.samples_us.push(latency_us);
-            }
-        }
-        self.count += 1;
-    }
-}
+use crate::latency::LatencySample;
+use crate::report::BatchReport;
 
 /// The figures of a batch, each with its CloudWatch unit.
 fn figures(report: &BatchReport) -> [(&'static str, &'static str, u64); 9] {
@@ -154,26 +120,6 @@ mod tests {
                 .contains(&json!({"Name": "PostLatency", "Unit": "Microseconds"}))
         );
         assert!(names.len() <= 100);
-    }
-
-    #[test]
-    fn a_latency_sample_stays_within_emfs_hundred_values_and_spread_over_the_batch() {
-        let mut sample = LatencySample::default();
-        for latency in 0..10_000 {
-            sample.record(latency);
-        }
-        assert_eq!((sample.count, sample.max_us), (10_000, 9_999));
-        assert!(
-            sample.samples_us.len() > 50 && sample.samples_us.len() <= MAX_SAMPLES,
-            "{}",
-            sample.samples_us.len()
-        );
-        assert_eq!(sample.samples_us[0], 0);
-        assert!(*sample.samples_us.last().expect("a value") > 9_000, "the end of the batch is sampled too");
-        assert!(
-            sample.samples_us.windows(2).all(|pair| pair[1] - pair[0] == sample.samples_us[1]),
-            "evenly spread"
-        );
     }
 
     #[test]

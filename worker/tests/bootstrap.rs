@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use shared::aws::DynamoStore;
 use shared::aws::provision::{ensure_queue, ensure_table, sdk_for_endpoint};
+use shared::store::DynamoStore;
 use shared::{ConnectionId, ConnectionRecord, ConnectionStore, Envelope, Job};
 use testkit::{
     Bootstrap, Invocation, RecordingConnections, RuntimeApi, lambda_env, moto_endpoint, unique_name,

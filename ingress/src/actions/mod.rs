@@ -19,10 +19,11 @@ mod unsubscribe;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use shared::error::ErrorCode;
 use shared::limits::{MAX_JSON_DEPTH, MAX_MESSAGE_BYTES};
-use shared::{
-    Channel, ChannelPattern, ConnectionId, ConnectionStore, Identity, InputError, MessageId, Queue,
-};
+use shared::{Channel, ChannelPattern, ConnectionId, Identity, InputError, MessageId};
+
+use crate::ports::Ports;
 
 /// Every action, by the name a client gives it.
 pub const ACTIONS: &[(&str, Parse)] = &[
@@ -51,8 +52,7 @@ pub struct Context<'a> {
     pub identity: &'a Identity,
     /// The message as the client sent it.
     pub body: &'a str,
-    pub store: &'a dyn ConnectionStore,
-    pub queue: &'a dyn Queue,
+    pub ports: &'a Ports,
 }
 
 /// The route response: what goes back to the sender.
@@ -103,7 +103,7 @@ impl Refusal {
     pub fn render(&self, reference: Option<&str>) -> (&'static str, String) {
         let (code, message) = match self {
             Self::Input(err) => (err.code(), err.to_string()),
-            Self::Unavailable(message) => (UNAVAILABLE, message.clone()),
+            Self::Unavailable(message) => (ErrorCode::Unavailable.as_str(), message.clone()),
         };
         let mut body = serde_json::json!({ "error": { "code": code, "message": message } });
         if let Some(reference) = reference {
@@ -112,9 +112,6 @@ impl Refusal {
         (code, body.to_string())
     }
 }
-
-/// The error code of a message the store or the queue could not take: the client may try again.
-pub const UNAVAILABLE: &str = "unavailable";
 
 /// The longest `ref` a client may give, in characters.
 pub const MAX_REF_CHARS: usize = 64;
@@ -284,7 +281,7 @@ fn truncate(text: &str, max_chars: usize) -> String {
 
 /// Queues a job, or says the message could not be.
 async fn enqueue(cx: &Context<'_>, job: &shared::Job) -> Result<(), Refusal> {
-    cx.queue.send(job).await.map_err(|err| {
+    cx.ports.queue.send(job).await.map_err(|err| {
         tracing::error!(connection = %cx.connection, error = %err, "could not queue a message");
         Refusal::Unavailable(if err.is_retryable() {
             "the message could not be queued; send it again".into()

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use shared::channel::MAX_SUBSCRIPTIONS;
+use shared::limits;
 use shared::{ChannelPattern, ConnectionRef, InputError, SubscribeError, Subscription};
 
 use super::{Action, Context, Fields, Refusal, Reply};
@@ -22,10 +23,10 @@ impl Action for Subscribe {
         let subscription = Subscription {
             connection: ConnectionRef { id: cx.connection.clone(), connected_at_ms: cx.connected_at_ms },
             pattern: self.pattern,
-            expires_at_s: crate::expires_at_s(cx.connected_at_ms),
+            expires_at_s: limits::expires_at_s(cx.connected_at_ms),
             limit: MAX_SUBSCRIPTIONS,
         };
-        match cx.store.subscribe(&subscription).await {
+        match cx.ports.store.subscribe(&subscription).await {
             Ok(()) => {}
             Err(SubscribeError::TooMany { limit }) => {
                 return Err(InputError::TooManySubscriptions { limit }.into());

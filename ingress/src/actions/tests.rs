@@ -123,3 +123,18 @@ fn a_huge_action_name_is_truncated_in_the_error() {
     let message = parse(&body).err().map(|err| err.to_string()).unwrap_or_default();
     assert!(message.len() < 300, "{message}");
 }
+
+#[test]
+fn client_errors_are_json_with_a_code_and_a_message() {
+    let (code, body) = Refusal::Input(InputError::MissingAction).render(None);
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!((code, &body["error"]["code"]), ("missing_action", &serde_json::json!("missing_action")));
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("action")));
+    assert!(body.get("ref").is_none());
+    let (code, body) = Refusal::Unavailable("send it again".into()).render(Some("r1"));
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (code, body["error"]["message"].as_str(), body["ref"].as_str()),
+        ("unavailable", Some("send it again"), Some("r1"))
+    );
+}

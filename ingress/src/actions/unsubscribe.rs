@@ -17,7 +17,7 @@ pub fn parse(fields: Fields) -> Result<Box<dyn Action>, InputError> {
 #[async_trait]
 impl Action for Unsubscribe {
     async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
-        if let Err(err) = cx.store.unsubscribe(cx.connection, &self.pattern).await {
+        if let Err(err) = cx.ports.store.unsubscribe(cx.connection, &self.pattern).await {
             tracing::error!(connection = %cx.connection, error = %err, "could not remove a subscription");
             return Err(Refusal::Unavailable("the subscription could not be removed; send it again".into()));
         }

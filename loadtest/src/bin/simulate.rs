@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use loadtest::simulate::{SimSettings, run};
-use worker::WorkerSettings;
+use worker::{Fleet, WorkerSettings};
 
 #[derive(Debug, Parser)]
 #[command(version)]
@@ -37,13 +37,13 @@ struct Args {
     #[arg(long)]
     worker_max_rate: Option<u32>,
     /// Worker invocations at once (WorkerMaxConcurrency).
-    #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_MAX_CONCURRENCY)]
+    #[arg(long, default_value_t = Fleet::DEFAULT_MAX_CONCURRENCY)]
     max_concurrency: u32,
     /// Calls in flight per invocation (PostConcurrency).
-    #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_POST_CONCURRENCY)]
+    #[arg(long, default_value_t = Fleet::DEFAULT_POST_CONCURRENCY)]
     post_concurrency: usize,
     /// Connections per shard (FanoutShardSize; 0 never splits).
-    #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_SHARD_SIZE)]
+    #[arg(long, default_value_t = Fleet::DEFAULT_SHARD_SIZE)]
     shard_size: usize,
     /// The fewest shards a split makes (the worker sets WorkerMaxConcurrency × 10 × 3).
     #[arg(long)]
@@ -61,6 +61,18 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let defaults = SimSettings::default();
+    let mut worker = WorkerSettings::for_fleet(Fleet {
+        post_concurrency: args.post_concurrency,
+        account_post_rate: args.account_rate,
+        max_concurrency: args.max_concurrency,
+        shard_size: args.shard_size,
+    });
+    if let Some(rate) = args.worker_max_rate {
+        worker.account_rate = rate;
+    }
+    if let Some(min_shards) = args.min_shards {
+        worker.min_shards = min_shards;
+    }
     let settings = SimSettings {
         connections: args.connections,
         latency: (
@@ -72,14 +84,7 @@ fn main() -> anyhow::Result<()> {
         gone: args.gone,
         account_rate: f64::from(args.account_rate),
         account_burst: f64::from(args.account_rate / 2),
-        worker: WorkerSettings {
-            post_concurrency: args.post_concurrency,
-            post_rate: shared::pacing::post_rate_share(args.account_rate, args.max_concurrency),
-            account_rate: args.worker_max_rate.unwrap_or(args.account_rate),
-            shard_size: args.shard_size,
-            min_shards: args.min_shards.unwrap_or_else(|| worker::min_shards(args.max_concurrency)),
-            ..WorkerSettings::default()
-        },
+        worker,
         esm: local::esm::EsmSettings {
             max_concurrency: args.max_concurrency as usize,
             function_timeout: Duration::from_secs(args.timeout_secs),

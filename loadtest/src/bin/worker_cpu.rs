@@ -15,12 +15,13 @@ use clap::Parser;
 use cpu_time::ProcessTime;
 use serde_json::json;
 use serde_json::value::RawValue;
-use shared::aws::ApiGatewayPoster;
-use shared::memory::{MemoryQueue, MemoryStore};
+use shared::poster::ApiGatewayPoster;
+use shared::queue::MemoryQueue;
+use shared::store::MemoryStore;
 use shared::{ConnectionId, ConnectionRecord, ConnectionStore, Envelope, Job};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use worker::{Worker, WorkerSettings};
+use worker::{Fleet, Ports, Worker, WorkerSettings};
 
 // The worker bootstrap's allocator, so that the figure is the bootstrap's.
 #[global_allocator]
@@ -40,7 +41,7 @@ struct Args {
     /// Batches to time, after one to warm up.
     #[arg(long, default_value_t = 3)]
     batches: usize,
-    #[arg(long, default_value_t = shared::WorkerConfig::DEFAULT_POST_CONCURRENCY)]
+    #[arg(long, default_value_t = Fleet::DEFAULT_POST_CONCURRENCY)]
     post_concurrency: usize,
     /// Run on tokio's multi-thread runtime instead of the worker bootstrap's current-thread one.
     #[arg(long)]
@@ -110,7 +111,7 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         post_rate: u32::MAX,
         ..WorkerSettings::default()
     };
-    let worker = Worker::new(store, poster, Arc::new(MemoryQueue::default()), settings);
+    let worker = Worker::new(Ports { store, poster, queue: Arc::new(MemoryQueue::default()) }, settings);
     let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(900);
     let from = ConnectionId::parse("benchpublisher00")?;
 

@@ -9,7 +9,8 @@ use futures::{SinkExt, StreamExt};
 use local::function::Function;
 use local::{AppState, Gateway, Settings};
 use shared::ConnectionId;
-use shared::memory::{MemoryQueue, MemoryStore};
+use shared::queue::MemoryQueue;
+use shared::store::MemoryStore;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -176,8 +177,8 @@ pub fn credentials() -> aws_credential_types::Credentials {
 }
 
 /// The AWS SDK's `@connections` client for `endpoint`, signing as a backend would.
-pub fn sdk_poster(endpoint: &str) -> shared::aws::ApiGatewayPoster {
-    shared::aws::ApiGatewayPoster::for_local_endpoint(endpoint, "us-east-1", credentials())
+pub fn sdk_poster(endpoint: &str) -> shared::poster::ApiGatewayPoster {
+    shared::poster::ApiGatewayPoster::for_local_endpoint(endpoint, "us-east-1", credentials())
 }
 
 /// Signs `request` with SigV4 for `execute-api` in us-east-1, with the AWS SDK's own signer (not the

@@ -1,17 +1,11 @@
-//! AWS adapters for the ports: DynamoDB for connections, SQS for jobs, `@connections` for delivery.
-//!
-//! Each wraps an SDK client that the Lambda's `main` builds once per cold start; nothing here builds a
-//! client per call. SDK errors are sorted into retryable and permanent here, so the handlers never see
-//! an SDK type.
+//! What the AWS adapters share: sorting SDK errors into retryable and permanent (so the handlers
+//! never see an SDK type), and making the table and queues the template declares
+//! ([`provision`], for moto and DynamoDB Local). The adapters live beside their ports:
+//! [`crate::store::DynamoStore`], [`crate::queue::SqsQueue`], [`crate::poster::ApiGatewayPoster`].
+//! Each wraps an SDK client that a Lambda's `main` builds once per cold start; nothing builds a
+//! client per call.
 
-mod dynamodb;
-mod poster;
 pub mod provision;
-mod sqs;
-
-pub use dynamodb::DynamoStore;
-pub use poster::ApiGatewayPoster;
-pub use sqs::{SQS_MAX_MESSAGE_BYTES, SqsQueue};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 

@@ -1,17 +1,11 @@
-//! The ports: the three narrow interfaces the handlers need from the outside world.
-//!
-//! Each has an in-memory adapter ([`crate::memory`]) for tests and the local gateway, and an AWS
-//! adapter ([`crate::aws`]) for Lambda. The handlers only ever see these traits.
-
-use std::time::Duration;
+//! The port itself: what the handlers ask of the connection store.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::channel::ChannelPattern;
-use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Job, Shard};
-use crate::error::{PostError, QueueError, StoreError, SubscribeError};
+use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
+use crate::error::BoxError;
 
 /// Where connections and their subscriptions are remembered between `$connect` and `$disconnect`
 /// (one DynamoDB table on AWS).
@@ -68,41 +62,32 @@ pub struct Subscription {
     pub limit: usize,
 }
 
-/// Where the ingress hands broadcasts to the worker (SQS on AWS).
-#[async_trait]
-pub trait Queue: Send + Sync {
-    async fn send(&self, job: &Job) -> Result<(), QueueError>;
-
-    /// Sends several jobs in as few calls as the queue allows, each visible to consumers only after
-    /// `delay` (SQS's `DelaySeconds`: whole seconds, at most 15 minutes); one result per job, in
-    /// order, so a caller can tell exactly which were not accepted.
-    async fn send_batch(&self, jobs: &[Job], delay: Duration) -> Vec<Result<(), QueueError>>;
+/// A connection store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttling, a timeout, a 5xx: the same call may succeed later.
+    #[error("the connection store is unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// Misconfiguration or a bad request: retrying will not help.
+    #[error("the connection store refused the request: {0}")]
+    Rejected(#[source] BoxError),
 }
 
-/// One message as SQS's `ReceiveMessage` returns it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReceivedMessage {
-    pub message_id: String,
-    pub receipt_handle: String,
-    pub body: String,
-    pub receive_count: u32,
-    pub sent_at_ms: i64,
-    pub first_received_at_ms: i64,
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
 }
 
-/// The queue as an event source mapping sees it: what the local gateway polls to invoke the worker.
-#[async_trait]
-pub trait QueueSource: Send + Sync {
-    /// Up to `max` messages, waiting up to `wait` for the first (a long poll). Received messages stay
-    /// hidden for the queue's visibility timeout unless deleted.
-    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedMessage>, QueueError>;
-
-    /// Deletes processed messages by receipt handle.
-    async fn delete(&self, receipt_handles: &[String]) -> Result<(), QueueError>;
-}
-
-/// How the worker reaches a connection (`@connections` on AWS).
-#[async_trait]
-pub trait Poster: Send + Sync {
-    async fn post(&self, to: &ConnectionId, frame: Bytes) -> Result<(), PostError>;
+/// Why a subscription was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// The connection already holds its limit of other patterns.
+    #[error("the connection already holds {limit} subscriptions")]
+    TooMany { limit: usize },
+    /// The connection's own record is gone (pruned, or expired), so nothing would clean up after it.
+    #[error("the connection is not stored")]
+    NotConnected,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }

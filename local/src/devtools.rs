@@ -1,16 +1,23 @@
-//! Not an AWS API: what a developer opens in a browser. `GET /` without a WebSocket upgrade is the
-//! demo page (`client/index.html`), which loads the browser client (`client/websocket-client.js`)
-//! from `/_local/websocket-client.js`; `GET /_local/token?sub=alice` mints a development token when
-//! the gateway verifies tokens with `--jwt-secret`. A handshake on `/` is a handshake as before.
+//! Not AWS APIs: what the gateway adds for developers, all under `/_local/` but the page at `/`.
+//!
+//! - `GET /` without a WebSocket upgrade: the demo page (`client/index.html`), which loads the
+//!   browser client (`client/websocket-client.js`) from [`CLIENT_PATH`]. A handshake on `/` is a
+//!   handshake as before.
+//! - [`TOKEN_PATH`]: `GET /_local/token?sub=alice` mints a development token when the gateway
+//!   verifies tokens with `--jwt-secret`.
+//! - [`STATS_PATH`]: what the gateway holds and what its functions did, as JSON.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::TryStreamExt;
 use serde::Deserialize;
+use shared::ConnectionStore;
 
-use crate::AppState;
+use crate::state::AppState;
 
 /// The browser client's path on the gateway.
 pub const CLIENT_PATH: &str = "/_local/websocket-client.js";
@@ -25,14 +32,6 @@ const TOKEN_TTL_SECS: u64 = 8 * 3600;
 
 /// The longest `sub` [`TOKEN_PATH`] mints a token for.
 const MAX_SUB_CHARS: usize = 128;
-
-/// The secret development tokens are signed with, and the issuer and audience they name.
-#[derive(Clone, Debug)]
-pub struct DevTokens {
-    pub secret: String,
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-}
 
 /// The demo page, its WebSocket URL pointing at this gateway's stage.
 pub fn page(state: &AppState) -> Response {
@@ -83,4 +82,43 @@ pub async fn token(State(state): State<Arc<AppState>>, Query(query): Query<Token
             (StatusCode::INTERNAL_SERVER_ERROR, format!("could not mint a token: {err}")).into_response()
         }
     }
+}
+
+/// What the gateway holds, for scripts that check a run from outside (say, that every lost
+/// connection's record was pruned).
+pub const STATS_PATH: &str = "/_local/stats";
+
+pub async fn stats(State(state): State<Arc<AppState>>) -> Response {
+    let records = match count_records(state.store.as_ref()).await {
+        Ok(records) => records,
+        Err(err) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("scanning the store failed: {err}"))
+                .into_response();
+        }
+    };
+    let queue = state.queue_stats.as_ref().map(|queue| {
+        let stats = queue.stats();
+        serde_json::json!({
+            "visible": stats.visible,
+            "in_flight": stats.in_flight,
+            "delayed": stats.delayed,
+            "dead": stats.dead,
+        })
+    });
+    let body = serde_json::json!({
+        "connections": state.registry.len(),
+        "records": records,
+        "queue": queue,
+        "faults_injected": state.injected.to_json(),
+        "posts_refused_buffer_full": state.buffer_full.load(Ordering::Relaxed),
+        "calls_refused_account_throttle": state.account_throttled.load(Ordering::Relaxed),
+        "worker": state.worker_totals.to_json(),
+        "ingress": state.ingress_totals.to_json(),
+    });
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// The connection records in the store, by a scan.
+pub async fn count_records(store: &dyn ConnectionStore) -> Result<usize, shared::StoreError> {
+    store.scan().map_ok(|page| page.len()).try_fold(0, |n, len| async move { Ok(n + len) }).await
 }

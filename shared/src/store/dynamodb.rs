@@ -21,11 +21,10 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::is_retryable;
+use super::port::{ConnectionStore, StoreError, SubscribeError, Subscription};
+use crate::aws::is_retryable;
 use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
-use crate::error::{StoreError, SubscribeError};
-use crate::ports::{ConnectionStore, Subscription};
 
 const CONNECTION_PREFIX: &str = "CONN#";
 const CHANNEL_PREFIX: &str = "CHAN#";

@@ -1,0 +1,47 @@
+//! The ingress function's configuration, read from the environment once per cold start: its table
+//! and its queue. Every variable is read before it fails, so one log line names everything wrong.
+
+use shared::ConfigError;
+use shared::config::Env;
+
+/// The ingress function's configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IngressConfig {
+    /// `AWS_REGION`, set by Lambda.
+    pub region: String,
+    /// `CONNECTIONS_TABLE`: the DynamoDB table holding connection records.
+    pub table: String,
+    /// `QUEUE_URL`: the SQS queue that feeds the worker.
+    pub queue_url: String,
+}
+
+impl IngressConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Env::new(lookup);
+        let region = env.required("AWS_REGION");
+        let table = env.required("CONNECTIONS_TABLE");
+        let queue_url = env.required("QUEUE_URL");
+        env.finish()?;
+        Ok(Self { region, table, queue_url })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_blank_variable_is_a_missing_one_and_every_missing_one_is_named() {
+        let lookup = |name: &str| match name {
+            "QUEUE_URL" => Some(" ".to_owned()),
+            "AWS_REGION" => Some("eu-west-1".to_owned()),
+            _ => None,
+        };
+        let err = IngressConfig::from_lookup(lookup).expect_err("blank");
+        assert_eq!(err.missing, ["CONNECTIONS_TABLE", "QUEUE_URL"]);
+    }
+}

@@ -1,0 +1,40 @@
+//! `$connect`: the connection is remembered, with a `Ttl` past API Gateway's two-hour maximum so that
+//! a missed `$disconnect` expires by itself, and an authenticated user's connection is subscribed to
+//! its own channel, `user/<sub>`.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use shared::channel::MAX_SUBSCRIPTIONS;
+use shared::limits;
+use shared::{ConnectionId, ConnectionRecord, ConnectionRef, Identity, Subscription};
+
+use crate::error::IngressError;
+use crate::ports::Ports;
+use crate::response::response;
+
+pub(crate) async fn connect(
+    ports: &Ports,
+    id: ConnectionId,
+    event: &ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, IngressError> {
+    let context = &event.request_context;
+    let record = ConnectionRecord {
+        id,
+        connected_at_ms: context.connected_at,
+        source_ip: context.identity.source_ip.clone(),
+        expires_at_s: limits::expires_at_s(context.request_time_epoch),
+    };
+    ports.store.put(&record).await?;
+    let identity = Identity::from_authorizer(&context.authorizer.fields);
+    // A backend reaches every device of one user through their own channel.
+    if let Some(channel) = identity.own_channel() {
+        let subscription = Subscription {
+            connection: ConnectionRef { id: record.id.clone(), connected_at_ms: record.connected_at_ms },
+            pattern: channel.into(),
+            expires_at_s: record.expires_at_s,
+            limit: MAX_SUBSCRIPTIONS,
+        };
+        ports.store.subscribe(&subscription).await.map_err(IngressError::OwnChannel)?;
+    }
+    tracing::info!(connection = %record.id, source_ip = ?record.source_ip, user = ?identity.user(), "connected");
+    Ok(response(200, None))
+}

@@ -1,0 +1,19 @@
+//! The ports the ingress uses, as one value: a port added later touches this struct and the places
+//! that build it, not every call of [`crate::Ingress::new`].
+
+use std::sync::Arc;
+
+use shared::{ConnectionStore, Queue};
+
+/// Where connections and subscriptions are kept, and where jobs are queued for the worker.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn ConnectionStore>,
+    pub queue: Arc<dyn Queue>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,28 @@
+//! A fan-out simulator for sizes one machine cannot hold: the real worker, the local gateway's event
+//! source mapping and the in-memory queue, run under tokio's paused clock against a simulated
+//! `@connections` endpoint.
+//!
+//! Nothing here is a model of the worker: [`Worker::process`] runs as on Lambda — sampling, splitting
+//! into shards, pacing, retrying, requeueing — and the mapping invokes it with SQS events as the
+//! local gateway does, stopping an invocation at its timeout. What is simulated is the world around
+//! it: `@connections` answers after a latency drawn from a range (20–60 ms, Lambda to API Gateway in
+//! one region), takes a token from the account's bucket (10,000/s, burst 5,000) or answers 429, and
+//! answers 410 for connections that are gone; every post that gets through is counted per connection.
+//! Time only passes while every task waits, so a 100 s broadcast to a million connections takes the
+//! seconds of CPU its work needs. CPU time on Lambda is not simulated: each post costs about 50 µs of
+//! it (BENCHMARKS.md), which a 512 MB worker has for about 6,000 posts a second.
+//!
+//! - [`settings`]: what to simulate; [`run`] runs one broadcast and returns its [`SimReport`]
+//!   ([`report`], with its cost at AWS's list prices).
+//! - [`endpoint`]: the simulated `@connections`; [`observed`]: the queue counted and each
+//!   invocation timed, as the report needs them.
+
+pub mod endpoint;
+pub mod observed;
+pub mod report;
+pub mod run;
+pub mod settings;
+
+pub use report::{Cost, EchoedSettings, SimReport};
+pub use run::run;
+pub use settings::SimSettings;

@@ -1,0 +1,63 @@
+//! What to simulate: the world around the worker (latency, the account's bucket, capacity, gone
+//! connections) and the worker's own settings, with AWS's and the template's defaults.
+
+use std::time::Duration;
+
+use local::esm::EsmSettings;
+use shared::queue::QueueSettings;
+use worker::WorkerSettings;
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct SimSettings {
+    pub connections: usize,
+    /// Each `@connections` call takes a time drawn uniformly from this range.
+    pub latency: (Duration, Duration),
+    /// The fraction of calls answered 429 whatever the account's bucket holds.
+    pub throttle: f64,
+    /// Calls per second the endpoint can serve, one after another, when something other than the
+    /// account's rate limits it: the local gateway's CPU, shared with its clients on one machine.
+    /// Measured there in pipeline mode, it lets a simulation be checked against a local run.
+    /// `None` on AWS, whose fleet serves every call the account's bucket admits.
+    pub capacity: Option<f64>,
+    /// The fraction of connections that are gone (410) and get pruned.
+    pub gone: f64,
+    /// The account's `@connections` calls per second, and its burst.
+    pub account_rate: f64,
+    pub account_burst: f64,
+    pub worker: WorkerSettings,
+    pub esm: EsmSettings,
+    pub queue: QueueSettings,
+    /// Connections per page of a scan: DynamoDB's 1 MB pages hold about this many connection items.
+    pub page_size: usize,
+    /// The worker's memory, for its cost.
+    pub memory_mb: u32,
+    /// The broadcast's payload.
+    pub message_bytes: usize,
+    /// Simulated time after which the run stops, finished or not.
+    pub limit: Duration,
+    pub seed: u64,
+}
+
+impl Default for SimSettings {
+    fn default() -> Self {
+        Self {
+            connections: 10_000,
+            latency: (Duration::from_millis(20), Duration::from_millis(60)),
+            throttle: 0.0,
+            capacity: None,
+            gone: 0.0,
+            account_rate: f64::from(shared::limits::ACCOUNT_POST_RATE),
+            account_burst: f64::from(shared::limits::ACCOUNT_POST_RATE / 2),
+            worker: WorkerSettings::default(),
+            esm: EsmSettings::default(),
+            // The template's queue: six times the worker's timeout, five receives before the DLQ.
+            queue: QueueSettings { visibility_timeout: Duration::from_secs(180), max_receive_count: Some(5) },
+            page_size: 7_000,
+            memory_mb: 512,
+            message_bytes: 128,
+            limit: Duration::from_secs(3_600),
+            seed: 1,
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The `local` command line: with no subcommand it serves ([`serve`]); `token` mints a development
+//! token ([`token`]); `publish` publishes as a backend does ([`publish`]).
+
+pub mod publish;
+pub mod serve;
+pub mod token;
+
+use clap::Parser;
+
+/// A local stand-in for API Gateway WebSocket and the SQS event source mapping, running the project's
+/// own ingress and worker handlers.
+#[derive(Debug, Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: serve::ServeArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Mint a development token (HS256) for a gateway started with --jwt-secret; prints it.
+    Token(token::TokenArgs),
+    /// Publish to a channel as a backend does: one SQS SendMessage to the broadcast queue, the local
+    /// gateway's or a deployed stack's (its QueueUrl output).
+    Publish(publish::PublishArgs),
+}
+
+/// Does what the command line asks.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    match &args.command {
+        Some(Command::Token(token_args)) => println!("{}", token::mint(token_args)?),
+        Some(Command::Publish(publish_args)) => {
+            let id = publish::run(publish_args).await?;
+            println!("published to {} (SQS message {id})", publish_args.channel);
+        }
+        None => serve::run(&args.serve).await?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::net::IpAddr;
+    use token::TokenArgs;
+
+    #[test]
+    fn the_gateway_binds_loopback_unless_told_otherwise() {
+        Args::command().debug_assert();
+        // A developer's LOCAL_HOST would change the default; the variable is read, never set.
+        if std::env::var_os("LOCAL_HOST").is_none() {
+            assert_eq!(Args::parse_from(["local"]).serve.host, IpAddr::from([127, 0, 0, 1]));
+        }
+        assert!(Args::parse_from(["local", "--host", "0.0.0.0"]).serve.host.is_unspecified());
+    }
+
+    #[test]
+    fn its_help_says_what_it_is() {
+        let about = Args::command().get_about().map(ToString::to_string).unwrap_or_default();
+        assert!(about.starts_with("A local stand-in for API Gateway WebSocket"), "{about}");
+    }
+
+    #[test]
+    fn issuer_and_audience_need_an_authorizer_and_a_token_needs_a_long_secret() {
+        assert!(Args::try_parse_from(["local", "--jwt-issuer", "x"]).is_err());
+        assert!(Args::try_parse_from(["local", "--jwt-secret", "s", "--jwks", "f"]).is_err());
+        let args = TokenArgs {
+            sub: "alice".into(),
+            subscribe: vec!["chat/*".into()],
+            publish: vec![],
+            ttl_secs: 60,
+            secret: "short".into(),
+            issuer: None,
+            audience: None,
+        };
+        assert!(token::mint(&args).is_err());
+        let long = TokenArgs { secret: "x".repeat(32), ..args };
+        assert_eq!(token::mint(&long).expect("a token").matches('.').count(), 2);
+        assert!(token::mint(&TokenArgs { subscribe: vec!["a/*/b".into()], ..long }).is_err());
+    }
+
+    #[test]
+    fn fault_rates_must_be_fractions() {
+        assert!(Args::try_parse_from(["local", "--fault-post-throttle", "0.1"]).is_ok());
+        for bad in ["1.5", "-0.1", "ten"] {
+            assert!(Args::try_parse_from(["local", "--fault-post-error", bad]).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,405 @@
+//! `local` (the default command): serves API Gateway WebSocket, `@connections` and the SQS endpoint
+//! on this machine until Ctrl-C or SIGTERM, with the template's defaults unless a flag says otherwise.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use authorizer::jwks::{FileJwks, Keys};
+use authorizer::{Authorizer, Verifier};
+use clap::ValueEnum;
+use local::esm::EsmSettings;
+use local::settings::{DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SQS_PORT, DEFAULT_TABLE, DevTokens};
+use local::{Backend, Bucket, Credentials, Faults, Gateway, Settings};
+use shared::queue::QueueSettings;
+use tokio::net::TcpListener;
+use worker::{Fleet, WorkerSettings};
+
+/// The gateway's defaults, which every flag's default is read from.
+fn defaults() -> Settings {
+    Settings::default()
+}
+
+/// How the gateway serves, as its flags say.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("auth").args(["jwt_secret", "jwks"])))]
+pub struct ServeArgs {
+    /// Where connections and broadcasts are kept: in this process, or DynamoDB and SQS through the
+    /// AWS SDK at the endpoints its usual configuration names (AWS_ENDPOINT_URL, AWS_REGION, ...).
+    #[arg(long, value_enum, default_value_t = BackendKind::Memory)]
+    pub(crate) backend: BackendKind,
+    /// With --backend aws: the DynamoDB table of connections.
+    #[arg(long, env = "CONNECTIONS_TABLE", default_value = DEFAULT_TABLE)]
+    pub(crate) table: String,
+    /// With --backend aws: the SQS queue of broadcasts.
+    #[arg(long, env = "QUEUE_URL")]
+    pub(crate) queue_url: Option<String>,
+    /// With --backend aws: create the table, and the queue `local-broadcasts` with its dead-letter
+    /// queue, if they do not exist (for moto or DynamoDB Local; on AWS, deploy the template instead).
+    #[arg(long)]
+    pub(crate) create: bool,
+    /// Address to bind; anything but loopback exposes the API to the network.
+    #[arg(long, default_value_t = DEFAULT_HOST, env = "LOCAL_HOST")]
+    pub(crate) host: IpAddr,
+    /// Port to bind; 0 picks a free one.
+    #[arg(long, default_value_t = DEFAULT_PORT, env = "LOCAL_PORT")]
+    pub(crate) port: u16,
+    /// Port of the SQS endpoint (SendMessage, SendMessageBatch) that backends publish through; 0
+    /// picks a free one. Only with the in-memory backend.
+    #[arg(long, default_value_t = DEFAULT_SQS_PORT, env = "LOCAL_SQS_PORT")]
+    pub(crate) sqs_port: u16,
+    /// Stage name: clients may connect to /{stage} and @connections is also served under it.
+    #[arg(long, default_value_t = defaults().api.stage)]
+    pub(crate) stage: String,
+    /// The region `@connections` signatures must be scoped to (SigV4, service execute-api).
+    #[arg(long, default_value_t = defaults().api.region)]
+    pub(crate) region: String,
+    /// The access key id `@connections` callers sign with (and the gateway's own worker does).
+    #[arg(long, default_value_t = Credentials::default().access_key_id)]
+    pub(crate) access_key_id: String,
+    /// The secret access key that goes with --access-key-id.
+    #[arg(long, default_value_t = Credentials::default().secret_access_key)]
+    pub(crate) secret_access_key: String,
+    /// The API's RouteSelectionExpression.
+    #[arg(long, default_value_t = defaults().route_selection_expression)]
+    pub(crate) route_selection_expression: String,
+    /// A custom route key (repeatable); every route is integrated with the ingress function.
+    #[arg(long = "route")]
+    pub(crate) routes: Vec<String>,
+    /// Seconds without a client message before the connection is closed with 1001.
+    #[arg(long, default_value_t = defaults().idle_timeout.as_secs())]
+    pub(crate) idle_timeout_secs: u64,
+    /// Seconds after which every connection is closed with 1001.
+    #[arg(long, default_value_t = defaults().max_connection_duration.as_secs())]
+    pub(crate) max_connection_secs: u64,
+    /// Bytes waiting for a client that does not read before `@connections` answers it 429.
+    #[arg(long, default_value_t = defaults().outbound_buffer_bytes)]
+    pub(crate) outbound_buffer_bytes: usize,
+    /// Seconds a client may take to send a request's headers, and then its body.
+    #[arg(long, default_value_t = defaults().request_timeout.as_secs())]
+    pub(crate) request_timeout_secs: u64,
+    /// SQS event source mapping BatchSize.
+    #[arg(long, default_value_t = defaults().esm.batch_size)]
+    pub(crate) batch_size: usize,
+    /// MaximumBatchingWindow, in milliseconds.
+    #[arg(long, default_value_t = defaults().esm.batch_window.as_millis() as u64)]
+    pub(crate) batch_window_ms: u64,
+    /// Worker invocations at once (ScalingConfig.MaximumConcurrency; the template's
+    /// WorkerMaxConcurrency).
+    #[arg(long, default_value_t = defaults().esm.max_concurrency)]
+    pub(crate) worker_concurrency: usize,
+    /// The queue's visibility timeout, in seconds.
+    #[arg(long, default_value_t = defaults().queue.visibility_timeout.as_secs())]
+    pub(crate) visibility_timeout_secs: u64,
+    /// Receives before a message moves to the dead-letter list.
+    #[arg(long, default_value_t = defaults().queue.max_receive_count.unwrap_or_default())]
+    pub(crate) max_receive_count: u32,
+    /// `@connections` posts in flight at once per worker invocation (POST_CONCURRENCY). Half the
+    /// template's 128: here every invocation shares one process, whose open files also hold the
+    /// clients' sockets, and each call in flight is two of them (five invocations of 128 ran 18,000
+    /// clients out of the 20,000-file limit, `scripts/bench-fanout`); at loopback latency 64 already
+    /// keep the CPU busy.
+    #[arg(long, default_value_t = defaults().worker.post_concurrency)]
+    pub(crate) post_concurrency: usize,
+    /// `@connections` calls per second each worker invocation starts at (the template's
+    /// AccountPostRate divided by WorkerMaxConcurrency); it adapts from there to the account's 429s,
+    /// up to --account-rate.
+    #[arg(long, default_value_t = defaults().worker.post_rate)]
+    pub(crate) post_rate: u32,
+    /// Connections per shard: a broadcast or a publish to more is split into shard jobs on the queue,
+    /// posted by several worker invocations at once (the template's FanoutShardSize; 0 never splits).
+    #[arg(long, default_value_t = defaults().worker.shard_size)]
+    pub(crate) shard_size: usize,
+    /// How long the worker keeps retrying a connection whose posts fail (429, 5xx) before it goes into
+    /// a retry job, in milliseconds.
+    #[arg(long, default_value_t = defaults().worker.target_retry_budget.as_millis() as u64)]
+    pub(crate) retry_budget_ms: u64,
+    /// The worker's Timeout, in seconds: it retries until shortly before, then queues retry jobs.
+    #[arg(long, default_value_t = defaults().esm.function_timeout.as_secs())]
+    pub(crate) worker_timeout_secs: u64,
+    /// Connection records younger than this are kept despite a 410 (API Gateway's answer during a
+    /// `$connect`), in seconds.
+    #[arg(long, default_value_t = defaults().worker.prune_grace.as_secs())]
+    pub(crate) prune_grace_secs: u64,
+    /// The stage throttle: messages per second from all clients together (ThrottlingRateLimit).
+    #[arg(long, default_value_t = Bucket::STAGE.rate)]
+    pub(crate) throttle_rate: u32,
+    /// Messages the stage accepts at once above the rate (ThrottlingBurstLimit).
+    #[arg(long, default_value_t = Bucket::STAGE.burst)]
+    pub(crate) throttle_burst: u32,
+    /// New connections per second, all clients together (API Gateway's account limit, with a burst
+    /// as large); handshakes past it are refused with 429.
+    #[arg(long, default_value_t = Bucket::CONNECT.rate)]
+    pub(crate) connect_rate: u32,
+    /// `@connections` calls per second, every caller together: API Gateway's account throttle. Calls
+    /// past it are answered 429 LimitExceededException.
+    #[arg(long, default_value_t = Bucket::ACCOUNT.rate)]
+    pub(crate) account_rate: u32,
+    /// `@connections` calls the account bucket lets through at once above its rate.
+    #[arg(long, default_value_t = Bucket::ACCOUNT.burst)]
+    pub(crate) account_burst: u32,
+    /// No stage throttle, no connection rate limit and no account throttle (for load tests of the
+    /// pipeline itself).
+    #[arg(long, conflicts_with_all = ["throttle_rate", "throttle_burst", "connect_rate", "account_rate", "account_burst"])]
+    pub(crate) no_throttle: bool,
+    /// Run the $connect authorizer with this HS256 secret (32 bytes or more): clients connect with
+    /// `?token=<JWT>`, as minted by the `token` command with the same secret.
+    #[arg(long, help_heading = "Authorization", conflicts_with = "jwks")]
+    pub(crate) jwt_secret: Option<String>,
+    /// Run the $connect authorizer with the RS256/ES256 keys of this JWKS file (an OIDC issuer's
+    /// `jwks.json`), read again when a token names a key it lacks.
+    #[arg(long, help_heading = "Authorization")]
+    pub(crate) jwks: Option<PathBuf>,
+    /// The `iss` tokens must have (JWT_ISSUER in the template).
+    #[arg(long, help_heading = "Authorization", requires = "auth")]
+    pub(crate) jwt_issuer: Option<String>,
+    /// The `aud` tokens must have (JWT_AUDIENCE in the template).
+    #[arg(long, help_heading = "Authorization", requires = "auth")]
+    pub(crate) jwt_audience: Option<String>,
+    /// Fault injection: the fraction of `@connections` POSTs answered 429 LimitExceededException.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
+    pub(crate) fault_post_throttle: f64,
+    /// The fraction of POSTs answered 500.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
+    pub(crate) fault_post_error: f64,
+    /// The fraction of POSTs answered late, after --fault-post-delay-ms.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
+    pub(crate) fault_post_delay_rate: f64,
+    #[arg(long, default_value_t = 1_000, help_heading = "Fault injection")]
+    pub(crate) fault_post_delay_ms: u64,
+    /// The fraction of POSTs whose connection is cut on the spot, without a close frame or a
+    /// `$disconnect` (answered 410): the worker must prune it.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
+    pub(crate) fault_drop_connection: f64,
+    /// The fraction of worker invocations that fail before the handler runs.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
+    pub(crate) fault_worker_failure: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    Memory,
+    Aws,
+}
+
+impl ServeArgs {
+    /// The gateway's settings, `backend` being where it keeps connections and jobs.
+    fn settings(&self, backend: Backend) -> anyhow::Result<Settings> {
+        let mut settings = Settings {
+            authorizer: authorizer(self)?,
+            dev_tokens: self.jwt_secret.clone().map(|secret| DevTokens {
+                secret,
+                issuer: self.jwt_issuer.clone(),
+                audience: self.jwt_audience.clone(),
+            }),
+            backend,
+            route_selection_expression: self.route_selection_expression.clone(),
+            routes: self.routes.clone(),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connection_duration: Duration::from_secs(self.max_connection_secs),
+            outbound_buffer_bytes: self.outbound_buffer_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            credentials: Credentials {
+                access_key_id: self.access_key_id.clone(),
+                secret_access_key: self.secret_access_key.clone(),
+            },
+            queue: QueueSettings {
+                visibility_timeout: Duration::from_secs(self.visibility_timeout_secs),
+                max_receive_count: Some(self.max_receive_count),
+            },
+            esm: EsmSettings {
+                batch_size: self.batch_size,
+                batch_window: Duration::from_millis(self.batch_window_ms),
+                max_concurrency: self.worker_concurrency,
+                function_timeout: Duration::from_secs(self.worker_timeout_secs),
+                failure_rate: self.fault_worker_failure,
+            },
+            worker: WorkerSettings {
+                post_rate: self.post_rate,
+                // Without a throttle, nothing answers 429 to slow the worker down: --post-rate is its pace.
+                account_rate: self.account_rate.max(self.post_rate),
+                prune_grace: Duration::from_secs(self.prune_grace_secs),
+                target_retry_budget: Duration::from_millis(self.retry_budget_ms),
+                ..WorkerSettings::for_fleet(Fleet {
+                    post_concurrency: self.post_concurrency,
+                    account_post_rate: self.account_rate,
+                    max_concurrency: u32::try_from(self.worker_concurrency).unwrap_or(u32::MAX),
+                    shard_size: self.shard_size,
+                })
+            },
+            stage_throttle: (!self.no_throttle)
+                .then_some(Bucket { rate: self.throttle_rate, burst: self.throttle_burst }),
+            connect_rate: (!self.no_throttle)
+                .then_some(Bucket { rate: self.connect_rate, burst: self.connect_rate }),
+            account_rate: (!self.no_throttle)
+                .then_some(Bucket { rate: self.account_rate, burst: self.account_burst }),
+            faults: Faults {
+                post_throttle: self.fault_post_throttle,
+                post_error: self.fault_post_error,
+                post_delay_rate: self.fault_post_delay_rate,
+                post_delay: Duration::from_millis(self.fault_post_delay_ms),
+                drop_connection: self.fault_drop_connection,
+            },
+            ..Settings::default()
+        };
+        settings.api.stage = self.stage.clone();
+        settings.api.region = self.region.clone();
+        Ok(settings)
+    }
+}
+
+/// Serves until Ctrl-C or SIGTERM.
+pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let settings = args.settings(backend(args).await?)?;
+    let listener = TcpListener::bind((args.host, args.port))
+        .await
+        .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
+    if let Some(warning) = exposure_warning(args.host, args.port) {
+        tracing::warn!("{warning}");
+    }
+    let memory = matches!(settings.backend, Backend::Memory);
+    let mut gateway = Gateway::new(listener, settings)?;
+    if memory {
+        let sqs = TcpListener::bind((args.host, args.sqs_port))
+            .await
+            .with_context(|| format!("could not listen on {}:{} (--sqs-port)", args.host, args.sqs_port))?;
+        gateway = gateway.with_sqs_endpoint(sqs)?;
+    }
+    banner(args, &gateway);
+    gateway
+        .run(async {
+            shutdown_signal().await;
+            tracing::info!("shutting down: closing connections");
+        })
+        .await?;
+    Ok(())
+}
+
+/// What a developer needs to start: the URLs, the key pair, and a command to try.
+fn banner(args: &ServeArgs, gateway: &Gateway) {
+    println!("local gateway ready");
+    println!("  WebSocket:    {}", gateway.ws_url());
+    println!("  demo page:    {}/ (open it in two tabs)", gateway.ws_url().replacen("ws://", "http://", 1));
+    println!("  @connections: {}/@connections/{{connectionId}}", gateway.connections_endpoint());
+    println!(
+        "  signed with:  access key {:?}, secret {:?}, region {}, service execute-api (SigV4)",
+        args.access_key_id, args.secret_access_key, args.region
+    );
+    if let Some(queue_url) = gateway.queue_url() {
+        println!("  SQS queue:    {queue_url} (SendMessage, signed like @connections, service sqs)");
+        println!("  publish:      cargo run --release -p local -- publish --channel news --data '\"hello\"'");
+    }
+    if args.jwt_secret.is_some() {
+        println!(
+            "  authorizer:   HS256 tokens in ?token=; mint one with: cargo run --release -p local -- token --sub alice"
+        );
+        println!(
+            "  try:          npx wscat -c \"{}?token=$(cargo run -q --release -p local -- token --sub alice)\"",
+            gateway.ws_url()
+        );
+    } else if let Some(path) = &args.jwks {
+        println!("  authorizer:   RS256/ES256 tokens in ?token=, keys from {}", path.display());
+    } else {
+        println!("  try:          npx wscat -c {}", gateway.ws_url());
+    }
+}
+
+/// The authorizer the flags ask for, if any.
+fn authorizer(args: &ServeArgs) -> anyhow::Result<Option<Arc<Authorizer>>> {
+    let (issuer, audience) = (args.jwt_issuer.clone(), args.jwt_audience.clone());
+    let verifier = match (&args.jwt_secret, &args.jwks) {
+        (Some(secret), _) => Verifier::secret(secret.as_bytes(), issuer, audience)?,
+        (None, Some(path)) => Verifier::jwks(Keys::new(Box::new(FileJwks(path.clone()))), issuer, audience),
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(Arc::new(Authorizer::new(verifier))))
+}
+
+pub(crate) fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
+        _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
+    }
+}
+
+async fn backend(args: &ServeArgs) -> anyhow::Result<Backend> {
+    if args.backend == BackendKind::Memory {
+        return Ok(Backend::Memory);
+    }
+    if args.queue_url.is_none() && !args.create {
+        bail!("--backend aws needs --queue-url (or QUEUE_URL), or --create to make the queue");
+    }
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let mut queue_url = args.queue_url.clone();
+    if args.create {
+        shared::aws::provision::ensure_table(&sdk, &args.table)
+            .await
+            .map_err(|err| anyhow::anyhow!("could not create table {}: {err}", args.table))?;
+        let (url, _dlq) = shared::aws::provision::ensure_queue(
+            &sdk,
+            &defaults().queue_name,
+            Duration::from_secs(args.visibility_timeout_secs),
+            args.max_receive_count,
+        )
+        .await
+        .map_err(|err| anyhow::anyhow!("could not create the queue: {err}"))?;
+        queue_url.get_or_insert(url);
+    }
+    let queue_url = queue_url.context("no queue URL")?;
+    Ok(Backend::Aws { sdk: Box::new(sdk), table: args.table.clone(), queue_url })
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, what `kill` and process managers send.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the gateway");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// What binding `host` exposes, if it is not loopback.
+fn exposure_warning(host: IpAddr, port: u16) -> Option<String> {
+    (!host.is_loopback()).then(|| {
+        let reach = if host.is_unspecified() {
+            "every network this machine is on".to_owned()
+        } else {
+            host.to_string()
+        };
+        format!(
+            "listening on {host}:{port}, not loopback: anyone who can reach {reach} can open WebSocket \
+             connections, send messages to your functions, read /_local/stats, and call @connections \
+             with the credentials printed below"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binding_anything_but_loopback_is_warned_about() {
+        assert_eq!(exposure_warning(IpAddr::from([127, 0, 0, 1]), 3001), None);
+        assert_eq!(exposure_warning("::1".parse().expect("ip"), 3001), None);
+        let all = exposure_warning(IpAddr::from([0, 0, 0, 0]), 3001).expect("a warning");
+        assert!(all.contains("every network") && all.contains("@connections"), "{all}");
+        let lan = exposure_warning(IpAddr::from([192, 168, 1, 20]), 3001).expect("a warning");
+        assert!(lan.contains("192.168.1.20"), "{lan}");
+    }
+}

@@ -1,0 +1,137 @@
+//! What a connection receives: the envelope around a client's `data`, its id and its sender.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::connection::ConnectionId;
+use crate::channel::Channel;
+use crate::error::InputError;
+use crate::limits::MAX_MESSAGE_BYTES;
+
+/// A unique id for one broadcast, so clients can drop the duplicates that at-least-once delivery allows.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageId(uuid::Uuid);
+
+impl MessageId {
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+
+    /// The id of a message whose queue message has this id: SQS message ids are UUIDs, so each
+    /// redelivery of one backend publish carries the same id and clients can drop the duplicates.
+    pub fn for_queue_message(message_id: &str) -> Self {
+        uuid::Uuid::parse_str(message_id).map_or_else(|_| Self::random(), Self)
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The frame a connection receives: for a broadcast
+/// `{"type":"broadcast","id":"…","from":"…","sentAt":1732630000000,"data":…}`, for a publish to a channel
+/// `{"type":"message","channel":"chat/general","id":"…","from":"…","user":"alice","sentAt":…,"data":…}`
+/// (`from` absent when a backend published, `user` when the sender was anonymous).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Envelope {
+    #[serde(rename = "type")]
+    pub kind: EnvelopeKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    pub id: MessageId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<ConnectionId>,
+    /// The sender's `sub` when it was authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Epoch milliseconds at which API Gateway received the message.
+    pub sent_at: i64,
+    /// The client's `data`, byte for byte as it sent it.
+    pub data: Box<RawValue>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvelopeKind {
+    Broadcast,
+    Message,
+}
+
+/// Who sent a message: the connection and its user, or, for a backend's publish, neither.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sender {
+    pub connection: Option<ConnectionId>,
+    pub user: Option<String>,
+}
+
+impl Envelope {
+    /// Builds the broadcast envelope, refusing one whose frame would pass API Gateway's 128 KB limit:
+    /// better to tell the sender now than to have every `@connections` call fail later.
+    pub fn broadcast(from: ConnectionId, sent_at: i64, data: Box<RawValue>) -> Result<Self, InputError> {
+        Self {
+            kind: EnvelopeKind::Broadcast,
+            channel: None,
+            id: MessageId::random(),
+            from: Some(from),
+            user: None,
+            sent_at,
+            data,
+        }
+        .within_limit()
+    }
+
+    /// Builds the envelope of a publish to `channel`, with the same limit as [`Envelope::broadcast`].
+    pub fn message(
+        channel: Channel,
+        sender: Sender,
+        sent_at: i64,
+        data: Box<RawValue>,
+    ) -> Result<Self, InputError> {
+        Self {
+            kind: EnvelopeKind::Message,
+            channel: Some(channel),
+            id: MessageId::random(),
+            from: sender.connection,
+            user: sender.user,
+            sent_at,
+            data,
+        }
+        .within_limit()
+    }
+
+    fn within_limit(self) -> Result<Self, InputError> {
+        if self.frame().len() > MAX_MESSAGE_BYTES {
+            return Err(InputError::TooLarge { limit: MAX_MESSAGE_BYTES });
+        }
+        Ok(self)
+    }
+
+    /// The bytes posted to each connection.
+    pub fn frame(&self) -> Vec<u8> {
+        // Serializing a struct of strings, an integer and already-valid raw JSON cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broadcast_whose_envelope_would_pass_128_kb_is_refused() {
+        let from = ConnectionId::parse("TWegAcC4EowCHnA=").expect("id");
+        let fits =
+            RawValue::from_string(format!("\"{}\"", "a".repeat(MAX_MESSAGE_BYTES - 200))).expect("raw");
+        assert!(Envelope::broadcast(from.clone(), 0, fits).is_ok());
+        let too_big =
+            RawValue::from_string(format!("\"{}\"", "a".repeat(MAX_MESSAGE_BYTES - 50))).expect("raw");
+        let err = Envelope::broadcast(from, 0, too_big).expect_err("too big");
+        assert_eq!(err.code(), "message_too_large");
+    }
+}

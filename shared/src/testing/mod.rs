@@ -1,0 +1,11 @@
+//! Test doubles for the ports, for tests and load tools only: they are built with the `testing`
+//! feature, which no Lambda function turns on.
+//!
+//! - [`ScriptedPoster`]: `@connections` answering each connection as a test scripts it.
+//! - [`ObservedStore`]: the in-memory store, counting its reads and failing them on request.
+
+mod poster;
+mod store;
+
+pub use poster::{Scripted, ScriptedPoster};
+pub use store::ObservedStore;

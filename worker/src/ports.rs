@@ -1,0 +1,21 @@
+//! The ports the worker uses, as one value: a port added later (a channel's history, say) touches
+//! this struct and the places that build it, not every call of [`crate::Worker::new`].
+
+use std::sync::Arc;
+
+use shared::{ConnectionStore, Poster, Queue};
+
+/// Where the worker lists audiences and prunes, how it posts, and where it queues shard and retry
+/// jobs.
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn ConnectionStore>,
+    pub poster: Arc<dyn Poster>,
+    pub queue: Arc<dyn Queue>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}

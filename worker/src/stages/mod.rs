@@ -1,0 +1,29 @@
+//! The stages a batch goes through, in order, each in a file of its own; then what they share.
+
+/// 1. The SQS records parsed into deliveries; poison reported.
+pub(crate) mod batch;
+
+/// 2. Who each message goes to: audiences sampled, large ones split into shard jobs.
+pub(crate) mod plan;
+
+/// 3. Every (message, connection) post, page by page as the audiences are listed.
+pub(crate) mod fan_out;
+
+/// 4. One post, paced, with its retries and the stuck-client rule.
+pub(crate) mod post;
+
+/// 5. The outcomes gathered: delivered, gone, unfinished, failed.
+pub(crate) mod tally;
+
+/// 6. Connections not reached yet back on the queue, in retry jobs.
+pub(crate) mod requeue;
+
+/// 7. Gone connections deleted.
+pub(crate) mod prune;
+
+/// What every stage of one invocation shares.
+pub(crate) mod invocation;
+/// An audience listed from the store, whole or one shard.
+pub(crate) mod listing;
+/// Connections that have stopped reading.
+pub(crate) mod stuck;
