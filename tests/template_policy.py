@@ -42,7 +42,7 @@ def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-# The calls each function makes through the AWS adapters (shared/src/aws), by port method:
+# The calls each function makes through the AWS adapters (beside their ports in shared/src), by port method:
 # the ingress puts/deletes connections and subscribes; the worker scans, queries, prunes and requeues.
 NEEDS = {
     "IngressRole": {
@@ -55,7 +55,7 @@ NEEDS = {
     },
 }
 
-ADAPTERS = {"dynamodb": "shared/src/aws/dynamodb.rs", "sqs": "shared/src/aws/sqs.rs"}
+ADAPTERS = {"dynamodb": "shared/src/store/dynamodb.rs", "sqs": "shared/src/queue/sqs.rs"}
 
 # IAM authorizes SQS's batch calls with the single call's action.
 IAM_ACTION = {"sqs:SendMessageBatch": "sqs:SendMessage", "sqs:DeleteMessageBatch": "sqs:DeleteMessage"}

@@ -13,10 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
-    let verifier = match authorizer::config::from_env() {
-        Ok(verifier) => verifier,
-        Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_CONFIGURATION, err).await),
-    };
+    let verifier = shared::lambda::configured(authorizer::config::from_env()).await?;
     let authorizer = Authorizer::new(verifier);
     let authorizer = &authorizer;
     lambda_runtime::run(service_fn(

@@ -2,7 +2,7 @@
 //! and its queue. Every variable is read before it fails, so one log line names everything wrong.
 
 use shared::ConfigError;
-use shared::config::Env;
+use shared::config::{Env, FromEnv};
 
 /// The ingress function's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,12 +15,8 @@ pub struct IngressConfig {
     pub queue_url: String,
 }
 
-impl IngressConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromEnv for IngressConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut env = Env::new(lookup);
         let region = env.required("AWS_REGION");
         let table = env.required("CONNECTIONS_TABLE");
@@ -33,14 +29,11 @@ impl IngressConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::testing::vars;
 
     #[test]
     fn a_blank_variable_is_a_missing_one_and_every_missing_one_is_named() {
-        let lookup = |name: &str| match name {
-            "QUEUE_URL" => Some(" ".to_owned()),
-            "AWS_REGION" => Some("eu-west-1".to_owned()),
-            _ => None,
-        };
+        let lookup = vars(&[("QUEUE_URL", " "), ("AWS_REGION", "eu-west-1")]);
         let err = IngressConfig::from_lookup(lookup).expect_err("blank");
         assert_eq!(err.missing, ["CONNECTIONS_TABLE", "QUEUE_URL"]);
     }

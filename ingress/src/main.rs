@@ -6,6 +6,7 @@ use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use ingress::Ingress;
 use ingress::{IngressConfig, Ports};
 use lambda_runtime::{LambdaEvent, service_fn};
+use shared::config::FromEnv;
 use shared::queue::SqsQueue;
 use shared::store::DynamoStore;
 
@@ -19,10 +20,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
-    let config = match IngressConfig::from_env() {
-        Ok(config) => config,
-        Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_CONFIGURATION, err).await),
-    };
+    let config = shared::lambda::configured(IngressConfig::from_env()).await?;
     let sdk = shared::lambda::sdk_config(&config.region);
     let ingress = Ingress::new(Ports {
         store: Arc::new(DynamoStore::from_sdk(&sdk, config.table)),

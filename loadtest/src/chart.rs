@@ -22,9 +22,9 @@ pub fn write_svg(path: &Path, report: &Report, samples: &[(u64, u64)]) -> anyhow
         "{} to {} connections: {} received, {} lost, {} duplicated, p99 {:.1} ms",
         report.scenario,
         report.connected,
-        report.received,
-        report.lost,
-        report.duplicated,
+        report.tally.received,
+        report.tally.lost,
+        report.tally.duplicated,
         report.latency_ms.p99
     );
     let root = root.titled(&title, ("sans-serif", 18)).map_err(|e| plot(&e))?;

@@ -3,7 +3,7 @@
 //!
 //! Pure functions over traces, so that the numbers a load test reports can be checked on traces made
 //! up by hand. A message on a channel is expected by the channel's members only; one received by a
-//! connection that is not a member is `misdelivered`, the one failure worse than a loss. A connection expects every message published to its audience while it was connected;
+//! connection that is not a member is `misdelivered`, the one failure worse than a loss. A connection expects every message published to its destination while it was connected;
 //! once it drops, nothing published from [`DROP_SETTLE_US`] before the drop on is expected of it,
 //! since those deliveries may have been in flight when it went.
 
@@ -15,9 +15,9 @@ use std::collections::{HashMap, HashSet};
 /// counted deliveries still in flight to a connection cut later as lost, one run in two.
 pub const DROP_SETTLE_US: u64 = 20_000_000;
 
-/// Who a message is for.
+/// Who a message is sent to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Audience {
+pub enum Destination {
     /// Every connection (a broadcast).
     All,
     /// One connection (an echo to its sender).
@@ -36,7 +36,7 @@ pub struct Published {
     pub seq: u64,
     /// Microseconds since the swarm started.
     pub at_us: u64,
-    pub audience: Audience,
+    pub destination: Destination,
 }
 
 /// What one connection saw.
@@ -52,7 +52,7 @@ pub struct Trace {
 }
 
 /// The totals a report gives.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Tally {
     pub expected: u64,
     /// Distinct expected messages that arrived.
@@ -67,19 +67,19 @@ pub struct Tally {
     pub dropped: u64,
 }
 
-fn in_audience(trace: &Trace, message: &Published, members: Membership<'_>) -> bool {
-    match message.audience {
-        Audience::All => true,
-        Audience::Only(index) => index == trace.index,
-        Audience::Channel(channel) => members(trace.index, channel),
+fn is_addressed(trace: &Trace, message: &Published, members: Membership<'_>) -> bool {
+    match message.destination {
+        Destination::All => true,
+        Destination::Only(index) => index == trace.index,
+        Destination::Channel(channel) => members(trace.index, channel),
     }
 }
 
 fn expects(trace: &Trace, message: &Published, members: Membership<'_>) -> bool {
     let Some(connected) = trace.connected_at_us else { return false };
-    let audience = in_audience(trace, message, members);
+    let addressed = is_addressed(trace, message, members);
     let before_drop = trace.dropped_at_us.is_none_or(|dropped| message.at_us + DROP_SETTLE_US < dropped);
-    audience && message.at_us >= connected && before_drop
+    addressed && message.at_us >= connected && before_drop
 }
 
 /// Accounts every trace against everything published; `members` answers for channel messages.
@@ -100,7 +100,7 @@ pub fn tally(published: &[Published], traces: &[Trace], members: Membership<'_>)
             }
             match by_key.get(key) {
                 Some(message) if expects(trace, message, members) => delivered += 1,
-                Some(message) if !in_audience(trace, message, members) => tally.misdelivered += 1,
+                Some(message) if !is_addressed(trace, message, members) => tally.misdelivered += 1,
                 _ => tally.unexpected += 1,
             }
         }
@@ -126,7 +126,7 @@ mod tests {
     }
 
     fn broadcast(publisher: u32, seq: u64, at_us: u64) -> Published {
-        Published { publisher, seq, at_us, audience: Audience::All }
+        Published { publisher, seq, at_us, destination: Destination::All }
     }
 
     fn trace(index: u32, connected: u64, dropped: Option<u64>, received: &[(u32, u64)]) -> Trace {
@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn an_echo_is_expected_only_by_its_sender() {
-        let published = [Published { publisher: 1, seq: 0, at_us: 10, audience: Audience::Only(1) }];
+        let published = [Published { publisher: 1, seq: 0, at_us: 10, destination: Destination::Only(1) }];
         let traces = [trace(0, 0, None, &[]), trace(1, 0, None, &[])];
         let t = tally(&published, &traces);
         assert_eq!((t.expected, t.lost), (1, 1));
@@ -201,7 +201,7 @@ mod channel_tests {
     }
 
     fn on(channel: u32, seq: u64) -> Published {
-        Published { publisher: 0, seq, at_us: 10, audience: Audience::Channel(channel) }
+        Published { publisher: 0, seq, at_us: 10, destination: Destination::Channel(channel) }
     }
 
     fn trace(index: u32, received: &[(u32, u64)]) -> Trace {

@@ -2,9 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+
+use crate::ledger::Tally;
 
 /// Latency percentiles, in milliseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -42,17 +45,13 @@ pub struct Report {
     pub scenario: String,
     pub connections: u64,
     pub connected: u64,
-    pub dropped: u64,
     /// Extra connections that never read (`--stuck`), outside every other figure.
     pub stuck: u64,
     pub sent: u64,
-    pub expected: u64,
-    pub received: u64,
-    pub lost: u64,
-    pub duplicated: u64,
-    pub unexpected: u64,
-    /// Deliveries of a channel's message to a connection not subscribed to it.
-    pub misdelivered: u64,
+    /// Expected, received, lost, duplicated, unexpected, misdelivered and dropped: the ledger's
+    /// figures, at the report's top level in its JSON.
+    #[serde(flatten)]
+    pub tally: Tally,
     /// Counts by kind: `handshake_<status>`, `close_<code>`, `connect_timeout`, `error_frame_<code>`, …
     pub errors: BTreeMap<String, u64>,
     /// Publish to receipt (broadcast) or round trip (echo).
@@ -77,7 +76,7 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "connections  {} of {} connected, {} dropped",
-            self.connected, self.connections, self.dropped
+            self.connected, self.connections, self.tally.dropped
         )?;
         if self.stuck > 0 {
             writeln!(f, "stuck        {} more connected that never read", self.stuck)?;
@@ -85,10 +84,14 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "deliveries   {} sent, {} expected, {} received, {} lost, {} duplicated",
-            self.sent, self.expected, self.received, self.lost, self.duplicated
+            self.sent, self.tally.expected, self.tally.received, self.tally.lost, self.tally.duplicated
         )?;
         if self.scenario == "channels" {
-            writeln!(f, "channels     {} misdelivered (received outside their channels)", self.misdelivered)?;
+            writeln!(
+                f,
+                "channels     {} misdelivered (received outside their channels)",
+                self.tally.misdelivered
+            )?;
         }
         writeln!(
             f,
@@ -105,4 +108,12 @@ impl fmt::Display for Report {
         }
         write!(f, "duration     {:.2} s", self.duration_s)
     }
+}
+
+/// Writes `value` as pretty JSON to `path`, when one was given (every tool's `--json`).
+pub fn write_json(path: Option<&Path>, value: &impl Serialize) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_string_pretty(value)?)?;
+    }
+    Ok(())
 }

@@ -56,8 +56,8 @@ async fn every_broadcast_reaches_all_300_connections_of_the_local_gateway_exactl
     shutdown.cancel();
     assert_eq!(report.connected, 300, "{report}");
     assert_eq!(report.sent, 12, "{report}");
-    assert_eq!(report.expected, 12 * 300, "{report}");
-    assert_eq!((report.lost, report.duplicated, report.dropped), (0, 0, 0), "{report}");
+    assert_eq!(report.tally.expected, 12 * 300, "{report}");
+    assert_eq!((report.tally.lost, report.tally.duplicated, report.tally.dropped), (0, 0, 0), "{report}");
     assert!(report.errors.is_empty(), "{report}");
     assert!(report.latency_ms.samples == 3_600 && report.latency_ms.max > 0.0, "{report}");
 }
@@ -72,9 +72,9 @@ async fn every_subscriber_gets_exactly_its_channels_messages_and_nobody_anothers
     shutdown.cancel();
     assert_eq!((report.connected, report.sent), (300, 30), "{report}");
     // Each publish reaches its channel's 10 members and the 20 on the wildcard (one of them its own).
-    assert!(report.expected >= 30 * 28 && report.expected <= 30 * 30, "{report}");
+    assert!(report.tally.expected >= 30 * 28 && report.tally.expected <= 30 * 30, "{report}");
     assert_eq!(
-        (report.lost, report.duplicated, report.misdelivered, report.unexpected),
+        (report.tally.lost, report.tally.duplicated, report.tally.misdelivered, report.tally.unexpected),
         (0, 0, 0, 0),
         "{report}"
     );
@@ -102,7 +102,11 @@ async fn an_authenticated_swarm_connects_with_tokens_and_loses_nothing() {
 
     shutdown.cancel();
     assert_eq!(report.connected, 100, "{report}");
-    assert_eq!((report.lost, report.duplicated, report.misdelivered), (0, 0, 0), "{report}");
+    assert_eq!(
+        (report.tally.lost, report.tally.duplicated, report.tally.misdelivered),
+        (0, 0, 0),
+        "{report}"
+    );
     assert_eq!(anonymous.errors.get("handshake_401"), Some(&5), "{anonymous}");
 }
 
@@ -117,7 +121,7 @@ async fn every_echo_comes_back_to_its_sender() {
     let report = swarm::run(config(url, Scenario::Echo)).await.expect("the swarm runs").report;
 
     shutdown.cancel();
-    assert_eq!((report.expected, report.received, report.lost), (12, 12, 0), "{report}");
+    assert_eq!((report.tally.expected, report.tally.received, report.tally.lost), (12, 12, 0), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,7 +135,7 @@ async fn the_baseline_server_delivers_every_broadcast_too() {
 
     shutdown.cancel();
     assert_eq!(
-        (report.connected, report.expected, report.lost, report.duplicated),
+        (report.connected, report.tally.expected, report.tally.lost, report.tally.duplicated),
         (300, 3_600, 0, 0),
         "{report}"
     );
@@ -152,7 +156,7 @@ async fn a_server_that_goes_away_shows_up_as_drops_and_close_codes() {
     let report = swarm::run(hold).await.expect("the swarm runs").report;
 
     assert_eq!(report.connected, 50, "{report}");
-    assert_eq!(report.dropped, 50, "{report}");
+    assert_eq!(report.tally.dropped, 50, "{report}");
     assert_eq!(report.errors.get("close_1001"), Some(&50), "{report}");
 }
 
@@ -178,9 +182,9 @@ async fn with_injected_429s_5xx_and_lost_connections_survivors_get_every_broadca
 
     eprintln!("{report}");
     assert_eq!(report.connected, 300, "{report}");
-    assert!(report.dropped > 0, "no connection was cut: {report}");
-    assert_eq!((report.lost, report.duplicated), (0, 0), "{report}");
-    assert!(report.received > 0 && report.received == report.expected, "{report}");
+    assert!(report.tally.dropped > 0, "no connection was cut: {report}");
+    assert_eq!((report.tally.lost, report.tally.duplicated), (0, 0), "{report}");
+    assert!(report.tally.received > 0 && report.tally.received == report.tally.expected, "{report}");
     // The swarm has closed the survivors, whose `$disconnect`s removed their records; the cut ones had
     // no `$disconnect`: only the worker's pruning can have removed theirs.
     for _ in 0..100 {
@@ -236,8 +240,8 @@ async fn a_sharded_broadcast_under_failing_invocations_and_429s_reaches_everyone
     shutdown.cancel();
     eprintln!("{report}");
     assert_eq!(report.connected, 300, "{report}");
-    assert_eq!((report.lost, report.duplicated, report.dropped), (0, 0, 0), "{report}");
-    assert!(report.received > 0 && report.received == report.expected, "{report}");
+    assert_eq!((report.tally.lost, report.tally.duplicated, report.tally.dropped), (0, 0, 0), "{report}");
+    assert!(report.tally.received > 0 && report.tally.received == report.tally.expected, "{report}");
     assert_eq!(queue.stats().dead, 0, "{:?}", queue.stats());
 }
 
@@ -267,7 +271,7 @@ async fn a_client_that_never_reads_delays_no_one_else() {
     assert_eq!((report.connected, report.stuck, report.sent), (100, 1, 30), "{report}");
     let refused = state.buffer_full.load(std::sync::atomic::Ordering::Relaxed);
     assert!(refused > 0, "the stuck client's buffer never filled: the run proves nothing");
-    assert_eq!((report.lost, report.duplicated, report.dropped), (0, 0, 0), "{report}");
+    assert_eq!((report.tally.lost, report.tally.duplicated, report.tally.dropped), (0, 0, 0), "{report}");
     // Before the hardening each invocation that reached the stuck client retried it until 3 s before
     // its 30 s deadline (hundreds of refused posts), and the broadcasts behind waited 24 to 50 s. Now
     // it is marked stuck after three 429s in a row and probed once a second.

@@ -71,15 +71,10 @@ where
 
 /// The ingress as the gateway runs it: each event's route and error code are added to `totals`,
 /// which `/_local/stats` shows, where on AWS the bootstrap writes them as an EMF line.
+#[derive(Debug)]
 pub struct MeteredIngress {
     pub ingress: Ingress,
     pub totals: std::sync::Arc<ingress::metrics::Totals>,
-}
-
-impl std::fmt::Debug for MeteredIngress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MeteredIngress").field("totals", &self.totals).finish_non_exhaustive()
-    }
 }
 
 #[async_trait]
@@ -106,15 +101,10 @@ impl Function for Worker {
 
 /// The worker as the gateway runs it: each batch's figures are added to `totals`, which
 /// `/_local/stats` shows, where on AWS the bootstrap writes them as an EMF line.
+#[derive(Debug)]
 pub struct MeteredWorker {
     pub worker: Worker,
     pub totals: std::sync::Arc<worker::metrics::Totals>,
-}
-
-impl std::fmt::Debug for MeteredWorker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MeteredWorker").field("totals", &self.totals).finish_non_exhaustive()
-    }
 }
 
 #[async_trait]

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use local::Settings;
 use serde_json::{Value, json};
-use shared::{ChannelPattern, ConnectionRecord, ConnectionStore, Subscription};
 use support::*;
 
 async fn request(client: &mut Client, request: Value) -> Value {
@@ -138,24 +137,10 @@ async fn a_subscriber_that_vanished_without_its_disconnect_is_pruned_with_its_su
     let (mut bob, bob_id) = gateway.connect_with_id().await;
     subscribe(&mut alice, "chat/general").await;
     subscribe(&mut bob, "chat/*").await;
-    // Older than the grace the worker gives connections still completing their handshake.
-    let bob_record = ConnectionRecord {
-        connected_at_ms: shared::clock::epoch_ms() - 60_000,
-        ..gateway.store.get(&bob_id).expect("bob's record")
-    };
 
     // Bob's network drops and his $disconnect is lost: the store still lists him and his subscription.
-    bob.close(None).await.expect("close");
-    eventually("bob to be gone from the gateway", || gateway.state.registry.get(&bob_id).is_none()).await;
-    gateway.store.put(&bob_record).await.expect("put back");
-    let pattern = ChannelPattern::parse("chat/*").expect("pattern");
-    let subscription = Subscription {
-        connection: shared::ConnectionRef { id: bob_id.clone(), connected_at_ms: bob_record.connected_at_ms },
-        pattern,
-        expires_at_s: bob_record.expires_at_s,
-        limit: 100,
-    };
-    gateway.store.subscribe(&subscription).await.expect("subscribe back");
+    gateway.vanish(bob, &bob_id).await;
+    assert_eq!(gateway.store.subscription_count(), 2);
 
     publish(&mut alice, "chat/general", json!("still there?")).await;
 

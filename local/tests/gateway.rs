@@ -13,7 +13,7 @@ use local::esm::EsmSettings;
 use local::function::{Function, FunctionError};
 use serde_json::{Value, json};
 use shared::queue::QueueSettings;
-use shared::{ConnectionRecord, ConnectionStore, PostError, Poster};
+use shared::{PostError, Poster};
 use support::*;
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -200,17 +200,10 @@ async fn the_management_api_posts_describes_and_deletes_a_connection() {
 async fn a_connection_that_vanished_is_answered_410_and_pruned_by_the_worker() {
     let gateway = TestGateway::start(Settings::default()).await;
     let (mut alice, alice_id) = gateway.connect_with_id().await;
-    let (mut bob, bob_id) = gateway.connect_with_id().await;
-    // Older than the grace the worker gives connections still completing their handshake.
-    let bob_record = ConnectionRecord {
-        connected_at_ms: shared::clock::epoch_ms() - 60_000,
-        ..gateway.store.get(&bob_id).expect("bob's record")
-    };
+    let (bob, bob_id) = gateway.connect_with_id().await;
 
     // Bob's network drops and his $disconnect is lost: the store still lists him.
-    bob.close(None).await.expect("close");
-    eventually("bob to be gone from the gateway", || gateway.state.registry.get(&bob_id).is_none()).await;
-    gateway.store.put(&bob_record).await.expect("put back");
+    gateway.vanish(bob, &bob_id).await;
     let http = reqwest::Client::new();
     let status = signed(http.post(format!("{}/@connections/{bob_id}", gateway.http_url)).body("x")).await;
     assert_eq!(status.status(), 410);

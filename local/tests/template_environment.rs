@@ -6,6 +6,8 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
+use shared::config::FromEnv;
+
 use yaml_rust2::{Yaml, YamlLoader};
 
 /// Variables Lambda sets itself; a template may not set them.

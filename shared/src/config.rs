@@ -1,7 +1,7 @@
 //! Reading a function's configuration from the environment, once per cold start.
 //!
 //! Each function has its configuration beside it (`ingress::config`, `worker::config`,
-//! `authorizer::config`); all of them read every variable before failing, through an [`Env`], so a
+//! `authorizer::config`); all of them read every variable before failing, through an [`Env`] ([`FromEnv`]), so a
 //! misconfigured function names all of its missing variables in one log line instead of one per
 //! deploy.
 
@@ -25,6 +25,18 @@ impl ConfigError {
             parts.push(format!("{name} {why}"));
         }
         parts.join("; ")
+    }
+}
+
+/// A function's configuration, read from its environment.
+pub trait FromEnv: Sized {
+    /// The configuration the variables `lookup` gives describe: every variable is read before it
+    /// fails, through an [`Env`].
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError>;
+
+    /// The configuration this process's environment describes, read once per cold start.
+    fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
     }
 }
 
@@ -81,13 +93,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        move |name| vars.get(name).cloned()
-    }
+    use crate::testing::vars as lookup;
 
     #[test]
     fn every_problem_is_named_at_once_and_a_blank_variable_is_a_missing_one() {

@@ -1,9 +1,13 @@
-//! What a client can be told went wrong: every error code, in one list ([`ErrorCode`]), and
-//! [`InputError`], the client's mistakes, each with its code and a message that says what to fix.
-//! The ports' errors live beside their ports (`store`, `queue`, `poster`) and say whether trying
-//! again can help.
+//! Errors, split by what the caller should do about them.
+//!
+//! [`InputError`] is the client's mistake and goes back to the client with a stable code, one of
+//! the [`ErrorCode`]s, the one list of them. The ports' errors ([`StoreError`], [`SubscribeError`],
+//! [`QueueError`], [`PostError`]) say whether trying again can help, which is what the handlers need
+//! to decide between reporting a batch item failure and giving up on it.
 
 use std::fmt;
+
+use crate::limits::MAX_MESSAGE_BYTES;
 
 /// Any error from an adapter's underlying client, kept for logs.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -150,6 +154,82 @@ impl InputError {
     }
 }
 
+/// A connection store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Throttling, a timeout, a 5xx: the same call may succeed later.
+    #[error("the connection store is unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// Misconfiguration or a bad request: retrying will not help.
+    #[error("the connection store refused the request: {0}")]
+    Rejected(#[source] BoxError),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Why a subscription was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// The connection already holds its limit of other patterns.
+    #[error("the connection already holds {limit} subscriptions")]
+    TooMany { limit: usize },
+    /// The connection's own record is gone (pruned, or expired), so nothing would clean up after it.
+    #[error("the connection is not stored")]
+    NotConnected,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A queue failure.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("the queue is unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    #[error("the queue refused the message: {0}")]
+    Rejected(#[source] BoxError),
+}
+
+impl QueueError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Why an `@connections` POST did not deliver. Each variant is a different action for the worker.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// 410: the connection is gone; prune its record.
+    #[error("the connection is gone")]
+    Gone,
+    /// 429: API Gateway's rate limit, or the client's buffer is full; retry later.
+    #[error("throttled by API Gateway")]
+    Throttled,
+    /// 413: this payload can never be delivered.
+    #[error("the payload is larger than {MAX_MESSAGE_BYTES} bytes")]
+    PayloadTooLarge,
+    /// 403: the worker's endpoint or IAM policy is wrong; nothing will succeed until it is fixed.
+    #[error(
+        "forbidden: check CONNECTIONS_ENDPOINT and the worker's execute-api:ManageConnections permission"
+    )]
+    Forbidden,
+    /// 5xx, timeouts, connection errors: retry later.
+    #[error("transient failure: {0}")]
+    Transient(#[source] BoxError),
+    /// Anything else the API answered; not worth retrying.
+    #[error("unexpected failure: {0}")]
+    Other(#[source] BoxError),
+}
+
+impl PostError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Throttled | Self::Transient(_))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +247,14 @@ mod tests {
             .collect();
         let codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
         assert_eq!(table, codes);
+    }
+
+    #[test]
+    fn only_throttling_and_transient_post_failures_are_retryable() {
+        assert!(PostError::Throttled.is_retryable());
+        assert!(PostError::Transient("timeout".into()).is_retryable());
+        assert!(!PostError::Gone.is_retryable());
+        assert!(!PostError::PayloadTooLarge.is_retryable());
+        assert!(!PostError::Forbidden.is_retryable());
     }
 }

@@ -104,6 +104,18 @@ pub async fn init_failed(
     format!("{error_type}: {message}").into()
 }
 
+/// The configuration `read` from the environment, or, when it is wrong, the error [`init_failed`]
+/// reported as [`INVALID_CONFIGURATION`]: each bootstrap's `main` starts
+/// `let config = configured(Config::from_env()).await?`.
+pub async fn configured<T>(
+    read: Result<T, crate::config::ConfigError>,
+) -> Result<T, lambda_runtime_api_client::BoxError> {
+    match read {
+        Ok(config) => Ok(config),
+        Err(err) => Err(init_failed(INVALID_CONFIGURATION, err).await),
+    }
+}
+
 async fn report_init_error(
     api: &str,
     error_type: &str,

@@ -38,8 +38,8 @@ pub use domain::{
     Audience, BackendPublish, ConnectionId, ConnectionRecord, ConnectionRef, Envelope, Job, MessageId,
     Sender, Shard,
 };
-pub use error::InputError;
+pub use error::{InputError, PostError, QueueError, StoreError, SubscribeError};
 pub use identity::Identity;
-pub use poster::{PostError, Poster};
-pub use queue::{Queue, QueueError, QueueSource, ReceivedMessage};
-pub use store::{ConnectionStore, StoreError, SubscribeError, Subscription};
+pub use poster::Poster;
+pub use queue::{Queue, QueueSource, ReceivedMessage};
+pub use store::{ConnectionStore, Subscription};

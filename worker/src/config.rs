@@ -3,7 +3,7 @@
 //! fails, so one log line names everything that is wrong.
 
 use shared::ConfigError;
-use shared::config::Env;
+use shared::config::{Env, FromEnv};
 
 use crate::settings::Fleet;
 
@@ -23,12 +23,8 @@ pub struct WorkerConfig {
     pub fleet: Fleet,
 }
 
-impl WorkerConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromEnv for WorkerConfig {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut env = Env::new(lookup);
         let region = env.required("AWS_REGION");
         let table = env.required("CONNECTIONS_TABLE");
@@ -56,13 +52,7 @@ impl WorkerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let vars: HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        move |name| vars.get(name).cloned()
-    }
+    use shared::testing::vars as lookup;
 
     const REQUIRED: [(&str, &str); 4] = [
         ("AWS_REGION", "eu-west-1"),

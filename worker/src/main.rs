@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
+use shared::config::FromEnv;
 use shared::poster::ApiGatewayPoster;
 use shared::queue::SqsQueue;
 use shared::store::DynamoStore;
@@ -20,10 +21,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
-    let config = match WorkerConfig::from_env() {
-        Ok(config) => config,
-        Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_CONFIGURATION, err).await),
-    };
+    let config = shared::lambda::configured(WorkerConfig::from_env()).await?;
     let sdk = shared::lambda::sdk_config(&config.region);
     let ports = Ports {
         store: Arc::new(DynamoStore::from_sdk(&sdk, config.table.clone())),

@@ -98,22 +98,7 @@ async fn main() -> anyhow::Result<()> {
         args.bootstrap.display(),
         args.runs
     );
-    if let Some(path) = args.json {
-        let json = serde_json::json!({ "bootstrap": args.bootstrap, "size_mb": size_mb, "runs": args.runs,
-            "init_ms": { "p50": p50, "min": min, "max": max } });
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn its_help_says_what_it_is() {
-        let about = Args::command().get_about().map(ToString::to_string).unwrap_or_default();
-        assert!(about.starts_with("Times a Lambda bootstrap's cold start"), "{about}");
-    }
+    let json = serde_json::json!({ "bootstrap": args.bootstrap, "size_mb": size_mb, "runs": args.runs,
+        "init_ms": { "p50": p50, "min": min, "max": max } });
+    loadtest::report::write_json(args.json.as_deref(), &json)
 }

@@ -8,6 +8,8 @@ use clap::Parser;
 use loadtest::simulate::{SimSettings, run};
 use worker::{Fleet, WorkerSettings};
 
+/// One broadcast to --connections simulated connections, through the real worker and event source
+/// mapping under a paused clock; prints what it did as JSON.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -95,11 +97,8 @@ fn main() -> anyhow::Result<()> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;
     let report = runtime.block_on(run(settings))?;
-    let json = serde_json::to_string_pretty(&report)?;
-    if let Some(path) = &args.json {
-        std::fs::write(path, &json)?;
-    }
-    println!("{json}");
+    loadtest::report::write_json(args.json.as_deref(), &report)?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
     anyhow::ensure!(report.finished, "the broadcast did not finish within the simulated hour");
     Ok(())
 }

@@ -129,23 +129,8 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         wall.as_secs_f64(),
         deliveries / wall.as_secs_f64()
     );
-    if let Some(path) = args.json {
-        let json = json!({ "deliveries": deliveries, "cpu_s": cpu.as_secs_f64(), "wall_s": wall.as_secs_f64(),
-            "cpu_per_delivery_us": per_delivery_us, "post_concurrency": args.post_concurrency,
-            "runtime": if args.multi_thread { "multi_thread" } else { "current_thread" } });
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn its_help_says_what_it_is() {
-        let about = Args::command().get_about().map(ToString::to_string).unwrap_or_default();
-        assert!(about.starts_with("Measures the worker handler's CPU time per delivery"), "{about}");
-    }
+    let json = json!({ "deliveries": deliveries, "cpu_s": cpu.as_secs_f64(), "wall_s": wall.as_secs_f64(),
+        "cpu_per_delivery_us": per_delivery_us, "post_concurrency": args.post_concurrency,
+        "runtime": if args.multi_thread { "multi_thread" } else { "current_thread" } });
+    loadtest::report::write_json(args.json.as_deref(), &json)
 }

@@ -157,7 +157,7 @@ mod tests {
         let report = run(small(500)).await.expect("simulated");
         assert_eq!((report.delivered, report.lost, report.duplicated), (500, 0, 0));
         assert_eq!((report.shard_jobs, report.invocations), (0, 1));
-        assert_eq!(report.scan_pages, 2, "the probe and the rest");
+        assert_eq!(report.scan_pages, 2, "the sample and the rest");
     }
 
     #[tokio::test(start_paused = true)]

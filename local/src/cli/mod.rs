@@ -59,8 +59,12 @@ mod tests {
 
     #[test]
     fn its_help_says_what_it_is() {
-        let about = Args::command().get_about().map(ToString::to_string).unwrap_or_default();
-        assert!(about.starts_with("A local stand-in for API Gateway WebSocket"), "{about}");
+        assert!(
+            Args::command()
+                .render_help()
+                .to_string()
+                .starts_with("A local stand-in for API Gateway WebSocket")
+        );
     }
 
     #[test]

@@ -8,9 +8,10 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use local::function::Function;
 use local::{AppState, Gateway, Settings};
-use shared::ConnectionId;
+use shared::channel::MAX_SUBSCRIPTIONS;
 use shared::queue::MemoryQueue;
 use shared::store::MemoryStore;
+use shared::{ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Subscription};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -81,6 +82,31 @@ impl TestGateway {
         let id =
             self.store.ids().into_iter().find(|id| !before.contains(id)).expect("a new connection record");
         (client, id)
+    }
+
+    /// `client` drops off the network and its `$disconnect` is lost, as happens on AWS: the gateway
+    /// has forgotten it, the store still lists it (and its subscriptions), with a record older than
+    /// the grace the worker gives connections still completing their handshake. That record.
+    pub async fn vanish(&self, mut client: Client, id: &ConnectionId) -> ConnectionRecord {
+        let aged = ConnectionRecord {
+            connected_at_ms: shared::clock::epoch_ms() - 60_000,
+            ..self.store.get(id).expect("the connection's record")
+        };
+        let patterns = self.store.subscriptions_of(id);
+        client.close(None).await.expect("close");
+        eventually("the connection to be gone from the gateway", || self.state.registry.get(id).is_none())
+            .await;
+        self.store.put(&aged).await.expect("put back");
+        for pattern in patterns {
+            let subscription = Subscription {
+                connection: ConnectionRef { id: id.clone(), connected_at_ms: aged.connected_at_ms },
+                pattern,
+                expires_at_s: aged.expires_at_s,
+                limit: MAX_SUBSCRIPTIONS,
+            };
+            self.store.subscribe(&subscription).await.expect("subscribe back");
+        }
+        aged
     }
 
     /// What `GET /_local/stats` answers.

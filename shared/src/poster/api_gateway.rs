@@ -7,8 +7,9 @@ use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectio
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use bytes::Bytes;
 
-use super::port::{PostError, Poster};
+use super::port::Poster;
 use crate::domain::ConnectionId;
+use crate::error::PostError;
 
 /// How long opening a connection to the `@connections` endpoint may take.
 pub const POST_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);

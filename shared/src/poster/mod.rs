@@ -1,9 +1,10 @@
 //! The poster port: how the worker reaches a connection, with its adapter beside it —
 //! [`api_gateway`], `@connections` through `aws-sdk-apigatewaymanagement`, which also reaches the
-//! local gateway (its own `@connections` endpoint). Tests script one in `crate::testing`.
+//! local gateway (its own `@connections` endpoint). Tests script one in `crate::testing`. Its error,
+//! [`crate::error::PostError`], is with the others.
 
 mod api_gateway;
 mod port;
 
 pub use api_gateway::{ApiGatewayPoster, POST_ATTEMPT_TIMEOUT, POST_CONNECT_TIMEOUT};
-pub use port::{PostError, Poster};
+pub use port::Poster;

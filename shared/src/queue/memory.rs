@@ -12,9 +12,10 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::port::{Queue, QueueError, QueueSource, ReceivedMessage};
+use super::port::{Queue, QueueSource, ReceivedMessage};
 use crate::clock::epoch_ms;
 use crate::domain::Job;
+use crate::error::QueueError;
 use crate::sync::lock;
 
 /// SQS semantics the worker and the event source mapping rely on.

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::Job;
-use crate::error::BoxError;
+use crate::error::QueueError;
 
 /// Where the ingress hands broadcasts to the worker (SQS on AWS).
 #[async_trait]
@@ -38,19 +38,4 @@ pub trait QueueSource: Send + Sync {
 
     /// Deletes processed messages by receipt handle.
     async fn delete(&self, receipt_handles: &[String]) -> Result<(), QueueError>;
-}
-
-/// A queue failure.
-#[derive(Debug, thiserror::Error)]
-pub enum QueueError {
-    #[error("the queue is unavailable: {0}")]
-    Unavailable(#[source] BoxError),
-    #[error("the queue refused the message: {0}")]
-    Rejected(#[source] BoxError),
-}
-
-impl QueueError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
 }

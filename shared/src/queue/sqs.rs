@@ -9,9 +9,10 @@ use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
 
-use super::port::{Queue, QueueError, QueueSource, ReceivedMessage};
+use super::port::{Queue, QueueSource, ReceivedMessage};
 use crate::aws::is_retryable;
 use crate::domain::Job;
+use crate::error::QueueError;
 
 /// SQS's message size limit on the accounts with the smallest one; also the limit on the total
 /// size of one `SendMessageBatch` call.

@@ -21,10 +21,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::port::{ConnectionStore, StoreError, SubscribeError, Subscription};
+use super::port::{ConnectionStore, Subscription};
 use crate::aws::is_retryable;
 use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
+use crate::error::{StoreError, SubscribeError};
 
 const CONNECTION_PREFIX: &str = "CONN#";
 const CHANNEL_PREFIX: &str = "CHAN#";

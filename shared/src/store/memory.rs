@@ -11,9 +11,10 @@ use std::sync::{PoisonError, RwLock};
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::port::{ConnectionStore, StoreError, SubscribeError, Subscription};
+use super::port::{ConnectionStore, Subscription};
 use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
+use crate::error::{StoreError, SubscribeError};
 
 /// Connection records in a sorted map, scanned in pages like a DynamoDB table, with the
 /// subscriptions beside them, each remembered by its connection as the DynamoDB adapter does.

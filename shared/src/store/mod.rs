@@ -1,6 +1,7 @@
 //! The connection store port: where connections and their subscriptions are remembered between
 //! `$connect` and `$disconnect`, with its adapters beside it — [`memory`] for the local gateway and
-//! tests, [`dynamodb`] for Lambda (one table, single-table design).
+//! tests, [`dynamodb`] for Lambda (one table, single-table design). Its errors,
+//! [`crate::error::StoreError`] and [`crate::error::SubscribeError`], are with the others.
 
 mod dynamodb;
 mod memory;
@@ -8,4 +9,4 @@ mod port;
 
 pub use dynamodb::DynamoStore;
 pub use memory::MemoryStore;
-pub use port::{ConnectionStore, StoreError, SubscribeError, Subscription};
+pub use port::{ConnectionStore, Subscription};

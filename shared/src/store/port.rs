@@ -5,7 +5,7 @@ use futures::stream::BoxStream;
 
 use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
-use crate::error::BoxError;
+use crate::error::{StoreError, SubscribeError};
 
 /// Where connections and their subscriptions are remembered between `$connect` and `$disconnect`
 /// (one DynamoDB table on AWS).
@@ -60,34 +60,4 @@ pub struct Subscription {
     pub expires_at_s: i64,
     /// The most patterns one connection may hold.
     pub limit: usize,
-}
-
-/// A connection store failure.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Throttling, a timeout, a 5xx: the same call may succeed later.
-    #[error("the connection store is unavailable: {0}")]
-    Unavailable(#[source] BoxError),
-    /// Misconfiguration or a bad request: retrying will not help.
-    #[error("the connection store refused the request: {0}")]
-    Rejected(#[source] BoxError),
-}
-
-impl StoreError {
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
-    }
-}
-
-/// Why a subscription was not stored.
-#[derive(Debug, thiserror::Error)]
-pub enum SubscribeError {
-    /// The connection already holds its limit of other patterns.
-    #[error("the connection already holds {limit} subscriptions")]
-    TooMany { limit: usize },
-    /// The connection's own record is gone (pruned, or expired), so nothing would clean up after it.
-    #[error("the connection is not stored")]
-    NotConnected,
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }

@@ -3,9 +3,12 @@
 //!
 //! - [`ScriptedPoster`]: `@connections` answering each connection as a test scripts it.
 //! - [`ObservedStore`]: the in-memory store, counting its reads and failing them on request.
+//! - [`vars`]: an environment made up by a test.
 
+mod env;
 mod poster;
 mod store;
 
+pub use env::vars;
 pub use poster::{Scripted, ScriptedPoster};
 pub use store::ObservedStore;

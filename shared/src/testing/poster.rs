@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::domain::ConnectionId;
-use crate::poster::{PostError, Poster};
+use crate::error::PostError;
+use crate::poster::Poster;
 use crate::sync::lock;
 
 /// A scripted `@connections` failure for [`ScriptedPoster`].

@@ -11,7 +11,8 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
-use crate::store::{ConnectionStore, MemoryStore, StoreError, SubscribeError, Subscription};
+use crate::error::{StoreError, SubscribeError};
+use crate::store::{ConnectionStore, MemoryStore, Subscription};
 use crate::sync::lock;
 
 /// A [`MemoryStore`] under observation.

@@ -124,7 +124,7 @@ async fn a_failed_query_redelivers_that_channels_messages_only() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn the_channels_of_a_batch_are_probed_at_once_not_one_after_another() {
+async fn the_channels_of_a_batch_are_sampled_at_once_not_one_after_another() {
     let store =
         Arc::new(ObservedStore::new(MemoryStore::default()).with_query_delay(Duration::from_millis(10)));
     for n in 0..5 {
@@ -139,7 +139,7 @@ async fn the_channels_of_a_batch_are_probed_at_once_not_one_after_another() {
 
     let report = worker.process(sqs_event(&bodies), deadline(30.0)).await;
 
-    // Each channel is two partitions (`room/n`, `room/*`), each query 10 ms: the probes take 20 ms
+    // Each channel is two partitions (`room/n`, `room/*`), each query 10 ms: the samples take 20 ms
     // at once, or 100 ms one after another, before the rest of each channel is listed (100 ms).
     let took = started.elapsed();
     assert_eq!((report.delivered, store.queries()), (5, 5 * 2 * 2));
