@@ -22,6 +22,12 @@ use shared::identity::{PUBLISH_KEY, SUB_KEY, SUBSCRIBE_KEY};
 
 pub use crate::verify::{Refused, Verifier};
 
+/// The largest result API Gateway takes from a WebSocket API's Lambda authorizer ("AWS Lambda
+/// authorizer result size", 8 KB, in its quotas for WebSocket APIs): a token whose claims would make
+/// a larger one is denied here, rather than failing at API Gateway — and its context, which rides on
+/// every event of the connection, stays small.
+pub const MAX_RESULT_BYTES: usize = 8 * 1024;
+
 /// The query string parameter the token travels in: the authorizer's identity source
 /// `route.request.querystring.token`.
 pub const TOKEN_PARAMETER: &str = "token";
@@ -87,6 +93,11 @@ impl AuthorizerResponse {
         Self { principal_id, policy_document: PolicyDocument { version: "2012-10-17", statement }, context }
     }
 
+    /// A Deny, which says no more than that: why goes to the log, not to the client.
+    fn deny(resource: String) -> Self {
+        Self::new("anonymous".into(), Effect::Deny, resource, HashMap::new())
+    }
+
     pub fn effect(&self) -> Effect {
         self.policy_document.statement.first().map_or(Effect::Deny, |s| s.effect)
     }
@@ -122,14 +133,20 @@ impl Authorizer {
                 if let Some(publish) = claims.publish.to_context() {
                     context.insert(PUBLISH_KEY.to_owned(), publish);
                 }
-                tracing::info!(sub = %claims.sub, "allowed");
-                Ok(AuthorizerResponse::new(claims.sub, Effect::Allow, resource, context))
+                let allowed = AuthorizerResponse::new(claims.sub, Effect::Allow, resource.clone(), context);
+                let bytes = serde_json::to_vec(&allowed).map_or(usize::MAX, |json| json.len());
+                if bytes > MAX_RESULT_BYTES {
+                    tracing::info!(reason = %Refused::TooLarge { bytes }, "denied");
+                    return Ok(AuthorizerResponse::deny(resource));
+                }
+                tracing::info!(sub = %allowed.principal_id, "allowed");
+                Ok(allowed)
             }
             Err(Refused::KeysUnavailable(detail)) => Err(AuthorizerError::KeysUnavailable(detail)),
             Err(refused) => {
                 // Why goes to the log, not to the client: a 403 says no more on AWS either.
                 tracing::info!(reason = %refused, "denied");
-                Ok(AuthorizerResponse::new("anonymous".into(), Effect::Deny, resource, HashMap::new()))
+                Ok(AuthorizerResponse::deny(resource))
             }
         }
     }

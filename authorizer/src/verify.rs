@@ -20,6 +20,11 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// Longest `sub` accepted: it is repeated in every message a user sends.
 pub const MAX_SUB_CHARS: usize = 128;
 
+/// Patterns one `subscribe` or `publish` claim may list: as many as a connection may hold
+/// subscriptions. Every subscribe and publish is checked against them, and they ride on every event
+/// of the connection.
+pub const MAX_GRANT_PATTERNS: usize = shared::channel::MAX_SUBSCRIPTIONS;
+
 /// Why a token was refused. Each is a Deny but [`Refused::KeysUnavailable`], which is the
 /// authorizer's failure, not the token's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +45,13 @@ pub enum Refused {
     Subject(&'static str),
     #[error("the token's {claim} claim is not a list of channel patterns")]
     Grants { claim: &'static str },
+    #[error("the token's {claim} claim lists {count} patterns, more than {MAX_GRANT_PATTERNS}")]
+    TooManyPatterns { claim: &'static str, count: usize },
+    #[error(
+        "the token's claims make an authorizer result of {bytes} bytes, past API Gateway's {} byte limit",
+        crate::MAX_RESULT_BYTES
+    )]
+    TooLarge { bytes: usize },
     #[error("the signing keys are unavailable: {0}")]
     KeysUnavailable(String),
 }
@@ -167,6 +179,9 @@ fn claims(wire: Wire) -> Result<Claims, Refused> {
 fn grant(value: Option<serde_json::Value>, claim: &'static str) -> Result<Grant, Refused> {
     let Some(value) = value else { return Ok(Grant::Any) };
     let patterns: Vec<String> = serde_json::from_value(value).map_err(|_| Refused::Grants { claim })?;
+    if patterns.len() > MAX_GRANT_PATTERNS {
+        return Err(Refused::TooManyPatterns { claim, count: patterns.len() });
+    }
     let patterns = patterns
         .iter()
         .map(|p| ChannelPattern::parse(p).or_else(|_| Channel::parse(p).map(ChannelPattern::from)))

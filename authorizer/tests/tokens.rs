@@ -241,3 +241,30 @@ async fn unreachable_keys_are_the_authorizers_failure_not_a_deny() {
     let err = Authorizer::new(verifier).handle(event(Some(&token))).await.expect_err("no keys");
     assert!(matches!(err, AuthorizerError::KeysUnavailable(_)), "{err}");
 }
+
+/// `count` patterns of `segment_chars` characters each, all different.
+fn patterns(count: usize, segment_chars: usize) -> Vec<String> {
+    (0..count).map(|n| format!("{n:0width$}/*", width = segment_chars)).collect()
+}
+
+#[tokio::test]
+async fn claims_past_api_gateways_authorizer_result_limit_or_the_pattern_limit_are_denied() {
+    let authorizer = secret_authorizer();
+    let token = |subscribe: Vec<String>, publish: Vec<String>| {
+        mint(SECRET, &DevClaims { subscribe: Some(subscribe), publish: Some(publish), ..claims("alice") })
+            .expect("mint")
+    };
+    // A hundred short patterns in each claim: well within 8 KB, allowed.
+    let within = token(patterns(100, 4), patterns(100, 4));
+    let response = authorizer.handle(event(Some(&within))).await.expect("a decision");
+    assert_eq!(response.effect(), Effect::Allow);
+    let bytes = serde_json::to_vec(&response).expect("json").len();
+    assert!(bytes <= authorizer::MAX_RESULT_BYTES, "{bytes} bytes");
+
+    // One pattern more than a connection may hold subscriptions.
+    assert_eq!(effect(&authorizer, &token(patterns(101, 4), Vec::new())).await, Effect::Deny);
+    // As many patterns as allowed in each claim, but long ones: the result would pass 8 KB.
+    assert_eq!(effect(&authorizer, &token(patterns(100, 50), patterns(100, 50))).await, Effect::Deny);
+    // What an attack run sent: 5,000 publish patterns, about 60 KB of context.
+    assert_eq!(effect(&authorizer, &token(Vec::new(), patterns(5_000, 8))).await, Effect::Deny);
+}

@@ -218,7 +218,11 @@ async fn a_sharded_broadcast_under_failing_invocations_and_429s_reaches_everyone
             function_timeout: Duration::from_secs(4),
             ..EsmSettings::default()
         },
-        queue: QueueSettings { visibility_timeout: Duration::from_secs(4), max_receive_count: Some(20) },
+        queue: QueueSettings {
+            visibility_timeout: Duration::from_secs(4),
+            max_receive_count: Some(20),
+            ..QueueSettings::default()
+        },
         faults: Faults { post_throttle: 0.05, ..Faults::default() },
         ..Settings::default()
     };

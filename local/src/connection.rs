@@ -301,11 +301,14 @@ async fn finish(mut sink: SplitSink<WebSocket, Message>, close: Option<CloseFram
 
 /// The close code and reason for a read that failed because the client broke a rule, as RFC 6455
 /// asks (1009 for a frame or message past its limit, 1002 for a protocol error, 1007 for text that is
-/// not UTF-8); `None` for a broken socket, which gets no close frame.
+/// not UTF-8); `None` for a socket that broke or ended without a close frame — a killed process, a
+/// lost network — which API Gateway reports as 1006, whether TCP ended with a FIN or a reset.
 fn violation(err: &axum::Error) -> Option<(u16, &'static str)> {
     use tokio_tungstenite::tungstenite::Error;
+    use tokio_tungstenite::tungstenite::error::ProtocolError;
     match std::error::Error::source(err)?.downcast_ref::<Error>()? {
         Error::Capacity(_) => Some(TOO_BIG),
+        Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => None,
         Error::Protocol(_) => Some(PROTOCOL_ERROR),
         Error::Utf8(_) => Some(INVALID_PAYLOAD),
         _ => None,

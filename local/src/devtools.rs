@@ -1,17 +1,21 @@
 //! Not AWS APIs: what the gateway adds for developers, all under `/_local/` but the page at `/`.
 //!
-//! - `GET /` without a WebSocket upgrade: the demo page (`client/index.html`), which loads the
-//!   browser client (`client/websocket-client.js`) from [`CLIENT_PATH`]. A handshake on `/` is a
-//!   handshake as before.
+//! - `GET /` without a WebSocket upgrade: the demo page (`client/index.html`), which loads its
+//!   script and style ([`DEMO_SCRIPT_PATH`], [`DEMO_STYLE_PATH`]) and the browser client
+//!   (`client/websocket-client.js`, [`CLIENT_PATH`]). All are served under [`CONTENT_SECURITY_POLICY`]:
+//!   scripts and styles from the gateway only, no framing. A handshake on `/` is a handshake as before.
 //! - [`TOKEN_PATH`]: `GET /_local/token?sub=alice` mints a development token when the gateway
-//!   verifies tokens with `--jwt-secret`.
+//!   verifies tokens with `--jwt-secret` — for any user, so only to a request whose `Host` is the
+//!   gateway's own address ([`token_host`]): a page elsewhere that reaches it through DNS rebinding
+//!   is refused, and on a bind beyond loopback it is off unless `--expose-dev-tokens` says otherwise.
 //! - [`STATS_PATH`]: what the gateway holds and what its functions did, as JSON.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use serde::Deserialize;
@@ -21,11 +25,37 @@ use crate::state::AppState;
 
 /// The browser client's path on the gateway.
 pub const CLIENT_PATH: &str = "/_local/websocket-client.js";
+/// The demo page's script and style.
+pub const DEMO_SCRIPT_PATH: &str = "/_local/demo.js";
+pub const DEMO_STYLE_PATH: &str = "/_local/demo.css";
 /// The development token endpoint's path.
 pub const TOKEN_PATH: &str = "/_local/token";
 
 const PAGE: &str = include_str!("../../client/index.html");
 const CLIENT: &str = include_str!("../../client/websocket-client.js");
+const DEMO_SCRIPT: &str = include_str!("../../client/demo.js");
+const DEMO_STYLE: &str = include_str!("../../client/demo.css");
+
+/// What the page, its script and its style may do: load scripts and styles from the gateway only
+/// (no inline code, so an injected `<script>` would not run), fetch from the gateway and open
+/// WebSockets anywhere (any deployed stack's URL can be entered), and be framed by no one.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self' ws: wss:; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// A file of the demo, with the headers that keep a browser from sniffing it as something else or
+/// framing it.
+fn served(content_type: &'static str, body: impl IntoResponse) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::X_FRAME_OPTIONS, "DENY"),
+        ],
+        body,
+    )
+        .into_response()
+}
 
 /// How long a development token from [`TOKEN_PATH`] lasts: a working day.
 const TOKEN_TTL_SECS: u64 = 8 * 3600;
@@ -36,11 +66,52 @@ const MAX_SUB_CHARS: usize = 128;
 /// The demo page, its WebSocket URL pointing at this gateway's stage.
 pub fn page(state: &AppState) -> Response {
     let page = PAGE.replace("__WS_PATH__", &format!("/{}", state.settings.api.stage));
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
+    served("text/html; charset=utf-8", page)
 }
 
 pub async fn client() -> Response {
-    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], CLIENT).into_response()
+    served("text/javascript; charset=utf-8", CLIENT)
+}
+
+pub async fn demo_script() -> Response {
+    served("text/javascript; charset=utf-8", DEMO_SCRIPT)
+}
+
+pub async fn demo_style() -> Response {
+    served("text/css; charset=utf-8", DEMO_STYLE)
+}
+
+/// Why [`TOKEN_PATH`] refuses a request whose `Host` header is `host`, on a gateway listening on
+/// `local`; `None` when it serves it. On a loopback bind, the host must be a loopback address or
+/// `localhost`, with the gateway's port; on any other bind the endpoint is off unless `exposed`,
+/// and then an IP address with the port is accepted too. A DNS name other than `localhost` never
+/// is: it is what a page on another site uses to reach the gateway through DNS rebinding.
+pub fn token_host(host: Option<&str>, local: SocketAddr, exposed: bool) -> Option<String> {
+    let beyond_loopback = !local.ip().is_loopback();
+    if beyond_loopback && !exposed {
+        return Some(format!(
+            "the development-token endpoint is off on a bind beyond loopback ({local}): it mints a token for \
+             any user; --expose-dev-tokens turns it on"
+        ));
+    }
+    let Some(host) = host else { return Some("the request has no Host header".to_owned()) };
+    let (name, port) = match host.parse::<axum::http::uri::Authority>() {
+        Ok(authority) => (authority.host().to_owned(), authority.port_u16().unwrap_or(80)),
+        Err(_) => return Some(format!("the Host header {host:?} is not a host")),
+    };
+    let ip = name.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
+    let own = name.eq_ignore_ascii_case("localhost")
+        || ip.is_some_and(|ip| ip.is_loopback())
+        || (beyond_loopback && ip.is_some());
+    if own && port == local.port() {
+        return None;
+    }
+    Some(format!(
+        "Host {host} is not this gateway's own address ({}:{}): a page reaching it under another name \
+         (DNS rebinding) gets no token",
+        if beyond_loopback { "an IP address" } else { "127.0.0.1, localhost or [::1]" },
+        local.port()
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,7 +119,11 @@ pub struct TokenQuery {
     sub: Option<String>,
 }
 
-pub async fn token(State(state): State<Arc<AppState>>, Query(query): Query<TokenQuery>) -> Response {
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<TokenQuery>,
+) -> Response {
     let Some(dev) = &state.settings.dev_tokens else {
         return (
             StatusCode::NOT_FOUND,
@@ -56,6 +131,12 @@ pub async fn token(State(state): State<Arc<AppState>>, Query(query): Query<Token
         )
             .into_response();
     };
+    let host = headers.get(header::HOST).and_then(|host| host.to_str().ok());
+    if let Some(why) = token_host(host, state.local_addr, dev.exposed) {
+        // API Gateway's words to the caller; why goes to the developer's log.
+        tracing::warn!("{TOKEN_PATH} refused: {why}");
+        return crate::management::forbidden();
+    }
     let sub = query.sub.unwrap_or_default();
     let sub = sub.trim();
     if sub.is_empty() || sub.chars().count() > MAX_SUB_CHARS || sub.chars().any(char::is_control) {

@@ -239,9 +239,10 @@ mod tests {
         let queue = Arc::new(MemoryQueue::new(QueueSettings {
             visibility_timeout: Duration::from_secs(2),
             max_receive_count: Some(5),
+            ..QueueSettings::default()
         }));
         for body in ["a", "b", "c"] {
-            queue.push(body.into());
+            queue.push(body.into()).expect("room");
         }
         let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec!["b"], fail_times: 1 });
         let settings = EsmSettings { batch_size: 10, ..EsmSettings::default() };
@@ -260,8 +261,9 @@ mod tests {
         let queue = Arc::new(MemoryQueue::new(QueueSettings {
             visibility_timeout: Duration::from_secs(1),
             max_receive_count: Some(3),
+            ..QueueSettings::default()
         }));
-        queue.push("poison".into());
+        queue.push("poison".into()).expect("room");
         let function =
             Arc::new(Scripted { batches: Mutex::default(), fail: vec!["poison"], fail_times: u32::MAX });
         run_until(&queue, mapping(queue.clone(), function.clone(), EsmSettings::default()), |q| {
@@ -286,7 +288,7 @@ mod tests {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(mapping(queue.clone(), function.clone(), settings).run(shutdown.clone()));
         for body in ["1", "2", "3", "4"] {
-            queue.push(body.into());
+            queue.push(body.into()).expect("room");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -319,9 +321,10 @@ mod tests {
         let queue = Arc::new(MemoryQueue::new(QueueSettings {
             visibility_timeout: Duration::from_secs(6),
             max_receive_count: Some(5),
+            ..QueueSettings::default()
         }));
         for body in ["a", "b", "c"] {
-            queue.push(body.into());
+            queue.push(body.into()).expect("room");
         }
         let function = Arc::new(Stalling { handled: Mutex::default() });
         let settings = EsmSettings { function_timeout: Duration::from_secs(1), ..EsmSettings::default() };
@@ -341,10 +344,11 @@ mod tests {
         let queue = Arc::new(MemoryQueue::new(QueueSettings {
             visibility_timeout: Duration::from_millis(50),
             max_receive_count: Some(1_000),
+            ..QueueSettings::default()
         }));
         let bodies: Vec<String> = (0..20).map(|n| n.to_string()).collect();
         for body in &bodies {
-            queue.push(body.clone());
+            queue.push(body.clone()).expect("room");
         }
         let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec![], fail_times: 0 });
         let settings = EsmSettings { batch_size: 3, failure_rate: 0.5, ..EsmSettings::default() };
@@ -364,8 +368,9 @@ mod tests {
         let queue = Arc::new(MemoryQueue::new(QueueSettings {
             visibility_timeout: Duration::from_millis(100),
             max_receive_count: Some(3),
+            ..QueueSettings::default()
         }));
-        queue.push("kept".into());
+        queue.push("kept".into()).expect("room");
         let function = Arc::new(Scripted { batches: Mutex::default(), fail: vec![], fail_times: 0 });
         let settings = EsmSettings { failure_rate: 1.0, ..EsmSettings::default() };
         run_until(&queue, mapping(queue.clone(), function.clone(), settings), |q| q.stats().dead == 1).await;

@@ -177,7 +177,9 @@ impl Gateway {
             self.state.settings.api.region.clone(),
             crate::sqs::SERVICE,
         );
-        let endpoint = SqsEndpoint { queue: queue.clone(), queue_name: name, queue_url, verifier };
+        let request_timeout = self.state.settings.request_timeout;
+        let endpoint =
+            SqsEndpoint { queue: queue.clone(), queue_name: name, queue_url, verifier, request_timeout };
         self.sqs = Some((listener, Arc::new(endpoint)));
         Ok(self)
     }
@@ -298,6 +300,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route("/{stage}/@connections/{id}", management_routes())
         .route(STATS_PATH, get(devtools::stats))
         .route(devtools::CLIENT_PATH, get(devtools::client))
+        .route(devtools::DEMO_SCRIPT_PATH, get(devtools::demo_script))
+        .route(devtools::DEMO_STYLE_PATH, get(devtools::demo_style))
         .route(devtools::TOKEN_PATH, get(devtools::token))
         .fallback(|| async { management::forbidden() })
         .with_state(state)

@@ -172,4 +172,7 @@ pub struct DevTokens {
     pub secret: String,
     pub issuer: Option<String>,
     pub audience: Option<String>,
+    /// Whether [`crate::devtools::TOKEN_PATH`] serves requests on a bind beyond loopback
+    /// (`--expose-dev-tokens`); it never serves a `Host` that is a DNS name other than `localhost`.
+    pub exposed: bool,
 }

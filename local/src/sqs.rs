@@ -39,6 +39,11 @@ const MAX_DELAY_SECS: u64 = 900;
 /// Bodies read from a request at most: a full batch, JSON-escaped.
 const MAX_REQUEST_BYTES: usize = 4 * SQS_MAX_MESSAGE_BYTES;
 
+/// How much of a body past [`MAX_REQUEST_BYTES`] is read and thrown away so that its sender gets its
+/// error answer: an HTTP/1.1 client still sending when the server closes gets a reset instead, and
+/// loses the answer. Past this the connection is closed all the same.
+const MAX_DRAINED_BYTES: usize = 64 * 1024 * 1024;
+
 /// The endpoint's queue and how it checks callers.
 #[derive(Debug)]
 pub struct SqsEndpoint {
@@ -46,6 +51,8 @@ pub struct SqsEndpoint {
     pub queue_name: String,
     pub queue_url: String,
     pub verifier: Verifier,
+    /// How long a request's body may take to arrive.
+    pub request_timeout: Duration,
 }
 
 pub fn router(endpoint: Arc<SqsEndpoint>) -> Router {
@@ -86,14 +93,22 @@ fn json_response(value: &Value) -> Response {
 
 async fn handle(State(endpoint): State<Arc<SqsEndpoint>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else {
-        return SqsError::new("com.amazonaws.sqs#BatchRequestTooLong", "the request is too large")
-            .into_response();
+    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let body = match tokio::time::timeout(endpoint.request_timeout, read_body(body)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(unread)) => return unread.answer(target),
+        Err(_) => {
+            let mut answer = SqsError::new(
+                "com.amazonaws.sqs#RequestTimeout",
+                format!("the body did not arrive within {} s", endpoint.request_timeout.as_secs()),
+            );
+            answer.status = StatusCode::REQUEST_TIMEOUT;
+            return closing(answer.into_response());
+        }
     };
     if let Err(denied) = endpoint.verifier.verify(&parts, &body, OffsetDateTime::now_utc()) {
         return refused(&denied).into_response();
     }
-    let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let outcome = match target {
         "AmazonSQS.SendMessage" => send_message(&endpoint, &body),
         "AmazonSQS.SendMessageBatch" => send_message_batch(&endpoint, &body),
@@ -110,6 +125,68 @@ async fn handle(State(endpoint): State<Arc<SqsEndpoint>>, request: Request) -> R
         )),
     };
     outcome.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Why a request's body was not read.
+enum Unread {
+    /// Longer than [`MAX_REQUEST_BYTES`]; read to its end, or `drained: false` past
+    /// [`MAX_DRAINED_BYTES`].
+    TooLong {
+        drained: bool,
+    },
+    Failed(String),
+}
+
+impl Unread {
+    fn answer(self, target: &str) -> Response {
+        let error = match &self {
+            Self::TooLong { .. } if target == "AmazonSQS.SendMessageBatch" => SqsError::new(
+                "com.amazonaws.sqs#BatchRequestTooLong",
+                format!("Batch requests cannot be longer than {SQS_MAX_MESSAGE_BYTES} bytes."),
+            ),
+            Self::TooLong { .. } => SqsError::new(
+                "com.amazonaws.sqs#InvalidParameterValue",
+                format!(
+                    "One or more parameters are invalid. Reason: Message must be shorter than {SQS_MAX_MESSAGE_BYTES} bytes."
+                ),
+            ),
+            Self::Failed(err) => SqsError::new(
+                "com.amazonaws.sqs#InvalidParameterValue",
+                format!("the body could not be read: {err}"),
+            ),
+        };
+        match self {
+            Self::TooLong { drained: true } => error.into_response(),
+            _ => closing(error.into_response()),
+        }
+    }
+}
+
+/// The body, when it is at most [`MAX_REQUEST_BYTES`]; a longer one is read to its end and thrown
+/// away (up to [`MAX_DRAINED_BYTES`]), so that its sender is still there to read the error.
+async fn read_body(mut body: axum::body::Body) -> Result<bytes::Bytes, Unread> {
+    use http_body_util::BodyExt;
+    let (mut kept, mut seen) = (bytes::BytesMut::new(), 0usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|err| Unread::Failed(err.to_string()))?;
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen > MAX_DRAINED_BYTES {
+            return Err(Unread::TooLong { drained: false });
+        }
+        if seen <= MAX_REQUEST_BYTES {
+            kept.extend_from_slice(&data);
+        } else {
+            kept = bytes::BytesMut::new();
+        }
+    }
+    if seen > MAX_REQUEST_BYTES { Err(Unread::TooLong { drained: true }) } else { Ok(kept.freeze()) }
+}
+
+/// An answer after which the connection closes: its request was not read to the end.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 fn refused(denied: &Denied) -> SqsError {
@@ -129,24 +206,57 @@ fn refused(denied: &Denied) -> SqsError {
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, SqsError> {
     serde_json::from_slice(body).map_err(|err| {
-        SqsError::new("com.amazonaws.sqs#InvalidParameterValue", format!("invalid request: {err}"))
+        // A lone surrogate (`"\ud800"`) or bytes that are not UTF-8 cannot be a message's
+        // characters: SQS calls that invalid contents, not an invalid request.
+        let detail = err.to_string();
+        if ["surrogate", "invalid unicode code point", "unexpected end of hex escape"]
+            .iter()
+            .any(|what| detail.contains(what))
+        {
+            return invalid_contents();
+        }
+        SqsError::new("com.amazonaws.sqs#InvalidParameterValue", format!("invalid request: {detail}"))
     })
 }
 
+fn invalid_contents() -> SqsError {
+    SqsError::new(
+        "com.amazonaws.sqs#InvalidMessageContents",
+        "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
+    )
+}
+
+/// Whether `url` names this endpoint's queue: its path, on a host that is this endpoint — its own
+/// address, or a loopback name for it (SDKs may say `localhost` for `127.0.0.1`) with its port.
+/// Another host is another queue, which does not exist here.
 fn check_queue(endpoint: &SqsEndpoint, url: &str) -> Result<(), SqsError> {
-    // SDKs may send the URL with another host for the same queue (localhost for 127.0.0.1).
-    let path = |url: &str| {
-        url.split_once("://")
-            .map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, path)| path))
-            .to_owned()
+    let (host, path) = split_url(url);
+    let (own_host, own_path) = split_url(&endpoint.queue_url);
+    let port = |authority: &str| {
+        authority.parse::<axum::http::uri::Authority>().ok().map(|a| (a.host().to_owned(), a.port_u16()))
     };
-    if path(url) == path(&endpoint.queue_url) {
+    let same_host = match (port(host), port(own_host)) {
+        (Some((name, port)), Some((own_name, own_port))) => {
+            let loopback = name.eq_ignore_ascii_case("localhost")
+                || name.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            port == own_port && (name == own_name || loopback)
+        }
+        _ => false,
+    };
+    if same_host && path == own_path {
         return Ok(());
     }
     Err(SqsError::new(
         "com.amazonaws.sqs#QueueDoesNotExist",
         format!("The specified queue does not exist. This endpoint serves {}", endpoint.queue_url),
     ))
+}
+
+/// A queue URL's authority and path: `http://127.0.0.1:9324/000000000000/q` →
+/// (`127.0.0.1:9324`, `000000000000/q`).
+fn split_url(url: &str) -> (&str, &str) {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split_once('/').unwrap_or((rest, ""))
 }
 
 /// SQS's rules for a message body, `None` when it is acceptable.
@@ -167,10 +277,7 @@ fn invalid_body(body: &str) -> Option<SqsError> {
     }
     let allowed = |c: char| matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
     if !body.chars().all(allowed) {
-        return Some(SqsError::new(
-            "com.amazonaws.sqs#InvalidMessageContents",
-            "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
-        ));
+        return Some(invalid_contents());
     }
     None
 }
@@ -219,7 +326,13 @@ fn enqueue(
     }
     let delay = delay(delay_seconds)?;
     let md5 = md5_hex(&body);
-    Ok((endpoint.queue.push_delayed(body, delay), md5))
+    let id = endpoint.queue.push_delayed(body, delay).map_err(|full| {
+        SqsError::new(
+            "com.amazonaws.sqs#OverLimit",
+            format!("{full}; try again once the worker has drained it"),
+        )
+    })?;
+    Ok((id, md5))
 }
 
 #[derive(Deserialize)]

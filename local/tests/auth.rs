@@ -148,7 +148,7 @@ async fn a_backends_publish_to_a_users_channel_reaches_all_their_devices_and_no_
         serde_json::value::RawValue::from_string(r#"{"text":"your order shipped"}"#.into()).expect("raw");
     let channel = Channel::parse("user/alice").expect("channel");
     let envelope = Envelope::message(channel, Sender::default(), 1, data).expect("fits");
-    gateway.queue.push(Job::publish(envelope).to_body());
+    gateway.queue.push(Job::publish(envelope).to_body()).expect("room");
 
     for device in [&mut phone, &mut laptop] {
         let frame: Value = serde_json::from_str(&next_text(device).await).expect("json");

@@ -269,7 +269,11 @@ async fn failed_batch_items_alone_are_redelivered_until_the_dead_letter_list() {
     // As on AWS, the visibility timeout must outlast the batching window plus the invocation, or
     // messages come back while they are still being processed.
     let settings = Settings {
-        queue: QueueSettings { visibility_timeout: Duration::from_millis(400), max_receive_count: Some(3) },
+        queue: QueueSettings {
+            visibility_timeout: Duration::from_millis(400),
+            max_receive_count: Some(3),
+            ..QueueSettings::default()
+        },
         esm: EsmSettings {
             batch_size: 10,
             batch_window: Duration::from_millis(100),
@@ -284,7 +288,7 @@ async fn failed_batch_items_alone_are_redelivered_until_the_dead_letter_list() {
     let mut client = gateway.connect().await;
 
     // A poison message and a good one, in the same batch thanks to the batching window.
-    gateway.queue.push("{\"not\":\"a job\"}".to_owned());
+    gateway.queue.push("{\"not\":\"a job\"}".to_owned()).expect("room");
     send_text(&mut client, r#"{"action":"broadcast","data":"once"}"#).await;
 
     eventually("the poison message to reach the dead-letter list", || gateway.queue.stats().dead == 1).await;
@@ -299,7 +303,11 @@ async fn failed_batch_items_alone_are_redelivered_until_the_dead_letter_list() {
 async fn a_visibility_timeout_shorter_than_the_workers_timeout_is_refused_as_aws_refuses_it() {
     // Otherwise a message comes back to a second invocation while the first still posts it.
     let settings = Settings {
-        queue: QueueSettings { visibility_timeout: Duration::from_secs(2), max_receive_count: Some(3) },
+        queue: QueueSettings {
+            visibility_timeout: Duration::from_secs(2),
+            max_receive_count: Some(3),
+            ..QueueSettings::default()
+        },
         esm: EsmSettings { function_timeout: Duration::from_secs(30), ..EsmSettings::default() },
         ..Settings::default()
     };

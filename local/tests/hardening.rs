@@ -275,6 +275,29 @@ async fn protocol_violations_close_with_the_rfcs_code_and_disconnect_is_told() {
 }
 
 #[tokio::test]
+async fn a_client_that_ends_tcp_without_a_close_frame_gets_1006_in_its_disconnect_whether_fin_or_reset() {
+    let (gateway, recorder) = DisconnectRecorder::gateway(Settings::default()).await;
+    for reset in [false, true] {
+        let what = if reset { "a reset" } else { "a FIN" };
+        let (client, id) = gateway.connect_with_id().await;
+        let tokio_tungstenite::MaybeTlsStream::Plain(mut socket) = client.into_inner() else {
+            panic!("a plain socket");
+        };
+        if reset {
+            // A linger of zero turns the close into an RST, as a killed process's kernel may send.
+            socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO)).expect("linger");
+        } else {
+            socket.shutdown().await.expect("FIN");
+        }
+        drop(socket);
+        eventually("its $disconnect", || gateway.store.get(&id).is_none()).await;
+        let seen = recorder.seen();
+        let (_, code, reason) = seen.iter().find(|(c, _, _)| *c == id.to_string()).expect("recorded");
+        assert_eq!((*code, reason.as_str()), (1006, "Connection closed abnormally"), "{what}");
+    }
+}
+
+#[tokio::test]
 async fn a_management_body_of_any_size_past_128_kb_gets_an_aws_shaped_413() {
     let gateway = TestGateway::start(Settings::default()).await;
     let (_client, id) = gateway.connect_with_id().await;

@@ -122,10 +122,14 @@ async fn sigterm_closes_every_client_with_1001_runs_every_disconnect_and_exits()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binding_beyond_loopback_warns_what_becomes_reachable() {
-    let Running { child, stderr, .. } = start(&["--host", "0.0.0.0"]).await;
+    let secret = "0123456789abcdef0123456789abcdef";
+    let Running { child, stderr, .. } = start(&["--host", "0.0.0.0", "--jwt-secret", secret]).await;
     terminate(&child);
     let log = tokio::time::timeout(PATIENCE, stderr).await.expect("stderr closes").expect("read");
     assert!(log.contains("WARN") && log.contains("not loopback"), "{log}");
+    for endpoint in ["WebSocket", "/@connections", "/_local/stats", "(SQS)", "/_local/token stays off"] {
+        assert!(log.contains(endpoint), "{endpoint}: {log}");
+    }
 }
 
 /// Runs the `local` binary with `args` to completion and returns its stdout.
@@ -193,4 +197,33 @@ async fn the_readme_flow_tokens_from_the_token_command_and_a_publish_from_the_pu
     );
     assert_silent(&mut bob, Duration::from_millis(300)).await;
     terminate(&child);
+}
+
+#[tokio::test]
+async fn a_jwks_file_that_is_missing_empty_or_not_a_jwks_stops_the_gateway_at_start() {
+    let dir = std::env::temp_dir().join(format!("local-jwks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let not_json = dir.join("not-json.json");
+    std::fs::write(&not_json, "certainly not JSON").expect("write");
+    let empty = dir.join("empty.json");
+    std::fs::write(&empty, r#"{"keys":[]}"#).expect("write");
+    let missing = dir.join("missing.json");
+    for (path, says) in [(&missing, "No such file"), (&not_json, "is not a JWKS"), (&empty, "holds no keys")]
+    {
+        let output = tokio::time::timeout(
+            PATIENCE,
+            Command::new(env!("CARGO_BIN_EXE_local"))
+                .args(["--port", "0", "--sqs-port", "0", "--jwks"])
+                .arg(path)
+                .output(),
+        )
+        .await
+        .expect("it stops at once rather than serving")
+        .expect("the local binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{}: {stderr}", path.display());
+        assert!(stderr.contains("--jwks") && stderr.contains(says), "{}: {stderr}", path.display());
+        assert!(output.stdout.is_empty(), "no banner: nothing is served");
+    }
+    std::fs::remove_dir_all(&dir).expect("clean up");
 }

@@ -106,6 +106,17 @@ async fn the_endpoint_refuses_what_sqs_refuses() {
     let wrong_queue =
         sqs.send_message().queue_url(format!("{queue_url}-nope")).message_body("x").send().await;
     assert_eq!(code(wrong_queue.expect_err("no such queue")), "QueueDoesNotExist");
+    // The same path on another host is another queue, which does not exist here; a loopback name
+    // for this endpoint is this queue.
+    let port = queue_url.split(':').nth(2).and_then(|rest| rest.split('/').next()).expect("a port");
+    for foreign in [
+        queue_url.replacen("127.0.0.1", "sqs.us-east-1.amazonaws.com", 1),
+        queue_url.replacen(&format!("127.0.0.1:{port}"), "127.0.0.1:1", 1),
+    ] {
+        let elsewhere = sqs.send_message().queue_url(&foreign).message_body("x").send().await;
+        assert_eq!(code(elsewhere.expect_err("another host")), "QueueDoesNotExist", "{foreign}");
+    }
+
     let too_big =
         sqs.send_message().queue_url(&queue_url).message_body("x".repeat(256 * 1024 + 1)).send().await;
     assert_eq!(code(too_big.expect_err("too big")), "InvalidParameterValue");
@@ -128,7 +139,62 @@ async fn the_endpoint_refuses_what_sqs_refuses() {
         .await
         .expect("answered");
     assert_eq!(unsigned.status(), 403);
-    assert!(gateway.queue.peek().is_empty(), "nothing was queued");
+
+    // A lone surrogate, which no SDK can send (a Rust or Java string cannot hold one).
+    let raw = format!(r#"{{"QueueUrl":"{queue_url}","MessageBody":"a\ud800b"}}"#);
+    let request = reqwest::Client::new()
+        .post(&origin)
+        .header("X-Amz-Target", "AmazonSQS.SendMessage")
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .body(raw)
+        .build()
+        .expect("a request");
+    let answer = reqwest::Client::new()
+        .execute(sign_for(request, "sqs", credentials(), std::time::SystemTime::now()))
+        .await
+        .expect("answered");
+    assert_eq!(answer.status(), 400);
+    let error: Value = serde_json::from_str(&answer.text().await.expect("a body")).expect("json");
+    assert_eq!(error["__type"], "com.amazonaws.sqs#InvalidMessageContents", "{error}");
+
+    // A body far past any request's limit gets its error answer, not a cut connection.
+    let huge = reqwest::Client::new()
+        .post(&origin)
+        .header("X-Amz-Target", "AmazonSQS.SendMessage")
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .body(vec![b'x'; 20 * 1024 * 1024])
+        .send()
+        .await
+        .expect("an answer rather than a reset");
+    assert_eq!(huge.status(), 400);
+    let error: Value = serde_json::from_str(&huge.text().await.expect("a body")).expect("json");
+    assert_eq!(error["__type"], "com.amazonaws.sqs#InvalidParameterValue", "{error}");
+    assert!(error["message"].as_str().is_some_and(|m| m.contains("shorter than 262144 bytes")), "{error}");
+    assert!(gateway.queue.peek().is_empty() && gateway.queue.stats().in_flight == 0, "nothing was queued");
+
+    let alias = queue_url.replacen("127.0.0.1", "localhost", 1);
+    let body = json!({"action": "publish", "channel": "news", "data": 1}).to_string();
+    sqs.send_message().queue_url(&alias).message_body(body).send().await.expect("localhost is this endpoint");
+}
+
+#[tokio::test]
+async fn the_queue_refuses_past_its_bytes_so_no_sender_grows_the_gateway_without_end() {
+    let settings = Settings {
+        queue: shared::queue::QueueSettings { max_bytes: 100_000, ..shared::queue::QueueSettings::default() },
+        ..Settings::default()
+    };
+    let gateway = TestGateway::start_with_sqs(settings).await;
+    let (sqs, queue_url) = sqs(&gateway, "local", "local").await;
+    let body = json!({"action": "publish", "channel": "news", "data": "x".repeat(40_000)}).to_string();
+    // Delayed 15 minutes: held, not delivered, as in the attack that grew the gateway by 93 MB.
+    let send = || sqs.send_message().queue_url(&queue_url).message_body(&body).delay_seconds(900).send();
+    send().await.expect("the first fits");
+    send().await.expect("the second fits");
+    let refused = send().await.expect_err("the third would pass 100,000 bytes");
+    use aws_sdk_sqs::error::ProvideErrorMetadata;
+    assert_eq!(refused.code(), Some("OverLimit"), "{refused:?}");
+    assert_eq!(gateway.queue.stats().delayed, 2);
+    assert!(gateway.queue.bytes() <= 100_000);
 }
 
 #[tokio::test]
@@ -137,6 +203,7 @@ async fn a_publish_that_is_not_a_job_goes_to_the_dead_letter_list_and_nothing_is
         queue: shared::queue::QueueSettings {
             visibility_timeout: Duration::from_millis(200),
             max_receive_count: Some(2),
+            ..shared::queue::QueueSettings::default()
         },
         esm: local::esm::EsmSettings {
             function_timeout: Duration::from_millis(200),

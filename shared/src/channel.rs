@@ -35,6 +35,12 @@ pub enum InvalidChannel {
     WildcardInPublish,
     #[error("a wildcard subscription ends in \"/*\" after at least one segment (\"chat/*\")")]
     MisplacedWildcard,
+    #[error(
+        "a wildcard matches channels below its prefix, and no channel has more than {MAX_SEGMENTS} segments: \
+         at most {} segments before \"/*\"",
+        MAX_SEGMENTS - 1
+    )]
+    WildcardTooDeep,
 }
 
 /// A concrete channel: what a publish names and a message is delivered on.
@@ -101,7 +107,16 @@ impl ChannelPattern {
         if prefix.split('/').any(|segment| segment == "*") || raw == "*" {
             return Err(InvalidChannel::MisplacedWildcard);
         }
-        segments_valid(prefix).then(|| Self(raw.to_owned())).ok_or(InvalidChannel::Malformed)
+        if !segments_valid(prefix) {
+            return Err(InvalidChannel::Malformed);
+        }
+        // A pattern that no channel can match is a client's bug, told at once rather than a
+        // subscription that silently never delivers.
+        let wildcard = prefix.len() < raw.len();
+        if wildcard && prefix.split('/').count() >= MAX_SEGMENTS {
+            return Err(InvalidChannel::WildcardTooDeep);
+        }
+        Ok(Self(raw.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -232,8 +247,23 @@ mod tests {
             assert_eq!(ChannelPattern::parse(bad), Err(InvalidChannel::MisplacedWildcard), "{bad}");
         }
         assert_eq!(ChannelPattern::parse("chat/x*"), Err(InvalidChannel::Malformed));
-        assert!(ChannelPattern::parse("a/b/c/d/e/*").is_ok(), "five segments before the wildcard");
+        assert!(ChannelPattern::parse("a/b/c/d/*").is_ok(), "four segments before the wildcard");
+        assert!(ChannelPattern::parse("a/b/c/d/e").is_ok(), "five segments, no wildcard");
         assert_eq!(ChannelPattern::parse("a/b/c/d/e/f/*"), Err(InvalidChannel::Malformed));
+    }
+
+    #[test]
+    fn a_wildcard_below_the_deepest_channel_is_refused_since_nothing_could_match_it() {
+        let err = ChannelPattern::parse("a/b/c/d/e/*").expect_err("no channel has six segments");
+        assert_eq!(err, InvalidChannel::WildcardTooDeep);
+        assert!(err.to_string().contains("at most 4 segments before"), "{err}");
+        assert!(
+            !Channel::parse("a/b/c/d/e")
+                .expect("the deepest channel")
+                .patterns()
+                .iter()
+                .any(|p| p.as_str() == "a/b/c/d/e/*")
+        );
     }
 
     #[test]

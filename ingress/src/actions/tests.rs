@@ -70,6 +70,7 @@ fn every_malformed_message_has_its_own_code() {
         (r#"{"action":"subscribe","channel":"a b"}"#, "invalid_channel"),
         (r#"{"action":"subscribe","channel":"*"}"#, "invalid_channel"),
         (r#"{"action":"subscribe","channel":"a/*/b"}"#, "invalid_channel"),
+        (r#"{"action":"subscribe","channel":"a/b/c/d/e/*"}"#, "invalid_channel"),
         (r#"{"action":"unsubscribe","channel":""}"#, "invalid_channel"),
         (r#"{"action":"unsubscribe"}"#, "missing_channel"),
         (r#"{"action":"publish","data":1}"#, "missing_channel"),

@@ -51,8 +51,13 @@ impl Default for SimSettings {
             account_burst: f64::from(shared::limits::ACCOUNT_POST_RATE / 2),
             worker: WorkerSettings::default(),
             esm: EsmSettings::default(),
-            // The template's queue: six times the worker's timeout, five receives before the DLQ.
-            queue: QueueSettings { visibility_timeout: Duration::from_secs(180), max_receive_count: Some(5) },
+            // The template's queue: six times the worker's timeout, five receives before the DLQ, and,
+            // as SQS, no bound on what it holds.
+            queue: QueueSettings {
+                visibility_timeout: Duration::from_secs(180),
+                max_receive_count: Some(5),
+                max_bytes: usize::MAX,
+            },
             page_size: 7_000,
             memory_mb: 512,
             message_bytes: 128,

@@ -1,13 +1,13 @@
 //! `local` (the default command): serves API Gateway WebSocket, `@connections` and the SQS endpoint
 //! on this machine until Ctrl-C or SIGTERM, with the template's defaults unless a flag says otherwise.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use authorizer::jwks::{FileJwks, Keys};
+use authorizer::jwks::{FileJwks, JwksSource, Keys};
 use authorizer::{Authorizer, Verifier};
 use clap::ValueEnum;
 use local::esm::EsmSettings;
@@ -93,6 +93,11 @@ pub struct ServeArgs {
     /// The queue's visibility timeout, in seconds.
     #[arg(long, default_value_t = defaults().queue.visibility_timeout.as_secs())]
     pub(crate) visibility_timeout_secs: u64,
+    /// Bytes of messages the in-process queue holds at most (visible, delayed, in flight and dead
+    /// together); sends past it are refused (SQS's OverLimit to backends), so that no sender can grow
+    /// the gateway's memory without end.
+    #[arg(long, default_value_t = defaults().queue.max_bytes)]
+    pub(crate) queue_max_bytes: usize,
     /// Receives before a message moves to the dead-letter list.
     #[arg(long, default_value_t = defaults().queue.max_receive_count.unwrap_or_default())]
     pub(crate) max_receive_count: u32,
@@ -158,6 +163,10 @@ pub struct ServeArgs {
     /// The `aud` tokens must have (JWT_AUDIENCE in the template).
     #[arg(long, help_heading = "Authorization", requires = "auth")]
     pub(crate) jwt_audience: Option<String>,
+    /// With --jwt-secret on a --host beyond loopback: serve /_local/token, which mints a token for
+    /// any user, to the network too (it is off there otherwise; on loopback it is always on).
+    #[arg(long, help_heading = "Authorization", requires = "jwt_secret")]
+    pub(crate) expose_dev_tokens: bool,
     /// Fault injection: the fraction of `@connections` POSTs answered 429 LimitExceededException.
     #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
     pub(crate) fault_post_throttle: f64,
@@ -193,6 +202,7 @@ impl ServeArgs {
                 secret,
                 issuer: self.jwt_issuer.clone(),
                 audience: self.jwt_audience.clone(),
+                exposed: self.expose_dev_tokens,
             }),
             backend,
             route_selection_expression: self.route_selection_expression.clone(),
@@ -208,6 +218,7 @@ impl ServeArgs {
             queue: QueueSettings {
                 visibility_timeout: Duration::from_secs(self.visibility_timeout_secs),
                 max_receive_count: Some(self.max_receive_count),
+                max_bytes: self.queue_max_bytes,
             },
             esm: EsmSettings {
                 batch_size: self.batch_size,
@@ -252,13 +263,13 @@ impl ServeArgs {
 
 /// Serves until Ctrl-C or SIGTERM.
 pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.jwks {
+        check_jwks(path).await?;
+    }
     let settings = args.settings(backend(args).await?)?;
     let listener = TcpListener::bind((args.host, args.port))
         .await
         .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
-    if let Some(warning) = exposure_warning(args.host, args.port) {
-        tracing::warn!("{warning}");
-    }
     let memory = matches!(settings.backend, Backend::Memory);
     let mut gateway = Gateway::new(listener, settings)?;
     if memory {
@@ -266,6 +277,9 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("could not listen on {}:{} (--sqs-port)", args.host, args.sqs_port))?;
         gateway = gateway.with_sqs_endpoint(sqs)?;
+    }
+    if let Some(warning) = exposure_warning(args, gateway.local_addr(), gateway.queue_url().as_deref()) {
+        tracing::warn!("{warning}");
     }
     banner(args, &gateway);
     gateway
@@ -304,6 +318,16 @@ fn banner(args: &ServeArgs, gateway: &Gateway) {
     } else {
         println!("  try:          npx wscat -c {}", gateway.ws_url());
     }
+}
+
+/// Reads the `--jwks` file once at start: a gateway whose keys are missing or unreadable would
+/// answer every handshake 500, so it does not start at all.
+async fn check_jwks(path: &std::path::Path) -> anyhow::Result<()> {
+    let set = FileJwks(path.to_owned()).fetch().await.map_err(|err| anyhow::anyhow!("--jwks {err}"))?;
+    if set.keys.is_empty() {
+        bail!("--jwks {} holds no keys: no token could be verified", path.display());
+    }
+    Ok(())
 }
 
 /// The authorizer the flags ask for, if any.
@@ -373,20 +397,43 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// What binding `host` exposes, if it is not loopback.
-fn exposure_warning(host: IpAddr, port: u16) -> Option<String> {
-    (!host.is_loopback()).then(|| {
-        let reach = if host.is_unspecified() {
-            "every network this machine is on".to_owned()
+/// What a gateway listening on `addr` (and serving SQS at `queue_url`) exposes beyond this
+/// machine, endpoint by endpoint, if it is not bound to loopback.
+fn exposure_warning(args: &ServeArgs, addr: SocketAddr, queue_url: Option<&str>) -> Option<String> {
+    let host = addr.ip();
+    if host.is_loopback() {
+        return None;
+    }
+    let reach =
+        if host.is_unspecified() { "every network this machine is on".to_owned() } else { host.to_string() };
+    let defaults = Credentials::default();
+    let keys = if args.access_key_id == defaults.access_key_id
+        && args.secret_access_key == defaults.secret_access_key
+    {
+        "the well-known key pair local/local"
+    } else {
+        "the key pair printed below"
+    };
+    let who = if args.jwt_secret.is_some() || args.jwks.is_some() { "anyone with a token" } else { "anyone" };
+    let mut open = vec![
+        format!("ws://{addr} (WebSocket): {who} can connect and send messages to your functions"),
+        format!("http://{addr}/@connections: with {keys}, anyone can post to, read and close any connection"),
+        format!("http://{addr}/_local/stats: anyone can read what the gateway holds"),
+        format!("http://{addr}/: the demo page"),
+    ];
+    if let Some(queue_url) = queue_url {
+        open.push(format!(
+            "{queue_url} (SQS): with {keys}, anyone can publish to any channel, every user's own included"
+        ));
+    }
+    if args.jwt_secret.is_some() {
+        open.push(if args.expose_dev_tokens {
+            format!("http://{addr}/_local/token (--expose-dev-tokens): anyone can mint a token for any user and act as them")
         } else {
-            host.to_string()
-        };
-        format!(
-            "listening on {host}:{port}, not loopback: anyone who can reach {reach} can open WebSocket \
-             connections, send messages to your functions, read /_local/stats, and call @connections \
-             with the credentials printed below"
-        )
-    })
+            format!("http://{addr}/_local/token stays off (it mints a token for any user); --expose-dev-tokens turns it on")
+        });
+    }
+    Some(format!("listening on {addr}, not loopback: {reach} can reach {}", open.join("; ")))
 }
 
 #[cfg(test)]
@@ -395,11 +442,35 @@ mod tests {
 
     #[test]
     fn binding_anything_but_loopback_is_warned_about() {
-        assert_eq!(exposure_warning(IpAddr::from([127, 0, 0, 1]), 3001), None);
-        assert_eq!(exposure_warning("::1".parse().expect("ip"), 3001), None);
-        let all = exposure_warning(IpAddr::from([0, 0, 0, 0]), 3001).expect("a warning");
-        assert!(all.contains("every network") && all.contains("@connections"), "{all}");
-        let lan = exposure_warning(IpAddr::from([192, 168, 1, 20]), 3001).expect("a warning");
-        assert!(lan.contains("192.168.1.20"), "{lan}");
+        let args = |extra: &[&str]| {
+            let mut argv = vec!["local"];
+            argv.extend_from_slice(extra);
+            <ServeArgs as clap::FromArgMatches>::from_arg_matches(
+                &<ServeArgs as clap::Args>::augment_args(clap::Command::new("local")).get_matches_from(argv),
+            )
+            .expect("args")
+        };
+        let at = |ip: [u8; 4]| SocketAddr::from((ip, 3001));
+        assert_eq!(exposure_warning(&args(&[]), at([127, 0, 0, 1]), None), None);
+        assert_eq!(exposure_warning(&args(&[]), "[::1]:3001".parse().expect("addr"), None), None);
+        let queue = Some("http://0.0.0.0:9324/000000000000/local-broadcasts");
+        let all = exposure_warning(&args(&[]), at([0, 0, 0, 0]), queue).expect("a warning");
+        for endpoint in ["WebSocket", "/@connections", "/_local/stats", "(SQS)", "local/local"] {
+            assert!(all.contains(endpoint), "{endpoint}: {all}");
+        }
+        assert!(all.contains("every network") && !all.contains("/_local/token"), "{all}");
+        let lan = exposure_warning(&args(&[]), at([192, 168, 1, 20]), None).expect("a warning");
+        assert!(lan.contains("192.168.1.20") && !lan.contains("(SQS)"), "{lan}");
+        let secret = "x".repeat(32);
+        let tokens =
+            exposure_warning(&args(&["--jwt-secret", &secret]), at([0, 0, 0, 0]), None).expect("a warning");
+        assert!(
+            tokens.contains("/_local/token stays off") && tokens.contains("--expose-dev-tokens"),
+            "{tokens}"
+        );
+        let exposed = args(&["--jwt-secret", &secret, "--expose-dev-tokens", "--access-key-id", "k"]);
+        let exposed = exposure_warning(&exposed, at([0, 0, 0, 0]), None).expect("a warning");
+        assert!(exposed.contains("mint a token for any user and act as them"), "{exposed}");
+        assert!(exposed.contains("the key pair printed below"), "{exposed}");
     }
 }

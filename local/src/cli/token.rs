@@ -32,6 +32,12 @@ pub fn mint(args: &TokenArgs) -> anyhow::Result<String> {
     if args.secret.len() < authorizer::verify::MIN_SECRET_BYTES {
         bail!("{}", authorizer::verify::ConfigError::SecretTooShort);
     }
+    let most = authorizer::verify::MAX_GRANT_PATTERNS;
+    if args.subscribe.len() > most || args.publish.len() > most {
+        bail!(
+            "a token lists at most {most} --subscribe and {most} --publish patterns: the authorizer denies more"
+        );
+    }
     for pattern in args.subscribe.iter().chain(&args.publish) {
         shared::ChannelPattern::parse(pattern).with_context(|| format!("{pattern:?}"))?;
     }

@@ -214,7 +214,17 @@ pub fn sign(request: reqwest::Request) -> reqwest::Request {
 }
 
 pub fn sign_with(
+    request: reqwest::Request,
+    credentials: aws_credential_types::Credentials,
+    at: std::time::SystemTime,
+) -> reqwest::Request {
+    sign_for(request, "execute-api", credentials, at)
+}
+
+/// Signs `request` with SigV4 for `service` in us-east-1.
+pub fn sign_for(
     mut request: reqwest::Request,
+    service: &str,
     credentials: aws_credential_types::Credentials,
     at: std::time::SystemTime,
 ) -> reqwest::Request {
@@ -224,7 +234,7 @@ pub fn sign_with(
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region("us-east-1")
-        .name("execute-api")
+        .name(service)
         .time(at)
         .settings(SigningSettings::default())
         .build()

@@ -25,12 +25,35 @@ pub struct QueueSettings {
     pub visibility_timeout: Duration,
     /// Receives after which a message moves to the dead-letter list (the queue's `RedrivePolicy`).
     pub max_receive_count: Option<u32>,
+    /// The most bytes of message bodies the queue holds, visible, delayed, in flight and dead
+    /// together; a send past it is refused ([`QueueFull`]). SQS has no such bound, but one
+    /// process's memory has: without it, messages delayed 15 minutes could grow the gateway without
+    /// end. `usize::MAX` for none.
+    pub max_bytes: usize,
+}
+
+impl QueueSettings {
+    /// 64 MiB: 256 of SQS's largest messages, and thousands of batches of the worker's own jobs.
+    pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 }
 
 impl Default for QueueSettings {
     fn default() -> Self {
-        Self { visibility_timeout: Duration::from_secs(30), max_receive_count: Some(5) }
+        Self {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: Some(5),
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+        }
     }
+}
+
+/// A send refused because the queue holds its [`QueueSettings::max_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the local queue holds {held} bytes of messages, and takes at most {max}; this one has {size}")]
+pub struct QueueFull {
+    pub held: usize,
+    pub size: usize,
+    pub max: usize,
 }
 
 #[derive(Debug)]
@@ -49,6 +72,8 @@ struct QueueState {
     delayed: Vec<(Instant, StoredMessage)>,
     in_flight: HashMap<String, (Instant, StoredMessage)>,
     dead: Vec<StoredMessage>,
+    /// The bytes of every body above.
+    bytes: usize,
 }
 
 /// Counts of messages by state, like SQS's `ApproximateNumberOfMessages*` attributes.
@@ -78,12 +103,18 @@ impl MemoryQueue {
     }
 
     /// `SendMessage`: returns the new message's id.
-    pub fn push(&self, body: String) -> String {
+    pub fn push(&self, body: String) -> Result<String, QueueFull> {
         self.push_delayed(body, Duration::ZERO)
     }
 
     /// `SendMessage` with `DelaySeconds`: the message is visible only after `delay`.
-    pub fn push_delayed(&self, body: String, delay: Duration) -> String {
+    pub fn push_delayed(&self, body: String, delay: Duration) -> Result<String, QueueFull> {
+        let mut state = lock(&self.state);
+        let (held, size, max) = (state.bytes, body.len(), self.settings.max_bytes);
+        if held.saturating_add(size) > max {
+            return Err(QueueFull { held, size, max });
+        }
+        state.bytes += size;
         let id = uuid::Uuid::new_v4().to_string();
         let message = StoredMessage {
             id: id.clone(),
@@ -92,7 +123,6 @@ impl MemoryQueue {
             receive_count: 0,
             first_received_at_ms: None,
         };
-        let mut state = lock(&self.state);
         if delay.is_zero() {
             state.visible.push_back(message);
         } else {
@@ -100,7 +130,7 @@ impl MemoryQueue {
         }
         drop(state);
         self.arrived.notify_one();
-        id
+        Ok(id)
     }
 
     /// `ReceiveMessage`: up to `max` visible messages, hidden for the visibility timeout. A message
@@ -136,7 +166,15 @@ impl MemoryQueue {
     /// `DeleteMessage`. A stale receipt handle (the message timed out and was received again) deletes
     /// nothing, so a slow consumer cannot delete a message someone else is now processing.
     pub fn delete_message(&self, receipt_handle: &str) -> bool {
-        lock(&self.state).in_flight.remove(receipt_handle).is_some()
+        let mut state = lock(&self.state);
+        let Some((_, message)) = state.in_flight.remove(receipt_handle) else { return false };
+        state.bytes -= message.body.len();
+        true
+    }
+
+    /// The bytes of message bodies the queue holds, dead letters included.
+    pub fn bytes(&self) -> usize {
+        lock(&self.state).bytes
     }
 
     /// When the earliest in-flight or delayed message becomes visible, if any is waiting.
@@ -199,15 +237,16 @@ impl MemoryQueue {
 #[async_trait]
 impl Queue for MemoryQueue {
     async fn send(&self, job: &Job) -> Result<(), QueueError> {
-        self.push(job.to_body());
-        Ok(())
+        self.send_batch(std::slice::from_ref(job), Duration::ZERO).await.remove(0)
     }
 
     async fn send_batch(&self, jobs: &[Job], delay: Duration) -> Vec<Result<(), QueueError>> {
+        // Full is a moment, not a mistake: the worker drains the queue, and a sender may try again.
         jobs.iter()
             .map(|job| {
-                self.push_delayed(job.to_body(), delay);
-                Ok(())
+                self.push_delayed(job.to_body(), delay)
+                    .map(drop)
+                    .map_err(|full| QueueError::Unavailable(full.into()))
             })
             .collect()
     }
@@ -253,8 +292,9 @@ mod tests {
         let queue = MemoryQueue::new(QueueSettings {
             visibility_timeout: Duration::from_secs(30),
             max_receive_count: None,
+            ..QueueSettings::default()
         });
-        queue.push("m".into());
+        queue.push("m".into()).expect("room");
         let first = queue.receive_message(10);
         assert_eq!(first.len(), 1);
         assert!(queue.receive_message(10).is_empty(), "hidden while in flight");
@@ -288,8 +328,9 @@ mod tests {
         let queue = MemoryQueue::new(QueueSettings {
             visibility_timeout: Duration::from_secs(1),
             max_receive_count: Some(2),
+            ..QueueSettings::default()
         });
-        queue.push("poison".into());
+        queue.push("poison".into()).expect("room");
         for _ in 0..2 {
             assert_eq!(queue.receive_message(10).len(), 1);
             tokio::time::advance(Duration::from_secs(2)).await;
@@ -297,5 +338,21 @@ mod tests {
         assert!(queue.receive_message(10).is_empty());
         assert_eq!(queue.dead_letters(), ["poison"]);
         assert_eq!(queue.stats(), QueueStats { dead: 1, ..QueueStats::default() });
+    }
+
+    #[tokio::test]
+    async fn the_queue_holds_at_most_its_bytes_and_makes_room_as_messages_are_deleted() {
+        let queue = MemoryQueue::new(QueueSettings { max_bytes: 10, ..QueueSettings::default() });
+        queue.push("123456".into()).expect("6 of 10 bytes");
+        queue.push_delayed("1234".into(), Duration::from_secs(900)).expect("10 of 10 bytes");
+        assert_eq!(queue.push("x".into()), Err(QueueFull { held: 10, size: 1, max: 10 }));
+        let data = serde_json::value::RawValue::from_string("1".into()).expect("raw");
+        let job = Job::broadcast(crate::domain::Envelope::broadcast(id(1), 42, data).expect("fits"));
+        let refused = Queue::send(&queue, &job).await.expect_err("full");
+        assert!(refused.is_retryable(), "the worker drains the queue: {refused}");
+        let received = queue.receive_message(10);
+        assert!(queue.delete_message(&received[0].receipt_handle));
+        assert_eq!(queue.bytes(), 4, "the delayed message is still held");
+        queue.push("x".into()).expect("room again");
     }
 }

@@ -6,6 +6,6 @@ mod memory;
 mod port;
 mod sqs;
 
-pub use memory::{MemoryQueue, QueueSettings, QueueStats};
+pub use memory::{MemoryQueue, QueueFull, QueueSettings, QueueStats};
 pub use port::{Queue, QueueSource, ReceivedMessage};
 pub use sqs::{SQS_MAX_MESSAGE_BYTES, SqsQueue};

@@ -1,0 +1,85 @@
+// The demo page's behaviour (client/index.html): a WebSocketClient driven by the page's buttons.
+import { WebSocketClient } from "./websocket-client.js";
+
+const $ = (id) => document.getElementById(id);
+const wsPath = document.querySelector('meta[name="ws-path"]').content;
+const served = !wsPath.startsWith("__");
+$("url").value = served ? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${wsPath}` : "wss://";
+
+// What the page saw, for people and for the browser test alike.
+const demo = { client: null, deliveries: [], states: [], errors: [], resubscribed: 0 };
+window.wsDemo = demo;
+
+function log(kind, text) {
+  const line = document.createElement("div");
+  line.className = kind;
+  line.textContent = `${new Date().toLocaleTimeString()}  ${text}`;
+  $("log").append(line);
+  $("log").scrollTop = $("log").scrollHeight;
+}
+
+function showChannels() {
+  const channels = demo.client ? [...demo.client.channels] : [];
+  $("channels").replaceChildren(...channels.map((c) => Object.assign(document.createElement("span"), { textContent: c })));
+  if (channels.length === 0) $("channels").textContent = "none";
+}
+
+function parseData(text) {
+  try { return JSON.parse(text); } catch { return text; }
+}
+
+async function attempt(what, promise) {
+  try {
+    const answer = await promise;
+    log("answer", `${what}: ${JSON.stringify(answer)}`);
+    return answer;
+  } catch (err) {
+    demo.errors.push({ code: err.code, message: err.message });
+    log("error", `${what} failed: ${err.code ?? ""} ${err.message}`);
+    throw err;
+  } finally {
+    showChannels();
+  }
+}
+
+demo.connect = (url = $("url").value, token = $("token").value) => {
+  demo.client?.close();
+  const client = new WebSocketClient(url, { token: token || undefined });
+  demo.client = client;
+  client.addEventListener("state", (e) => {
+    demo.states.push(e.detail.state);
+    $("state").textContent = e.detail.state + (e.detail.delayMs !== undefined ? ` (retry in ${e.detail.delayMs} ms)` : "");
+    $("state").dataset.state = e.detail.state;
+    log("state", `state: ${JSON.stringify(e.detail)}`);
+  });
+  client.addEventListener("delivery", (e) => {
+    demo.deliveries.push(e.detail);
+    const where = e.detail.channel ? `on ${e.detail.channel}` : "broadcast";
+    log("delivery", `${where} from ${e.detail.user ?? e.detail.from ?? "the backend"}: ${JSON.stringify(e.detail.data)}`);
+  });
+  client.addEventListener("resubscribed", (e) => {
+    demo.resubscribed += 1;
+    log("state", `resubscribed to ${e.detail.channels.join(", ")}${e.detail.failed.length ? `; failed: ${e.detail.failed.join(", ")}` : ""}`);
+  });
+  client.addEventListener("disconnected", (e) => log("state", `disconnected: ${e.detail.code} ${e.detail.reason}`));
+  client.addEventListener("error", (e) => {
+    demo.errors.push(e.detail);
+    log("error", `${e.detail.code}: ${e.detail.message}`);
+  });
+  client.connect();
+  showChannels();
+  return client;
+};
+
+$("connect").onclick = () => demo.connect();
+$("disconnect").onclick = () => { demo.client?.close(); showChannels(); };
+$("subscribe").onclick = () => attempt("subscribe", demo.client.subscribe($("channel").value)).catch(() => {});
+$("unsubscribe").onclick = () => attempt("unsubscribe", demo.client.unsubscribe($("channel").value)).catch(() => {});
+$("publish").onclick = () => attempt("publish", demo.client.publish($("channel").value, parseData($("data").value))).catch(() => {});
+$("broadcast").onclick = () => attempt("broadcast", demo.client.broadcast(parseData($("data").value))).catch(() => {});
+$("dev-token").onclick = async () => {
+  const response = await fetch(`/_local/token?sub=${encodeURIComponent($("user").value)}`);
+  const text = await response.text();
+  if (response.ok) { $("token").value = text.trim(); log("state", `development token for ${$("user").value}`); }
+  else log("error", text);
+};
