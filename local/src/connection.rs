@@ -34,7 +34,7 @@ use tokio::time::{Instant, sleep};
 
 use crate::events::{self, Connection, Payload};
 use crate::function::{self, ProxyResponse};
-use crate::management::forbidden;
+use crate::management::{closing, forbidden};
 use crate::outbox::{Outbox, Outgoing};
 use crate::registry::Live;
 use crate::routing::DEFAULT_ROUTE;
@@ -88,7 +88,20 @@ pub async fn upgrade_staged(
     handshake(state, peer, headers, uri, ws).await
 }
 
+/// A handshake, accepted or refused. A refused one closes its HTTP connection: nothing more can
+/// come of it, and a client that keeps it open would hold its (up to 64 KB) request head's buffer.
 async fn handshake(
+    state: Arc<AppState>,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    uri: Uri,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let response = accept(state, peer, headers, uri, ws).await;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS { response } else { closing(response) }
+}
+
+async fn accept(
     state: Arc<AppState>,
     peer: SocketAddr,
     headers: HeaderMap,

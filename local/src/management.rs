@@ -103,8 +103,8 @@ impl FromRequest<Arc<AppState>> for Signed {
 }
 
 /// `response`, after which the connection is closed: the rest of a body that was not read (too large,
-/// too slow) must not be taken for the next request.
-fn closing(mut response: Response) -> Response {
+/// too slow) must not be taken for the next request, nor a refused handshake's connection kept.
+pub fn closing(mut response: Response) -> Response {
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }

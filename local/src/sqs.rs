@@ -22,6 +22,7 @@ use shared::queue::MemoryQueue;
 use shared::queue::SQS_MAX_MESSAGE_BYTES;
 use time::OffsetDateTime;
 
+use crate::management::closing;
 use crate::sigv4::{Denied, Verifier};
 
 /// The service SigV4 signatures are scoped to.
@@ -181,12 +182,6 @@ async fn read_body(mut body: axum::body::Body) -> Result<bytes::Bytes, Unread> {
         }
     }
     if seen > MAX_REQUEST_BYTES { Err(Unread::TooLong { drained: true }) } else { Ok(kept.freeze()) }
-}
-
-/// An answer after which the connection closes: its request was not read to the end.
-fn closing(mut response: Response) -> Response {
-    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
 }
 
 fn refused(denied: &Denied) -> SqsError {

@@ -163,3 +163,29 @@ async fn a_backends_publish_to_a_users_channel_reaches_all_their_devices_and_no_
     eventually("both $disconnects", || gateway.store.len() == 1).await;
     assert_eq!(gateway.store.subscription_count(), 1, "alice's subscriptions went with her connections");
 }
+
+#[tokio::test]
+async fn a_token_whose_claims_pass_the_authorizers_limits_is_refused_and_its_connection_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gateway = gateway().await;
+    // 5,000 publish patterns: a 60 KB token, what an attack run held 300 connections open with.
+    let patterns: Vec<String> = (0..5_000).map(|n| format!("p{n:04}")).collect();
+    let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+    let big = token("mallory", &[], &patterns);
+    let address = gateway.http_url.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let request = format!(
+        "GET /local?token={big} HTTP/1.1\r\nHost: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    // Read to the end: the gateway closes a refused handshake's connection rather than keep its buffer.
+    tokio::time::timeout(PATIENCE, socket.read_to_end(&mut answer))
+        .await
+        .expect("closed in time")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(gateway.store.is_empty(), "nothing stored");
+}
