@@ -7,7 +7,7 @@ const served = !wsPath.startsWith("__");
 $("url").value = served ? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${wsPath}` : "wss://";
 
 // What the page saw, for people and for the browser test alike.
-const demo = { client: null, deliveries: [], states: [], errors: [], resubscribed: 0 };
+const demo = { client: null, deliveries: [], states: [], errors: [], resubscribed: 0, recovered: [], gaps: [] };
 window.wsDemo = demo;
 
 function log(kind, text) {
@@ -54,12 +54,21 @@ demo.connect = (url = $("url").value, token = $("token").value) => {
   });
   client.addEventListener("delivery", (e) => {
     demo.deliveries.push(e.detail);
-    const where = e.detail.channel ? `on ${e.detail.channel}` : "broadcast";
+    const at = e.detail.offset !== undefined ? ` #${e.detail.offset}` : "";
+    const where = e.detail.channel ? `on ${e.detail.channel}${at}` : "broadcast";
     log("delivery", `${where} from ${e.detail.user ?? e.detail.from ?? "the backend"}: ${JSON.stringify(e.detail.data)}`);
   });
   client.addEventListener("resubscribed", (e) => {
     demo.resubscribed += 1;
     log("state", `resubscribed to ${e.detail.channels.join(", ")}${e.detail.failed.length ? `; failed: ${e.detail.failed.join(", ")}` : ""}`);
+  });
+  client.addEventListener("recovered", (e) => {
+    demo.recovered.push(e.detail);
+    log("state", `recovered ${e.detail.count} on ${e.detail.channel}`);
+  });
+  client.addEventListener("gap", (e) => {
+    demo.gaps.push(e.detail);
+    log("error", `gap on ${e.detail.channel}: ${e.detail.reason}; reload what it shows`);
   });
   client.addEventListener("disconnected", (e) => log("state", `disconnected: ${e.detail.code} ${e.detail.reason}`));
   client.addEventListener("error", (e) => {
@@ -76,6 +85,7 @@ $("disconnect").onclick = () => { demo.client?.close(); showChannels(); };
 $("subscribe").onclick = () => attempt("subscribe", demo.client.subscribe($("channel").value)).catch(() => {});
 $("unsubscribe").onclick = () => attempt("unsubscribe", demo.client.unsubscribe($("channel").value)).catch(() => {});
 $("publish").onclick = () => attempt("publish", demo.client.publish($("channel").value, parseData($("data").value))).catch(() => {});
+$("history").onclick = () => attempt("history", demo.client.history($("channel").value, { limit: 10 })).catch(() => {});
 $("broadcast").onclick = () => attempt("broadcast", demo.client.broadcast(parseData($("data").value))).catch(() => {});
 $("dev-token").onclick = async () => {
   const response = await fetch(`/_local/token?sub=${encodeURIComponent($("user").value)}`);

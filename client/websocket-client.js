@@ -8,7 +8,11 @@
  * - reconnect after any drop with exponential backoff and full jitter, so that a fleet of clients
  *   cut off at once does not come back at once;
  * - subscribe again to its channels after a reconnect (subscriptions belong to a connection);
- * - drop deliveries it has already had, by `id` (delivery is at least once);
+ * - drop deliveries it has already had, by `id` and by offset (delivery is at least once);
+ * - deliver each channel's messages in offset order: one that arrives ahead of a missing offset waits
+ *   (about a second) for it, then the client reads the missing range from the channel's `history`;
+ * - after a reconnect, subscribe again from the last position it delivered (`since`), so that what
+ *   was published while it was away comes too — or say plainly that it cannot (`gap`);
  * - send a keepalive before API Gateway's 10-minute idle timeout;
  * - answer each request with a promise, matched to its answer by `ref` (answers come back through
  *   separate Lambda invocations and may overtake one another).
@@ -18,6 +22,8 @@
  * const client = new WebSocketClient("wss://abc.execute-api.eu-west-1.amazonaws.com/Prod", { token });
  * client.addEventListener("delivery", (event) => console.log(event.detail.channel, event.detail.data));
  * client.addEventListener("state", (event) => console.log(event.detail.state));
+ * client.addEventListener("gap", (event) => reload(event.detail.channel)); // positions lost: reload
+ * client.addEventListener("recovered", (event) => console.log(event.detail.channel, event.detail.count));
  * client.connect();
  * await client.subscribe("chat/*");
  * const { id } = await client.publish("chat/general", { text: "hello" });
@@ -40,6 +46,19 @@
  * @property {string} [user] The sender's `sub`, when it connected with a token.
  * @property {number} sentAt When API Gateway received the message, epoch milliseconds.
  * @property {unknown} data What the sender sent.
+ * @property {number} [offset] The message's place in its channel: 1 for the first, +1 for each after.
+ * @property {string} [epoch] The channel stream's epoch, which changes when its history is lost.
+ */
+
+/**
+ * What the client knows of one channel's stream: the last offset it delivered, and the messages
+ * that came ahead of a missing one, waiting for it.
+ * @typedef {object} Stream
+ * @property {number} offset
+ * @property {string} epoch
+ * @property {Map<number, Delivery>} waiting
+ * @property {ReturnType<typeof setTimeout> | undefined} timer
+ * @property {boolean} filling A history read for the missing range is under way.
  */
 
 /**
@@ -53,6 +72,8 @@
  *   a keepalive (default 540,000: nine minutes, under API Gateway's ten).
  * @property {number} [requestTimeoutMs] How long a request waits for its answer (default 10,000).
  * @property {number} [dedupeSize] How many recent delivery ids are remembered (default 10,000).
+ * @property {number} [orderWaitMs] How long a message that came ahead of a missing offset waits for
+ *   it before the client reads the missing range from history (default 1,000).
  * @property {typeof WebSocket} [WebSocket] The WebSocket implementation (default: the browser's).
  */
 
@@ -68,6 +89,20 @@ export class RequestError extends Error {
     this.name = "RequestError";
     this.code = code;
   }
+}
+
+/** What a history answer marks as an offset that holds no message: stepped over, never delivered. */
+const SKIP = /** @type {Delivery} */ (/** @type {unknown} */ ({ skip: true }));
+
+/**
+ * The `offset` and `epoch` of an answer, when it has them.
+ * @param {Record<string, unknown>} answer
+ * @returns {{offset?: number, epoch?: string}}
+ */
+function position(answer) {
+  return typeof answer.offset === "number" && typeof answer.epoch === "string"
+    ? { offset: answer.offset, epoch: answer.epoch }
+    : {};
 }
 
 export class WebSocketClient extends EventTarget {
@@ -87,6 +122,8 @@ export class WebSocketClient extends EventTarget {
   #outbox = [];
   /** Delivery ids seen, oldest first. @type {Set<string>} */
   #seen = new Set();
+  /** Each channel's stream, by channel, once a position for it is known. @type {Map<string, Stream>} */
+  #streams = new Map();
 
   /**
    * @param {string} url The stage's `ws://` or `wss://` URL.
@@ -101,6 +138,7 @@ export class WebSocketClient extends EventTarget {
       keepaliveMs: 540_000,
       requestTimeoutMs: 10_000,
       dedupeSize: 10_000,
+      orderWaitMs: 1_000,
       ...options,
     };
     /** The channels and patterns this client is subscribed to, restored after every reconnect. */
@@ -109,6 +147,16 @@ export class WebSocketClient extends EventTarget {
     this.duplicatesDropped = 0;
     /** Connections made, the first included. */
     this.connections = 0;
+  }
+
+  /**
+   * The last position delivered on `channel`, which a resubscription recovers from.
+   * @param {string} channel
+   * @returns {{offset: number, epoch: string} | undefined}
+   */
+  position(channel) {
+    const stream = this.#streams.get(channel);
+    return stream && { offset: stream.offset, epoch: stream.epoch };
   }
 
   /** @returns {State} */
@@ -136,15 +184,17 @@ export class WebSocketClient extends EventTarget {
   }
 
   /**
-   * Subscribes to a channel, or to every channel below a pattern ending in `/*`.
+   * Subscribes to a channel, or to every channel below a pattern ending in `/*`; resolves with the
+   * channel's latest `offset` and its `epoch` (a channel's; a pattern has none).
    * @param {string} channel
-   * @returns {Promise<{channel: string}>}
+   * @returns {Promise<{channel: string, offset?: number, epoch?: string}>}
    */
   async subscribe(channel) {
     this.channels.add(channel);
     try {
       const answer = await this.#request({ action: "subscribe", channel });
-      return { channel: String(answer.channel) };
+      this.#subscribed(channel, answer, undefined, false);
+      return { channel: String(answer.channel), ...position(answer) };
     } catch (err) {
       // Refused (forbidden, invalid, too many): not to be restored after a reconnect either.
       if (err instanceof RequestError && !["timeout", "connection_lost", "closed"].includes(err.code)) {
@@ -160,19 +210,34 @@ export class WebSocketClient extends EventTarget {
    */
   async unsubscribe(channel) {
     this.channels.delete(channel);
+    this.#forget(channel);
     const answer = await this.#request({ action: "unsubscribe", channel });
     return { channel: String(answer.channel) };
   }
 
   /**
-   * Publishes `data` to a channel; resolves once it is queued, with the `id` subscribers will see.
+   * Publishes `data` to a channel; resolves once it is queued, with the `id` subscribers will see
+   * and its place in the channel (`offset`, `epoch`). What one client publishes, each after the
+   * last one resolved, reaches every subscriber in that order.
    * @param {string} channel
    * @param {unknown} data
-   * @returns {Promise<{id: string}>}
+   * @returns {Promise<{id: string, offset?: number, epoch?: string}>}
    */
   async publish(channel, data) {
     const answer = await this.#request({ action: "publish", channel, data });
-    return { id: String(answer.id) };
+    return { id: String(answer.id), ...position(answer) };
+  }
+
+  /**
+   * A channel's kept messages, oldest first: the newest `limit` (1 to 100, default 50), or with
+   * `since` those after that position.
+   * @param {string} channel
+   * @param {{limit?: number, since?: {offset: number, epoch: string}}} [options]
+   * @returns {Promise<Delivery[]>}
+   */
+  async history(channel, options = {}) {
+    const answer = await this.#request({ action: "history", channel, ...options });
+    return Array.isArray(answer.messages) ? answer.messages : [];
   }
 
   /**
@@ -275,8 +340,15 @@ export class WebSocketClient extends EventTarget {
     this.connections += 1;
     const resubscribing = this.connections > 1 ? [...this.channels] : [];
     this.#setState("open");
-    // The channels first, so that what the outbox publishes reaches this connection's subscriptions.
-    const restored = resubscribing.map((channel) => this.#request({ action: "subscribe", channel }));
+    // The channels first, so that what the outbox publishes reaches this connection's subscriptions;
+    // each from the last position delivered, so that what was published meanwhile comes too.
+    const restored = resubscribing.map((channel) => {
+      const since = this.position(channel);
+      return this.#request({ action: "subscribe", channel, ...(since && { since }) }).then((answer) => {
+        this.#subscribed(channel, answer, since, true);
+        return answer;
+      });
+    });
     for (const pending of this.#outbox.splice(0)) {
       this.#send(pending);
     }
@@ -315,11 +387,7 @@ export class WebSocketClient extends EventTarget {
         this.duplicatesDropped += 1;
         return;
       }
-      this.#seen.add(message.id);
-      if (this.#seen.size > this.options.dedupeSize) {
-        this.#seen.delete(this.#seen.values().next().value ?? "");
-      }
-      this.#emit("delivery", /** @type {Delivery} */ (/** @type {unknown} */ (message)));
+      this.#arrived(/** @type {Delivery} */ (/** @type {unknown} */ (message)));
       return;
     }
     const error = message.error && typeof message.error === "object" ? /** @type {Record<string, unknown>} */ (message.error) : null;
@@ -339,6 +407,218 @@ export class WebSocketClient extends EventTarget {
       // API Gateway's own answers: past the stage's throttle, or a failed integration.
       const code = message.message === "Too Many Requests" ? "throttled" : "internal";
       this.#emit("error", { code, message: message.message });
+    }
+  }
+
+  /**
+   * A delivery, put in its channel's order: delivered when it is the next offset, held when it
+   * came ahead of one, dropped when its offset (or its id) was delivered already.
+   * @param {Delivery} delivery
+   */
+  #arrived(delivery) {
+    const { channel, offset, epoch } = delivery;
+    if (channel === undefined || typeof offset !== "number" || typeof epoch !== "string") {
+      this.#deliver(delivery);
+      return;
+    }
+    let stream = this.#streams.get(channel);
+    if (stream && stream.epoch !== epoch) {
+      // The channel's stream started again: what this client held of the old one means nothing now.
+      this.#gap(channel, "the channel's history was lost (a new epoch)");
+      stream = undefined;
+    }
+    if (!stream) {
+      // First news of this channel (through a pattern, or before the subscribe's answer): from here.
+      stream = this.#stream(channel, offset - 1, epoch);
+    }
+    if (offset <= stream.offset || stream.waiting.has(offset)) {
+      this.duplicatesDropped += 1;
+      return;
+    }
+    stream.waiting.set(offset, delivery);
+    this.#flush(channel, stream);
+  }
+
+  /**
+   * Delivers what is next in `stream` from what waits; if anything still waits for a missing
+   * offset, arms the timer after which the missing range is read from history.
+   * @param {string} channel
+   * @param {Stream} stream
+   */
+  #flush(channel, stream) {
+    this.#advance(stream);
+    if (stream.waiting.size === 0) {
+      clearTimeout(stream.timer);
+      stream.timer = undefined;
+    } else if (stream.timer === undefined && !stream.filling) {
+      stream.timer = setTimeout(() => void this.#fill(channel, stream), this.options.orderWaitMs);
+    }
+  }
+
+  /**
+   * Reads the offsets a channel's waiting messages are missing from its history: those found are
+   * delivered in order, those history says hold no message (a publish that failed once numbered)
+   * are stepped over, and those no longer kept are a `gap`.
+   * @param {string} channel
+   * @param {Stream} stream
+   */
+  async #fill(channel, stream) {
+    stream.timer = undefined;
+    stream.filling = true;
+    try {
+      while (stream.waiting.size > 0 && this.#streams.get(channel) === stream) {
+        const before = stream.offset;
+        const upTo = Math.min(...stream.waiting.keys());
+        const since = { offset: stream.offset, epoch: stream.epoch };
+        const answer = await this.#request({ action: "history", channel, since, limit: 100 });
+        if (this.#streams.get(channel) !== stream || answer.epoch !== stream.epoch) {
+          break;
+        }
+        for (const message of Array.isArray(answer.messages) ? answer.messages : []) {
+          if (typeof message.offset === "number" && message.offset > stream.offset && !stream.waiting.has(message.offset)) {
+            stream.waiting.set(message.offset, message);
+          }
+        }
+        for (const offset of Array.isArray(answer.missing) ? answer.missing : []) {
+          if (offset > stream.offset && !stream.waiting.has(offset)) {
+            stream.waiting.set(offset, SKIP);
+          }
+        }
+        this.#advance(stream);
+        if (!answer.more && stream.offset + 1 < upTo && !stream.waiting.has(stream.offset + 1)) {
+          // Neither kept nor marked as holding nothing: gone before this client could have it.
+          this.#emit("gap", { channel, from: stream.offset + 1, to: upTo - 1, reason: "no longer kept" });
+          stream.offset = upTo - 1;
+          this.#advance(stream);
+        }
+        if (stream.offset === before) {
+          break;
+        }
+      }
+    } catch (err) {
+      // Not answered (the connection dropped, or a timeout): the next arrival or resubscription retries.
+      this.#emit("error", { code: err instanceof RequestError ? err.code : "internal", message: String(err) });
+    } finally {
+      stream.filling = false;
+      if (this.#streams.get(channel) === stream) {
+        this.#flush(channel, stream);
+      }
+    }
+  }
+
+  /**
+   * Delivers what waits from the next offset on, stepping over offsets history marked as holding
+   * nothing.
+   * @param {Stream} stream
+   */
+  #advance(stream) {
+    let next;
+    while ((next = stream.waiting.get(stream.offset + 1))) {
+      stream.waiting.delete(stream.offset + 1);
+      stream.offset += 1;
+      if (next !== SKIP) {
+        this.#deliver(next);
+      }
+    }
+  }
+
+  /**
+   * Emits a delivery once per id.
+   * @param {Delivery} delivery
+   */
+  #deliver(delivery) {
+    if (this.#seen.has(delivery.id)) {
+      this.duplicatesDropped += 1;
+      return;
+    }
+    this.#seen.add(delivery.id);
+    if (this.#seen.size > this.options.dedupeSize) {
+      this.#seen.delete(this.#seen.values().next().value ?? "");
+    }
+    this.#emit("delivery", delivery);
+  }
+
+  /**
+   * What a `subscribed` answer says of the channel's stream. A first subscribe starts delivery
+   * there, unless the client already follows the stream; a resubscription from a position says
+   * whether what was missed is on its way (`recovered`) or the app must reload (`gap`).
+   * @param {string} channel
+   * @param {Record<string, unknown>} answer
+   * @param {{offset: number, epoch: string} | undefined} since
+   * @param {boolean} again Whether this is a resubscription after a reconnect.
+   */
+  #subscribed(channel, answer, since, again) {
+    const latest = position(answer);
+    if (latest.offset === undefined || latest.epoch === undefined) {
+      if (again && channel.endsWith("/*")) {
+        // A pattern has no one stream to recover from: what its channels had meanwhile is lost.
+        this.#gap(channel, "a pattern's messages are not recovered");
+      }
+      return;
+    }
+    const old = this.#streams.get(channel);
+    if (old && old.epoch === latest.epoch && (!since || answer.recovered === true)) {
+      if (since) {
+        this.#emit("recovered", { channel, count: Math.max(0, latest.offset - since.offset) });
+      }
+      return;
+    }
+    if (old) {
+      this.#emit("gap", {
+        channel,
+        reason: since ? "the position could not be recovered" : "the channel's history was lost (a new epoch)",
+      });
+    }
+    this.#forget(channel);
+    const stream = this.#stream(channel, latest.offset, latest.epoch);
+    // Live messages that came before this answer, after its position, are still this stream's.
+    for (const [offset, delivery] of old?.waiting ?? []) {
+      if (offset > latest.offset && delivery.epoch === latest.epoch) {
+        stream.waiting.set(offset, delivery);
+      }
+    }
+    this.#flush(channel, stream);
+  }
+
+  /**
+   * Says the app must reload `channel` (its position was lost) and starts it afresh.
+   * @param {string} channel
+   * @param {string} reason
+   */
+  #gap(channel, reason) {
+    this.#forget(channel);
+    this.#emit("gap", { channel, reason });
+  }
+
+  /**
+   * @param {string} channel
+   * @param {number} offset
+   * @param {string} epoch
+   * @returns {Stream}
+   */
+  #stream(channel, offset, epoch) {
+    /** @type {Stream} */
+    const stream = { offset, epoch, waiting: new Map(), timer: undefined, filling: false };
+    this.#streams.set(channel, stream);
+    return stream;
+  }
+
+  /** @param {string} channel */
+  #forget(channel) {
+    const stream = this.#streams.get(channel);
+    if (stream) {
+      clearTimeout(stream.timer);
+      this.#streams.delete(channel);
+    }
+    if (channel.endsWith("/*")) {
+      // Channels known only through the pattern start afresh with their next message.
+      const prefix = channel.slice(0, -1);
+      for (const known of [...this.#streams.keys()]) {
+        if (known.startsWith(prefix) && !this.channels.has(known)) {
+          clearTimeout(this.#streams.get(known)?.timer);
+          this.#streams.delete(known);
+        }
+      }
     }
   }
 

@@ -43,19 +43,24 @@ def as_list(value):
 
 
 # The calls each function makes through the AWS adapters (beside their ports in shared/src), by port method:
-# the ingress puts/deletes connections and subscribes; the worker scans, queries, prunes and requeues.
+# the ingress puts/deletes connections, subscribes, and numbers, keeps and reads channel history; the
+# worker scans, queries, prunes, requeues, and numbers a backend's publish.
 NEEDS = {
     "IngressRole": {
         "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem",
-        "dynamodb:BatchWriteItem", "sqs:SendMessage",
+        "dynamodb:BatchWriteItem", "dynamodb:Query", "sqs:SendMessage",
     },
     "WorkerRole": {
         "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem",
         "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "execute-api:ManageConnections",
     },
 }
 
-ADAPTERS = {"dynamodb": "shared/src/store/dynamodb.rs", "sqs": "shared/src/queue/sqs.rs"}
+ADAPTERS = {
+    "dynamodb": ["shared/src/store/dynamodb.rs", "shared/src/history/dynamodb.rs"],
+    "sqs": ["shared/src/queue/sqs.rs"],
+}
 
 # IAM authorizes SQS's batch calls with the single call's action.
 IAM_ACTION = {"sqs:SendMessageBatch": "sqs:SendMessage", "sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
@@ -65,10 +70,9 @@ def sdk_calls():
     """The `dynamodb:` and `sqs:` actions of every SDK call the adapters make."""
     root = pathlib.Path(__file__).resolve().parent.parent
     calls = set()
-    for service, path in ADAPTERS.items():
-        source = (root / path).read_text()
+    for service, paths in ADAPTERS.items():
         # Production code only: the unit tests' mocks name operations too.
-        source = source.split("#[cfg(test)]")[0]
+        source = "".join((root / path).read_text().split("#[cfg(test)]")[0] for path in paths)
         for op in re.findall(r"\.client\s*\.(\w+)\(\)", source):
             action = f"{service}:" + "".join(part.capitalize() for part in op.split("_"))
             calls.add(IAM_ACTION.get(action, action))
@@ -639,7 +643,7 @@ def breakages(template):
         "al2": broken(lambda t: t["Globals"]["Function"].update(Runtime="provided.al2")),
         "no route response": broken(lambda t: [t["Resources"].pop(n) for n in list(t["Resources"]) if n == "DefaultRouteResponse"]),
         "ingress without UpdateItem": broken(lambda t: statement(t, "IngressRole", "dynamodb:PutItem").update(Action=["dynamodb:PutItem", "dynamodb:DeleteItem"])),
-        "worker without Query": broken(lambda t: statement(t, "WorkerRole", "dynamodb:Scan").update(Action=["dynamodb:Scan", "dynamodb:BatchWriteItem"])),
+        "worker without Query": broken(lambda t: statement(t, "WorkerRole", "dynamodb:Query").update(Action=["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"])),
         "authorizer always on": broken(lambda t: t["Resources"]["ConnectAuthorizer"].pop("Condition")),
         "token in a header": broken(lambda t: t["Resources"]["ConnectAuthorizer"]["Properties"].update(IdentitySource=["route.request.header.Authorization"])),
         "secret echoed": broken(lambda t: t["Parameters"]["JwtSecret"].pop("NoEcho")),

@@ -3,6 +3,7 @@
 
 use shared::ConfigError;
 use shared::config::{Env, FromEnv};
+use shared::history::HistorySettings;
 
 /// The ingress function's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -13,6 +14,8 @@ pub struct IngressConfig {
     pub table: String,
     /// `QUEUE_URL`: the SQS queue that feeds the worker.
     pub queue_url: String,
+    /// `HISTORY_SIZE` and `HISTORY_TTL_SECONDS`: how much of each channel's history is kept.
+    pub history: HistorySettings,
 }
 
 impl FromEnv for IngressConfig {
@@ -21,8 +24,9 @@ impl FromEnv for IngressConfig {
         let region = env.required("AWS_REGION");
         let table = env.required("CONNECTIONS_TABLE");
         let queue_url = env.required("QUEUE_URL");
+        let history = HistorySettings::from_env(&mut env);
         env.finish()?;
-        Ok(Self { region, table, queue_url })
+        Ok(Self { region, table, queue_url, history })
     }
 }
 

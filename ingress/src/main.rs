@@ -7,6 +7,7 @@ use ingress::Ingress;
 use ingress::{IngressConfig, Ports};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::config::FromEnv;
+use shared::history::DynamoHistory;
 use shared::queue::SqsQueue;
 use shared::store::DynamoStore;
 
@@ -22,9 +23,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
     let config = shared::lambda::configured(IngressConfig::from_env()).await?;
     let sdk = shared::lambda::sdk_config(&config.region);
+    let history = config.history.is_on().then(|| {
+        Arc::new(DynamoHistory::from_sdk(&sdk, config.table.clone(), config.history))
+            as Arc<dyn shared::History>
+    });
     let ingress = Ingress::new(Ports {
         store: Arc::new(DynamoStore::from_sdk(&sdk, config.table)),
         queue: Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url)),
+        history,
     });
     let ingress = &ingress;
     // Lambda names the function; its metrics are dimensioned by that name.

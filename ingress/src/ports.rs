@@ -3,13 +3,16 @@
 
 use std::sync::Arc;
 
-use shared::{ConnectionStore, Queue};
+use shared::{ConnectionStore, History, Queue};
 
-/// Where connections and subscriptions are kept, and where jobs are queued for the worker.
+/// Where connections and subscriptions are kept, where each channel's messages are numbered and kept,
+/// and where jobs are queued for the worker.
 #[derive(Clone)]
 pub struct Ports {
     pub store: Arc<dyn ConnectionStore>,
     pub queue: Arc<dyn Queue>,
+    /// `None` when history is off (`HISTORY_SIZE=0`): messages carry no offsets.
+    pub history: Option<Arc<dyn History>>,
 }
 
 impl std::fmt::Debug for Ports {

@@ -7,8 +7,10 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use ingress::{Ingress, Ports};
 use serde_json::{Value, json};
+use shared::history::{HistorySettings, MemoryHistory};
 use shared::queue::MemoryQueue;
 use shared::store::MemoryStore;
+use shared::testing::BrokenHistory;
 use shared::{Audience, Channel, ChannelPattern, ConnectionId, Job, Queue, QueueError};
 
 mod events;
@@ -84,14 +86,17 @@ async fn send(f: &Fixture, event: ApiGatewayWebsocketProxyRequest) -> (i64, Valu
 struct Fixture {
     store: Arc<MemoryStore>,
     queue: Arc<MemoryQueue>,
+    history: Arc<MemoryHistory>,
     ingress: Ingress,
 }
 
+/// The ingress over in-memory ports, history on with its defaults (as deployed).
 fn fixture() -> Fixture {
     let store = Arc::new(MemoryStore::default());
     let queue = Arc::new(MemoryQueue::default());
-    let ingress = Ingress::new(Ports { store: store.clone(), queue: queue.clone() });
-    Fixture { store, queue, ingress }
+    let history = Arc::new(MemoryHistory::new(HistorySettings::default()));
+    let ports = Ports { store: store.clone(), queue: queue.clone(), history: Some(history.clone()) };
+    Fixture { store, queue, history, ingress: Ingress::new(ports) }
 }
 
 fn body_of(response: &ApiGatewayProxyResponse) -> Option<&str> {
@@ -247,8 +252,11 @@ impl Queue for BrokenQueue {
 
 #[tokio::test]
 async fn a_queue_outage_tells_the_sender_to_try_again() {
-    let ingress =
-        Ingress::new(Ports { store: Arc::new(MemoryStore::default()), queue: Arc::new(BrokenQueue) });
+    let ingress = Ingress::new(Ports {
+        store: Arc::new(MemoryStore::default()),
+        queue: Arc::new(BrokenQueue),
+        history: None,
+    });
     let response =
         ingress.handle(message_event(r#"{"action":"broadcast","data":"hi"}"#)).await.expect("handled");
     assert_eq!(response.status_code, 503);
@@ -400,4 +408,281 @@ async fn a_subscribe_from_a_connection_no_longer_stored_is_told_to_reconnect() {
     assert_eq!((status, reply["error"]["code"].as_str()), (503, Some("unavailable")));
     assert!(reply["error"]["message"].as_str().is_some_and(|m| m.contains("reconnect")), "{reply}");
     assert_eq!(f.store.subscription_count(), 0);
+}
+
+/// Sends `body` as a message of the connection `ID` and returns the reply.
+async fn say(f: &Fixture, body: &str) -> Value {
+    let (status, reply) = send(f, message_event(body)).await;
+    assert_eq!(status, 200, "{body}: {reply}");
+    reply
+}
+
+/// The queued jobs, oldest first, emptying the queue.
+fn take_jobs(f: &Fixture) -> Vec<Job> {
+    let jobs = f.queue.peek().iter().map(|body| Job::parse(body).expect("a job")).collect();
+    for message in f.queue.receive_message(usize::MAX) {
+        f.queue.delete_message(&message.receipt_handle);
+    }
+    jobs
+}
+
+/// `{"offset":…,"epoch":…}` as a `since`.
+fn since(offset: u64, epoch: &Value) -> String {
+    json!({ "offset": offset, "epoch": epoch }).to_string()
+}
+
+#[tokio::test]
+async fn each_publish_takes_its_channels_next_offset_and_a_subscribe_answers_the_latest() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let subscribed = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await;
+    assert_eq!(subscribed["offset"], 0, "nothing published yet: {subscribed}");
+    let epoch = subscribed["epoch"].clone();
+    assert!(epoch.as_str().is_some_and(|e| !e.is_empty()), "{subscribed}");
+    for n in 1..=3 {
+        let published = say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
+        assert_eq!((published["offset"].as_u64(), &published["epoch"]), (Some(n), &epoch), "{published}");
+    }
+    let frames: Vec<Value> = take_jobs(&f)
+        .iter()
+        .map(|job| serde_json::from_slice(&job.envelope.frame()).expect("json"))
+        .collect();
+    let offsets: Vec<u64> = frames.iter().map(|frame| frame["offset"].as_u64().expect("offset")).collect();
+    assert_eq!(offsets, [1, 2, 3], "each frame carries its offset");
+    assert!(frames.iter().all(|frame| frame["epoch"] == epoch), "and its channel's epoch");
+    let again = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await;
+    assert_eq!((again["offset"].as_u64(), &again["epoch"]), (Some(3), &epoch));
+    let other = say(&f, r#"{"action":"subscribe","channel":"sports"}"#).await;
+    assert_eq!(other["offset"], 0, "offsets are per channel");
+}
+
+#[tokio::test]
+async fn a_subscribe_since_a_kept_position_queues_what_was_missed_for_that_connection_alone() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
+    for n in 1..=5 {
+        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
+    }
+    take_jobs(&f);
+    let body = format!(r#"{{"action":"subscribe","channel":"news","since":{}}}"#, since(2, &epoch));
+    let answer = say(&f, &body).await;
+    assert_eq!(answer["recovered"], true, "{answer}");
+    assert_eq!(answer["offset"], 5);
+    let jobs = take_jobs(&f);
+    let offsets: Vec<Option<u64>> = jobs.iter().map(|job| job.envelope.offset).collect();
+    assert_eq!(offsets, [Some(3), Some(4), Some(5)], "the missed messages, in order");
+    for job in &jobs {
+        match &job.audience {
+            Audience::Connections(targets) => {
+                assert_eq!(targets.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), [id()]);
+            }
+            other => panic!("a replay goes to the subscriber alone, not {other:?}"),
+        }
+    }
+
+    let answer =
+        say(&f, &format!(r#"{{"action":"subscribe","channel":"news","since":{}}}"#, since(5, &epoch))).await;
+    assert_eq!(answer["recovered"], true, "nothing missed is recovered too: {answer}");
+    assert!(take_jobs(&f).is_empty());
+}
+
+#[tokio::test]
+async fn a_position_given_on_an_empty_channel_recovers_every_message_published_after_it() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let first = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await;
+    for n in 1..=2 {
+        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
+    }
+    take_jobs(&f);
+    let body = format!(r#"{{"action":"subscribe","channel":"news","since":{}}}"#, since(0, &first["epoch"]));
+    assert_eq!(say(&f, &body).await["recovered"], true);
+    assert_eq!(take_jobs(&f).len(), 2);
+}
+
+#[tokio::test]
+async fn a_position_in_another_epoch_from_the_future_or_no_longer_kept_is_not_recovered() {
+    let store = Arc::new(MemoryStore::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let small = HistorySettings { size: 3, ..HistorySettings::default() };
+    let history = Arc::new(MemoryHistory::new(small));
+    let ports = Ports { store: store.clone(), queue: queue.clone(), history: Some(history.clone()) };
+    let f = Fixture { store, queue, history, ingress: Ingress::new(ports) };
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
+    for n in 1..=6 {
+        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
+    }
+    take_jobs(&f);
+    let cases = [
+        (since(4, &json!("another0epoch")), "another epoch"),
+        (since(9, &epoch), "a position from the future"),
+        (since(1, &epoch), "older than the three kept (4, 5, 6)"),
+    ];
+    for (position, case) in cases {
+        let answer =
+            say(&f, &format!(r#"{{"action":"subscribe","channel":"news","since":{position}}}"#)).await;
+        assert_eq!(answer["recovered"], false, "{case}: {answer}");
+        assert_eq!(
+            (answer["offset"].as_u64(), &answer["epoch"]),
+            (Some(6), &epoch),
+            "{case}: where to go on from"
+        );
+        assert!(take_jobs(&f).is_empty(), "{case}: nothing replayed");
+    }
+    assert_eq!(f.store.subscriptions_of(&id()), [pattern("news")], "the subscription stands");
+    let kept =
+        say(&f, &format!(r#"{{"action":"subscribe","channel":"news","since":{}}}"#, since(3, &epoch))).await;
+    assert_eq!(kept["recovered"], true, "4, 5 and 6 are kept: {kept}");
+    assert_eq!(f.history.settings().size, 3);
+}
+
+#[tokio::test]
+async fn a_wildcard_since_is_answered_not_recovered_and_a_bad_since_or_limit_is_refused() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
+    let wildcard = format!(r#"{{"action":"subscribe","channel":"chat/*","since":{}}}"#, since(0, &epoch));
+    let answer = say(&f, &wildcard).await;
+    assert_eq!(answer["recovered"], false, "{answer}");
+    assert!(answer.get("offset").is_none(), "a pattern has no one stream: {answer}");
+
+    let refused = [
+        (r#"{"action":"subscribe","channel":"news","since":41}"#, "invalid_since"),
+        (r#"{"action":"subscribe","channel":"news","since":{"offset":-1,"epoch":"e"}}"#, "invalid_since"),
+        (r#"{"action":"subscribe","channel":"news","since":{"offset":1.5,"epoch":"e"}}"#, "invalid_since"),
+        (r#"{"action":"subscribe","channel":"news","since":{"offset":1}}"#, "invalid_since"),
+        (r#"{"action":"subscribe","channel":"news","since":{"offset":1,"epoch":"a b"}}"#, "invalid_since"),
+        (r#"{"action":"history","channel":"news","since":"yesterday"}"#, "invalid_since"),
+        (r#"{"action":"history","channel":"news","limit":0}"#, "invalid_limit"),
+        (r#"{"action":"history","channel":"news","limit":101}"#, "invalid_limit"),
+        (r#"{"action":"history","channel":"news","limit":"10"}"#, "invalid_limit"),
+        (r#"{"action":"history","channel":"chat/*"}"#, "invalid_channel"),
+        (r#"{"action":"history"}"#, "missing_channel"),
+    ];
+    for (body, code) in refused {
+        let (status, reply) = send(&f, message_event(body)).await;
+        assert_eq!((status, reply["error"]["code"].as_str()), (400, Some(code)), "{body}: {reply}");
+        assert!(reply["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    }
+    assert_eq!(f.store.subscriptions_of(&id()).len(), 2, "news and chat/*; nothing refused was stored");
+    assert!(take_jobs(&f).is_empty());
+}
+
+#[tokio::test]
+async fn history_answers_the_newest_messages_oldest_first_or_those_after_a_position() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    for n in 1..=7 {
+        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
+    }
+    let newest = say(&f, r#"{"action":"history","channel":"news","limit":3,"ref":"h1"}"#).await;
+    let data = |answer: &Value| -> Vec<Value> {
+        answer["messages"].as_array().expect("messages").iter().map(|m| m["data"].clone()).collect()
+    };
+    assert_eq!(data(&newest), [json!(5), json!(6), json!(7)], "{newest}");
+    assert_eq!((newest["offset"].as_u64(), &newest["ref"]), (Some(7), &json!("h1")));
+    assert_eq!(newest["messages"][0]["type"], "message", "each as delivered");
+    assert_eq!(newest["messages"][0]["offset"], 5);
+
+    let body = format!(
+        r#"{{"action":"history","channel":"news","since":{},"limit":2}}"#,
+        since(2, &newest["epoch"])
+    );
+    let after = say(&f, &body).await;
+    assert_eq!((data(&after), &after["more"]), (vec![json!(3), json!(4)], &json!(true)), "{after}");
+    let all = say(&f, r#"{"action":"history","channel":"news"}"#).await;
+    assert_eq!((data(&all).len(), &all["more"]), (7, &json!(false)), "default limit 50");
+    let empty = say(&f, r#"{"action":"history","channel":"quiet"}"#).await;
+    assert_eq!((empty["offset"].as_u64(), empty["messages"].as_array().map(Vec::len)), (Some(0), Some(0)));
+}
+
+#[tokio::test]
+async fn a_history_answer_stays_within_api_gateways_128_kb_by_leaving_messages_out() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let data = "x".repeat(2_000);
+    for _ in 0..100 {
+        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":"{data}"}}"#)).await;
+    }
+    let response = f
+        .ingress
+        .handle(message_event(r#"{"action":"history","channel":"news","limit":100}"#))
+        .await
+        .expect("handled");
+    let body = body_of(&response).expect("an answer");
+    assert!(body.len() <= shared::limits::MAX_MESSAGE_BYTES, "{} bytes", body.len());
+    let answer: Value = serde_json::from_str(body).expect("json");
+    let offsets: Vec<u64> = answer["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["offset"].as_u64().expect("offset"))
+        .collect();
+    assert!(offsets.len() > 40 && offsets.len() < 100, "{} messages", offsets.len());
+    assert_eq!(offsets.last(), Some(&100), "the newest are the ones asked for");
+    assert_eq!(answer["more"], true);
+}
+
+#[tokio::test]
+async fn history_needs_the_permission_a_subscribe_would() {
+    let f = fixture();
+    f.ingress.handle(as_user(connect_event(), alice())).await.expect("connect");
+    for channel in ["sports", "user/bob"] {
+        let body = format!(r#"{{"action":"history","channel":"{channel}"}}"#);
+        let (status, reply) = send(&f, as_user(message_event(&body), alice())).await;
+        assert_eq!((status, reply["error"]["code"].as_str()), (400, Some("forbidden_channel")), "{channel}");
+    }
+    for channel in ["news", "chat/general", "user/alice"] {
+        let body = format!(r#"{{"action":"history","channel":"{channel}"}}"#);
+        let (status, reply) = send(&f, as_user(message_event(&body), alice())).await;
+        assert_eq!((status, reply["type"].as_str()), (200, Some("history")), "{channel}: {reply}");
+    }
+}
+
+#[tokio::test]
+async fn when_history_cannot_be_read_a_subscribe_still_stands_unrecovered_and_a_publish_is_refused_unqueued()
+{
+    let store = Arc::new(MemoryStore::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let history = Arc::new(MemoryHistory::default());
+    let ports = Ports { store: store.clone(), queue: queue.clone(), history: Some(Arc::new(BrokenHistory)) };
+    let f = Fixture { store, queue, history, ingress: Ingress::new(ports) };
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let body = r#"{"action":"subscribe","channel":"news","since":{"offset":3,"epoch":"e1"}}"#;
+    let answer = say(&f, body).await;
+    assert_eq!(answer["recovered"], false, "{answer}");
+    assert_eq!(f.store.subscriptions_of(&id()), [pattern("news")]);
+    let plain = say(&f, r#"{"action":"subscribe","channel":"sports"}"#).await;
+    assert!(plain.get("offset").is_none(), "no position to give: {plain}");
+    for body in
+        [r#"{"action":"publish","channel":"news","data":1}"#, r#"{"action":"history","channel":"news"}"#]
+    {
+        let (status, reply) = send(&f, message_event(body)).await;
+        assert_eq!((status, reply["error"]["code"].as_str()), (503, Some("unavailable")), "{body}: {reply}");
+    }
+    assert!(f.queue.peek().is_empty(), "an unnumbered publish is not queued");
+}
+
+#[tokio::test]
+async fn with_history_off_nothing_carries_an_offset_and_history_answers_empty() {
+    let store = Arc::new(MemoryStore::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let ports = Ports { store: store.clone(), queue: queue.clone(), history: None };
+    let f =
+        Fixture { store, queue, history: Arc::new(MemoryHistory::default()), ingress: Ingress::new(ports) };
+    f.ingress.handle(connect_event()).await.expect("connect");
+    assert_eq!(
+        say(&f, r#"{"action":"subscribe","channel":"news"}"#).await,
+        json!({"type":"subscribed","channel":"news"})
+    );
+    let published = say(&f, r#"{"action":"publish","channel":"news","data":1}"#).await;
+    assert!(published.get("offset").is_none(), "{published}");
+    let job = &take_jobs(&f)[0];
+    assert_eq!(job.envelope.offset, None);
+    assert_eq!(
+        say(&f, r#"{"action":"history","channel":"news"}"#).await,
+        json!({"type":"history","channel":"news","messages":[],"more":false})
+    );
 }

@@ -9,10 +9,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use ingress::Ingress;
+use shared::history::{DynamoHistory, MemoryHistory};
 use shared::poster::ApiGatewayPoster;
 use shared::queue::{MemoryQueue, SqsQueue};
 use shared::store::{DynamoStore, MemoryStore};
-use shared::{ConnectionStore, Queue, QueueSource};
+use shared::{ConnectionStore, History, Queue, QueueSource};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +34,7 @@ use crate::{connection, faults, management, serve};
 /// The ports the functions get for a backend.
 struct Adapters {
     store: Arc<dyn ConnectionStore>,
+    history: Option<Arc<dyn History>>,
     queue: Arc<dyn Queue>,
     source: Arc<dyn QueueSource>,
     memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
@@ -40,12 +42,15 @@ struct Adapters {
 
 impl Adapters {
     fn new(settings: &Settings) -> Self {
+        let on = settings.history.is_on();
         match &settings.backend {
             Backend::Memory => {
+                let history = on.then(|| Arc::new(MemoryHistory::new(settings.history)) as Arc<dyn History>);
                 let store = Arc::new(MemoryStore::with_page_size(settings.scan_page_size));
                 let queue = Arc::new(MemoryQueue::new(settings.queue));
                 Self {
                     store: store.clone(),
+                    history,
                     queue: queue.clone(),
                     source: queue.clone(),
                     memory: Some((store, queue)),
@@ -54,7 +59,10 @@ impl Adapters {
             Backend::Aws { sdk, table, queue_url } => {
                 let queue = Arc::new(SqsQueue::from_sdk(sdk, queue_url));
                 let store = Arc::new(DynamoStore::from_sdk(sdk, table));
-                Self { store, queue: queue.clone(), source: queue, memory: None }
+                let history = on.then(|| {
+                    Arc::new(DynamoHistory::from_sdk(sdk, table, settings.history)) as Arc<dyn History>
+                });
+                Self { store, history, queue: queue.clone(), source: queue, memory: None }
             }
         }
     }
@@ -115,10 +123,14 @@ impl Gateway {
             return Err(StartError::VisibilityTimeout { visibility, function });
         }
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
-        let Adapters { store, queue, source, memory } = Adapters::new(&settings);
+        let Adapters { store, history, queue, source, memory } = Adapters::new(&settings);
         let ingress_totals = Arc::new(ingress::metrics::Totals::default());
         let ingress = MeteredIngress {
-            ingress: Ingress::new(ingress::Ports { store: store.clone(), queue: queue.clone() }),
+            ingress: Ingress::new(ingress::Ports {
+                store: store.clone(),
+                queue: queue.clone(),
+                history: history.clone(),
+            }),
             totals: ingress_totals.clone(),
         };
         let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
@@ -133,7 +145,12 @@ impl Gateway {
         let worker_totals = Arc::new(Totals::default());
         let worker = Arc::new(MeteredWorker {
             worker: Worker::new(
-                worker::Ports { store: store.clone(), poster: Arc::new(poster), queue: queue.clone() },
+                worker::Ports {
+                    store: store.clone(),
+                    poster: Arc::new(poster),
+                    queue: queue.clone(),
+                    history,
+                },
                 settings.worker.clone(),
             ),
             totals: worker_totals.clone(),

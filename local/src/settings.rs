@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use shared::history::HistorySettings;
 use shared::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
 use shared::queue::QueueSettings;
 use shared::store::MemoryStore;
@@ -45,6 +46,9 @@ pub struct Settings {
     pub esm: EsmSettings,
     /// The worker's pacing and retries (`POST_CONCURRENCY`, its share of `ACCOUNT_POST_RATE`).
     pub worker: WorkerSettings,
+    /// How much of each channel's history is kept (the template's `HistorySize` and
+    /// `HistoryTtlSeconds`); a size of 0 turns history and offsets off.
+    pub history: HistorySettings,
     /// Faults to inject, all off by default.
     pub faults: Faults,
     /// The stage's throttle on client messages (`ThrottlingRateLimit` and `ThrottlingBurstLimit` in
@@ -88,6 +92,7 @@ impl Default for Settings {
                 post_concurrency: LOCAL_POST_CONCURRENCY,
                 ..Fleet::default()
             }),
+            history: HistorySettings::default(),
             faults: Faults::default(),
             stage_throttle: Some(Bucket::STAGE),
             connect_rate: Some(Bucket::CONNECT),

@@ -14,9 +14,13 @@ async fn request(client: &mut Client, request: Value) -> Value {
     serde_json::from_str(&next_text(client).await).expect("a JSON reply")
 }
 
-async fn subscribe(client: &mut Client, channel: &str) {
+/// Subscribes and returns the answer: a channel's carries its latest offset and epoch, a pattern's
+/// neither.
+async fn subscribe(client: &mut Client, channel: &str) -> Value {
     let reply = request(client, json!({"action": "subscribe", "channel": channel})).await;
-    assert_eq!(reply, json!({"type": "subscribed", "channel": channel}));
+    assert_eq!((&reply["type"], &reply["channel"]), (&json!("subscribed"), &json!(channel)), "{reply}");
+    assert_eq!(reply["offset"].is_u64(), !channel.ends_with("/*"), "{reply}");
+    reply
 }
 
 /// Publishes and returns the id the reply gave.
@@ -147,4 +151,75 @@ async fn a_subscriber_that_vanished_without_its_disconnect_is_pruned_with_its_su
     assert_eq!(message(&mut alice).await["data"], "still there?");
     eventually("the worker to prune bob", || gateway.store.get(&bob_id).is_none()).await;
     assert_eq!(gateway.store.subscription_count(), 1, "alice's alone");
+}
+
+/// The next `n` messages, in offset order (a replay's jobs are posted by several invocations at once).
+async fn messages_by_offset(client: &mut Client, n: usize) -> Vec<Value> {
+    let mut frames = Vec::new();
+    for _ in 0..n {
+        frames.push(message(client).await);
+    }
+    frames.sort_by_key(|frame| frame["offset"].as_u64());
+    frames
+}
+
+#[tokio::test]
+async fn a_subscriber_that_comes_back_with_its_last_position_gets_what_it_missed_then_live_messages() {
+    let gateway = TestGateway::start(Settings::default()).await;
+    let mut alice = gateway.connect().await;
+    let mut bob = gateway.connect().await;
+    let answer = subscribe(&mut alice, "news").await;
+    let epoch = answer["epoch"].clone();
+    assert_eq!(answer["offset"], 0);
+    let first = publish(&mut bob, "news", json!(1)).await;
+    let frame = message(&mut alice).await;
+    assert_eq!((&frame["id"], &frame["offset"], &frame["epoch"]), (&json!(first), &json!(1), &epoch));
+
+    alice.close(None).await.expect("close");
+    let mut missed = Vec::new();
+    for n in 2..=4 {
+        missed.push(publish(&mut bob, "news", json!(n)).await);
+    }
+    let mut alice = gateway.connect().await;
+    let since = json!({"offset": 1, "epoch": epoch});
+    let answer = request(&mut alice, json!({"action": "subscribe", "channel": "news", "since": since})).await;
+    assert_eq!(answer["recovered"], true, "{answer}");
+    assert_eq!((&answer["offset"], &answer["epoch"]), (&json!(4), &epoch));
+    let replayed = messages_by_offset(&mut alice, 3).await;
+    let ids: Vec<&str> = replayed.iter().map(|frame| frame["id"].as_str().expect("id")).collect();
+    assert_eq!(ids, missed, "the three missed, as published");
+    assert_eq!(
+        replayed.iter().map(|f| f["offset"].as_u64()).collect::<Vec<_>>(),
+        [Some(2), Some(3), Some(4)]
+    );
+    publish(&mut bob, "news", json!(5)).await;
+    assert_eq!(message(&mut alice).await["offset"], 5, "then live ones");
+    assert_silent(&mut alice, Duration::from_millis(300)).await;
+
+    let history = request(&mut bob, json!({"action": "history", "channel": "news", "limit": 2})).await;
+    let offsets: Vec<Value> =
+        history["messages"].as_array().expect("messages").iter().map(|m| m["offset"].clone()).collect();
+    assert_eq!((offsets, &history["offset"]), (vec![json!(4), json!(5)], &json!(5)), "{history}");
+
+    let lost = json!({"offset": 1, "epoch": "another"});
+    let answer = request(&mut bob, json!({"action": "subscribe", "channel": "news", "since": lost})).await;
+    assert_eq!(answer["recovered"], false, "{answer}");
+    assert_silent(&mut bob, Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn with_history_off_messages_carry_no_offset_and_nothing_is_kept() {
+    let settings = Settings {
+        history: shared::history::HistorySettings { size: 0, ..Default::default() },
+        ..Settings::default()
+    };
+    let gateway = TestGateway::start(settings).await;
+    let mut alice = gateway.connect().await;
+    let reply = request(&mut alice, json!({"action": "subscribe", "channel": "news"})).await;
+    assert_eq!(reply, json!({"type": "subscribed", "channel": "news"}));
+    publish(&mut alice, "news", json!(1)).await;
+    let frame = message(&mut alice).await;
+    assert!(frame.get("offset").is_none() && frame.get("epoch").is_none(), "{frame}");
+    let history = request(&mut alice, json!({"action": "history", "channel": "news"})).await;
+    assert_eq!(history["messages"], json!([]));
 }

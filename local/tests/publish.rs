@@ -49,6 +49,7 @@ async fn send_message_from_the_sdk_is_delivered_like_a_clients_publish_without_a
     assert_eq!(frame["data"], json!({"headline": "hi"}));
     assert_eq!(frame["id"].as_str(), sent.message_id(), "the SQS message id, stable across redeliveries");
     assert!(frame.get("from").is_none() && frame.get("user").is_none(), "{frame}");
+    assert_eq!(frame["offset"], 1, "numbered in its channel like a client's publish: {frame}");
     assert_silent(&mut other, Duration::from_millis(300)).await;
 
     let url = sqs.get_queue_url().queue_name("local-broadcasts").send().await.expect("GetQueueUrl");

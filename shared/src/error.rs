@@ -30,12 +30,14 @@ pub enum ErrorCode {
     MessageTooLarge,
     BinaryNotSupported,
     InvalidRef,
+    InvalidSince,
+    InvalidLimit,
     /// Not the client's mistake: the store or the queue failed, and sending again may help.
     Unavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 17] = [
         Self::EmptyMessage,
         Self::InvalidJson,
         Self::TooDeeplyNested,
@@ -50,6 +52,8 @@ impl ErrorCode {
         Self::MessageTooLarge,
         Self::BinaryNotSupported,
         Self::InvalidRef,
+        Self::InvalidSince,
+        Self::InvalidLimit,
         Self::Unavailable,
     ];
 
@@ -70,6 +74,8 @@ impl ErrorCode {
             Self::MessageTooLarge => "message_too_large",
             Self::BinaryNotSupported => "binary_not_supported",
             Self::InvalidRef => "invalid_ref",
+            Self::InvalidSince => "invalid_since",
+            Self::InvalidLimit => "invalid_limit",
             Self::Unavailable => "unavailable",
         }
     }
@@ -114,6 +120,10 @@ pub enum InputError {
     Binary,
     #[error("\"ref\" must be a string of 1 to {max} characters, not {found}")]
     InvalidRef { found: String, max: usize },
+    #[error("invalid \"since\": {detail}")]
+    InvalidSince { detail: &'static str },
+    #[error("\"limit\" must be a whole number from 1 to {max}, not {found}")]
+    InvalidLimit { found: String, max: usize },
 }
 
 impl InputError {
@@ -134,6 +144,8 @@ impl InputError {
             Self::TooLarge { .. } => ErrorCode::MessageTooLarge,
             Self::Binary => ErrorCode::BinaryNotSupported,
             Self::InvalidRef { .. } => ErrorCode::InvalidRef,
+            Self::InvalidSince { .. } => ErrorCode::InvalidSince,
+            Self::InvalidLimit { .. } => ErrorCode::InvalidLimit,
         }
     }
 

@@ -8,8 +8,8 @@
 //!   authorizer said it is and what it may do; [`error`] is every error a client can be sent, with
 //!   its code.
 //! - The ports, each beside its adapters: [`store`] (connections and subscriptions: in memory,
-//!   DynamoDB), [`queue`] (jobs: in memory, SQS) and [`poster`] (`@connections`); [`aws`] is what
-//!   the AWS adapters share. [`testing`] holds test doubles, behind the `testing` feature.
+//!   DynamoDB), [`history`] (each channel's numbered messages: in memory, DynamoDB), [`queue`]
+//!   (jobs: in memory, SQS) and [`poster`] (`@connections`); [`aws`] is what the AWS adapters share. [`testing`] holds test doubles, behind the `testing` feature.
 //! - Around them: [`limits`] (API Gateway's), [`pacing`] (token buckets and the adaptive post rate),
 //!   [`config`] (reading a function's environment), [`lambda`] (what every bootstrap does),
 //!   [`metrics`] (CloudWatch's embedded metric format) and [`clock`].
@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod history;
 pub mod identity;
 pub mod lambda;
 pub mod limits;
@@ -35,10 +36,11 @@ pub mod testing;
 pub use channel::{Channel, ChannelPattern};
 pub use config::ConfigError;
 pub use domain::{
-    Audience, BackendPublish, ConnectionId, ConnectionRecord, ConnectionRef, Envelope, Job, MessageId,
-    Sender, Shard,
+    Audience, BackendPublish, ConnectionId, ConnectionRecord, ConnectionRef, Envelope, Epoch, Job, MessageId,
+    Position, Sender, Shard,
 };
 pub use error::{InputError, PostError, QueueError, StoreError, SubscribeError};
+pub use history::History;
 pub use identity::Identity;
 pub use poster::Poster;
 pub use queue::{Queue, QueueSource, ReceivedMessage};

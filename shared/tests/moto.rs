@@ -10,11 +10,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::TryStreamExt;
 use serde_json::value::RawValue;
 use shared::aws::provision::{ensure_queue, ensure_table, sdk_for_endpoint};
+use shared::history::{DynamoHistory, HistorySettings, Page, Range};
 use shared::queue::SqsQueue;
 use shared::store::DynamoStore;
 use shared::{
-    ChannelPattern, ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Envelope, Job, Queue,
-    QueueSource, Shard, SubscribeError, Subscription,
+    Channel, ChannelPattern, ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Envelope,
+    History, Job, Position, Queue, QueueSource, Sender, Shard, SubscribeError, Subscription,
 };
 
 async fn scanned_ids(store: &DynamoStore) -> Vec<ConnectionId> {
@@ -399,4 +400,116 @@ async fn an_undeleted_message_is_redelivered_then_dead_lettered() {
         SqsQueue::from_sdk(&sdk, &dlq_url).receive(10, Duration::from_secs(1)).await.expect("receive dlq");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body, poison.to_body());
+}
+
+fn message(channel: &str, n: usize) -> Envelope {
+    let data = RawValue::from_string(format!("{{\"n\":{n}}}")).expect("raw");
+    let sender = Sender { connection: Some(id(0)), user: None };
+    Envelope::message(Channel::parse(channel).expect("channel"), sender, 0, data).expect("fits")
+}
+
+fn offsets(page: &Page) -> Vec<u64> {
+    page.messages.iter().map(|kept| kept.offset).collect()
+}
+
+async fn history(size: usize) -> (aws_config::SdkConfig, String, DynamoHistory) {
+    let (sdk, table) = table().await;
+    let settings = HistorySettings { size, ..HistorySettings::default() };
+    let history = DynamoHistory::from_sdk(&sdk, &table, settings);
+    (sdk, table, history)
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn a_channels_history_numbers_each_message_in_one_epoch_and_reads_back_what_is_kept() {
+    let (sdk, table, history) = history(4).await;
+    let news = Channel::parse("news").expect("channel");
+    let empty = history.stream(&news).await.expect("stream");
+    assert_eq!(empty.offset, 0);
+    for n in 1..=6 {
+        let mut envelope = message("news", n);
+        history.append(&mut envelope).await.expect("append");
+        assert_eq!(envelope.position(), Some(Position { offset: n as u64, epoch: empty.epoch.clone() }));
+    }
+    let newest = history.read(&news, Range::Newest(3)).await.expect("read");
+    assert_eq!((offsets(&newest), newest.stream.offset), (vec![4, 5, 6], 6));
+    let frame: Envelope =
+        serde_json::from_str(&newest.messages[0].frame).expect("a kept frame is an envelope");
+    assert_eq!(frame.offset, Some(4));
+    let after = history.read(&news, Range::After { offset: 0, limit: 10 }).await.expect("read");
+    assert_eq!(offsets(&after), [3, 4, 5, 6], "no more than the four kept");
+    assert!(!after.recovers(1, &empty.epoch), "2 is no longer kept");
+    assert!(after.recovers(2, &empty.epoch));
+    let limited = history.read(&news, Range::After { offset: 3, limit: 2 }).await.expect("read");
+    assert_eq!((offsets(&limited), limited.more), (vec![4, 5], true));
+
+    let store = DynamoStore::from_sdk(&sdk, &table);
+    store.put(&record(1)).await.expect("put");
+    assert_eq!(scanned_ids(&store).await, [id(1)], "a scan for connections never reads history");
+    let meta = aws_sdk_dynamodb::Client::new(&sdk)
+        .get_item()
+        .table_name(&table)
+        .key("Pk", AttributeValue::S("HIST#news".into()))
+        .key("Sk", AttributeValue::S("META".into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the stream's state");
+    assert!(meta.get("Ttl").is_some_and(|ttl| ttl.as_n().is_ok()), "{meta:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn a_message_given_again_keeps_its_first_offset_and_takes_no_other() {
+    let (_sdk, _table, history) = history(100).await;
+    let news = Channel::parse("news").expect("channel");
+    let mut first = message("news", 1);
+    history.append_once(&mut first).await.expect("append");
+    let mut again = first.clone();
+    again.offset = None;
+    again.epoch = None;
+    history.append_once(&mut again).await.expect("append again");
+    assert_eq!(again.position(), first.position(), "a redelivery: the same offset");
+    let mut next = message("news", 2);
+    history.append_once(&mut next).await.expect("append");
+    assert_eq!(next.offset, Some(2));
+    let page = history.read(&news, Range::Newest(10)).await.expect("read");
+    assert_eq!(offsets(&page), [1, 2]);
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn expired_history_is_not_served_and_an_expired_stream_starts_again_in_a_new_epoch() {
+    let (sdk, table, history) = history(100).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let news = Channel::parse("news").expect("channel");
+    for n in 1..=3 {
+        history.append(&mut message("news", n)).await.expect("append");
+    }
+    // DynamoDB deletes expired items within days, not at once: until then a read finds them.
+    let expire = |sk: &str| {
+        client
+            .update_item()
+            .table_name(&table)
+            .key("Pk", AttributeValue::S("HIST#news".into()))
+            .key("Sk", AttributeValue::S(sk.into()))
+            .update_expression("SET #t = :past")
+            .expression_attribute_names("#t", "Ttl")
+            .expression_attribute_values(":past", AttributeValue::N("1000".into()))
+            .send()
+    };
+    expire("OFF#00000000000000000002").await.expect("expire a message");
+    let page = history.read(&news, Range::After { offset: 0, limit: 10 }).await.expect("read");
+    assert_eq!(offsets(&page), [1, 3], "the expired one is not served");
+    assert!(!page.recovers(1, &page.stream.epoch), "2 is gone: 1 cannot be recovered from");
+    let epoch = page.stream.epoch.clone();
+
+    expire("META").await.expect("expire the stream");
+    let restarted = history.stream(&news).await.expect("stream");
+    assert_eq!(restarted.offset, 0, "a stream whose state expired starts again");
+    assert_ne!(restarted.epoch, epoch, "in a new epoch, so no old position is taken for a new one");
+    let mut next = message("news", 4);
+    history.append(&mut next).await.expect("append");
+    assert_eq!(next.position(), Some(Position { offset: 1, epoch: restarted.epoch }));
 }

@@ -4,6 +4,7 @@
 
 use shared::ConfigError;
 use shared::config::{Env, FromEnv};
+use shared::history::HistorySettings;
 
 use crate::settings::Fleet;
 
@@ -21,6 +22,9 @@ pub struct WorkerConfig {
     /// `POST_CONCURRENCY` (default 128), `ACCOUNT_POST_RATE` (default 10,000),
     /// `WORKER_MAX_CONCURRENCY` (default 5) and `FANOUT_SHARD_SIZE` (default 2,000; 0 never splits).
     pub fleet: Fleet,
+    /// `HISTORY_SIZE` and `HISTORY_TTL_SECONDS`: a backend's publish is numbered in its channel's
+    /// history as a client's is by the ingress.
+    pub history: HistorySettings,
 }
 
 impl FromEnv for WorkerConfig {
@@ -43,9 +47,10 @@ impl FromEnv for WorkerConfig {
             env.invalid("WORKER_MAX_CONCURRENCY", "must be at least 1".into());
         }
         let shard_size: usize = env.optional("FANOUT_SHARD_SIZE", Fleet::DEFAULT_SHARD_SIZE);
+        let history = HistorySettings::from_env(&mut env);
         env.finish()?;
         let fleet = Fleet { post_concurrency, account_post_rate, max_concurrency, shard_size };
-        Ok(Self { region, table, connections_endpoint, queue_url, fleet })
+        Ok(Self { region, table, connections_endpoint, queue_url, fleet, history })
     }
 }
 

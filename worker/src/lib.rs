@@ -19,8 +19,8 @@
 //! impossible (the scan failed, or the queue refused the retry job) is a message reported in
 //! `batchItemFailures` for SQS to redeliver.
 //!
-//! A batch goes through [`stages`] in order, one file each: parsed, planned, fanned out post by post,
-//! tallied, requeued, pruned; [`Worker::process`] reads in that order and says what it did in a
+//! A batch goes through [`stages`] in order, one file each: parsed, numbered (a backend's publish, in
+//! its channel's history), planned, fanned out post by post, tallied, requeued, pruned; [`Worker::process`] reads in that order and says what it did in a
 //! [`BatchReport`] ([`report`]; [`metrics`] writes it as an EMF line). [`config`] reads the
 //! function's environment, [`settings`] holds the pacing and its defaults, and [`Ports`] the ports.
 
@@ -84,6 +84,7 @@ impl Worker {
             return report;
         }
         let invocation = Invocation::new(&self.ports, &self.settings, &self.stuck, started, deadline);
+        let deliveries = invocation.number(deliveries, &mut report).await;
         let plan = invocation.plan(&deliveries, &mut report).await;
         let outcomes = invocation.fan_out(&deliveries, &plan);
         let Tally { mut failed, unfinished, gone } =

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::config::FromEnv;
+use shared::history::DynamoHistory;
 use shared::poster::ApiGatewayPoster;
 use shared::queue::SqsQueue;
 use shared::store::DynamoStore;
@@ -27,6 +28,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store: Arc::new(DynamoStore::from_sdk(&sdk, config.table.clone())),
         poster: Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &config.connections_endpoint)),
         queue: Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url.clone())),
+        history: config.history.is_on().then(|| {
+            Arc::new(DynamoHistory::from_sdk(&sdk, config.table.clone(), config.history))
+                as Arc<dyn shared::History>
+        }),
     };
     let worker = Worker::new(ports, WorkerSettings::for_fleet(config.fleet));
     let worker = &worker;

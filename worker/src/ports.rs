@@ -3,15 +3,17 @@
 
 use std::sync::Arc;
 
-use shared::{ConnectionStore, Poster, Queue};
+use shared::{ConnectionStore, History, Poster, Queue};
 
-/// Where the worker lists audiences and prunes, how it posts, and where it queues shard and retry
-/// jobs.
+/// Where the worker lists audiences and prunes, how it posts, where it queues shard and retry jobs,
+/// and where a backend's publish is numbered in its channel's history.
 #[derive(Clone)]
 pub struct Ports {
     pub store: Arc<dyn ConnectionStore>,
     pub poster: Arc<dyn Poster>,
     pub queue: Arc<dyn Queue>,
+    /// `None` when history is off (`HISTORY_SIZE=0`).
+    pub history: Option<Arc<dyn History>>,
 }
 
 impl std::fmt::Debug for Ports {

@@ -9,20 +9,24 @@
 //! Any JSON message may carry a `ref`, a string of the client's choosing, which every answer to it
 //! repeats (acknowledgement or error): with it, a client matches answers to requests however they
 //! interleave. A broadcast, otherwise unanswered, is answered `{"type":"queued","id":…,"ref":…}`.
+//! [`fields`] reads what an action needs of the message; [`reply`] is what goes back.
 
 mod broadcast;
 mod echo;
+mod fields;
+mod history;
 mod publish;
+mod reply;
 mod subscribe;
 mod unsubscribe;
 
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::value::RawValue;
-use shared::error::ErrorCode;
 use shared::limits::{MAX_JSON_DEPTH, MAX_MESSAGE_BYTES};
-use shared::{Channel, ChannelPattern, ConnectionId, Identity, InputError, MessageId};
+use shared::{ConnectionId, Identity, InputError};
 
+pub use self::fields::Fields;
+use self::fields::json_type;
+pub use self::reply::{Ack, HistoryAnswer, Refusal, Reply};
 use crate::ports::Ports;
 
 /// Every action, by the name a client gives it.
@@ -32,6 +36,7 @@ pub const ACTIONS: &[(&str, Parse)] = &[
     ("subscribe", subscribe::parse),
     ("unsubscribe", unsubscribe::parse),
     ("publish", publish::parse),
+    ("history", history::parse),
 ];
 
 /// Reads an action's fields into the action, or says what is wrong with them.
@@ -55,64 +60,6 @@ pub struct Context<'a> {
     pub ports: &'a Ports,
 }
 
-/// The route response: what goes back to the sender.
-#[derive(Debug)]
-pub enum Reply {
-    /// The message itself, as `echo` answers.
-    Text(String),
-    /// `{"type":"subscribed","channel":"chat/general"}`, with the message's `id` for a publish.
-    Ack { kind: &'static str, channel: String, id: Option<MessageId> },
-    /// A queued broadcast: answered only when the client gave a `ref` to match the answer to.
-    Queued(MessageId),
-}
-
-impl Reply {
-    fn ack(kind: &'static str, channel: &str, id: Option<&MessageId>) -> Self {
-        Self::Ack { kind, channel: channel.to_owned(), id: id.cloned() }
-    }
-
-    /// The text sent back, `type` first as the README shows it, ending with the message's `ref`.
-    pub fn render(self, reference: Option<&str>) -> Option<String> {
-        #[derive(serde::Serialize)]
-        struct Ack<'a> {
-            #[serde(rename = "type")]
-            kind: &'static str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            channel: Option<&'a str>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            id: Option<&'a MessageId>,
-            #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-            reference: Option<&'a str>,
-        }
-        // Strings and a UUID cannot fail to serialize.
-        let json = |ack: &Ack<'_>| serde_json::to_string(ack).unwrap_or_default();
-        match self {
-            Self::Text(text) => Some(text),
-            Self::Ack { kind, channel, id } => {
-                Some(json(&Ack { kind, channel: Some(&channel), id: id.as_ref(), reference }))
-            }
-            Self::Queued(id) => {
-                reference.map(|_| json(&Ack { kind: "queued", channel: None, id: Some(&id), reference }))
-            }
-        }
-    }
-}
-
-impl Refusal {
-    /// The error sent back: `{"error":{"code":…,"message":…},"ref":…}`, and its code.
-    pub fn render(&self, reference: Option<&str>) -> (&'static str, String) {
-        let (code, message) = match self {
-            Self::Input(err) => (err.code(), err.to_string()),
-            Self::Unavailable(message) => (ErrorCode::Unavailable.as_str(), message.clone()),
-        };
-        let mut body = serde_json::json!({ "error": { "code": code, "message": message } });
-        if let Some(reference) = reference {
-            body["ref"] = reference.into();
-        }
-        (code, body.to_string())
-    }
-}
-
 /// The longest `ref` a client may give, in characters.
 pub const MAX_REF_CHARS: usize = 64;
 
@@ -121,56 +68,6 @@ pub const MAX_REF_CHARS: usize = 64;
 pub struct Request {
     pub reference: Option<String>,
     pub action: Result<Box<dyn Action>, InputError>,
-}
-
-/// Why an action was not done: the client's mistake, or a service that failed.
-#[derive(Debug)]
-pub enum Refusal {
-    Input(InputError),
-    /// The store or the queue failed; the message says whether sending again may help.
-    Unavailable(String),
-}
-
-impl From<InputError> for Refusal {
-    fn from(err: InputError) -> Self {
-        Self::Input(err)
-    }
-}
-
-/// The fields of a JSON message that actions read. Unknown fields are ignored; a duplicated one is
-/// invalid JSON.
-#[derive(Debug, Deserialize)]
-pub struct Fields {
-    action: Option<serde_json::Value>,
-    channel: Option<serde_json::Value>,
-    data: Option<Box<RawValue>>,
-    #[serde(rename = "ref")]
-    reference: Option<serde_json::Value>,
-}
-
-impl Fields {
-    /// `data`, which must be present and not `null`: sending nothing is a mistake, not a message.
-    pub fn data(&mut self) -> Result<Box<RawValue>, InputError> {
-        self.data.take().ok_or(InputError::MissingData)
-    }
-
-    fn channel_text(&self) -> Result<&str, InputError> {
-        match &self.channel {
-            None | Some(serde_json::Value::Null) => Err(InputError::MissingChannel),
-            Some(serde_json::Value::String(channel)) => Ok(channel),
-            Some(other) => Err(InputError::ChannelNotAString { found: json_type(other) }),
-        }
-    }
-
-    /// `channel` as one concrete channel, as a publish needs.
-    pub fn channel(&self) -> Result<Channel, InputError> {
-        Ok(Channel::parse(self.channel_text()?)?)
-    }
-
-    /// `channel` as a subscription pattern, wildcards allowed.
-    pub fn pattern(&self) -> Result<ChannelPattern, InputError> {
-        Ok(ChannelPattern::parse(self.channel_text()?)?)
-    }
 }
 
 /// Reads a text message into its `ref` and its action. Text that does not start with `{` (after
@@ -258,17 +155,6 @@ fn json_depth(json: &str) -> usize {
         }
     }
     deepest
-}
-
-fn json_type(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
-    }
 }
 
 /// Keeps error messages short when a client sends a huge action name.

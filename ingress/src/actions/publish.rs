@@ -1,12 +1,15 @@
 //! `publish`: `data` goes to every connection subscribed to the channel (or to a wildcard above it),
-//! the sender too if it is one, through the worker. Answered `{"type":"published","channel":…,"id":…}`
-//! with the id its subscribers will see, once it is queued.
+//! the sender too if it is one, through the worker. Answered
+//! `{"type":"published","channel":…,"id":…,"offset":…,"epoch":…}` once it is queued, with the id its
+//! subscribers will see and, when the channel keeps history, its place there: the offset is taken
+//! here, before the queue, so that what one client publishes in sequence is numbered in that order
+//! and every redelivery of the job carries the same offset.
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use shared::{Channel, Envelope, InputError, Job, Sender};
 
-use super::{Action, Context, Fields, Refusal, Reply, enqueue};
+use super::{Ack, Action, Context, Fields, Refusal, Reply, enqueue};
 
 pub struct Publish {
     channel: Channel,
@@ -25,10 +28,16 @@ impl Action for Publish {
         let sender =
             Sender { connection: Some(cx.connection.clone()), user: cx.identity.user().map(str::to_owned) };
         let channel = self.channel.to_string();
-        let envelope = Envelope::message(self.channel, sender, cx.received_at_ms, self.data)?;
-        let id = envelope.id.clone();
+        let mut envelope = Envelope::message(self.channel, sender, cx.received_at_ms, self.data)?;
+        if let Some(history) = &cx.ports.history {
+            history.append(&mut envelope).await.map_err(|err| {
+                tracing::error!(connection = %cx.connection, error = %err, "could not number a publish in its channel's history");
+                Refusal::Unavailable("the message could not be kept in its channel's history; send it again".into())
+            })?;
+        }
+        let (id, position) = (envelope.id.clone(), envelope.position());
         enqueue(cx, &Job::publish(envelope)).await?;
         tracing::debug!(connection = %cx.connection, message = %id, "publish queued");
-        Ok(Reply::ack("published", &channel, Some(&id)))
+        Ok(Reply::Ack(Ack { id: Some(id), position, ..Ack::new("published", &channel) }))
     }
 }

@@ -1,27 +1,39 @@
 //! `subscribe`: the connection receives every message published to a channel, or, with a pattern
-//! ending in `/*`, to every channel below it. Answered `{"type":"subscribed","channel":…}`.
+//! ending in `/*`, to every channel below it. Answered `{"type":"subscribed","channel":…}`, with the
+//! channel's latest `offset` and its `epoch` when it keeps history.
+//!
+//! With `"since":{"offset":41,"epoch":…}` — the last message a reconnecting client has — the answer
+//! says whether that position is `recovered`: when it is, every message after it still kept is
+//! queued for this connection alone, each as an ordinary `message` frame carrying its offset, and the
+//! client puts them in order. A position in another epoch, or older than what is kept, is not: the
+//! client must reload its state. A wildcard subscription has no one stream to recover from.
 
 use async_trait::async_trait;
 use shared::channel::MAX_SUBSCRIPTIONS;
+use shared::history::{History, Range};
 use shared::limits;
-use shared::{ChannelPattern, ConnectionRef, InputError, SubscribeError, Subscription};
+use shared::{
+    Channel, ChannelPattern, ConnectionRef, Envelope, InputError, Job, Position, SubscribeError, Subscription,
+};
 
-use super::{Action, Context, Fields, Refusal, Reply};
+use super::{Ack, Action, Context, Fields, Refusal, Reply};
 
 pub struct Subscribe {
     pattern: ChannelPattern,
+    since: Option<Position>,
 }
 
 pub fn parse(fields: Fields) -> Result<Box<dyn Action>, InputError> {
-    Ok(Box::new(Subscribe { pattern: fields.pattern()? }))
+    Ok(Box::new(Subscribe { pattern: fields.pattern()?, since: fields.since()? }))
 }
 
 #[async_trait]
 impl Action for Subscribe {
     async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
         cx.identity.may_subscribe(&self.pattern)?;
+        let me = ConnectionRef { id: cx.connection.clone(), connected_at_ms: cx.connected_at_ms };
         let subscription = Subscription {
-            connection: ConnectionRef { id: cx.connection.clone(), connected_at_ms: cx.connected_at_ms },
+            connection: me.clone(),
             pattern: self.pattern,
             expires_at_s: limits::expires_at_s(cx.connected_at_ms),
             limit: MAX_SUBSCRIPTIONS,
@@ -44,6 +56,65 @@ impl Action for Subscribe {
             }
         }
         tracing::debug!(connection = %cx.connection, channel = %subscription.pattern, "subscribed");
-        Ok(Reply::ack("subscribed", subscription.pattern.as_str(), None))
+        let mut ack = Ack::new("subscribed", subscription.pattern.as_str());
+        ack.recovered = self.since.as_ref().map(|_| false);
+        let channel = (!subscription.pattern.is_wildcard())
+            .then(|| Channel::parse(subscription.pattern.as_str()).ok())
+            .flatten();
+        if let (Some(history), Some(channel)) = (&cx.ports.history, channel) {
+            // The subscription stands whatever the history says: at worst the client reloads.
+            match self.since {
+                Some(since) => recover(cx, history.as_ref(), &channel, &since, me, &mut ack).await,
+                None => match history.stream(&channel).await {
+                    Ok(stream) => {
+                        ack.position = Some(Position { offset: stream.offset, epoch: stream.epoch })
+                    }
+                    Err(err) => {
+                        tracing::warn!(channel = %channel, error = %err, "could not read the channel's stream")
+                    }
+                },
+            }
+        }
+        Ok(Reply::Ack(ack))
+    }
+}
+
+/// Answers a `since`: the channel's position, and whether every message after `since` is still
+/// kept — when it is, they are queued for `me`, in order, each a job of its own.
+async fn recover(
+    cx: &Context<'_>,
+    history: &dyn History,
+    channel: &Channel,
+    since: &Position,
+    me: ConnectionRef,
+    ack: &mut Ack,
+) {
+    let page = match history.read(channel, Range::After { offset: since.offset, limit: usize::MAX }).await {
+        Ok(page) => page,
+        Err(err) => {
+            tracing::warn!(channel = %channel, error = %err, "could not read the channel's history; not recovered");
+            return;
+        }
+    };
+    ack.position = Some(Position { offset: page.stream.offset, epoch: page.stream.epoch.clone() });
+    if !page.recovers(since.offset, &since.epoch) {
+        return;
+    }
+    let jobs: Vec<Job> = page
+        .messages
+        .iter()
+        .filter_map(|kept| serde_json::from_str::<Envelope>(&kept.frame).ok())
+        .map(|envelope| Job::to(envelope, me.clone()))
+        .collect();
+    let queued = cx.ports.queue.send_batch(&jobs, std::time::Duration::ZERO).await;
+    match queued.iter().find_map(|result| result.as_ref().err()) {
+        // Some replayed, some not: the client would see holes; a reload is the honest answer.
+        Some(err) => {
+            tracing::warn!(channel = %channel, error = %err, "could not queue the replay; not recovered")
+        }
+        None => {
+            tracing::debug!(connection = %cx.connection, channel = %channel, replayed = jobs.len(), "recovered");
+            ack.recovered = Some(true);
+        }
     }
 }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use shared::{ChannelPattern, InputError};
 
-use super::{Action, Context, Fields, Refusal, Reply};
+use super::{Ack, Action, Context, Fields, Refusal, Reply};
 
 pub struct Unsubscribe {
     pattern: ChannelPattern,
@@ -21,6 +21,6 @@ impl Action for Unsubscribe {
             tracing::error!(connection = %cx.connection, error = %err, "could not remove a subscription");
             return Err(Refusal::Unavailable("the subscription could not be removed; send it again".into()));
         }
-        Ok(Reply::ack("unsubscribed", self.pattern.as_str(), None))
+        Ok(Reply::Ack(Ack::new("unsubscribed", self.pattern.as_str())))
     }
 }

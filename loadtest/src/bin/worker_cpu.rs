@@ -111,7 +111,10 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         post_rate: u32::MAX,
         ..WorkerSettings::default()
     };
-    let worker = Worker::new(Ports { store, poster, queue: Arc::new(MemoryQueue::default()) }, settings);
+    let worker = Worker::new(
+        Ports { store, poster, queue: Arc::new(MemoryQueue::default()), history: None },
+        settings,
+    );
     let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(900);
     let from = ConnectionId::parse("benchpublisher00")?;
 

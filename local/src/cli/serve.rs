@@ -13,6 +13,7 @@ use clap::ValueEnum;
 use local::esm::EsmSettings;
 use local::settings::{DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SQS_PORT, DEFAULT_TABLE, DevTokens};
 use local::{Backend, Bucket, Credentials, Faults, Gateway, Settings};
+use shared::history::HistorySettings;
 use shared::queue::QueueSettings;
 use tokio::net::TcpListener;
 use worker::{Fleet, WorkerSettings};
@@ -128,6 +129,15 @@ pub struct ServeArgs {
     /// `$connect`), in seconds.
     #[arg(long, default_value_t = defaults().worker.prune_grace.as_secs())]
     pub(crate) prune_grace_secs: u64,
+    /// Messages kept per channel for `history` and recovery on reconnect (the template's
+    /// HistorySize); 0 turns history and offsets off.
+    #[arg(long, default_value_t = defaults().history.size as u64,
+          value_parser = clap::value_parser!(u64).range(0..=HistorySettings::MAX_SIZE as u64))]
+    pub(crate) history_size: u64,
+    /// Seconds each message stays in its channel's history (the template's HistoryTtlSeconds).
+    #[arg(long, default_value_t = defaults().history.ttl.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=HistorySettings::MAX_TTL.as_secs()))]
+    pub(crate) history_ttl_secs: u64,
     /// The stage throttle: messages per second from all clients together (ThrottlingRateLimit).
     #[arg(long, default_value_t = Bucket::STAGE.rate)]
     pub(crate) throttle_rate: u32,
@@ -239,6 +249,10 @@ impl ServeArgs {
                     max_concurrency: u32::try_from(self.worker_concurrency).unwrap_or(u32::MAX),
                     shard_size: self.shard_size,
                 })
+            },
+            history: HistorySettings {
+                size: self.history_size as usize,
+                ttl: Duration::from_secs(self.history_ttl_secs),
             },
             stage_throttle: (!self.no_throttle)
                 .then_some(Bucket { rate: self.throttle_rate, burst: self.throttle_burst }),

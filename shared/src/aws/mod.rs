@@ -9,6 +9,8 @@ pub mod provision;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 
+use crate::error::StoreError;
+
 /// Error codes that AWS services use for throttling and transient server trouble.
 const RETRYABLE_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
@@ -34,5 +36,18 @@ where
             service.err().code().is_some_and(|code| RETRYABLE_CODES.contains(&code))
         }
         _ => false,
+    }
+}
+
+/// A DynamoDB call's failure as the store ports report it: retryable or not.
+pub(crate) fn store_error<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    if is_retryable(&err) {
+        StoreError::Unavailable(Box::new(err))
+    } else {
+        StoreError::Rejected(Box::new(err))
     }
 }

@@ -7,13 +7,15 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::error::BoxError;
 
-/// Creates the connections table (`Pk`/`Sk`, on-demand, TTL on `Ttl`) unless it exists.
+/// Creates the connections table (`Pk`/`Sk`, on-demand, TTL on `Ttl`, the sparse index of
+/// connections on `Conn`) unless it exists.
 pub async fn ensure_table(sdk: &aws_config::SdkConfig, table: &str) -> Result<(), BoxError> {
     let client = aws_sdk_dynamodb::Client::new(sdk);
     if client.describe_table().table_name(table).send().await.is_ok() {
@@ -24,6 +26,17 @@ pub async fn ensure_table(sdk: &aws_config::SdkConfig, table: &str) -> Result<()
     let attribute = |name: &str| {
         AttributeDefinition::builder().attribute_name(name).attribute_type(ScalarAttributeType::S).build()
     };
+    // The sparse index of connection items a broadcast scans: see `crate::store::DynamoStore`.
+    let connections = GlobalSecondaryIndex::builder()
+        .index_name(crate::store::CONNECTIONS_INDEX)
+        .key_schema(key("Conn", KeyType::Hash)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .non_key_attributes("ConnectedAt")
+                .build(),
+        )
+        .build()?;
     client
         .create_table()
         .table_name(table)
@@ -32,6 +45,8 @@ pub async fn ensure_table(sdk: &aws_config::SdkConfig, table: &str) -> Result<()
         .key_schema(key("Sk", KeyType::Range)?)
         .attribute_definitions(attribute("Pk")?)
         .attribute_definitions(attribute("Sk")?)
+        .attribute_definitions(attribute("Conn")?)
+        .global_secondary_indexes(connections)
         .send()
         .await?;
     client

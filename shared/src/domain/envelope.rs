@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::connection::ConnectionId;
+use super::position::{Epoch, Position};
 use crate::channel::Channel;
 use crate::error::InputError;
 use crate::limits::MAX_MESSAGE_BYTES;
@@ -45,6 +46,12 @@ pub struct Envelope {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
     pub id: MessageId,
+    /// Where the message stands in its channel's history: the channel's offset and epoch, when the
+    /// channel keeps history. Taken once, so that every delivery of the message carries the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<Epoch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<ConnectionId>,
     /// The sender's `sub` when it was authenticated.
@@ -55,6 +62,9 @@ pub struct Envelope {
     /// The client's `data`, byte for byte as it sent it.
     pub data: Box<RawValue>,
 }
+
+/// What a position adds to a frame at most: `,"offset":<20 digits>,"epoch":"<32 characters>"`.
+const POSITION_BYTES: usize = 80;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +88,8 @@ impl Envelope {
             kind: EnvelopeKind::Broadcast,
             channel: None,
             id: MessageId::random(),
+            offset: None,
+            epoch: None,
             from: Some(from),
             user: None,
             sent_at,
@@ -97,6 +109,8 @@ impl Envelope {
             kind: EnvelopeKind::Message,
             channel: Some(channel),
             id: MessageId::random(),
+            offset: None,
+            epoch: None,
             from: sender.connection,
             user: sender.user,
             sent_at,
@@ -106,10 +120,23 @@ impl Envelope {
     }
 
     fn within_limit(self) -> Result<Self, InputError> {
-        if self.frame().len() > MAX_MESSAGE_BYTES {
+        // A channel's message gets its position later, and must still fit then.
+        let room = if self.kind == EnvelopeKind::Message { POSITION_BYTES } else { 0 };
+        if self.frame().len() + room > MAX_MESSAGE_BYTES {
             return Err(InputError::TooLarge { limit: MAX_MESSAGE_BYTES });
         }
         Ok(self)
+    }
+
+    /// The message's position in its channel, once it has one.
+    pub fn position(&self) -> Option<Position> {
+        Some(Position { offset: self.offset?, epoch: self.epoch.clone()? })
+    }
+
+    /// Gives the message its place in its channel's stream.
+    pub fn place(&mut self, position: Position) {
+        self.offset = Some(position.offset);
+        self.epoch = Some(position.epoch);
     }
 
     /// The bytes posted to each connection.

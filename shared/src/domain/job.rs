@@ -91,6 +91,11 @@ impl Job {
         Self { envelope, audience: Audience::ChannelShard { channel, shard }, attempt: 0 }
     }
 
+    /// A message for one connection alone: what a recovering subscriber missed, replayed.
+    pub fn to(envelope: Envelope, connection: ConnectionRef) -> Self {
+        Self { envelope, audience: Audience::Connections(vec![connection]), attempt: 0 }
+    }
+
     /// A fresh publish, for the subscribers of its envelope's channel.
     pub fn publish(envelope: Envelope) -> Self {
         let audience = envelope.channel.clone().map_or(Audience::Everyone, Audience::Channel);

@@ -5,7 +5,13 @@
 //! subscribed to. A subscription is the item `Pk = "CHAN#<pattern>"`, `Sk = "SUB#<bucket>#<id>"`
 //! with the connection's `ConnectedAt` and `Ttl`: a publish finds a channel's subscribers by querying
 //! a few partitions, and `$disconnect` finds a connection's subscriptions in its own item, which is
-//! why both live in one table. A scan for connections skips the `CHAN#` items.
+//! why both live in one table.
+//!
+//! Only connection items carry `Conn` (their id): the sparse global secondary index [`INDEX`] keyed
+//! on it holds the connections alone, and a broadcast scans it rather than the table, so that it
+//! reads neither subscription items nor the channels' history (`HIST#` partitions, see
+//! [`crate::history::DynamoHistory`]). Connections written before `Conn` existed are not in it: they
+//! are in the index again once they reconnect, within API Gateway's two hours at most.
 //!
 //! The bucket (three digits, [`Shard::bucket`] of the id) leads the sort key so that a shard of a
 //! channel is one `Sk BETWEEN` range of its partitions: a publish to a large channel is split like a
@@ -22,12 +28,14 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use futures::stream::{self, BoxStream, StreamExt};
 
 use super::port::{ConnectionStore, Subscription};
-use crate::aws::is_retryable;
+use crate::aws::store_error;
 use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
 use crate::error::{StoreError, SubscribeError};
 
 const CONNECTION_PREFIX: &str = "CONN#";
+/// The sparse index of connection items (partition key `Conn`, keys and `ConnectedAt` projected).
+pub const INDEX: &str = "Connections";
 const CHANNEL_PREFIX: &str = "CHAN#";
 const SUBSCRIBER_PREFIX: &str = "SUB#";
 /// BatchGetItem's limit on keys per call.
@@ -238,33 +246,20 @@ impl DynamoStore {
         shard: Shard,
         start: Option<Key>,
     ) -> Result<(Vec<ConnectionRef>, Option<Key>), StoreError> {
-        let mut scan = self.client.scan().table_name(&self.table).set_limit(self.page_limit);
+        let mut scan =
+            self.client.scan().table_name(&self.table).index_name(INDEX).set_limit(self.page_limit);
         if !shard.is_whole() {
             let (segment, total) = (i32::try_from(shard.index()), i32::try_from(shard.of()));
             scan = scan.set_segment(segment.ok()).set_total_segments(total.ok());
         }
         let page = scan
             .projection_expression("Pk, ConnectedAt")
-            .filter_expression("begins_with(Pk, :prefix)")
-            .expression_attribute_values(":prefix", AttributeValue::S(CONNECTION_PREFIX.to_owned()))
             .set_exclusive_start_key(start)
             .send()
             .await
             .map_err(store_error)?;
         let ids = page.items().iter().filter_map(|item| Self::connection_in(item, "Pk")).collect();
         Ok((ids, page.last_evaluated_key))
-    }
-}
-
-fn store_error<E, R>(err: aws_sdk_dynamodb::error::SdkError<E, R>) -> StoreError
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
-{
-    if is_retryable(&err) {
-        StoreError::Unavailable(Box::new(err))
-    } else {
-        StoreError::Rejected(Box::new(err))
     }
 }
 
@@ -278,12 +273,13 @@ impl ConnectionStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(Self::key(&record.id)))
             .expression_attribute_values(":c", AttributeValue::N(record.connected_at_ms.to_string()))
-            .expression_attribute_values(":t", AttributeValue::N(record.expires_at_s.to_string()));
+            .expression_attribute_values(":t", AttributeValue::N(record.expires_at_s.to_string()))
+            .expression_attribute_values(":id", AttributeValue::S(record.id.to_string()));
         update = match &record.source_ip {
             Some(ip) => update
-                .update_expression("SET ConnectedAt = :c, #ttl = :t, SourceIp = :ip")
+                .update_expression("SET ConnectedAt = :c, #ttl = :t, Conn = :id, SourceIp = :ip")
                 .expression_attribute_values(":ip", AttributeValue::S(ip.clone())),
-            None => update.update_expression("SET ConnectedAt = :c, #ttl = :t"),
+            None => update.update_expression("SET ConnectedAt = :c, #ttl = :t, Conn = :id"),
         };
         update.expression_attribute_names("#ttl", "Ttl").send().await.map_err(store_error)?;
         Ok(())

@@ -7,6 +7,6 @@ mod dynamodb;
 mod memory;
 mod port;
 
-pub use dynamodb::DynamoStore;
+pub use dynamodb::{DynamoStore, INDEX as CONNECTIONS_INDEX};
 pub use memory::MemoryStore;
 pub use port::{ConnectionStore, Subscription};

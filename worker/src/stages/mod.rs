@@ -3,22 +3,25 @@
 /// 1. The SQS records parsed into deliveries; poison reported.
 pub(crate) mod batch;
 
-/// 2. Who each message goes to: audiences sampled, large ones split into shard jobs.
+/// 2. A channel's message not yet in its history (a backend's publish) numbered, once per id.
+pub(crate) mod number;
+
+/// 3. Who each message goes to: audiences sampled, large ones split into shard jobs.
 pub(crate) mod plan;
 
-/// 3. Every (message, connection) post, page by page as the audiences are listed.
+/// 4. Every (message, connection) post, page by page as the audiences are listed.
 pub(crate) mod fan_out;
 
-/// 4. One post, paced, with its retries and the stuck-client rule.
+/// 5. One post, paced, with its retries and the stuck-client rule.
 pub(crate) mod post;
 
-/// 5. The outcomes gathered: delivered, gone, unfinished, failed.
+/// 6. The outcomes gathered: delivered, gone, unfinished, failed.
 pub(crate) mod tally;
 
-/// 6. Connections not reached yet back on the queue, in retry jobs.
+/// 7. Connections not reached yet back on the queue, in retry jobs.
 pub(crate) mod requeue;
 
-/// 7. Gone connections deleted.
+/// 8. Gone connections deleted.
 pub(crate) mod prune;
 
 /// What every stage of one invocation shares.

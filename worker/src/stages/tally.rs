@@ -1,4 +1,4 @@
-//! Stage 5: the outcomes of the fan-out, gathered as they come. Deliveries, retries, latencies and
+//! Stage 6: the outcomes of the fan-out, gathered as they come. Deliveries, retries, latencies and
 //! rejections go straight into the report; what the later stages act on is kept: the connections
 //! each message has still to reach, those that are gone, and the messages SQS must deliver again.
 

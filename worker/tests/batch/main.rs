@@ -3,6 +3,7 @@
 
 mod channels;
 mod delivery;
+mod number;
 mod retries;
 mod shards;
 
@@ -85,7 +86,7 @@ fn worker_with(
     settings: WorkerSettings,
 ) -> (Worker, Arc<MemoryQueue>) {
     let queue = Arc::new(MemoryQueue::default());
-    (Worker::new(Ports { store, poster, queue: queue.clone() }, settings), queue)
+    (Worker::new(Ports { store, poster, queue: queue.clone(), history: None }, settings), queue)
 }
 
 /// Lambda's deadline for an invocation that has `secs` to run.

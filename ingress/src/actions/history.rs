@@ -1,0 +1,63 @@
+//! `history`: a channel's kept messages, oldest first, each as it was delivered —
+//! `{"action":"history","channel":"chat/general","limit":50}` for the newest `limit` (1 to 100,
+//! default 50), with `"since":{"offset":41,"epoch":…}` for those after a position. Answered
+//! `{"type":"history","channel":…,"offset":<latest>,"epoch":…,"messages":[…],"more":…}`, within API
+//! Gateway's 128 KB: fewer messages and `"more":true` rather than a larger answer. Offsets between two
+//! messages that hold none (a publish that failed once numbered) are listed in `"missing"`, so that a
+//! client waiting for one stops waiting. It needs the same permission as a subscribe to the channel.
+
+use async_trait::async_trait;
+use serde_json::value::RawValue;
+use shared::history::Range;
+use shared::{Channel, ChannelPattern, InputError, Position};
+
+use super::{Action, Context, Fields, HistoryAnswer, Refusal, Reply};
+
+/// The most messages one answer holds.
+pub const MAX_LIMIT: usize = 100;
+/// How many when the client does not say.
+pub const DEFAULT_LIMIT: usize = 50;
+
+pub struct History {
+    channel: Channel,
+    limit: usize,
+    since: Option<Position>,
+}
+
+pub fn parse(fields: Fields) -> Result<Box<dyn Action>, InputError> {
+    Ok(Box::new(History {
+        channel: fields.channel()?,
+        limit: fields.limit(DEFAULT_LIMIT, MAX_LIMIT)?,
+        since: fields.since()?,
+    }))
+}
+
+#[async_trait]
+impl Action for History {
+    async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
+        cx.identity.may_subscribe(&ChannelPattern::from(self.channel.clone()))?;
+        let mut answer = HistoryAnswer {
+            channel: self.channel.to_string(),
+            position: None,
+            messages: Vec::new(),
+            missing: Vec::new(),
+            more: false,
+        };
+        let Some(history) = &cx.ports.history else { return Ok(Reply::History(answer)) };
+        let range = match &self.since {
+            Some(since) => Range::After { offset: since.offset, limit: self.limit },
+            None => Range::Newest(self.limit),
+        };
+        let page = history.read(&self.channel, range).await.map_err(|err| {
+            tracing::error!(channel = %self.channel, error = %err, "could not read a channel's history");
+            Refusal::Unavailable("the channel's history could not be read; send it again".into())
+        })?;
+        answer.position = Some(Position { offset: page.stream.offset, epoch: page.stream.epoch });
+        answer.messages =
+            page.messages.into_iter().filter_map(|kept| RawValue::from_string(kept.frame).ok()).collect();
+        answer.missing = page.missing;
+        answer.more = page.more;
+        answer.fit(self.since.is_none());
+        Ok(Reply::History(answer))
+    }
+}

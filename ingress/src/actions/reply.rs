@@ -1,0 +1,173 @@
+//! What goes back to the sender through the route response: an action's [`Reply`], or the
+//! [`Refusal`] that says why it was not done — each ending with the message's `ref`.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+use shared::error::ErrorCode;
+use shared::limits::MAX_MESSAGE_BYTES;
+use shared::{Epoch, InputError, MessageId, Position};
+
+/// The route response: what goes back to the sender.
+#[derive(Debug)]
+pub enum Reply {
+    /// The message itself, as `echo` answers.
+    Text(String),
+    /// `{"type":"subscribed","channel":"chat/general"}`, with the message's `id` for a publish, and
+    /// the channel's position when it keeps history.
+    Ack(Ack),
+    /// A queued broadcast: answered only when the client gave a `ref` to match the answer to.
+    Queued(MessageId),
+    /// A channel's kept messages.
+    History(HistoryAnswer),
+}
+
+/// An acknowledgement: `subscribed`, `unsubscribed`, `published`.
+#[derive(Debug)]
+pub struct Ack {
+    pub kind: &'static str,
+    pub channel: String,
+    pub id: Option<MessageId>,
+    /// The channel's latest position (a subscribe's), or the message's own (a publish's).
+    pub position: Option<Position>,
+    /// Whether a subscribe's `since` was recovered; absent when it gave none.
+    pub recovered: Option<bool>,
+}
+
+impl Ack {
+    pub fn new(kind: &'static str, channel: &str) -> Self {
+        Self { kind, channel: channel.to_owned(), id: None, position: None, recovered: None }
+    }
+}
+
+/// `{"type":"history","channel":…,"offset":…,"epoch":…,"messages":[…],"more":…}`.
+#[derive(Debug)]
+pub struct HistoryAnswer {
+    pub channel: String,
+    /// The channel's latest position; absent when history is off.
+    pub position: Option<Position>,
+    /// Each message's frame as delivered, oldest first.
+    pub messages: Vec<Box<RawValue>>,
+    /// Offsets between the first and last message that hold none: skip them, do not wait for them.
+    pub missing: Vec<u64>,
+    pub more: bool,
+}
+
+impl HistoryAnswer {
+    /// Leaves out messages until the answer fits in one of API Gateway's messages, with room for its
+    /// other fields and the `ref`: the newest go first when `keep_newest` is false (a read after a
+    /// position continues there), the oldest otherwise (the newest messages are the ones asked for).
+    pub fn fit(&mut self, keep_newest: bool) {
+        let room = MAX_MESSAGE_BYTES - 1024;
+        let mut size: usize = self.messages.iter().map(|m| m.get().len() + 1).sum();
+        while size > room && !self.messages.is_empty() {
+            let dropped = if keep_newest {
+                self.messages.remove(0)
+            } else {
+                self.messages.remove(self.messages.len() - 1)
+            };
+            size -= dropped.get().len() + 1;
+            self.more = true;
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Wire<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a MessageId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    epoch: Option<&'a Epoch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovered: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<&'a [Box<RawValue>]>,
+    #[serde(skip_serializing_if = "<[u64]>::is_empty")]
+    missing: &'a [u64],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    more: Option<bool>,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    reference: Option<&'a str>,
+}
+
+impl<'a> Wire<'a> {
+    fn new(kind: &'static str, reference: Option<&'a str>) -> Self {
+        Self {
+            kind,
+            channel: None,
+            id: None,
+            offset: None,
+            epoch: None,
+            recovered: None,
+            messages: None,
+            missing: &[],
+            more: None,
+            reference,
+        }
+    }
+}
+
+impl Reply {
+    /// The text sent back, `type` first as the README shows it, ending with the message's `ref`.
+    pub fn render(self, reference: Option<&str>) -> Option<String> {
+        // Strings, numbers, a UUID and already-valid raw JSON cannot fail to serialize.
+        let json = |wire: &Wire<'_>| serde_json::to_string(wire).unwrap_or_default();
+        match self {
+            Self::Text(text) => Some(text),
+            Self::Ack(ack) => Some(json(&Wire {
+                channel: Some(&ack.channel),
+                id: ack.id.as_ref(),
+                offset: ack.position.as_ref().map(|p| p.offset),
+                epoch: ack.position.as_ref().map(|p| &p.epoch),
+                recovered: ack.recovered,
+                ..Wire::new(ack.kind, reference)
+            })),
+            Self::Queued(id) => {
+                reference.map(|_| json(&Wire { id: Some(&id), ..Wire::new("queued", reference) }))
+            }
+            Self::History(answer) => Some(json(&Wire {
+                channel: Some(&answer.channel),
+                offset: answer.position.as_ref().map(|p| p.offset),
+                epoch: answer.position.as_ref().map(|p| &p.epoch),
+                messages: Some(&answer.messages),
+                missing: &answer.missing,
+                more: Some(answer.more),
+                ..Wire::new("history", reference)
+            })),
+        }
+    }
+}
+
+/// Why an action was not done: the client's mistake, or a service that failed.
+#[derive(Debug)]
+pub enum Refusal {
+    Input(InputError),
+    /// The store or the queue failed; the message says whether sending again may help.
+    Unavailable(String),
+}
+
+impl From<InputError> for Refusal {
+    fn from(err: InputError) -> Self {
+        Self::Input(err)
+    }
+}
+
+impl Refusal {
+    /// The error sent back: `{"error":{"code":…,"message":…},"ref":…}`, and its code.
+    pub fn render(&self, reference: Option<&str>) -> (&'static str, String) {
+        let (code, message) = match self {
+            Self::Input(err) => (err.code(), err.to_string()),
+            Self::Unavailable(message) => (ErrorCode::Unavailable.as_str(), message.clone()),
+        };
+        let mut body = serde_json::json!({ "error": { "code": code, "message": message } });
+        if let Some(reference) = reference {
+            body["ref"] = reference.into();
+        }
+        (code, body.to_string())
+    }
+}

@@ -1,0 +1,299 @@
+//! Channel history over DynamoDB, in the connections' table.
+//!
+//! A channel's stream is the partition `Pk = "HIST#<channel>"`: its state is the item `Sk = "META"`
+//! (`Offset`, the latest; `Epoch`; `Ttl`, pushed back by every use to [`HistorySettings::stream_lifetime`]
+//! from now), each kept message the item `Sk = "OFF#<offset, 20 digits>"` (`Frame`, as delivered;
+//! `Ttl`), and each message id a backend published the item `Sk = "MSG#<id>"` (`Offset`, `Epoch`,
+//! `Ttl`), which gives a redelivered `SendMessage` its first position.
+//!
+//! An offset is taken with one `UpdateItem` (`ADD`-like, `UPDATED_NEW`): atomic, so two publishers
+//! never share one, and a message then costs that update and its `PutItem` — 3 write units for a
+//! frame of up to 1 KB. A stream whose `Ttl` has passed (DynamoDB deletes expired items within
+//! days, not at once) is treated as gone: it starts again in a new epoch. Reads skip expired items.
+//! Scans for connections never read these items (they list the connections' index).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use super::port::{History, HistorySettings, Kept, Page, Range, Stream, page, window};
+use crate::aws::store_error;
+use crate::channel::Channel;
+use crate::clock::epoch_ms;
+use crate::domain::{Envelope, Epoch, MessageId, Position};
+use crate::error::StoreError;
+
+const HISTORY_PREFIX: &str = "HIST#";
+const META: &str = "META";
+const OFFSET_PREFIX: &str = "OFF#";
+const MESSAGE_PREFIX: &str = "MSG#";
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Channel history in a DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoHistory {
+    client: Client,
+    table: String,
+    settings: HistorySettings,
+}
+
+impl DynamoHistory {
+    pub fn new(client: Client, table: impl Into<String>, settings: HistorySettings) -> Self {
+        Self { client, table: table.into(), settings }
+    }
+
+    pub fn from_sdk(
+        sdk: &aws_config::SdkConfig,
+        table: impl Into<String>,
+        settings: HistorySettings,
+    ) -> Self {
+        Self::new(Client::new(sdk), table, settings)
+    }
+
+    fn key(channel: &Channel, sk: String) -> Item {
+        HashMap::from([
+            ("Pk".to_owned(), AttributeValue::S(format!("{HISTORY_PREFIX}{channel}"))),
+            ("Sk".to_owned(), AttributeValue::S(sk)),
+        ])
+    }
+
+    fn offset_sk(offset: u64) -> String {
+        format!("{OFFSET_PREFIX}{offset:020}")
+    }
+
+    fn now_s() -> i64 {
+        epoch_ms() / 1000
+    }
+
+    /// Epoch seconds at which a stream used now expires.
+    fn stream_ttl(&self) -> i64 {
+        Self::now_s() + i64::try_from(self.settings.stream_lifetime().as_secs()).unwrap_or(i64::MAX / 2)
+    }
+
+    /// Pushes the stream's `Ttl` back and, when `take`, takes its next offset — starting the stream
+    /// again first when its state has expired: the state after the update.
+    async fn update_stream(&self, channel: &Channel, take: bool) -> Result<Item, StoreError> {
+        let offset =
+            if take { "#o = if_not_exists(#o, :zero) + :one" } else { "#o = if_not_exists(#o, :zero)" };
+        for _ in 0..3 {
+            let update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(channel, META.to_owned())))
+                .update_expression(format!("SET #e = if_not_exists(#e, :epoch), #t = :ttl, {offset}"))
+                .condition_expression("attribute_not_exists(Pk) OR #t > :now")
+                .expression_attribute_names("#e", "Epoch")
+                .expression_attribute_names("#o", "Offset")
+                .expression_attribute_names("#t", "Ttl")
+                .expression_attribute_values(":epoch", AttributeValue::S(Epoch::random().to_string()))
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":ttl", AttributeValue::N(self.stream_ttl().to_string()))
+                .expression_attribute_values(":now", AttributeValue::N(Self::now_s().to_string()))
+                .return_values(ReturnValue::AllNew);
+            let update = if take {
+                update.expression_attribute_values(":one", AttributeValue::N("1".into()))
+            } else {
+                update
+            };
+            match update.send().await {
+                Ok(output) => return Ok(output.attributes.unwrap_or_default()),
+                Err(err) if err.code() == Some("ConditionalCheckFailedException") => {
+                    self.restart(channel).await?
+                }
+                Err(err) => return Err(store_error(err)),
+            }
+        }
+        Err(StoreError::Unavailable("the channel's stream kept expiring while it was used".into()))
+    }
+
+    /// A new stream in place of an expired one; another writer having restarted it first is fine.
+    async fn restart(&self, channel: &Channel) -> Result<(), StoreError> {
+        let mut item = Self::key(channel, META.to_owned());
+        item.insert("Epoch".into(), AttributeValue::S(Epoch::random().to_string()));
+        item.insert("Offset".into(), AttributeValue::N("0".into()));
+        item.insert("Ttl".into(), AttributeValue::N(self.stream_ttl().to_string()));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(Pk) OR #t <= :now")
+            .expression_attribute_names("#t", "Ttl")
+            .expression_attribute_values(":now", AttributeValue::N(Self::now_s().to_string()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(err) => Err(store_error(err)),
+        }
+    }
+
+    /// The next offset of `channel`'s stream, taken.
+    async fn take(&self, channel: &Channel) -> Result<Position, StoreError> {
+        let item = self.update_stream(channel, true).await?;
+        position(&item).ok_or_else(|| StoreError::Rejected("the stream's state has no offset".into()))
+    }
+
+    /// Keeps `envelope` (already placed) at its offset.
+    async fn keep(&self, channel: &Channel, envelope: &Envelope) -> Result<(), StoreError> {
+        let offset = envelope.offset.unwrap_or_default();
+        let mut item = Self::key(channel, Self::offset_sk(offset));
+        item.insert(
+            "Frame".into(),
+            AttributeValue::S(String::from_utf8(envelope.frame()).unwrap_or_default()),
+        );
+        let expires = Self::now_s() + i64::try_from(self.settings.ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        item.insert("Ttl".into(), AttributeValue::N(expires.to_string()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The position message `id` was given, if it was.
+    async fn placed(&self, channel: &Channel, id: &MessageId) -> Result<Option<Position>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(channel, format!("{MESSAGE_PREFIX}{id}"))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(found.item.as_ref().and_then(position))
+    }
+
+    /// Records that message `id` has `position`, unless it already has one: the one it has.
+    async fn claim(
+        &self,
+        channel: &Channel,
+        id: &MessageId,
+        at: &Position,
+    ) -> Result<Option<Position>, StoreError> {
+        let mut item = Self::key(channel, format!("{MESSAGE_PREFIX}{id}"));
+        item.insert("Offset".into(), AttributeValue::N(at.offset.to_string()));
+        item.insert("Epoch".into(), AttributeValue::S(at.epoch.to_string()));
+        item.insert("Ttl".into(), AttributeValue::N(self.stream_ttl().to_string()));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(Pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(None),
+            Err(err) if err.code() == Some("ConditionalCheckFailedException") => {
+                self.placed(channel, id).await
+            }
+            Err(err) => Err(store_error(err)),
+        }
+    }
+}
+
+/// `Offset` and `Epoch` of a stream's state or a message id's record.
+fn position(item: &Item) -> Option<Position> {
+    let offset = item.get("Offset")?.as_n().ok()?.parse().ok()?;
+    let epoch = Epoch::parse(item.get("Epoch")?.as_s().ok()?)?;
+    Some(Position { offset, epoch })
+}
+
+fn channel_of(envelope: &Envelope) -> Result<Channel, StoreError> {
+    envelope.channel.clone().ok_or_else(|| StoreError::Rejected("a broadcast has no channel history".into()))
+}
+
+#[async_trait]
+impl History for DynamoHistory {
+    async fn stream(&self, channel: &Channel) -> Result<Stream, StoreError> {
+        let item = self.update_stream(channel, false).await?;
+        let Position { offset, epoch } =
+            position(&item).ok_or_else(|| StoreError::Rejected("the stream's state has no offset".into()))?;
+        Ok(Stream { offset, epoch })
+    }
+
+    async fn append(&self, envelope: &mut Envelope) -> Result<(), StoreError> {
+        let channel = channel_of(envelope)?;
+        let at = self.take(&channel).await?;
+        envelope.place(at);
+        self.keep(&channel, envelope).await
+    }
+
+    async fn append_once(&self, envelope: &mut Envelope) -> Result<(), StoreError> {
+        let channel = channel_of(envelope)?;
+        if let Some(first) = self.placed(&channel, &envelope.id).await? {
+            // Kept again, in case the first attempt stopped between its claim and its item.
+            envelope.place(first);
+            return self.keep(&channel, envelope).await;
+        }
+        let at = self.take(&channel).await?;
+        match self.claim(&channel, &envelope.id, &at).await? {
+            // Another attempt claimed it meanwhile: the offset just taken stays a gap.
+            Some(first) => {
+                envelope.place(first);
+                Ok(())
+            }
+            None => {
+                envelope.place(at);
+                self.keep(&channel, envelope).await
+            }
+        }
+    }
+
+    async fn read(&self, channel: &Channel, range: Range) -> Result<Page, StoreError> {
+        let stream = self.stream(channel).await?;
+        let (lo, hi) = window(stream.offset, self.settings.size, range);
+        let mut found = Vec::new();
+        if lo <= hi {
+            let now = Self::now_s();
+            let mut start = None;
+            loop {
+                let query = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("Pk = :pk AND Sk BETWEEN :lo AND :hi")
+                    .projection_expression("Sk, #f, #t")
+                    .expression_attribute_names("#f", "Frame")
+                    .expression_attribute_names("#t", "Ttl")
+                    .expression_attribute_values(
+                        ":pk",
+                        AttributeValue::S(format!("{HISTORY_PREFIX}{channel}")),
+                    )
+                    .expression_attribute_values(":lo", AttributeValue::S(Self::offset_sk(lo)))
+                    .expression_attribute_values(":hi", AttributeValue::S(Self::offset_sk(hi)))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                found.extend(query.items().iter().filter_map(|item| kept(item, now)));
+                start = query.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(page(stream, found, hi))
+    }
+}
+
+/// A message item, unless it has expired.
+fn kept(item: &Item, now: i64) -> Option<Kept> {
+    let expires: i64 = item.get("Ttl")?.as_n().ok()?.parse().ok()?;
+    if expires <= now {
+        return None;
+    }
+    let offset = item.get("Sk")?.as_s().ok()?.strip_prefix(OFFSET_PREFIX)?.parse().ok()?;
+    Some(Kept { offset, frame: item.get("Frame")?.as_s().ok()?.clone() })
+}

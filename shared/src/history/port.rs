@@ -1,0 +1,189 @@
+//! The port itself: what the handlers ask of a channel's history, and how much of it is kept.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::channel::Channel;
+use crate::config::Env;
+use crate::domain::{Envelope, Epoch};
+use crate::error::StoreError;
+use crate::limits::{CONNECTION_TTL_MARGIN, MAX_CONNECTION_DURATION};
+
+/// How much of each channel's history is kept: the last `size` messages, each for `ttl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistorySettings {
+    /// Messages kept per channel; 0 turns history and offsets off.
+    pub size: usize,
+    /// How long each message is kept.
+    pub ttl: Duration,
+}
+
+impl HistorySettings {
+    /// The last hundred messages: enough for a client away through a short outage on a busy channel.
+    pub const DEFAULT_SIZE: usize = 100;
+    /// The most a channel may keep: one `history` answer's worth.
+    pub const MAX_SIZE: usize = 1_000;
+    /// Five minutes: long enough for a reconnect storm of 100,000 clients at API Gateway's 500 new
+    /// connections a second (200 s), with room to spare.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+    /// A day: DynamoDB deletes expired items within days anyway, and reads skip them before.
+    pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+
+    pub fn is_on(&self) -> bool {
+        self.size > 0
+    }
+
+    /// How long a stream's state (its latest offset and epoch) outlives its last use: a subscriber
+    /// may stay connected for API Gateway's longest connection, and then have the history's own
+    /// lifetime to come back and recover. Longer than any message, so a quiet channel keeps its epoch
+    /// while a client could still recover from it.
+    pub fn stream_lifetime(&self) -> Duration {
+        MAX_CONNECTION_DURATION + self.ttl + CONNECTION_TTL_MARGIN
+    }
+
+    /// `HISTORY_SIZE` (default 100, 0 off, at most 1,000) and `HISTORY_TTL_SECONDS` (default 300, 1
+    /// to 86,400), read with the function's other variables.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &mut Env<F>) -> Self {
+        let size: usize = env.optional("HISTORY_SIZE", Self::DEFAULT_SIZE);
+        if size > Self::MAX_SIZE {
+            env.invalid("HISTORY_SIZE", format!("must be at most {}", Self::MAX_SIZE));
+        }
+        let ttl: u64 = env.optional("HISTORY_TTL_SECONDS", Self::DEFAULT_TTL.as_secs());
+        if ttl == 0 || ttl > Self::MAX_TTL.as_secs() {
+            env.invalid("HISTORY_TTL_SECONDS", format!("must be from 1 to {}", Self::MAX_TTL.as_secs()));
+        }
+        Self { size, ttl: Duration::from_secs(ttl) }
+    }
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        Self { size: Self::DEFAULT_SIZE, ttl: Self::DEFAULT_TTL }
+    }
+}
+
+/// A channel's stream: the offset of its latest message (0 before its first) and its epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stream {
+    pub offset: u64,
+    pub epoch: Epoch,
+}
+
+/// Which of a channel's kept messages to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Range {
+    /// The newest, at most this many.
+    Newest(usize),
+    /// Those after this offset, at most `limit`.
+    After { offset: u64, limit: usize },
+}
+
+/// Messages read from a channel's history, oldest first, with the stream they belong to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub stream: Stream,
+    pub messages: Vec<Kept>,
+    /// The offsets between the first and the last message read that hold no message: taken by a
+    /// publish that then failed. A reader skips them rather than waits for them.
+    pub missing: Vec<u64>,
+    /// Whether kept messages beyond the last one read were left out by the limit.
+    pub more: bool,
+}
+
+impl Page {
+    /// Whether every message after `offset` that a client of that position needs is here (or known
+    /// missing): the position is in this epoch, and the message right after it is still kept. A
+    /// position past the stream's end, or further back than what is kept, cannot be recovered.
+    pub fn recovers(&self, offset: u64, epoch: &Epoch) -> bool {
+        if *epoch != self.stream.epoch || offset > self.stream.offset {
+            return false;
+        }
+        offset == self.stream.offset || self.messages.first().is_some_and(|first| first.offset == offset + 1)
+    }
+}
+
+/// One kept message: its offset, and its frame as delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Kept {
+    pub offset: u64,
+    pub frame: String,
+}
+
+/// Where each channel's messages are numbered and kept.
+#[async_trait]
+pub trait History: Send + Sync {
+    /// The channel's stream — started (offset 0, a new epoch) when it has none or its state
+    /// expired — whose lifetime starts again: the position a subscribe answers with.
+    async fn stream(&self, channel: &Channel) -> Result<Stream, StoreError>;
+
+    /// Gives `envelope` (a message on a channel) its channel's next offset and keeps it.
+    async fn append(&self, envelope: &mut Envelope) -> Result<(), StoreError>;
+
+    /// The same, once per message id: a message given again — SQS's redelivery of a backend's
+    /// publish, which has no ingress before the queue — gets the position it got the first time.
+    async fn append_once(&self, envelope: &mut Envelope) -> Result<(), StoreError>;
+
+    /// The kept messages of `range`, with the channel's stream (started if it has none, so that the
+    /// epoch read is the one its first messages will carry).
+    async fn read(&self, channel: &Channel, range: Range) -> Result<Page, StoreError>;
+}
+
+/// The offsets a read covers, `lo..=hi`, of a stream at `latest` keeping `size` messages: empty
+/// when `lo > hi`.
+pub(crate) fn window(latest: u64, size: usize, range: Range) -> (u64, u64) {
+    let kept_from = latest.saturating_sub(size as u64) + 1;
+    match range {
+        Range::Newest(limit) => (kept_from.max(latest.saturating_sub(limit as u64) + 1), latest),
+        Range::After { offset, limit } => {
+            let lo = kept_from.max(offset + 1);
+            (lo, latest.min(lo.saturating_add(limit as u64).saturating_sub(1)))
+        }
+    }
+}
+
+/// A page from the messages found in `lo..=hi` (in offset order, expired ones already left out):
+/// the offsets missing between two found ones are gaps; those missing before the first found one
+/// may have expired, and are left for the reader to judge with [`Page::recovers`].
+pub(crate) fn page(stream: Stream, found: Vec<Kept>, hi: u64) -> Page {
+    let missing = found.windows(2).flat_map(|pair| (pair[0].offset + 1)..pair[1].offset).collect();
+    let more = hi < stream.offset;
+    Page { stream, messages: found, missing, more }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_covers_what_is_kept_of_its_range() {
+        assert_eq!(window(150, 100, Range::Newest(50)), (101, 150));
+        assert_eq!(window(150, 100, Range::Newest(500)), (51, 150), "no further back than kept");
+        assert_eq!(window(150, 100, Range::After { offset: 41, limit: 50 }), (51, 100));
+        assert_eq!(window(150, 100, Range::After { offset: 120, limit: 50 }), (121, 150));
+        assert_eq!(window(3, 100, Range::Newest(50)), (1, 3));
+        let (lo, hi) = window(0, 100, Range::Newest(50));
+        assert!(lo > hi, "an empty stream reads nothing");
+        let (lo, hi) = window(150, 100, Range::After { offset: 150, limit: 50 });
+        assert!(lo > hi, "nothing after the latest");
+    }
+
+    #[test]
+    fn a_position_recovers_in_its_epoch_while_the_message_after_it_is_kept() {
+        let epoch = Epoch::random();
+        let kept = |offsets: &[u64]| {
+            offsets.iter().map(|&offset| Kept { offset, frame: String::new() }).collect::<Vec<_>>()
+        };
+        let at = |latest: u64, found: &[u64]| {
+            page(Stream { offset: latest, epoch: epoch.clone() }, kept(found), latest)
+        };
+        assert!(at(10, &[]).recovers(10, &epoch), "nothing missed");
+        assert!(at(10, &[8, 9, 10]).recovers(7, &epoch));
+        assert!(!at(10, &[9, 10]).recovers(7, &epoch), "8 is gone: expired, or lost");
+        assert!(!at(10, &[8, 9, 10]).recovers(7, &Epoch::random()), "another epoch");
+        assert!(!at(10, &[]).recovers(11, &epoch), "a position from the future");
+        let gaps = at(10, &[5, 7, 10]);
+        assert_eq!(gaps.missing, [6, 8, 9]);
+        assert!(gaps.recovers(4, &epoch));
+    }
+}

@@ -1,0 +1,84 @@
+//! Stage 2: a backend's publish gets its channel's next offset once, whatever SQS redelivers; a
+//! client's, numbered by the ingress, passes untouched.
+
+use shared::history::{HistorySettings, MemoryHistory};
+use shared::testing::BrokenHistory;
+use shared::{History, Position};
+
+use super::*;
+
+fn with_history(store: Arc<ObservedStore>, poster: Arc<ScriptedPoster>, history: Arc<dyn History>) -> Worker {
+    let ports = Ports { store, poster, queue: Arc::new(MemoryQueue::default()), history: Some(history) };
+    Worker::new(ports, settings())
+}
+
+/// The offsets of the frames `poster` delivered, in the order posted.
+fn offsets(poster: &ScriptedPoster) -> Vec<u64> {
+    poster
+        .delivered()
+        .iter()
+        .map(|(_, frame)| {
+            serde_json::from_slice::<Value>(frame).expect("json")["offset"].as_u64().expect("an offset")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_backend_publish_gets_the_next_offset_once_and_its_redelivery_the_same_one() {
+    let store = with_connections(1, 10).await;
+    subscribe(&store, 0, "news").await;
+    let history: Arc<dyn History> = Arc::new(MemoryHistory::new(HistorySettings::default()));
+    let poster = Arc::new(ScriptedPoster::default());
+    let worker = with_history(store.clone(), poster.clone(), history.clone());
+    let backend = |data: &str| format!(r#"{{"action":"publish","channel":"news","data":{data}}}"#);
+
+    let first = sqs_event(&[backend("1"), backend("2")]);
+    let report = worker.process(first, deadline(30.0)).await;
+    assert!(report.failed.is_empty());
+    let mut seen = offsets(&poster);
+    seen.sort_unstable();
+    assert_eq!(seen, [1, 2]);
+
+    let poster_again = Arc::new(ScriptedPoster::default());
+    let worker = with_history(store.clone(), poster_again.clone(), history.clone());
+    worker.process(sqs_event(&[backend("1"), backend("2")]), deadline(30.0)).await;
+    let mut again = offsets(&poster_again);
+    again.sort_unstable();
+    assert_eq!(again, [1, 2], "SQS's redelivery: same message ids, same offsets");
+    let ids = |poster: &ScriptedPoster| -> Vec<Value> {
+        let mut ids: Vec<Value> = poster
+            .delivered()
+            .iter()
+            .map(|(_, f)| serde_json::from_slice::<Value>(f).expect("json")["id"].clone())
+            .collect();
+        ids.sort_by_key(Value::to_string);
+        ids
+    };
+    assert_eq!(ids(&poster), ids(&poster_again));
+
+    let channel = Channel::parse("news").expect("channel");
+    let stream = history.stream(&channel).await.expect("stream");
+    assert_eq!(stream.offset, 2, "no offset taken twice");
+    let client = {
+        let mut envelope: Job = Job::parse(&publish_body("news", "3")).expect("job");
+        envelope.envelope.place(Position { offset: 41, epoch: stream.epoch.clone() });
+        envelope.to_body()
+    };
+    let poster = Arc::new(ScriptedPoster::default());
+    let worker = with_history(store, poster.clone(), history.clone());
+    worker.process(sqs_event(&[client]), deadline(30.0)).await;
+    assert_eq!(offsets(&poster), [41], "a client's publish keeps the offset the ingress gave it");
+    assert_eq!(history.stream(&channel).await.expect("stream").offset, 2);
+}
+
+#[tokio::test]
+async fn a_backend_publish_that_cannot_be_numbered_is_left_to_redelivery_before_anyone_receives_it() {
+    let store = with_connections(1, 10).await;
+    subscribe(&store, 0, "news").await;
+    let poster = Arc::new(ScriptedPoster::default());
+    let worker = with_history(store, poster.clone(), Arc::new(BrokenHistory));
+    let bodies = [r#"{"action":"publish","channel":"news","data":1}"#.to_owned(), broadcast_body(0, "2")];
+    let report = worker.process(sqs_event(&bodies), deadline(30.0)).await;
+    assert_eq!(report.failed, [message_id(0)], "the publish only");
+    assert_eq!(poster.calls(), 1, "the broadcast went; the publish reached no one");
+}
