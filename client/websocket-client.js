@@ -468,7 +468,6 @@ export class WebSocketClient extends EventTarget {
     try {
       while (stream.waiting.size > 0 && this.#streams.get(channel) === stream) {
         const before = stream.offset;
-        const upTo = Math.min(...stream.waiting.keys());
         const since = { offset: stream.offset, epoch: stream.epoch };
         const answer = await this.#request({ action: "history", channel, since, limit: 100 });
         if (this.#streams.get(channel) !== stream || answer.epoch !== stream.epoch) {
@@ -485,10 +484,11 @@ export class WebSocketClient extends EventTarget {
           }
         }
         this.#advance(stream);
-        if (!answer.more && stream.offset + 1 < upTo && !stream.waiting.has(stream.offset + 1)) {
-          // Neither kept nor marked as holding nothing: gone before this client could have it.
-          this.#emit("gap", { channel, from: stream.offset + 1, to: upTo - 1, reason: "no longer kept" });
-          stream.offset = upTo - 1;
+        if (!answer.more && stream.waiting.size > 0) {
+          // What still waits for an offset history neither holds nor marks: gone before it was read.
+          const first = Math.min(...stream.waiting.keys());
+          this.#emit("gap", { channel, from: stream.offset + 1, to: first - 1, reason: "no longer kept" });
+          stream.offset = first - 1;
           this.#advance(stream);
         }
         if (stream.offset === before) {

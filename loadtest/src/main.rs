@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use loadtest::recovery::RecoveryConfig;
 use loadtest::swarm::{self, Scenario, SwarmConfig};
 
 /// A WebSocket swarm: connects, drives a scenario, and reports delivery, loss and latency.
@@ -57,6 +58,35 @@ struct Args {
     /// Upper bound on the whole run, in seconds.
     #[arg(long, default_value_t = 300)]
     deadline_secs: u64,
+    /// The recovery scenario: seconds a subscriber stays connected before its socket is cut, drawn
+    /// at random between --cut-min-secs and --cut-max-secs; 0 never cuts.
+    #[arg(long, default_value_t = 5.0, help_heading = "Recovery scenario")]
+    cut_min_secs: f64,
+    #[arg(long, default_value_t = 20.0, help_heading = "Recovery scenario")]
+    cut_max_secs: f64,
+    /// Milliseconds a cut subscriber stays away before it reconnects, drawn between these two.
+    #[arg(long, default_value_t = 0, help_heading = "Recovery scenario")]
+    away_min_ms: u64,
+    #[arg(long, default_value_t = 1_000, help_heading = "Recovery scenario")]
+    away_max_ms: u64,
+    /// The fraction of cuts the server makes (DELETE @connections, signed with the gateway's key
+    /// pair); the rest drop the socket without a close frame.
+    #[arg(long, default_value_t = 0.5, help_heading = "Recovery scenario")]
+    server_cuts: f64,
+    /// Milliseconds a message ahead of a missing offset waits before the history is read (the
+    /// browser client's orderWaitMs).
+    #[arg(long, default_value_t = 1_000, help_heading = "Recovery scenario")]
+    order_wait_ms: u64,
+    /// `@connections` for the server's cuts; by default the --url's host over http.
+    #[arg(long, help_heading = "Recovery scenario")]
+    connections_endpoint: Option<String>,
+    /// The key pair `@connections` calls are signed with (the local gateway's by default).
+    #[arg(long, default_value = "local", help_heading = "Recovery scenario")]
+    access_key_id: String,
+    #[arg(long, default_value = "local", help_heading = "Recovery scenario")]
+    secret_access_key: String,
+    #[arg(long, default_value = "us-east-1", help_heading = "Recovery scenario")]
+    region: String,
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -78,6 +108,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     // Every connection is a file descriptor; the soft limit is often 1,024.
     if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
         eprintln!("could not raise the open-file limit: {err}");
+    }
+    if args.scenario == Scenario::Recovery {
+        return recovery(args).await;
     }
     let config = SwarmConfig {
         url: args.url,
@@ -113,6 +146,58 @@ async fn main() -> anyhow::Result<ExitCode> {
         eprintln!(
             "FAIL: {} deliveries reached connections outside their channels",
             report.tally.misdelivered
+        );
+        failed = true;
+    }
+    if let Some(max) = args.max_p99_ms.filter(|max| report.latency_ms.p99 > *max) {
+        eprintln!("FAIL: p99 latency {:.2} ms is over --max-p99-ms {max}", report.latency_ms.p99);
+        failed = true;
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The recovery scenario: `--connections` less `--publishers` subscribers, cut at random.
+async fn recovery(args: Args) -> anyhow::Result<ExitCode> {
+    let secs = Duration::from_secs_f64;
+    let endpoint = match args.connections_endpoint {
+        Some(endpoint) => endpoint,
+        None => {
+            let uri: http::Uri = args.url.parse()?;
+            let scheme = if uri.scheme_str() == Some("wss") { "https" } else { "http" };
+            format!(
+                "{scheme}://{}{}",
+                uri.authority().map(|a| a.as_str()).unwrap_or_default(),
+                uri.path().trim_end_matches('/')
+            )
+        }
+    };
+    let publishers = args.publishers.max(1);
+    let config = RecoveryConfig {
+        url: args.url,
+        subscribers: args.connections.saturating_sub(publishers),
+        channels: args.channels.max(1),
+        publishers,
+        messages: args.messages,
+        rate: args.rate,
+        size: args.size,
+        cut_every: (args.cut_max_secs > 0.0).then(|| (secs(args.cut_min_secs), secs(args.cut_max_secs))),
+        away: (Duration::from_millis(args.away_min_ms), Duration::from_millis(args.away_max_ms)),
+        server_cuts: args.server_cuts,
+        order_wait: Duration::from_millis(args.order_wait_ms),
+        endpoint,
+        region: args.region,
+        credentials: (args.access_key_id, args.secret_access_key),
+        settle: Duration::from_secs(args.settle_secs),
+        deadline: Duration::from_secs(args.deadline_secs),
+    };
+    let report = loadtest::recovery::run(config).await?;
+    println!("{report}");
+    loadtest::report::write_json(args.json.as_deref(), &report)?;
+    let mut failed = false;
+    if args.max_lost.is_some() && !report.clean() {
+        eprintln!(
+            "FAIL: lost {}, duplicated {}, reordered {}, mismatched {}",
+            report.lost, report.duplicated, report.reordered, report.mismatched
         );
         failed = true;
     }

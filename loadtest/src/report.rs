@@ -14,6 +14,7 @@ use crate::ledger::Tally;
 pub struct Percentiles {
     pub p50: f64,
     pub p90: f64,
+    pub p95: f64,
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
@@ -30,6 +31,7 @@ impl Percentiles {
         Self {
             p50: ms(histogram.value_at_quantile(0.50)),
             p90: ms(histogram.value_at_quantile(0.90)),
+            p95: ms(histogram.value_at_quantile(0.95)),
             p99: ms(histogram.value_at_quantile(0.99)),
             p999: ms(histogram.value_at_quantile(0.999)),
             max: ms(histogram.max()),

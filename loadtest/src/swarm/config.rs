@@ -18,6 +18,10 @@ pub enum Scenario {
     /// wildcard over all of them); publishers publish to channels at random. Every subscriber must get
     /// exactly its channels' messages, once: anything else is lost, duplicated or misdelivered.
     Channels,
+    /// Subscribers that follow their channel as the browser client does (in offset order, missing
+    /// offsets read from history, resubscribing from their last position) have their sockets cut at
+    /// random while publishers publish; the report counts what their apps saw (`recovery` module).
+    Recovery,
 }
 
 #[derive(Clone, Debug)]

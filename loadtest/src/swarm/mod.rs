@@ -33,6 +33,9 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
     if config.connections == 0 {
         bail!("--connections must be at least 1");
     }
+    if config.scenario == Scenario::Recovery {
+        bail!("the recovery scenario runs with loadtest::recovery::run");
+    }
     let publishers = config.publishers.clamp(1, config.connections);
     let channels = (config.scenario == Scenario::Channels).then(|| Channels {
         count: config.channels.max(1),
@@ -61,7 +64,7 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
     let stuck = dial::open_stuck(&config, &run, &dialled).await;
     let traffic = match config.scenario {
         Scenario::Hold => publish::hold(&config, &run, deadline).await,
-        Scenario::Broadcast | Scenario::Echo | Scenario::Channels => {
+        Scenario::Broadcast | Scenario::Echo | Scenario::Channels | Scenario::Recovery => {
             publish::publish(&config, &run, &dialled, publishers, deadline).await
         }
     };

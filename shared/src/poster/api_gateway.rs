@@ -74,6 +74,20 @@ fn lean(builder: aws_sdk_apigatewaymanagement::config::Builder) -> aws_sdk_apiga
         .build()
 }
 
+impl ApiGatewayPoster {
+    /// `DELETE @connections/{id}`: closes the connection as a backend does (API Gateway then runs its
+    /// `$disconnect`). Not part of the port: the worker never closes connections; the load tools do.
+    pub async fn disconnect(&self, id: &ConnectionId) -> Result<(), PostError> {
+        match self.client.delete_connection().connection_id(id.as_str()).send().await {
+            Ok(_) => Ok(()),
+            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 410) => {
+                Err(PostError::Gone)
+            }
+            Err(err) => Err(PostError::Other(Box::new(err))),
+        }
+    }
+}
+
 #[async_trait]
 impl Poster for ApiGatewayPoster {
     async fn post(&self, to: &ConnectionId, frame: Bytes) -> Result<(), PostError> {

@@ -1,0 +1,83 @@
+//! The recovery scenario against the local gateway: subscribers cut at random, by their own side and
+//! by `DELETE @connections`, while publishers publish; every app gets every message of its channel,
+//! in order, once. Loopback only, bounded in count and time.
+
+use std::time::Duration;
+
+use loadtest::recovery::{self, RecoveryConfig};
+use local::{Gateway, Settings};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+async fn gateway(settings: Settings) -> (String, CancellationToken) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gateway = Gateway::new(listener, settings).expect("gateway");
+    let url = gateway.ws_url();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
+    (url, shutdown)
+}
+
+fn config(url: String) -> RecoveryConfig {
+    let endpoint = url.replacen("ws://", "http://", 1);
+    RecoveryConfig {
+        url,
+        subscribers: 12,
+        channels: 3,
+        publishers: 2,
+        messages: 120,
+        rate: 60.0,
+        size: 200,
+        cut_every: Some((Duration::from_millis(500), Duration::from_millis(1_500))),
+        away: (Duration::from_millis(50), Duration::from_millis(400)),
+        server_cuts: 0.5,
+        order_wait: Duration::from_secs(1),
+        endpoint,
+        region: "us-east-1".into(),
+        credentials: ("local".into(), "local".into()),
+        settle: Duration::from_secs(20),
+        deadline: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_cut_by_either_side_recover_every_message_in_order_once() {
+    let (url, shutdown) = gateway(Settings { stage_throttle: None, ..Settings::default() }).await;
+
+    let report = recovery::run(config(url)).await.expect("the scenario runs");
+
+    shutdown.cancel();
+    assert_eq!(report.published, 240, "{report}");
+    assert_eq!(report.owed, 240 / 3 * 12, "every subscriber is owed its channel's messages: {report}");
+    assert!(report.clean(), "{report}");
+    assert_eq!((report.gaps, report.unrecovered), (0, 0), "every position was still kept: {report}");
+    assert!(report.cuts_by_client > 0 && report.cuts_by_server > 0, "{report}");
+    assert!(report.recovered >= report.cuts_by_client + report.cuts_by_server, "{report}");
+    assert!(report.recovery_ms.samples > 0, "some came back to messages they had missed: {report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_away_longer_than_the_history_keeps_is_told_of_the_gap_and_loses_nothing_silently() {
+    let history = shared::history::HistorySettings { size: 3, ..Default::default() };
+    let (url, shutdown) = gateway(Settings { stage_throttle: None, history, ..Settings::default() }).await;
+    let config = RecoveryConfig {
+        subscribers: 4,
+        channels: 1,
+        publishers: 1,
+        messages: 100,
+        rate: 50.0,
+        away: (Duration::from_millis(600), Duration::from_millis(800)),
+        ..config(url)
+    };
+
+    let report = recovery::run(config).await.expect("the scenario runs");
+
+    shutdown.cancel();
+    assert!(report.clean(), "{report}");
+    assert!(report.unrecovered > 0 && report.gaps > 0 && report.in_gaps > 0, "{report}");
+    assert_eq!(
+        report.in_gaps + report.delivered,
+        report.owed,
+        "each owed message delivered or in a gap: {report}"
+    );
+}
