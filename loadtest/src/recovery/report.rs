@@ -60,7 +60,8 @@ pub struct RecoveryReport {
 }
 
 fn histogram(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
-    let mut histogram = Histogram::<u64>::new(3).expect("a histogram");
+    // Bounded as the swarm's are: an auto-resizing histogram clamps a saturating record instead.
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
     for value in values {
         histogram.saturating_record(value);
     }
