@@ -513,3 +513,31 @@ async fn expired_history_is_not_served_and_an_expired_stream_starts_again_in_a_n
     history.append(&mut next).await.expect("append");
     assert_eq!(next.position(), Some(Position { offset: 1, epoch: restarted.epoch }));
 }
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn connections_written_before_the_index_are_given_their_place_in_it_and_only_those() {
+    let (sdk, table) = table().await;
+    let store = DynamoStore::from_sdk(&sdk, &table);
+    store.put(&record(1)).await.expect("put");
+    // As an earlier version wrote it: no `Conn`, so the connections' index does not hold it.
+    let old = format!("CONN#{}", id(2));
+    aws_sdk_dynamodb::Client::new(&sdk)
+        .put_item()
+        .table_name(&table)
+        .item("Pk", AttributeValue::S(old.clone()))
+        .item("Sk", AttributeValue::S(old))
+        .item("ConnectedAt", AttributeValue::N("1764167186000".into()))
+        .item("Ttl", AttributeValue::N("1764175000".into()))
+        .send()
+        .await
+        .expect("put an old connection");
+    store.subscribe(&subscription(1, "chat/*", 100)).await.expect("subscribe");
+    assert_eq!(scanned_ids(&store).await, [id(1)], "a broadcast would miss the old one");
+
+    assert_eq!(store.index_old_connections().await.expect("index"), 1, "the old one alone");
+    let mut ids = scanned_ids(&store).await;
+    ids.sort();
+    assert_eq!(ids, [id(1), id(2)]);
+    assert_eq!(store.index_old_connections().await.expect("again"), 0, "nothing left to index");
+}

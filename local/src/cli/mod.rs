@@ -1,6 +1,8 @@
 //! The `local` command line: with no subcommand it serves ([`serve`]); `token` mints a development
-//! token ([`token`]); `publish` publishes as a backend does ([`publish`]).
+//! token ([`token`]); `publish` publishes as a backend does ([`publish`]); `index-connections` is an
+//! upgrade's step ([`index`]).
 
+pub mod index;
 pub mod publish;
 pub mod serve;
 pub mod token;
@@ -25,6 +27,9 @@ enum Command {
     /// Publish to a channel as a backend does: one SQS SendMessage to the broadcast queue, the local
     /// gateway's or a deployed stack's (its QueueUrl output).
     Publish(publish::PublishArgs),
+    /// Upgrading from a version before the Connections index: give the connections it does not hold
+    /// their place in it, so that broadcasts reach them before they reconnect.
+    IndexConnections(index::IndexArgs),
 }
 
 /// Does what the command line asks.
@@ -34,6 +39,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Some(Command::Publish(publish_args)) => {
             let id = publish::run(publish_args).await?;
             println!("published to {} (SQS message {id})", publish_args.channel);
+        }
+        Some(Command::IndexConnections(index_args)) => {
+            let indexed = index::run(index_args).await?;
+            println!("indexed {indexed} connections");
         }
         None => serve::run(&args.serve).await?,
     }

@@ -140,8 +140,8 @@ impl DynamoHistory {
         position(&item).ok_or_else(|| StoreError::Rejected("the stream's state has no offset".into()))
     }
 
-    /// Keeps `envelope` (already placed) at its offset.
-    async fn keep(&self, channel: &Channel, envelope: &Envelope) -> Result<(), StoreError> {
+    /// The item that keeps `envelope` (already placed) at its offset: its frame as delivered.
+    fn message_item(&self, channel: &Channel, envelope: &Envelope) -> Item {
         let offset = envelope.offset.unwrap_or_default();
         let mut item = Self::key(channel, Self::offset_sk(offset));
         item.insert(
@@ -150,6 +150,12 @@ impl DynamoHistory {
         );
         let expires = Self::now_s() + i64::try_from(self.settings.ttl.as_secs()).unwrap_or(i64::MAX / 2);
         item.insert("Ttl".into(), AttributeValue::N(expires.to_string()));
+        item
+    }
+
+    /// Keeps `envelope` (already placed) at its offset.
+    async fn keep(&self, channel: &Channel, envelope: &Envelope) -> Result<(), StoreError> {
+        let item = self.message_item(channel, envelope);
         self.client
             .put_item()
             .table_name(&self.table)
@@ -296,4 +302,79 @@ fn kept(item: &Item, now: i64) -> Option<Kept> {
     }
     let offset = item.get("Sk")?.as_s().ok()?.strip_prefix(OFFSET_PREFIX)?.parse().ok()?;
     Some(Kept { offset, frame: item.get("Frame")?.as_s().ok()?.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::domain::{ConnectionId, Sender};
+
+    /// An item's size as DynamoDB bills it: each attribute's name and value, a number counting about
+    /// one byte for two digits, plus one.
+    fn billed_bytes(item: &Item) -> usize {
+        item.iter()
+            .map(|(name, value)| {
+                name.len()
+                    + match value {
+                        AttributeValue::S(s) => s.len(),
+                        AttributeValue::N(n) => n.trim_start_matches('-').len().div_ceil(2) + 1,
+                        other => panic!("an attribute this adapter does not write: {other:?}"),
+                    }
+            })
+            .sum()
+    }
+
+    fn history() -> DynamoHistory {
+        let config = aws_sdk_dynamodb::Config::builder().behavior_version_latest().build();
+        DynamoHistory::new(Client::from_conf(config), "table", HistorySettings::default())
+    }
+
+    /// A publish of `data_bytes` of data to `chat/general` by an authenticated user, placed as a
+    /// busy channel's message would be.
+    fn message(data_bytes: usize) -> Envelope {
+        let data = RawValue::from_string(format!("\"{}\"", "x".repeat(data_bytes - 2))).expect("json");
+        let sender = Sender {
+            connection: Some(ConnectionId::parse("TWegAcC4EowCHnA=").expect("id")),
+            user: Some("alice".into()),
+        };
+        let channel = Channel::parse("chat/general").expect("channel");
+        let mut envelope = Envelope::message(channel, sender, 1_795_708_288_148, data).expect("fits");
+        envelope.place(Position { offset: 1_234_567, epoch: Epoch::random() });
+        envelope
+    }
+
+    #[test]
+    fn what_a_message_costs_in_units_is_what_the_readme_says() {
+        let history = history();
+        let channel = Channel::parse("chat/general").expect("channel");
+        let units = |bytes: usize, unit: usize| bytes.div_ceil(unit);
+        let meta = {
+            let mut item = DynamoHistory::key(&channel, META.to_owned());
+            item.insert("Offset".into(), AttributeValue::N("1234567".into()));
+            item.insert("Epoch".into(), AttributeValue::S(Epoch::random().to_string()));
+            item.insert("Ttl".into(), AttributeValue::N(history.stream_ttl().to_string()));
+            item
+        };
+        assert_eq!(
+            units(billed_bytes(&meta), 1024),
+            1,
+            "the stream's state: one write unit per offset taken"
+        );
+
+        let kilobyte = billed_bytes(&history.message_item(&channel, &message(1024)));
+        assert_eq!(
+            units(kilobyte, 1024),
+            2,
+            "a message of 1 KB of data is a {kilobyte}-byte item: 1 + 2 = 3 write units"
+        );
+        let small = billed_bytes(&history.message_item(&channel, &message(750)));
+        assert!(small <= 1024, "750 bytes of data fit an item of one write unit: {small} bytes");
+
+        // A Query bills the items it reads together, rounded up to 4 KB, halved when eventually consistent.
+        let read_units = |item_bytes: usize| units(100 * item_bytes, 4096).div_ceil(2);
+        assert_eq!(read_units(1024), 13, "a recovery of 100 items of 1 KB");
+        assert_eq!(read_units(kilobyte), 16, "of 100 messages of 1 KB of data ({kilobyte}-byte items)");
+    }
 }

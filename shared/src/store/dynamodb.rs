@@ -10,8 +10,9 @@
 //! Only connection items carry `Conn` (their id): the sparse global secondary index [`INDEX`] keyed
 //! on it holds the connections alone, and a broadcast scans it rather than the table, so that it
 //! reads neither subscription items nor the channels' history (`HIST#` partitions, see
-//! [`crate::history::DynamoHistory`]). Connections written before `Conn` existed are not in it: they
-//! are in the index again once they reconnect, within API Gateway's two hours at most.
+//! [`crate::history::DynamoHistory`]). Connections written before `Conn` existed are not in it until
+//! [`DynamoStore::index_old_connections`] gives them one (`local index-connections`, the upgrade's
+//! step), or they reconnect.
 //!
 //! The bucket (three digits, [`Shard::bucket`] of the id) leads the sort key so that a shard of a
 //! channel is one `Sk BETWEEN` range of its partitions: a publish to a large channel is split like a
@@ -78,6 +79,54 @@ impl DynamoStore {
 
     pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
         Self::new(Client::new(sdk), table)
+    }
+
+    /// Gives connection items written before the [`INDEX`] existed their `Conn`, so that broadcasts
+    /// reach them now rather than once they reconnect: the one step of an upgrade from such a
+    /// version. A connection deleted meanwhile is left deleted. Returns how many were indexed.
+    pub async fn index_old_connections(&self) -> Result<u64, StoreError> {
+        let (mut start, mut indexed) = (None, 0);
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(Pk, :conn) AND attribute_not_exists(Conn)")
+                .projection_expression("Pk")
+                .expression_attribute_values(":conn", AttributeValue::S(CONNECTION_PREFIX.into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in page.items() {
+                let id = item
+                    .get("Pk")
+                    .and_then(|pk| pk.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix(CONNECTION_PREFIX));
+                let Some(id) = id.and_then(|id| ConnectionId::parse(id).ok()) else { continue };
+                let update = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(Self::key(&id)))
+                    .update_expression("SET Conn = :id")
+                    .condition_expression("attribute_exists(Pk)")
+                    .expression_attribute_values(":id", AttributeValue::S(id.to_string()))
+                    .send()
+                    .await;
+                match update {
+                    Ok(_) => indexed += 1,
+                    Err(err)
+                        if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&err)
+                            == Some("ConditionalCheckFailedException") => {}
+                    Err(err) => return Err(store_error(err)),
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(indexed);
+            }
+        }
     }
 
     fn key(id: &ConnectionId) -> Key {
