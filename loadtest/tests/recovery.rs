@@ -52,7 +52,10 @@ async fn subscribers_cut_by_either_side_recover_every_message_in_order_once() {
     assert!(report.clean(), "{report}");
     assert_eq!((report.gaps, report.unrecovered), (0, 0), "every position was still kept: {report}");
     assert!(report.cuts_by_client > 0 && report.cuts_by_server > 0, "{report}");
-    assert!(report.recovered >= report.cuts_by_client + report.cuts_by_server, "{report}");
+    // Each cut is followed by a recovered resubscription, but for a subscriber's last cut when the
+    // run ends while it is still away.
+    let cuts = report.cuts_by_client + report.cuts_by_server;
+    assert!(report.recovered <= cuts && report.recovered + report.subscribers >= cuts, "{report}");
     assert!(report.recovery_ms.samples > 0, "some came back to messages they had missed: {report}");
 }
 
