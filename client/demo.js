@@ -7,7 +7,11 @@ const served = !wsPath.startsWith("__");
 $("url").value = served ? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${wsPath}` : "wss://";
 
 // What the page saw, for people and for the browser test alike.
-const demo = { client: null, deliveries: [], states: [], errors: [], resubscribed: 0, recovered: [], gaps: [] };
+const demo = {
+  client: null, deliveries: [], states: [], errors: [], resubscribed: 0, recovered: [], gaps: [],
+  // The members of the channel subscribed last (by connection id), and the joins and leaves seen.
+  membersOf: null, members: {}, joins: [], leaves: [],
+};
 window.wsDemo = demo;
 
 function log(kind, text) {
@@ -22,6 +26,24 @@ function showChannels() {
   const channels = demo.client ? [...demo.client.channels] : [];
   $("channels").replaceChildren(...channels.map((c) => Object.assign(document.createElement("span"), { textContent: c })));
   if (channels.length === 0) $("channels").textContent = "none";
+}
+
+function showMembers() {
+  const members = Object.values(demo.members);
+  $("members-channel").textContent = demo.membersOf ?? "no channel yet";
+  $("members-count").textContent = String(members.length);
+  $("members").replaceChildren(...members.map((m) => {
+    const name = m.info && typeof m.info.name === "string" ? m.info.name : m.user ?? "anonymous";
+    return Object.assign(document.createElement("li"), { textContent: `${name} (${m.connection})` });
+  }));
+}
+
+// Who is in `channel` now: the truth, which join and leave frames then keep up to date.
+async function loadMembers(channel) {
+  const presence = await demo.client.presence(channel);
+  if (demo.membersOf !== channel) return;
+  demo.members = Object.fromEntries(presence.members.map((m) => [m.connection, m]));
+  showMembers();
 }
 
 function parseData(text) {
@@ -46,6 +68,9 @@ demo.connect = (url = $("url").value, token = $("token").value) => {
   demo.client?.close();
   const client = new WebSocketClient(url, { token: token || undefined });
   demo.client = client;
+  demo.membersOf = null;
+  demo.members = {};
+  showMembers();
   client.addEventListener("state", (e) => {
     demo.states.push(e.detail.state);
     $("state").textContent = e.detail.state + (e.detail.delayMs !== undefined ? ` (retry in ${e.detail.delayMs} ms)` : "");
@@ -58,8 +83,26 @@ demo.connect = (url = $("url").value, token = $("token").value) => {
     const where = e.detail.channel ? `on ${e.detail.channel}${at}` : "broadcast";
     log("delivery", `${where} from ${e.detail.user ?? e.detail.from ?? "the backend"}: ${JSON.stringify(e.detail.data)}`);
   });
+  client.addEventListener("join", (e) => {
+    demo.joins.push(e.detail);
+    if (e.detail.channel === demo.membersOf) {
+      demo.members[e.detail.connection] = { connection: e.detail.connection, user: e.detail.user, info: e.detail.info, since: e.detail.sentAt };
+      showMembers();
+    }
+    log("state", `${e.detail.user ?? e.detail.connection} joined ${e.detail.channel}`);
+  });
+  client.addEventListener("leave", (e) => {
+    demo.leaves.push(e.detail);
+    if (e.detail.channel === demo.membersOf) {
+      delete demo.members[e.detail.connection];
+      showMembers();
+    }
+    log("state", `${e.detail.user ?? e.detail.connection} left ${e.detail.channel}`);
+  });
   client.addEventListener("resubscribed", (e) => {
     demo.resubscribed += 1;
+    // Joins and leaves missed while away: ask again.
+    if (demo.membersOf) loadMembers(demo.membersOf).catch(() => {});
     log("state", `resubscribed to ${e.detail.channels.join(", ")}${e.detail.failed.length ? `; failed: ${e.detail.failed.join(", ")}` : ""}`);
   });
   client.addEventListener("recovered", (e) => {
@@ -82,13 +125,24 @@ demo.connect = (url = $("url").value, token = $("token").value) => {
 
 $("connect").onclick = () => demo.connect();
 $("disconnect").onclick = () => { demo.client?.close(); showChannels(); };
-$("subscribe").onclick = () => attempt("subscribe", demo.client.subscribe($("channel").value)).catch(() => {});
+$("subscribe").onclick = async () => {
+  const channel = $("channel").value;
+  // A channel's members are shown and followed; a pattern (chat/*) has none.
+  const watch = !channel.endsWith("/*");
+  await attempt("subscribe", demo.client.subscribe(channel, { joinLeave: watch })).catch(() => {});
+  if (watch && demo.client.channels.has(channel)) {
+    demo.membersOf = channel;
+    await attempt("presence", loadMembers(channel).then(() => ({ members: Object.keys(demo.members).length }))).catch(() => {});
+  }
+};
 $("unsubscribe").onclick = () => attempt("unsubscribe", demo.client.unsubscribe($("channel").value)).catch(() => {});
 $("publish").onclick = () => attempt("publish", demo.client.publish($("channel").value, parseData($("data").value))).catch(() => {});
 $("history").onclick = () => attempt("history", demo.client.history($("channel").value, { limit: 10 })).catch(() => {});
 $("broadcast").onclick = () => attempt("broadcast", demo.client.broadcast(parseData($("data").value))).catch(() => {});
 $("dev-token").onclick = async () => {
-  const response = await fetch(`/_local/token?sub=${encodeURIComponent($("user").value)}`);
+  // The user's name as its `info`: what the members of its channels see.
+  const info = encodeURIComponent(JSON.stringify({ name: $("user").value }));
+  const response = await fetch(`/_local/token?sub=${encodeURIComponent($("user").value)}&info=${info}`);
   const text = await response.text();
   if (response.ok) { $("token").value = text.trim(); log("state", `development token for ${$("user").value}`); }
   else log("error", text);

@@ -15,7 +15,9 @@
  *   was published while it was away comes too — or say plainly that it cannot (`gap`);
  * - send a keepalive before API Gateway's 10-minute idle timeout;
  * - answer each request with a promise, matched to its answer by `ref` (answers come back through
- *   separate Lambda invocations and may overtake one another).
+ *   separate Lambda invocations and may overtake one another);
+ * - tell who is in a channel (`presence`), and who joins and leaves it (`join`, `leave` events for
+ *   the channels subscribed with `{joinLeave: true}`, kept across reconnects).
  *
  * ```js
  * import { WebSocketClient } from "./websocket-client.js";
@@ -48,6 +50,38 @@
  * @property {unknown} data What the sender sent.
  * @property {number} [offset] The message's place in its channel: 1 for the first, +1 for each after.
  * @property {string} [epoch] The channel stream's epoch, which changes when its history is lost.
+ */
+
+/**
+ * A member of a channel: a connection subscribed to it by name.
+ * @typedef {object} Member
+ * @property {string} connection Its connection id.
+ * @property {string} [user] Its token's `sub` (absent for an anonymous connection).
+ * @property {Record<string, unknown>} [info] Its token's `info` claim, when it has one.
+ * @property {number} since When it joined, epoch milliseconds.
+ */
+
+/**
+ * Who is in a channel now: exact counts, and the longest-standing members (at most 1,000).
+ * @typedef {object} Presence
+ * @property {string} channel
+ * @property {number} clients Connections that are members.
+ * @property {number} users Distinct users among them.
+ * @property {Member[]} members
+ * @property {boolean} truncated Whether members were left out of `members`.
+ */
+
+/**
+ * What a `join` or `leave` event says: a member came to or left a channel watched with
+ * `{joinLeave: true}`.
+ * @typedef {object} JoinLeave
+ * @property {"join" | "leave"} type
+ * @property {string} channel
+ * @property {string} id Unique per frame; the client has already dropped repeats.
+ * @property {string} connection
+ * @property {string} [user]
+ * @property {Record<string, unknown>} [info] On a `join`, the member's `info`.
+ * @property {number} sentAt
  */
 
 /**
@@ -143,6 +177,8 @@ export class WebSocketClient extends EventTarget {
     };
     /** The channels and patterns this client is subscribed to, restored after every reconnect. */
     this.channels = new Set();
+    /** The channels subscribed with `{joinLeave: true}`, watched again after every reconnect. */
+    this.watching = new Set();
     /** Deliveries dropped as repeats of one already had. */
     this.duplicatesDropped = 0;
     /** Connections made, the first included. */
@@ -185,23 +221,49 @@ export class WebSocketClient extends EventTarget {
 
   /**
    * Subscribes to a channel, or to every channel below a pattern ending in `/*`; resolves with the
-   * channel's latest `offset` and its `epoch` (a channel's; a pattern has none).
+   * channel's latest `offset` and its `epoch` (a channel's; a pattern has none). With
+   * `{joinLeave: true}` (a channel only) the client also gets `join` and `leave` events for it.
    * @param {string} channel
+   * @param {{joinLeave?: boolean}} [options]
    * @returns {Promise<{channel: string, offset?: number, epoch?: string}>}
    */
-  async subscribe(channel) {
+  async subscribe(channel, options = {}) {
+    const joinLeave = options.joinLeave === true;
     this.channels.add(channel);
+    if (joinLeave) {
+      this.watching.add(channel);
+    } else {
+      this.watching.delete(channel);
+    }
     try {
-      const answer = await this.#request({ action: "subscribe", channel });
+      const answer = await this.#request({ action: "subscribe", channel, ...(joinLeave && { joinLeave }) });
       this.#subscribed(channel, answer, undefined, false);
       return { channel: String(answer.channel), ...position(answer) };
     } catch (err) {
       // Refused (forbidden, invalid, too many): not to be restored after a reconnect either.
       if (err instanceof RequestError && !["timeout", "connection_lost", "closed"].includes(err.code)) {
         this.channels.delete(channel);
+        this.watching.delete(channel);
       }
       throw err;
     }
+  }
+
+  /**
+   * Who is in a channel now (README: Presence): exact counts, and the members, longest-standing
+   * first.
+   * @param {string} channel
+   * @returns {Promise<Presence>}
+   */
+  async presence(channel) {
+    const answer = await this.#request({ action: "presence", channel });
+    return {
+      channel: String(answer.channel),
+      clients: Number(answer.clients),
+      users: Number(answer.users),
+      members: Array.isArray(answer.members) ? answer.members : [],
+      truncated: answer.truncated === true,
+    };
   }
 
   /**
@@ -210,6 +272,7 @@ export class WebSocketClient extends EventTarget {
    */
   async unsubscribe(channel) {
     this.channels.delete(channel);
+    this.watching.delete(channel);
     this.#forget(channel);
     const answer = await this.#request({ action: "unsubscribe", channel });
     return { channel: String(answer.channel) };
@@ -344,7 +407,8 @@ export class WebSocketClient extends EventTarget {
     // each from the last position delivered, so that what was published meanwhile comes too.
     const restored = resubscribing.map((channel) => {
       const since = this.position(channel);
-      return this.#request({ action: "subscribe", channel, ...(since && { since }) }).then((answer) => {
+      const joinLeave = this.watching.has(channel);
+      return this.#request({ action: "subscribe", channel, ...(since && { since }), ...(joinLeave && { joinLeave }) }).then((answer) => {
         this.#subscribed(channel, answer, since, true);
         return answer;
       });
@@ -388,6 +452,15 @@ export class WebSocketClient extends EventTarget {
         return;
       }
       this.#arrived(/** @type {Delivery} */ (/** @type {unknown} */ (message)));
+      return;
+    }
+    if ((message.type === "join" || message.type === "leave") && typeof message.id === "string") {
+      if (this.#seen.has(message.id)) {
+        this.duplicatesDropped += 1;
+        return;
+      }
+      this.#remember(message.id);
+      this.#emit(message.type, /** @type {JoinLeave} */ (/** @type {unknown} */ (message)));
       return;
     }
     const error = message.error && typeof message.error === "object" ? /** @type {Record<string, unknown>} */ (message.error) : null;
@@ -531,11 +604,19 @@ export class WebSocketClient extends EventTarget {
       this.duplicatesDropped += 1;
       return;
     }
-    this.#seen.add(delivery.id);
+    this.#remember(delivery.id);
+    this.#emit("delivery", delivery);
+  }
+
+  /**
+   * Remembers a delivery's (or a join's, a leave's) id, forgetting the oldest past `dedupeSize`.
+   * @param {string} id
+   */
+  #remember(id) {
+    this.#seen.add(id);
     if (this.#seen.size > this.options.dedupeSize) {
       this.#seen.delete(this.#seen.values().next().value ?? "");
     }
-    this.#emit("delivery", delivery);
   }
 
   /**

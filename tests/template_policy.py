@@ -14,13 +14,13 @@ Alarms on the dead-letter queue, the worker's errors and throttles, each notifyi
 topics, and the alarms on the project's own metrics reading what the worker writes.
 
 The optional parts (the stack's KMS key, X-Ray, access logging, a custom domain, reserved
-concurrency, authorization, alarm topics) are checked as CloudFormation would deploy them: every
+concurrency, authorization, alarm topics, lifecycle events to an EventBridge bus) are checked as CloudFormation would deploy them: every
 check runs on the template as written and on it evaluated with every combination of the options'
 values (CHOICES; conditions decided, each Fn::If resolved, AWS::NoValue dropped), and the Rules
-must refuse the combinations in REFUSED. With --write DIR it also writes the nine representative
+must refuse the combinations in REFUSED. With --write DIR it also writes the ten representative
 COMBINATIONS as templates whose parameter defaults are that combination, for cfn-lint.
 Then it breaks a copy of the template in each of those ways and checks that every break is caught
-(on the nine combinations, which together turn every option on).
+(on the ten combinations, which together turn every option on).
 """
 
 import copy
@@ -52,14 +52,20 @@ NEEDS = {
     },
     "WorkerRole": {
         "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
-        "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem",
+        "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem",
         "sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "execute-api:ManageConnections",
     },
 }
 
+# Calls the functions make only when a parameter turns them on: granted exactly then, on exactly
+# that resource (deployed_violations).
+EVENTS_ACTION = "events:PutEvents"
+EVENT_BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}
+
 ADAPTERS = {
-    "dynamodb": ["shared/src/store/dynamodb.rs", "shared/src/history/dynamodb.rs"],
+    "dynamodb": ["shared/src/store/dynamodb.rs", "shared/src/history/dynamodb.rs", "shared/src/presence/dynamodb.rs"],
     "sqs": ["shared/src/queue/sqs.rs"],
+    "events": ["shared/src/events/eventbridge.rs"],
 }
 
 # IAM authorizes SQS's batch calls with the single call's action.
@@ -172,9 +178,10 @@ COMBINATIONS = {
     "access-logs-and-account-role": {"AccessLogging": "on-and-set-account-role"},
     "custom-domain": _DOMAIN,
     "no-reservations": {"IngressReservedConcurrency": "none", "AuthorizerReservedConcurrency": "none", **_AUTH},
+    "lifecycle-events": {"EventBusName": "app-events"},
     "everything": {
         "CustomerManagedKey": "true", "Tracing": "Active", "AccessLogging": "on-and-set-account-role",
-        **_DOMAIN, **_AUTH, **_ALARMS,
+        "EventBusName": "app-events", **_DOMAIN, **_AUTH, **_ALARMS,
     },
 }
 
@@ -189,6 +196,7 @@ CHOICES = {
     "Authorization": [{}, _AUTH, {"JwksUrl": "https://issuer.example.com/.well-known/jwks.json"}],
     "AlarmEmail": [{}, {"AlarmEmail": _ALARMS["AlarmEmail"]}],
     "AlarmTopicArn": [{}, {"AlarmTopicArn": _ALARMS["AlarmTopicArn"]}],
+    "EventBusName": [{}, {"EventBusName": "app-events"}],
 }
 
 
@@ -203,6 +211,7 @@ REFUSED = {
     "a domain without its certificate": {"DomainName": "ws.example.com"},
     "a certificate without a domain": {"CertificateArn": _DOMAIN["CertificateArn"]},
     "both kinds of token key": {**_AUTH, "JwksUrl": "https://issuer.example.com/.well-known/jwks.json"},
+    "lifecycle events without presence": {"EventBusName": "app-events", "Presence": "false"},
 }
 
 # Values each parameter's AllowedPattern or AllowedValues must refuse (CloudFormation matches the
@@ -216,6 +225,8 @@ MALFORMED = {
     "Tracing": ["true", "active"],
     "CustomerManagedKey": ["yes", ""],
     "AlarmTopicArn": ["arn:aws:sqs:us-east-1:123456789012:pager"],
+    "EventBusName": ["arn:aws:events:us-east-1:123456789012:event-bus/app", "app events", "a" * 257],
+    "Presence": ["yes", "True", ""],
 }
 
 
@@ -442,6 +453,22 @@ def deployed_violations(t, params):
     elif domains or "${DomainName}" in url:
         found.append("a custom domain in the default deploy")
 
+    bus = bool(params.get("EventBusName"))
+    for role in ("IngressRole", "WorkerRole"):
+        if role not in res:
+            continue
+        events = [s for s in statements_of(res[role]) if EVENTS_ACTION in as_list(s.get("Action", []))]
+        if bus and not grants(res[role], EVENTS_ACTION, EVENT_BUS_ARN):
+            found.append(f"{role}: EventBusName is set but the role may not put events on that bus")
+        if any(as_list(s.get("Resource", [])) != [EVENT_BUS_ARN] or as_list(s["Action"]) != [EVENTS_ACTION] for s in events):
+            found.append(f"{role}: {EVENTS_ACTION} granted on more than the named bus, or with other actions")
+        if not bus and events:
+            found.append(f"{role}: may put events although EventBusName is empty")
+    for name in ("IngressFunction", "WorkerFunction"):
+        variables = functions.get(name, {}).get("Properties", {}).get("Environment", {}).get("Variables", {})
+        if variables.get("EVENT_BUS_NAME") != {"Ref": "EventBusName"} or variables.get("PRESENCE") != {"Ref": "Presence"}:
+            found.append(f"{name}: EVENT_BUS_NAME and PRESENCE must follow their parameters")
+
     reservations = {"IngressFunction": "IngressReservedConcurrency", "AuthorizerFunction": "AuthorizerReservedConcurrency"}
     for name, parameter in reservations.items():
         if name in functions:
@@ -462,8 +489,10 @@ def role_violations(template):
             for action in sorted(needs - granted(roles[name])):
                 found.append(f"{name}: its function calls {action}, which the role does not grant")
     everything = set().union(*(granted(role) for role in roles.values())) if roles else set()
-    for action in sorted(sdk_calls() - everything):
+    for action in sorted(sdk_calls() - everything - {EVENTS_ACTION}):
         found.append(f"the adapters call {action}, which no role grants")
+    if EVENTS_ACTION not in sdk_calls():
+        found.append(f"the events adapter no longer calls {EVENTS_ACTION}: the check of its grant checks nothing")
     for name, role in roles.items():
         # API Gateway's account-wide logging role serves every API: AWS's policy for it is the one.
         if name in FUNCTION_ROLES.values() and role["Properties"].get("ManagedPolicyArns"):
@@ -673,6 +702,12 @@ def breakages(template):
         "a domain allowed without its certificate": broken(lambda t: t["Rules"].pop("DomainNeedsCertificate")),
         "a named role deployed with CAPABILITY_IAM": broken(lambda t: resource(t, "WorkerRole").update(RoleName="websocket-worker")),
         "an ingress reservation that ignores none": broken(lambda t: resource(t, "IngressFunction").update(ReservedConcurrentExecutions={"Ref": "IngressReservedConcurrency"})),
+        "events on every bus": broken(lambda t: statement(t, "WorkerRole", EVENTS_ACTION).update(Resource="*")),
+        "events granted without a bus": broken(lambda t: statements(t, "IngressRole").append({"Effect": "Allow", "Action": EVENTS_ACTION, "Resource": EVENT_BUS_ARN})),
+        "a worker that cannot put its events": broken(lambda t: [statements(t, "WorkerRole").remove(s) for s in list(statements(t, "WorkerRole")) if EVENTS_ACTION in json.dumps(s)]),
+        "events allowed without presence": broken(lambda t: t["Rules"].pop("EventsNeedPresence")),
+        "a bus name pattern that allows an ARN": broken(lambda t: t["Parameters"]["EventBusName"].update(AllowedPattern=".*")),
+        "a worker that cannot prune a member": broken(lambda t: statement(t, "WorkerRole", "dynamodb:DeleteItem").update(Action=["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem"])),
     }
 
 

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use serde::Serialize;
 use serde_json::Value;
-use shared::identity::{PUBLISH_KEY, SUB_KEY, SUBSCRIBE_KEY};
+use shared::identity::{INFO_KEY, PUBLISH_KEY, SUB_KEY, SUBSCRIBE_KEY};
 
 pub use crate::verify::{Refused, Verifier};
 
@@ -132,6 +132,9 @@ impl Authorizer {
                 }
                 if let Some(publish) = claims.publish.to_context() {
                     context.insert(PUBLISH_KEY.to_owned(), publish);
+                }
+                if let Some(info) = &claims.info {
+                    context.insert(INFO_KEY.to_owned(), info.as_str().to_owned());
                 }
                 let allowed = AuthorizerResponse::new(claims.sub, Effect::Allow, resource.clone(), context);
                 let bytes = serde_json::to_vec(&allowed).map_or(usize::MAX, |json| json.len());

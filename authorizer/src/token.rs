@@ -12,6 +12,9 @@ pub struct DevClaims {
     pub subscribe: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub publish: Option<Vec<String>>,
+    /// What the connection shows the members of its channels (a JSON object of at most 1 KB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub info: Option<serde_json::Value>,
     /// Epoch seconds.
     pub exp: u64,
     #[serde(skip_serializing_if = "Option::is_none")]

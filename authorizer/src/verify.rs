@@ -6,7 +6,7 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
-use shared::identity::Grant;
+use shared::identity::{Grant, Info};
 use shared::{Channel, ChannelPattern};
 
 use crate::jwks::{KeyLookup, Keys};
@@ -52,6 +52,8 @@ pub enum Refused {
         crate::MAX_RESULT_BYTES
     )]
     TooLarge { bytes: usize },
+    #[error(transparent)]
+    Info(#[from] shared::identity::InfoError),
     #[error("the signing keys are unavailable: {0}")]
     KeysUnavailable(String),
 }
@@ -62,6 +64,8 @@ pub struct Claims {
     pub sub: String,
     pub subscribe: Grant,
     pub publish: Grant,
+    /// What the connection shows the members of its channels: an object of at most 1 KB.
+    pub info: Option<Info>,
 }
 
 /// The claims read from a token; `exp` and `nbf` are checked by the library.
@@ -70,6 +74,7 @@ struct Wire {
     sub: Option<serde_json::Value>,
     subscribe: Option<serde_json::Value>,
     publish: Option<serde_json::Value>,
+    info: Option<serde_json::Value>,
 }
 
 /// How tokens are checked.
@@ -170,6 +175,9 @@ fn claims(wire: Wire) -> Result<Claims, Refused> {
     Ok(Claims {
         subscribe: grant(wire.subscribe, "subscribe")?,
         publish: grant(wire.publish, "publish")?,
+        // Present but wrong refuses the token, as a malformed grant does: shown to others, it
+        // must be what its issuer meant.
+        info: wire.info.filter(|info| !info.is_null()).map(|info| Info::from_value(&info)).transpose()?,
         sub,
     })
 }

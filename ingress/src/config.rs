@@ -4,6 +4,7 @@
 use shared::ConfigError;
 use shared::config::{Env, FromEnv};
 use shared::history::HistorySettings;
+use shared::presence::PresenceSettings;
 
 /// The ingress function's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct IngressConfig {
     pub queue_url: String,
     /// `HISTORY_SIZE` and `HISTORY_TTL_SECONDS`: how much of each channel's history is kept.
     pub history: HistorySettings,
+    /// `PRESENCE` and `EVENT_BUS_NAME`: whether members are kept, and where lifecycle events go.
+    pub presence: PresenceSettings,
 }
 
 impl FromEnv for IngressConfig {
@@ -25,8 +28,9 @@ impl FromEnv for IngressConfig {
         let table = env.required("CONNECTIONS_TABLE");
         let queue_url = env.required("QUEUE_URL");
         let history = HistorySettings::from_env(&mut env);
+        let presence = PresenceSettings::from_env(&mut env);
         env.finish()?;
-        Ok(Self { region, table, queue_url, history })
+        Ok(Self { region, table, queue_url, history, presence })
     }
 }
 

@@ -1,7 +1,7 @@
 //! The ingress function: API Gateway's `$connect`, `$disconnect` and `$default` routes.
 //!
 //! `$connect` remembers the connection (and subscribes an authenticated user's connection to its own
-//! channel), `$disconnect` forgets it and its subscriptions, and `$default` parses each message into
+//! channel), `$disconnect` forgets it and its subscriptions and ends its memberships, and `$default` parses each message into
 //! one of the [`actions`] and applies it: plain text and `echo` go straight back to the sender through
 //! the route response, subscriptions are stored, a `broadcast` or `publish` is queued for the worker,
 //! and anything malformed or forbidden gets a JSON error naming what is wrong. This function never
@@ -76,7 +76,10 @@ impl Ingress {
         match context.event_type.as_deref() {
             Some("CONNECT") => Ok((connect::connect(&self.ports, id, event).await?, None)),
             Some("DISCONNECT") => {
-                self.ports.store.delete(&id).await?;
+                let held = self.ports.store.delete(&id).await?;
+                if let Some(membership) = self.ports.membership() {
+                    membership.leave_all(&id, &held, context.request_time_epoch).await?;
+                }
                 tracing::info!(connection = %id, code = ?context.disconnect_status_code, "disconnected");
                 Ok((response(200, None), None))
             }

@@ -7,7 +7,9 @@ use ingress::Ingress;
 use ingress::{IngressConfig, Ports};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::config::FromEnv;
+use shared::events::EventBridgeEvents;
 use shared::history::DynamoHistory;
+use shared::presence::DynamoPresence;
 use shared::queue::SqsQueue;
 use shared::store::DynamoStore;
 
@@ -27,10 +29,21 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Arc::new(DynamoHistory::from_sdk(&sdk, config.table.clone(), config.history))
             as Arc<dyn shared::History>
     });
+    let presence = config
+        .presence
+        .on
+        .then(|| Arc::new(DynamoPresence::from_sdk(&sdk, config.table.clone())) as Arc<dyn shared::Presence>);
+    let events = config
+        .presence
+        .event_bus
+        .as_ref()
+        .map(|bus| Arc::new(EventBridgeEvents::from_sdk(&sdk, bus.clone())) as Arc<dyn shared::Events>);
     let ingress = Ingress::new(Ports {
         store: Arc::new(DynamoStore::from_sdk(&sdk, config.table)),
         queue: Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url)),
         history,
+        presence,
+        events,
     });
     let ingress = &ingress;
     // Lambda names the function; its metrics are dimensioned by that name.

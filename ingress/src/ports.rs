@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use shared::{ConnectionStore, History, Queue};
+use shared::presence::{Membership, Presence};
+use shared::{ConnectionStore, Events, History, Queue};
 
 /// Where connections and subscriptions are kept, where each channel's messages are numbered and kept,
 /// and where jobs are queued for the worker.
@@ -13,6 +14,21 @@ pub struct Ports {
     pub queue: Arc<dyn Queue>,
     /// `None` when history is off (`HISTORY_SIZE=0`): messages carry no offsets.
     pub history: Option<Arc<dyn History>>,
+    /// `None` when presence is off (`PRESENCE=false`): no members, no `join`/`leave`.
+    pub presence: Option<Arc<dyn Presence>>,
+    /// Where lifecycle events go; `None` sends none.
+    pub events: Option<Arc<dyn Events>>,
+}
+
+impl Ports {
+    /// What a membership change uses, when presence is on.
+    pub fn membership(&self) -> Option<Membership<'_>> {
+        Some(Membership {
+            presence: self.presence.as_deref()?,
+            queue: self.queue.as_ref(),
+            events: self.events.as_deref(),
+        })
+    }
 }
 
 impl std::fmt::Debug for Ports {

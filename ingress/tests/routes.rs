@@ -7,7 +7,9 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use ingress::{Ingress, Ports};
 use serde_json::{Value, json};
+use shared::events::RecentEvents;
 use shared::history::{HistorySettings, MemoryHistory};
+use shared::presence::MemoryPresence;
 use shared::queue::MemoryQueue;
 use shared::store::MemoryStore;
 use shared::testing::BrokenHistory;
@@ -87,16 +89,32 @@ struct Fixture {
     store: Arc<MemoryStore>,
     queue: Arc<MemoryQueue>,
     history: Arc<MemoryHistory>,
+    presence: Arc<MemoryPresence>,
+    events: Arc<RecentEvents>,
     ingress: Ingress,
 }
 
-/// The ingress over in-memory ports, history on with its defaults (as deployed).
+/// The ingress over in-memory ports, history and presence on with their defaults (as deployed),
+/// lifecycle events kept.
 fn fixture() -> Fixture {
     let store = Arc::new(MemoryStore::default());
     let queue = Arc::new(MemoryQueue::default());
     let history = Arc::new(MemoryHistory::new(HistorySettings::default()));
-    let ports = Ports { store: store.clone(), queue: queue.clone(), history: Some(history.clone()) };
-    Fixture { store, queue, history, ingress: Ingress::new(ports) }
+    let presence = Arc::new(MemoryPresence::new());
+    let events = Arc::new(RecentEvents::new(1000, "000000000000", "us-east-1"));
+    let ports = Ports {
+        store: store.clone(),
+        queue: queue.clone(),
+        history: Some(history.clone()),
+        presence: Some(presence.clone()),
+        events: Some(events.clone()),
+    };
+    Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }
+}
+
+/// Events no port of the fixture's ingress sends to.
+fn unkept() -> Arc<RecentEvents> {
+    Arc::new(RecentEvents::new(1, "000000000000", "us-east-1"))
 }
 
 fn body_of(response: &ApiGatewayProxyResponse) -> Option<&str> {
@@ -164,7 +182,7 @@ async fn a_broadcast_is_queued_once_with_an_id_the_sender_and_the_data() {
     assert_eq!(queued.len(), 1);
     let job = Job::parse(&queued[0]).expect("a job");
     assert_eq!(job.envelope.from, Some(id()));
-    assert_eq!(job.envelope.data.get(), r#""hi""#);
+    assert_eq!(job.envelope.data.as_ref().map(|d| d.get()), Some(r#""hi""#));
     assert_eq!(job.envelope.sent_at, REQUEST_EPOCH_MS);
 }
 
@@ -256,6 +274,8 @@ async fn a_queue_outage_tells_the_sender_to_try_again() {
         store: Arc::new(MemoryStore::default()),
         queue: Arc::new(BrokenQueue),
         history: None,
+        presence: None,
+        events: None,
     });
     let response =
         ingress.handle(message_event(r#"{"action":"broadcast","data":"hi"}"#)).await.expect("handled");
@@ -507,8 +527,21 @@ async fn a_position_in_another_epoch_from_the_future_or_no_longer_kept_is_not_re
     let queue = Arc::new(MemoryQueue::default());
     let small = HistorySettings { size: 3, ..HistorySettings::default() };
     let history = Arc::new(MemoryHistory::new(small));
-    let ports = Ports { store: store.clone(), queue: queue.clone(), history: Some(history.clone()) };
-    let f = Fixture { store, queue, history, ingress: Ingress::new(ports) };
+    let ports = Ports {
+        store: store.clone(),
+        queue: queue.clone(),
+        history: Some(history.clone()),
+        presence: None,
+        events: None,
+    };
+    let f = Fixture {
+        store,
+        queue,
+        history,
+        presence: Default::default(),
+        events: unkept(),
+        ingress: Ingress::new(ports),
+    };
     f.ingress.handle(connect_event()).await.expect("connect");
     let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
     for n in 1..=6 {
@@ -647,8 +680,21 @@ async fn when_history_cannot_be_read_a_subscribe_still_stands_unrecovered_and_a_
     let store = Arc::new(MemoryStore::default());
     let queue = Arc::new(MemoryQueue::default());
     let history = Arc::new(MemoryHistory::default());
-    let ports = Ports { store: store.clone(), queue: queue.clone(), history: Some(Arc::new(BrokenHistory)) };
-    let f = Fixture { store, queue, history, ingress: Ingress::new(ports) };
+    let ports = Ports {
+        store: store.clone(),
+        queue: queue.clone(),
+        history: Some(Arc::new(BrokenHistory)),
+        presence: None,
+        events: None,
+    };
+    let f = Fixture {
+        store,
+        queue,
+        history,
+        presence: Default::default(),
+        events: unkept(),
+        ingress: Ingress::new(ports),
+    };
     f.ingress.handle(connect_event()).await.expect("connect");
     let body = r#"{"action":"subscribe","channel":"news","since":{"offset":3,"epoch":"e1"}}"#;
     let answer = say(&f, body).await;
@@ -669,9 +715,16 @@ async fn when_history_cannot_be_read_a_subscribe_still_stands_unrecovered_and_a_
 async fn with_history_off_nothing_carries_an_offset_and_history_answers_empty() {
     let store = Arc::new(MemoryStore::default());
     let queue = Arc::new(MemoryQueue::default());
-    let ports = Ports { store: store.clone(), queue: queue.clone(), history: None };
-    let f =
-        Fixture { store, queue, history: Arc::new(MemoryHistory::default()), ingress: Ingress::new(ports) };
+    let ports =
+        Ports { store: store.clone(), queue: queue.clone(), history: None, presence: None, events: None };
+    let f = Fixture {
+        store,
+        queue,
+        history: Arc::new(MemoryHistory::default()),
+        presence: Default::default(),
+        events: unkept(),
+        ingress: Ingress::new(ports),
+    };
     f.ingress.handle(connect_event()).await.expect("connect");
     assert_eq!(
         say(&f, r#"{"action":"subscribe","channel":"news"}"#).await,
@@ -685,4 +738,259 @@ async fn with_history_off_nothing_carries_an_offset_and_history_answers_empty() 
         say(&f, r#"{"action":"history","channel":"news"}"#).await,
         json!({"type":"history","channel":"news","messages":[],"more":false})
     );
+}
+
+/// `event` as it comes from connection `id` instead of `ID`.
+fn from(id: &str, event: ApiGatewayWebsocketProxyRequest) -> ApiGatewayWebsocketProxyRequest {
+    let mut json = serde_json::to_value(&event).expect("json");
+    json["requestContext"]["connectionId"] = json!(id);
+    serde_json::from_value(json).expect("an event")
+}
+
+/// Connects `id` as the user of `context` (anonymous when it is `Value::Null`).
+async fn connect_as(f: &Fixture, id: &str, context: &Value) {
+    let event = from(id, connect_event());
+    let event = if context.is_null() { event } else { as_user(event, context.clone()) };
+    assert_eq!(f.ingress.handle(event).await.expect("connect").status_code, 200);
+}
+
+/// Sends `body` from connection `id` as the user of `context`; the reply.
+async fn say_as(f: &Fixture, id: &str, context: &Value, body: &str) -> Value {
+    let event = from(id, message_event(body));
+    let event = if context.is_null() { event } else { as_user(event, context.clone()) };
+    send(f, event).await.1
+}
+
+/// The kinds of the lifecycle events kept so far, with their channel, oldest first.
+fn lifecycle(f: &Fixture) -> Vec<(String, String)> {
+    f.events
+        .recent()
+        .iter()
+        .map(|e| {
+            (
+                e["detail-type"].as_str().unwrap_or("").to_owned(),
+                e["detail"]["channel"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn bob() -> Value {
+    json!({ "principalId": "bob", "sub": "bob", "info": "{\"name\":\"Bob\"}" })
+}
+
+#[tokio::test]
+async fn a_subscriber_to_a_channel_is_a_member_that_presence_lists_and_an_unsubscribe_ends() {
+    let f = fixture();
+    connect_as(&f, "bob1", &bob()).await;
+    connect_as(&f, "bob2", &bob()).await;
+    connect_as(&f, "anon", &Value::Null).await;
+    for id in ["bob1", "bob2"] {
+        let reply = say_as(&f, id, &bob(), r#"{"action":"subscribe","channel":"room/1"}"#).await;
+        assert_eq!(reply["type"], "subscribed", "{reply}");
+    }
+    say_as(&f, "anon", &Value::Null, r#"{"action":"subscribe","channel":"room/1"}"#).await;
+    say_as(&f, "anon", &Value::Null, r#"{"action":"subscribe","channel":"room/*"}"#).await;
+
+    let reply =
+        say_as(&f, "anon", &Value::Null, r#"{"action":"presence","channel":"room/1","ref":"p"}"#).await;
+    assert_eq!((reply["type"].as_str(), reply["channel"].as_str()), (Some("presence"), Some("room/1")));
+    assert_eq!((reply["clients"].as_u64(), reply["users"].as_u64()), (Some(3), Some(1)), "{reply}");
+    assert_eq!(reply["ref"], "p");
+    assert!(reply.get("truncated").is_none());
+    let members = reply["members"].as_array().expect("members");
+    let bob1 = members.iter().find(|m| m["connection"] == "bob1").expect("bob1 listed");
+    assert_eq!(bob1["user"], "bob");
+    assert_eq!(bob1["info"], json!({"name": "Bob"}));
+    assert_eq!(bob1["since"], REQUEST_EPOCH_MS);
+    let anon = members.iter().find(|m| m["connection"] == "anon").expect("anon listed");
+    assert!(anon.get("user").is_none() && anon.get("info").is_none(), "{anon}");
+
+    // A wildcard makes no one a member of the channels below it.
+    let reply = say_as(&f, "anon", &Value::Null, r#"{"action":"presence","channel":"room/2"}"#).await;
+    assert_eq!((reply["clients"].as_u64(), reply["members"].as_array().map(Vec::len)), (Some(0), Some(0)));
+
+    for id in ["bob1", "bob2", "anon"] {
+        say_as(&f, id, &Value::Null, r#"{"action":"unsubscribe","channel":"room/1"}"#).await;
+    }
+    let reply = say_as(&f, "anon", &Value::Null, r#"{"action":"presence","channel":"room/1"}"#).await;
+    assert_eq!((reply["clients"].as_u64(), reply["users"].as_u64()), (Some(0), Some(0)));
+    let room: Vec<String> =
+        lifecycle(&f).into_iter().filter(|(_, channel)| channel == "room/1").map(|(kind, _)| kind).collect();
+    assert_eq!(
+        room,
+        [
+            "ChannelOccupied",
+            "MemberJoined",
+            "MemberJoined",
+            "MemberJoined",
+            "MemberLeft",
+            "MemberLeft",
+            "MemberLeft",
+            "ChannelVacated"
+        ]
+    );
+    let seqs: Vec<u64> = f
+        .events
+        .recent()
+        .iter()
+        .filter(|e| e["detail"]["channel"] == "room/1")
+        .filter_map(|e| e["detail"]["seq"].as_u64())
+        .collect();
+    assert_eq!(seqs, [1, 1, 2, 3, 4, 5, 6, 6], "the occupied and vacated events share their change's seq");
+}
+
+#[tokio::test]
+async fn join_and_leave_frames_are_queued_for_the_channels_watchers_only_when_it_has_some() {
+    let f = fixture();
+    for id in ["w1", "m1"] {
+        connect_as(&f, id, &Value::Null).await;
+    }
+    say_as(&f, "m1", &Value::Null, r#"{"action":"subscribe","channel":"room/1"}"#).await;
+    assert!(take_jobs(&f).is_empty(), "nobody watches: no frame queued");
+    say_as(&f, "w1", &Value::Null, r#"{"action":"subscribe","channel":"room/1","joinLeave":true}"#).await;
+    let jobs = take_jobs(&f);
+    assert_eq!(jobs.len(), 1, "its own join, for the watcher it now is");
+    assert_eq!(jobs[0].audience, Audience::Watchers(Channel::parse("room/1").expect("channel")));
+    let frame: Value = serde_json::from_slice(&jobs[0].envelope.frame()).expect("json");
+    assert_eq!((frame["type"].as_str(), frame["connection"].as_str()), (Some("join"), Some("w1")));
+    assert_eq!(frame["sentAt"], REQUEST_EPOCH_MS);
+
+    say_as(&f, "m1", &Value::Null, r#"{"action":"unsubscribe","channel":"room/1"}"#).await;
+    let jobs = take_jobs(&f);
+    let frame: Value = serde_json::from_slice(&jobs[0].envelope.frame()).expect("json");
+    assert_eq!((frame["type"].as_str(), frame["connection"].as_str()), (Some("leave"), Some("m1")));
+    // Subscribing again changes joinLeave without a second join.
+    say_as(&f, "w1", &Value::Null, r#"{"action":"subscribe","channel":"room/1"}"#).await;
+    assert!(take_jobs(&f).is_empty());
+    say_as(&f, "m1", &Value::Null, r#"{"action":"subscribe","channel":"room/1"}"#).await;
+    assert!(take_jobs(&f).is_empty(), "w1 no longer watches");
+}
+
+#[tokio::test]
+async fn a_user_is_a_member_of_its_own_channel_and_a_disconnect_leaves_every_channel() {
+    let f = fixture();
+    connect_as(&f, "bob1", &bob()).await;
+    say_as(&f, "bob1", &bob(), r#"{"action":"subscribe","channel":"room/1"}"#).await;
+    say_as(&f, "bob1", &bob(), r#"{"action":"subscribe","channel":"room/*"}"#).await;
+    let reply = say_as(&f, "bob1", &bob(), r#"{"action":"presence","channel":"user/bob"}"#).await;
+    assert_eq!(reply["clients"], 1, "{reply}");
+    f.ingress.handle(as_user(from("bob1", disconnect_event()), bob())).await.expect("disconnect");
+    for channel in ["user/bob", "room/1"] {
+        let roster =
+            shared::Presence::members(f.presence.as_ref(), &Channel::parse(channel).expect("c"), 0).await;
+        assert!(roster.expect("members").members.is_empty(), "{channel}");
+    }
+    let vacated: Vec<String> =
+        lifecycle(&f).into_iter().filter(|(kind, _)| kind == "ChannelVacated").map(|(_, c)| c).collect();
+    assert_eq!(vacated.len(), 2, "{vacated:?}");
+}
+
+#[tokio::test]
+async fn presence_is_refused_for_a_pattern_a_forbidden_channel_or_when_off_and_a_bad_join_leave_is_refused() {
+    let f = fixture();
+    connect_as(&f, ID, &alice()).await;
+    let code = |reply: Value| reply["error"]["code"].as_str().map(str::to_owned);
+    let refused = [
+        (r#"{"action":"presence","channel":"chat/*"}"#, "invalid_channel"),
+        (r#"{"action":"presence"}"#, "missing_channel"),
+        (r#"{"action":"presence","channel":"secret/1"}"#, "forbidden_channel"),
+        (r#"{"action":"presence","channel":"user/bob"}"#, "forbidden_channel"),
+        (r#"{"action":"subscribe","channel":"chat/a","joinLeave":"yes"}"#, "invalid_join_leave"),
+        (r#"{"action":"subscribe","channel":"chat/*","joinLeave":true}"#, "invalid_join_leave"),
+    ];
+    for (body, expected) in refused {
+        let reply = say_as(&f, ID, &alice(), body).await;
+        assert_eq!(code(reply.clone()).as_deref(), Some(expected), "{body}: {reply}");
+    }
+    assert_eq!(f.store.subscription_count(), 1, "only alice's own channel");
+    let reply =
+        say_as(&f, ID, &alice(), r#"{"action":"subscribe","channel":"chat/*","joinLeave":false}"#).await;
+    assert_eq!(reply["type"], "subscribed");
+
+    let off = Fixture {
+        ingress: Ingress::new(Ports {
+            store: f.store.clone(),
+            queue: f.queue.clone(),
+            history: None,
+            presence: None,
+            events: None,
+        }),
+        ..fixture()
+    };
+    let reply = say_as(&off, ID, &alice(), r#"{"action":"presence","channel":"chat/a"}"#).await;
+    assert_eq!(code(reply).as_deref(), Some("presence_off"));
+}
+
+#[tokio::test]
+async fn a_presence_answer_lists_at_most_a_thousand_members_within_128_kb_and_counts_them_all() {
+    use shared::Presence;
+    let f = fixture();
+    let room = Channel::parse("room/big").expect("channel");
+    let info = shared::identity::Info::parse(&json!({ "bio": "x".repeat(900) }).to_string()).expect("info");
+    for n in 0..1_100 {
+        let mut member = shared::presence::Member::new(
+            shared::ConnectionRef {
+                id: ConnectionId::parse(&format!("c{n:05}")).expect("id"),
+                connected_at_ms: REQUEST_EPOCH_MS,
+            },
+            &shared::Identity::Anonymous,
+            REQUEST_EPOCH_MS + n,
+            false,
+        );
+        member.user = Some(format!("user{}", n % 700));
+        member.info = (n % 2 == 0).then(|| info.clone());
+        f.presence.join(&room, &member).await.expect("join");
+    }
+    let reply = say_as(&f, ID, &Value::Null, r#"{"action":"presence","channel":"room/big"}"#).await;
+    let text = reply.to_string();
+    assert!(text.len() <= shared::limits::MAX_MESSAGE_BYTES, "{} bytes", text.len());
+    assert_eq!((reply["clients"].as_u64(), reply["users"].as_u64()), (Some(1_100), Some(700)));
+    assert_eq!(reply["truncated"], true);
+    let members = reply["members"].as_array().expect("members");
+    assert!(members.len() > 100 && members.len() < 1_000, "{}", members.len());
+    assert_eq!(members[0]["connection"], "c00000", "the longest-standing first");
+
+    // Small members: a thousand fit, the rest are left out.
+    let small = Channel::parse("room/small").expect("channel");
+    for n in 0..1_001 {
+        let id = ConnectionId::parse(&format!("s{n:05}")).expect("id");
+        let member = shared::presence::Member::new(
+            shared::ConnectionRef { id, connected_at_ms: REQUEST_EPOCH_MS },
+            &shared::Identity::Anonymous,
+            REQUEST_EPOCH_MS,
+            false,
+        );
+        f.presence.join(&small, &member).await.expect("join");
+    }
+    let reply = say_as(&f, ID, &Value::Null, r#"{"action":"presence","channel":"room/small"}"#).await;
+    assert_eq!(
+        (reply["members"].as_array().map(Vec::len), reply["truncated"].as_bool()),
+        (Some(1_000), Some(true))
+    );
+    assert_eq!(reply["clients"], 1_001);
+}
+
+#[tokio::test]
+async fn a_member_whose_connection_expired_is_not_counted_and_leaves_when_someone_looks() {
+    use shared::Presence;
+    let f = fixture();
+    let room = Channel::parse("room/1").expect("channel");
+    let ghost = shared::presence::Member::new(
+        shared::ConnectionRef {
+            id: ConnectionId::parse("ghost").expect("id"),
+            connected_at_ms: REQUEST_EPOCH_MS - 3 * 3_600_000,
+        },
+        &shared::Identity::Anonymous,
+        REQUEST_EPOCH_MS - 3 * 3_600_000,
+        false,
+    );
+    f.presence.join(&room, &ghost).await.expect("join");
+    let reply = say_as(&f, ID, &Value::Null, r#"{"action":"presence","channel":"room/1"}"#).await;
+    assert_eq!(reply["clients"], 0, "{reply}");
+    assert_eq!(
+        lifecycle(&f),
+        [("MemberLeft".into(), "room/1".into()), ("ChannelVacated".into(), "room/1".into())]
+    );
+    assert!(f.presence.members(&room, 0).await.expect("members").expired.is_empty(), "it left");
 }

@@ -117,6 +117,8 @@ pub fn token_host(host: Option<&str>, local: SocketAddr, exposed: bool) -> Optio
 #[derive(Debug, Deserialize)]
 pub struct TokenQuery {
     sub: Option<String>,
+    /// The token's `info` claim, as JSON text: what the user shows the members of its channels.
+    info: Option<String>,
 }
 
 pub async fn token(
@@ -148,11 +150,16 @@ pub async fn token(
         )
             .into_response();
     }
+    let info = match query.info.as_deref().map(shared::identity::Info::parse).transpose() {
+        Ok(info) => info,
+        Err(err) => return (StatusCode::BAD_REQUEST, format!("?info= {err}")).into_response(),
+    };
     let now = shared::clock::epoch_ms() / 1000;
     let claims = authorizer::token::DevClaims {
         sub: sub.to_owned(),
         subscribe: None,
         publish: None,
+        info: info.and_then(|info| serde_json::from_str(info.as_str()).ok()),
         exp: u64::try_from(now).unwrap_or(0) + TOKEN_TTL_SECS,
         iss: dev.issuer.clone(),
         aud: dev.audience.clone(),

@@ -11,9 +11,10 @@ use axum::routing::get;
 use ingress::Ingress;
 use shared::history::{DynamoHistory, MemoryHistory};
 use shared::poster::ApiGatewayPoster;
+use shared::presence::{DynamoPresence, MemoryPresence};
 use shared::queue::{MemoryQueue, SqsQueue};
 use shared::store::{DynamoStore, MemoryStore};
-use shared::{ConnectionStore, History, Queue, QueueSource};
+use shared::{ConnectionStore, Events, History, Presence, Queue, QueueSource};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -23,6 +24,7 @@ use worker::metrics::Totals;
 use crate::devtools::{self, STATS_PATH, count_records};
 use crate::esm::Mapping;
 use crate::function::{Function, MeteredIngress, MeteredWorker};
+use crate::lifecycle::{EVENTS_PATH, Lifecycle};
 use crate::registry::Registry;
 use crate::routing::{InvalidExpression, RouteSelector};
 use crate::settings::{Backend, Bucket, Settings};
@@ -35,6 +37,7 @@ use crate::{connection, faults, management, serve};
 struct Adapters {
     store: Arc<dyn ConnectionStore>,
     history: Option<Arc<dyn History>>,
+    presence: Option<Arc<dyn Presence>>,
     queue: Arc<dyn Queue>,
     source: Arc<dyn QueueSource>,
     memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
@@ -51,6 +54,7 @@ impl Adapters {
                 Self {
                     store: store.clone(),
                     history,
+                    presence: settings.presence.then(|| Arc::new(MemoryPresence::new()) as Arc<dyn Presence>),
                     queue: queue.clone(),
                     source: queue.clone(),
                     memory: Some((store, queue)),
@@ -62,7 +66,10 @@ impl Adapters {
                 let history = on.then(|| {
                     Arc::new(DynamoHistory::from_sdk(sdk, table, settings.history)) as Arc<dyn History>
                 });
-                Self { store, history, queue: queue.clone(), source: queue, memory: None }
+                let presence = settings
+                    .presence
+                    .then(|| Arc::new(DynamoPresence::from_sdk(sdk, table)) as Arc<dyn Presence>);
+                Self { store, history, presence, queue: queue.clone(), source: queue, memory: None }
             }
         }
     }
@@ -73,6 +80,7 @@ pub struct Gateway {
     listener: TcpListener,
     state: Arc<AppState>,
     store: Arc<dyn ConnectionStore>,
+    presence: Option<Arc<dyn Presence>>,
     source: Arc<dyn QueueSource>,
     memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
     worker: Arc<MeteredWorker>,
@@ -123,13 +131,17 @@ impl Gateway {
             return Err(StartError::VisibilityTimeout { visibility, function });
         }
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
-        let Adapters { store, history, queue, source, memory } = Adapters::new(&settings);
+        let Adapters { store, history, presence, queue, source, memory } = Adapters::new(&settings);
+        let lifecycle = Lifecycle::new(settings.events_url.clone(), &settings.api.region);
+        let events = presence.as_ref().map(|_| lifecycle.events.clone() as Arc<dyn Events>);
         let ingress_totals = Arc::new(ingress::metrics::Totals::default());
         let ingress = MeteredIngress {
             ingress: Ingress::new(ingress::Ports {
                 store: store.clone(),
                 queue: queue.clone(),
                 history: history.clone(),
+                presence: presence.clone(),
+                events: events.clone(),
             }),
             totals: ingress_totals.clone(),
         };
@@ -150,6 +162,8 @@ impl Gateway {
                     poster: Arc::new(poster),
                     queue: queue.clone(),
                     history,
+                    presence: presence.clone(),
+                    events,
                 },
                 settings.worker.clone(),
             ),
@@ -165,6 +179,7 @@ impl Gateway {
             shutdown_report: ShutdownReport::default(),
             buffer_full: AtomicU64::new(0),
             store: store.clone(),
+            lifecycle,
             queue_stats: memory.as_ref().map(|(_, queue)| queue.clone()),
             worker_totals,
             ingress_totals,
@@ -178,7 +193,7 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
         });
-        Ok(Self { listener, state, store, source, memory, worker, sqs: None })
+        Ok(Self { listener, state, store, presence, source, memory, worker, sqs: None })
     }
 
     /// Serves SQS's `SendMessage` for the in-process queue on `listener`, so backends can publish
@@ -225,6 +240,11 @@ impl Gateway {
         self.store.clone()
     }
 
+    /// Where channels' members are kept, when presence is on.
+    pub fn presence(&self) -> Option<Arc<dyn Presence>> {
+        self.presence.clone()
+    }
+
     /// The in-memory store, for inspection, when the backend is [`Backend::Memory`].
     pub fn memory_store(&self) -> Option<Arc<MemoryStore>> {
         self.memory.as_ref().map(|(store, _)| store.clone())
@@ -254,6 +274,7 @@ impl Gateway {
             settings: state.settings.esm,
         };
         let esm = tokio::spawn(mapping.run(token.clone()));
+        let forwarder = state.lifecycle.forwarder(token.clone()).map(tokio::spawn);
         let signal = tokio::spawn({
             let token = token.clone();
             async move {
@@ -286,6 +307,9 @@ impl Gateway {
             tracing::error!("the event source mapping panicked");
         }
         signal.abort();
+        if let Some(forwarder) = forwarder {
+            forwarder.abort();
+        }
         let records = match &state.settings.backend {
             Backend::Memory => count_records(store.as_ref()).await.ok(),
             Backend::Aws { .. } => None,
@@ -320,6 +344,7 @@ fn router(state: Arc<AppState>) -> Router {
         .route(devtools::DEMO_SCRIPT_PATH, get(devtools::demo_script))
         .route(devtools::DEMO_STYLE_PATH, get(devtools::demo_style))
         .route(devtools::TOKEN_PATH, get(devtools::token))
+        .route(EVENTS_PATH, get(crate::lifecycle::recent))
         .fallback(|| async { management::forbidden() })
         .with_state(state)
 }

@@ -18,6 +18,8 @@
 //! - [`sqs`]: SQS's `SendMessage` for the in-process queue, for backends that publish.
 //! - [`function`]: Lambda functions as JSON in, JSON out; [`esm`] the SQS event source mapping.
 //! - [`faults`]: faults injected on demand.
+//! - [`lifecycle`]: lifecycle events as EventBridge would carry them: `--events-url` and
+//!   `/_local/events`.
 //! - [`devtools`]: not AWS APIs: the demo page, its client, development tokens and `/_local/stats`.
 
 pub mod authorize;
@@ -29,6 +31,7 @@ pub mod faults;
 pub mod function;
 pub mod gateway;
 pub mod ids;
+pub mod lifecycle;
 pub mod management;
 pub mod outbox;
 pub mod registry;

@@ -49,6 +49,12 @@ pub struct Settings {
     /// How much of each channel's history is kept (the template's `HistorySize` and
     /// `HistoryTtlSeconds`); a size of 0 turns history and offsets off.
     pub history: HistorySettings,
+    /// Whether channels keep their members (the template's `Presence`): `presence`, `join` and
+    /// `leave`, lifecycle events.
+    pub presence: bool,
+    /// Where lifecycle events are POSTed, as an EventBridge rule's target receives them (the
+    /// template's `EventBusName` stands for it); `None`: they are only kept for `/_local/events`.
+    pub events_url: Option<String>,
     /// Faults to inject, all off by default.
     pub faults: Faults,
     /// The stage's throttle on client messages (`ThrottlingRateLimit` and `ThrottlingBurstLimit` in
@@ -93,6 +99,8 @@ impl Default for Settings {
                 ..Fleet::default()
             }),
             history: HistorySettings::default(),
+            presence: true,
+            events_url: None,
             faults: Faults::default(),
             stage_throttle: Some(Bucket::STAGE),
             connect_rate: Some(Bucket::CONNECT),

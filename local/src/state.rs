@@ -38,6 +38,8 @@ pub struct AppState {
     pub verifier: Verifier,
     /// The connection store, for [`STATS_PATH`].
     pub store: Arc<dyn ConnectionStore>,
+    /// Lifecycle events: kept for `/_local/events`, forwarded to `--events-url`.
+    pub lifecycle: crate::lifecycle::Lifecycle,
     /// The in-memory queue, for [`STATS_PATH`]; SQS keeps its own figures.
     pub queue_stats: Option<Arc<MemoryQueue>>,
     /// What the worker's batches did: the figures its EMF lines carry on AWS.

@@ -355,3 +355,61 @@ async fn a_client_back_from_a_drop_recovers_what_it_missed_in_order_fills_a_miss
     );
     assert_eq!(alice.eval("window.gated.duplicatesDropped").await, 0, "6 came once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium: scripts/test installs it and runs the ignored tests"]
+async fn one_tab_sees_another_join_and_leave_a_channel_with_its_name_in_the_members_list() {
+    let secret = "browser-test-secret-browser-test-secret";
+    let settings = Settings {
+        authorizer: Some(std::sync::Arc::new(authorizer::Authorizer::new(
+            authorizer::Verifier::secret(secret.as_bytes(), None, None).expect("secret"),
+        ))),
+        dev_tokens: Some(local::settings::DevTokens {
+            secret: secret.into(),
+            issuer: None,
+            audience: None,
+            exposed: false,
+        }),
+        ..Settings::default()
+    };
+    let gateway = TestGateway::start(settings).await;
+    let browser = Browser::launch().await;
+    let page_url = format!("{}/", gateway.http_url);
+    let (alice, bob) = (browser.open(&page_url).await, browser.open(&page_url).await);
+    // Each as a person would: a name, the development token button, connect, the channel, subscribe.
+    for (page, name) in [(&alice, "alice"), (&bob, "bob")] {
+        page.eval(&format!("document.getElementById('user').value = '{name}'; document.getElementById('dev-token').click(); true")).await;
+        page.wait_for("the development token", "document.getElementById('token').value.length > 0").await;
+        page.eval("wsDemo.connect(); true").await;
+        page.wait_for("the connection", "wsDemo.client.state === 'open'").await;
+        page.eval("document.getElementById('channel').value = 'room/1'; document.getElementById('subscribe').click(); true").await;
+        page.wait_for(
+            "its own membership",
+            "wsDemo.membersOf === 'room/1' && Object.keys(wsDemo.members).length > 0",
+        )
+        .await;
+    }
+    alice.wait_for("Bob's join", "wsDemo.joins.some(j => j.user === 'bob' && j.channel === 'room/1')").await;
+    alice.wait_for("two members listed", "document.querySelectorAll('#members li').length === 2").await;
+    let names = alice.eval("[...document.querySelectorAll('#members li')].map(li => li.textContent.split(' ')[0]).sort().join()").await;
+    assert_eq!(names, "alice,bob", "each shown by the name in its token's info");
+    assert_eq!(
+        bob.eval("Object.values(wsDemo.members).map(m => m.user).sort().join()").await,
+        "alice,bob",
+        "presence listed Alice for Bob"
+    );
+    let presence = bob.eval("wsDemo.client.presence('room/1')").await;
+    assert_eq!((presence["clients"].as_u64(), presence["users"].as_u64()), (Some(2), Some(2)), "{presence}");
+
+    // Bob closes his tab's connection: Alice sees him leave.
+    bob.eval("wsDemo.client.close(); true").await;
+    alice.wait_for("Bob's leave", "wsDemo.leaves.some(l => l.user === 'bob')").await;
+    alice.wait_for("one member listed", "document.querySelectorAll('#members li').length === 1").await;
+    assert_eq!(alice.eval("document.getElementById('members-count').textContent").await, "1");
+    assert_eq!(
+        alice.eval("wsDemo.errors.length").await,
+        0,
+        "{}",
+        alice.eval("JSON.stringify(wsDemo.errors)").await
+    );
+}

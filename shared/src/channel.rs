@@ -135,6 +135,11 @@ impl ChannelPattern {
         self.prefix().1
     }
 
+    /// The channel this pattern names, unless it is a wildcard.
+    pub fn as_channel(&self) -> Option<Channel> {
+        if self.is_wildcard() { None } else { Channel::parse(&self.0).ok() }
+    }
+
     /// Whether a message on `channel` reaches a subscriber of this pattern.
     pub fn matches(&self, channel: &Channel) -> bool {
         match self.prefix() {

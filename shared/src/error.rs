@@ -32,12 +32,14 @@ pub enum ErrorCode {
     InvalidRef,
     InvalidSince,
     InvalidLimit,
+    InvalidJoinLeave,
+    PresenceOff,
     /// Not the client's mistake: the store or the queue failed, and sending again may help.
     Unavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 19] = [
         Self::EmptyMessage,
         Self::InvalidJson,
         Self::TooDeeplyNested,
@@ -54,6 +56,8 @@ impl ErrorCode {
         Self::InvalidRef,
         Self::InvalidSince,
         Self::InvalidLimit,
+        Self::InvalidJoinLeave,
+        Self::PresenceOff,
         Self::Unavailable,
     ];
 
@@ -76,6 +80,8 @@ impl ErrorCode {
             Self::InvalidRef => "invalid_ref",
             Self::InvalidSince => "invalid_since",
             Self::InvalidLimit => "invalid_limit",
+            Self::InvalidJoinLeave => "invalid_join_leave",
+            Self::PresenceOff => "presence_off",
             Self::Unavailable => "unavailable",
         }
     }
@@ -124,6 +130,10 @@ pub enum InputError {
     InvalidSince { detail: &'static str },
     #[error("\"limit\" must be a whole number from 1 to {max}, not {found}")]
     InvalidLimit { found: String, max: usize },
+    #[error("invalid \"joinLeave\": {detail}")]
+    InvalidJoinLeave { detail: String },
+    #[error("this API keeps no presence (its PRESENCE setting is false)")]
+    PresenceOff,
 }
 
 impl InputError {
@@ -146,6 +156,8 @@ impl InputError {
             Self::InvalidRef { .. } => ErrorCode::InvalidRef,
             Self::InvalidSince { .. } => ErrorCode::InvalidSince,
             Self::InvalidLimit { .. } => ErrorCode::InvalidLimit,
+            Self::InvalidJoinLeave { .. } => ErrorCode::InvalidJoinLeave,
+            Self::PresenceOff => ErrorCode::PresenceOff,
         }
     }
 

@@ -16,6 +16,56 @@ use crate::error::InputError;
 pub const SUB_KEY: &str = "sub";
 pub const SUBSCRIBE_KEY: &str = "subscribe";
 pub const PUBLISH_KEY: &str = "publish";
+pub const INFO_KEY: &str = "info";
+
+/// The most bytes a token's `info` claim may hold, as compact JSON: it rides on every event of the
+/// connection (inside API Gateway's 8 KB authorizer result) and in every `join` frame and member.
+pub const MAX_INFO_BYTES: usize = 1024;
+
+/// A token's `info` claim: what a connection shows of itself to the members of its channels (a
+/// display name, an avatar), a JSON object of at most [`MAX_INFO_BYTES`] as compact JSON.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Info(String);
+
+/// Why a token's `info` claim is not one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum InfoError {
+    #[error("the token's info claim is not a JSON object")]
+    NotAnObject,
+    #[error("the token's info claim is {bytes} bytes of JSON, more than {MAX_INFO_BYTES}")]
+    TooLarge { bytes: usize },
+}
+
+impl Info {
+    /// Reads a claim's value: an object, at most [`MAX_INFO_BYTES`] once compact.
+    pub fn from_value(value: &Value) -> Result<Self, InfoError> {
+        if !value.is_object() {
+            return Err(InfoError::NotAnObject);
+        }
+        let text = value.to_string();
+        if text.len() > MAX_INFO_BYTES {
+            return Err(InfoError::TooLarge { bytes: text.len() });
+        }
+        Ok(Self(text))
+    }
+
+    /// Reads JSON text, as the authorizer's context or a stored member carries it.
+    pub fn parse(text: &str) -> Result<Self, InfoError> {
+        let value: Value = serde_json::from_str(text).map_err(|_| InfoError::NotAnObject)?;
+        Self::from_value(&value)
+    }
+
+    /// The compact JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The object as raw JSON, to place in a frame as it is.
+    pub fn to_raw(&self) -> Box<serde_json::value::RawValue> {
+        // Written by `from_value` from a JSON value: always valid JSON.
+        serde_json::value::RawValue::from_string(self.0.clone()).unwrap_or_default()
+    }
+}
 
 /// The channels a token allows for one verb.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +115,8 @@ pub enum Identity {
         sub: String,
         subscribe: Grant,
         publish: Grant,
+        /// The token's `info` claim, shown to the members of the channels the connection joins.
+        info: Option<Info>,
     },
 }
 
@@ -79,11 +131,15 @@ impl Identity {
                 sub: String::new(),
                 subscribe: Grant::Only(vec![]),
                 publish: Grant::Only(vec![]),
+                info: None,
             },
             Some(sub) => Self::User {
                 sub: sub.to_owned(),
                 subscribe: Grant::from_context(fields.get(SUBSCRIBE_KEY)),
                 publish: Grant::from_context(fields.get(PUBLISH_KEY)),
+                // Written by the authorizer, which refuses a token with an invalid one: anything
+                // else is not shown rather than trusted.
+                info: fields.get(INFO_KEY).and_then(Value::as_str).and_then(|text| Info::parse(text).ok()),
             },
         }
     }
@@ -93,6 +149,14 @@ impl Identity {
         match self {
             Self::Anonymous => None,
             Self::User { sub, .. } => Some(sub),
+        }
+    }
+
+    /// The token's `info` claim.
+    pub fn info(&self) -> Option<&Info> {
+        match self {
+            Self::Anonymous => None,
+            Self::User { info, .. } => info.as_ref(),
         }
     }
 
@@ -155,7 +219,7 @@ mod tests {
     }
 
     fn alice(subscribe: Grant, publish: Grant) -> Identity {
-        Identity::User { sub: "alice".into(), subscribe, publish }
+        Identity::User { sub: "alice".into(), subscribe, publish, info: None }
     }
 
     #[test]
@@ -214,5 +278,26 @@ mod tests {
 
         let nameless = HashMap::from([("principalId".to_owned(), Value::from(1))]);
         assert!(Identity::from_authorizer(&nameless).may_subscribe(&pattern("chat")).is_err());
+    }
+
+    #[test]
+    fn an_info_claim_is_an_object_of_at_most_1_kb_and_the_context_keeps_only_a_valid_one() {
+        let info = Info::from_value(&serde_json::json!({"name": "Alice", "avatar": "a.png"})).expect("info");
+        assert_eq!(info.as_str(), r#"{"name":"Alice","avatar":"a.png"}"#, "as sent, compact");
+        assert_eq!(Info::parse(info.as_str()), Ok(info.clone()));
+        for not_object in ["\"Alice\"", "[1]", "null", "1", "{"] {
+            assert_eq!(Info::parse(not_object), Err(InfoError::NotAnObject), "{not_object}");
+        }
+        let big = serde_json::json!({"name": "a".repeat(MAX_INFO_BYTES)});
+        assert!(matches!(Info::from_value(&big), Err(InfoError::TooLarge { .. })));
+        let fits = serde_json::json!({"n": "a".repeat(MAX_INFO_BYTES - 8)});
+        assert_eq!(fits.to_string().len(), MAX_INFO_BYTES);
+        assert!(Info::from_value(&fits).is_ok());
+
+        let mut fields = HashMap::from([(SUB_KEY.to_owned(), Value::from("alice"))]);
+        fields.insert(INFO_KEY.to_owned(), Value::from(info.as_str()));
+        assert_eq!(Identity::from_authorizer(&fields).info(), Some(&info));
+        fields.insert(INFO_KEY.to_owned(), Value::from("[1,2]"));
+        assert_eq!(Identity::from_authorizer(&fields).info(), None);
     }
 }

@@ -8,7 +8,9 @@
 //!   authorizer said it is and what it may do; [`error`] is every error a client can be sent, with
 //!   its code.
 //! - The ports, each beside its adapters: [`store`] (connections and subscriptions: in memory,
-//!   DynamoDB), [`history`] (each channel's numbered messages: in memory, DynamoDB), [`queue`]
+//!   DynamoDB), [`history`] (each channel's numbered messages: in memory, DynamoDB), [`presence`]
+//!   (each channel's members and their exact count: in memory, DynamoDB), [`events`] (lifecycle
+//!   events for the backend: in memory, EventBridge), [`queue`]
 //!   (jobs: in memory, SQS) and [`poster`] (`@connections`); [`aws`] is what the AWS adapters share. [`testing`] holds test doubles, behind the `testing` feature.
 //! - Around them: [`limits`] (API Gateway's), [`pacing`] (token buckets and the adaptive post rate),
 //!   [`config`] (reading a function's environment), [`lambda`] (what every bootstrap does),
@@ -20,6 +22,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod history;
 pub mod identity;
 pub mod lambda;
@@ -27,6 +30,7 @@ pub mod limits;
 pub mod metrics;
 pub mod pacing;
 pub mod poster;
+pub mod presence;
 pub mod queue;
 pub mod store;
 pub mod sync;
@@ -40,8 +44,10 @@ pub use domain::{
     Position, Sender, Shard,
 };
 pub use error::{InputError, PostError, QueueError, StoreError, SubscribeError};
+pub use events::{Events, LifecycleEvent};
 pub use history::History;
 pub use identity::Identity;
 pub use poster::Poster;
+pub use presence::Presence;
 pub use queue::{Queue, QueueSource, ReceivedMessage};
 pub use store::{ConnectionStore, Subscription};

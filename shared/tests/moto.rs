@@ -356,7 +356,7 @@ async fn jobs_are_sent_in_batches_of_ten_and_each_failure_is_reported_alone() {
     let mut jobs: Vec<Job> = (0..23).map(job).collect();
     // A job no SQS message can hold: only that one fails.
     let huge = RawValue::from_string(format!("\"{}\"", "x".repeat(300 * 1024))).expect("raw");
-    jobs[7].envelope.data = huge;
+    jobs[7].envelope.data = Some(huge);
 
     let results = queue.send_batch(&jobs, Duration::ZERO).await;
 
@@ -540,4 +540,101 @@ async fn connections_written_before_the_index_are_given_their_place_in_it_and_on
     ids.sort();
     assert_eq!(ids, [id(1), id(2)]);
     assert_eq!(store.index_old_connections().await.expect("again"), 0, "nothing left to index");
+}
+
+fn member(n: usize, user: Option<&str>, join_leave: bool) -> shared::presence::Member {
+    shared::presence::Member {
+        connection: ConnectionRef { id: id(n), connected_at_ms: 1_764_167_186_000 + n as i64 },
+        user: user.map(str::to_owned),
+        info: Some(shared::identity::Info::parse(r#"{"name":"N"}"#).expect("info")),
+        since_ms: 1_764_167_190_000,
+        join_leave,
+        expires_at_s: 4_000_000_000,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn a_channels_members_are_counted_once_each_with_one_first_and_one_last_and_read_back_whole() {
+    use shared::Presence;
+    use shared::presence::DynamoPresence;
+    let (sdk, table) = table().await;
+    let presence = DynamoPresence::from_sdk(&sdk, &table);
+    let room = Channel::parse("room/1").expect("channel");
+    let first = presence.join(&room, &member(1, Some("alice"), false)).await.expect("join").expect("new");
+    assert_eq!((first.clients, first.seq), (1, 1), "the first member occupies it");
+    assert_eq!(presence.join(&room, &member(1, Some("alice"), true)).await.expect("again"), None);
+    let second = presence.join(&room, &member(2, None, false)).await.expect("join").expect("new");
+    assert_eq!((second.clients, second.seq), (2, 2));
+    let watchers: Vec<Vec<ConnectionRef>> = presence.watchers(&room).try_collect().await.expect("watchers");
+    assert_eq!(watchers.concat(), [member(1, None, true).connection], "joining again set joinLeave");
+
+    let roster = presence.members(&room, 1_764_167_200).await.expect("members");
+    assert!(roster.expired.is_empty());
+    let mut members = roster.members;
+    members.sort_by(|a, b| a.connection.cmp(&b.connection));
+    assert_eq!(members, [member(1, Some("alice"), true), member(2, None, false)], "every field read back");
+    assert!(presence.members(&room, 4_000_000_000).await.expect("later").members.is_empty());
+
+    assert_eq!(presence.leave(&room, &id(3)).await.expect("not a member"), None);
+    let left = presence.leave(&room, &id(1)).await.expect("leave").expect("was one");
+    assert_eq!((left.member.user.as_deref(), left.clients, left.seq), (Some("alice"), 1, 3));
+    assert_eq!(presence.leave(&room, &id(1)).await.expect("again"), None, "one leave counts");
+    let last = presence.leave(&room, &id(2)).await.expect("leave").expect("was one");
+    assert_eq!((last.clients, last.seq), (0, 4), "the last member vacates it");
+    assert!(presence.members(&room, 0).await.expect("members").members.is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn concurrent_joins_and_leaves_of_one_channel_see_one_first_and_one_last_member() {
+    use shared::Presence;
+    use shared::presence::DynamoPresence;
+    let (sdk, table) = table().await;
+    let presence = std::sync::Arc::new(DynamoPresence::from_sdk(&sdk, &table));
+    let room = Channel::parse("room/busy").expect("channel");
+    for round in 0..3 {
+        let joins = futures::future::join_all((0..20).map(|n| {
+            let (presence, room) = (std::sync::Arc::clone(&presence), room.clone());
+            async move { presence.join(&room, &member(n, None, false)).await.expect("join") }
+        }))
+        .await;
+        assert_eq!(joins.iter().flatten().filter(|c| c.clients == 1).count(), 1, "round {round}");
+        let leaves = futures::future::join_all((0..20).map(|n| {
+            let (presence, room) = (std::sync::Arc::clone(&presence), room.clone());
+            async move { presence.leave(&room, &id(n)).await.expect("leave") }
+        }))
+        .await;
+        assert_eq!(leaves.iter().flatten().filter(|c| c.clients == 0).count(), 1, "round {round}");
+        let mut seqs: Vec<u64> = joins.iter().chain(&leaves).flatten().map(|c| c.seq).collect();
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (round * 40 + 1..=round * 40 + 40).collect::<Vec<u64>>(),
+            "each change numbered once"
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn lifecycle_events_go_to_the_named_bus_and_a_bus_that_does_not_exist_is_refused_not_retried() {
+    use shared::Events;
+    use shared::events::{EventBridgeEvents, LifecycleEvent};
+    let sdk = sdk().await;
+    let bus = testkit::unique_name("events");
+    aws_sdk_eventbridge::Client::new(&sdk).create_event_bus().name(&bus).send().await.expect("create bus");
+    let room = Channel::parse("room/1").expect("channel");
+    let change =
+        shared::presence::Change { member: member(1, Some("alice"), false), clients: 1, seq: 1, watchers: 0 };
+    // Eleven events: two calls of PutEvents' ten at most.
+    let events: Vec<LifecycleEvent> =
+        (0..6).flat_map(|_| LifecycleEvent::of_join(&room, &change, 1_764_167_190_000)).take(11).collect();
+    EventBridgeEvents::from_sdk(&sdk, &bus).publish(&events).await.expect("published");
+    let missing = EventBridgeEvents::from_sdk(&sdk, "no-such-bus").publish(&events[..1]).await;
+    match missing {
+        Err(err) => assert!(!err.is_retryable(), "{err}"),
+        // moto accepts any bus name in PutEvents but reports each entry failed.
+        Ok(()) => panic!("a bus that does not exist took the events"),
+    }
 }

@@ -5,6 +5,7 @@
 use shared::ConfigError;
 use shared::config::{Env, FromEnv};
 use shared::history::HistorySettings;
+use shared::presence::PresenceSettings;
 
 use crate::settings::Fleet;
 
@@ -25,6 +26,9 @@ pub struct WorkerConfig {
     /// `HISTORY_SIZE` and `HISTORY_TTL_SECONDS`: a backend's publish is numbered in its channel's
     /// history as a client's is by the ingress.
     pub history: HistorySettings,
+    /// `PRESENCE` and `EVENT_BUS_NAME`: a pruned connection leaves its channels as a disconnected
+    /// one does, with its `leave` frames and events.
+    pub presence: PresenceSettings,
 }
 
 impl FromEnv for WorkerConfig {
@@ -48,9 +52,10 @@ impl FromEnv for WorkerConfig {
         }
         let shard_size: usize = env.optional("FANOUT_SHARD_SIZE", Fleet::DEFAULT_SHARD_SIZE);
         let history = HistorySettings::from_env(&mut env);
+        let presence = PresenceSettings::from_env(&mut env);
         env.finish()?;
         let fleet = Fleet { post_concurrency, account_post_rate, max_concurrency, shard_size };
-        Ok(Self { region, table, connections_endpoint, queue_url, fleet, history })
+        Ok(Self { region, table, connections_endpoint, queue_url, fleet, history, presence })
     }
 }
 

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::config::FromEnv;
+use shared::events::EventBridgeEvents;
 use shared::history::DynamoHistory;
 use shared::poster::ApiGatewayPoster;
+use shared::presence::DynamoPresence;
 use shared::queue::SqsQueue;
 use shared::store::DynamoStore;
 use worker::{Ports, Worker, WorkerConfig, WorkerSettings};
@@ -24,15 +26,22 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
     let config = shared::lambda::configured(WorkerConfig::from_env()).await?;
     let sdk = shared::lambda::sdk_config(&config.region);
-    let ports = Ports {
-        store: Arc::new(DynamoStore::from_sdk(&sdk, config.table.clone())),
-        poster: Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &config.connections_endpoint)),
-        queue: Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url.clone())),
-        history: config.history.is_on().then(|| {
-            Arc::new(DynamoHistory::from_sdk(&sdk, config.table.clone(), config.history))
-                as Arc<dyn shared::History>
-        }),
-    };
+    let ports =
+        Ports {
+            store: Arc::new(DynamoStore::from_sdk(&sdk, config.table.clone())),
+            poster: Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &config.connections_endpoint)),
+            queue: Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url.clone())),
+            history: config.history.is_on().then(|| {
+                Arc::new(DynamoHistory::from_sdk(&sdk, config.table.clone(), config.history))
+                    as Arc<dyn shared::History>
+            }),
+            presence: config.presence.on.then(|| {
+                Arc::new(DynamoPresence::from_sdk(&sdk, config.table.clone())) as Arc<dyn shared::Presence>
+            }),
+            events: config.presence.event_bus.as_ref().map(|bus| {
+                Arc::new(EventBridgeEvents::from_sdk(&sdk, bus.clone())) as Arc<dyn shared::Events>
+            }),
+        };
     let worker = Worker::new(ports, WorkerSettings::for_fleet(config.fleet));
     let worker = &worker;
     // Lambda names the function; its metrics are dimensioned by that name.

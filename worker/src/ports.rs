@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use shared::{ConnectionStore, History, Poster, Queue};
+use shared::presence::{Membership, Presence};
+use shared::{ConnectionStore, Events, History, Poster, Queue};
 
 /// Where the worker lists audiences and prunes, how it posts, where it queues shard and retry jobs,
 /// and where a backend's publish is numbered in its channel's history.
@@ -14,6 +15,21 @@ pub struct Ports {
     pub queue: Arc<dyn Queue>,
     /// `None` when history is off (`HISTORY_SIZE=0`).
     pub history: Option<Arc<dyn History>>,
+    /// `None` when presence is off (`PRESENCE=false`): `join`/`leave` frames list no one.
+    pub presence: Option<Arc<dyn Presence>>,
+    /// Where lifecycle events go when a pruned connection leaves its channels; `None` sends none.
+    pub events: Option<Arc<dyn Events>>,
+}
+
+impl Ports {
+    /// What a membership change uses, when presence is on.
+    pub fn membership(&self) -> Option<Membership<'_>> {
+        Some(Membership {
+            presence: self.presence.as_deref()?,
+            queue: self.queue.as_ref(),
+            events: self.events.as_deref(),
+        })
+    }
 }
 
 impl std::fmt::Debug for Ports {

@@ -1,5 +1,5 @@
 //! The fields of a client's JSON message, read as each action needs them: `channel` as a channel or
-//! a pattern, `data`, `since`, `limit`; `action` and `ref` are read by the dispatcher.
+//! a pattern, `data`, `since`, `limit`, `joinLeave`; `action` and `ref` are read by the dispatcher.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -16,6 +16,8 @@ pub struct Fields {
     pub(super) reference: Option<serde_json::Value>,
     since: Option<serde_json::Value>,
     limit: Option<serde_json::Value>,
+    #[serde(rename = "joinLeave")]
+    join_leave: Option<serde_json::Value>,
 }
 
 impl Fields {
@@ -47,6 +49,17 @@ impl Fields {
         match &self.since {
             None | Some(serde_json::Value::Null) => Ok(None),
             Some(since) => Position::from_json(since).map(Some),
+        }
+    }
+
+    /// `joinLeave`, a boolean; false when absent or `null`.
+    pub fn join_leave(&self) -> Result<bool, InputError> {
+        match &self.join_leave {
+            None | Some(serde_json::Value::Null) => Ok(false),
+            Some(serde_json::Value::Bool(on)) => Ok(*on),
+            Some(other) => Err(InputError::InvalidJoinLeave {
+                detail: format!("must be true or false, not {}", json_type(other)),
+            }),
         }
     }
 

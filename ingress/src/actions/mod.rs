@@ -15,6 +15,7 @@ mod broadcast;
 mod echo;
 mod fields;
 mod history;
+mod presence;
 mod publish;
 mod reply;
 mod subscribe;
@@ -26,7 +27,7 @@ use shared::{ConnectionId, Identity, InputError};
 
 pub use self::fields::Fields;
 use self::fields::json_type;
-pub use self::reply::{Ack, HistoryAnswer, Refusal, Reply};
+pub use self::reply::{Ack, HistoryAnswer, PresenceAnswer, Refusal, Reply};
 use crate::ports::Ports;
 
 /// Every action, by the name a client gives it.
@@ -37,6 +38,7 @@ pub const ACTIONS: &[(&str, Parse)] = &[
     ("unsubscribe", unsubscribe::parse),
     ("publish", publish::parse),
     ("history", history::parse),
+    ("presence", presence::parse),
 ];
 
 /// Reads an action's fields into the action, or says what is wrong with them.

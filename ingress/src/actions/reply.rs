@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use shared::error::ErrorCode;
 use shared::limits::MAX_MESSAGE_BYTES;
+use shared::presence::Member;
 use shared::{Epoch, InputError, MessageId, Position};
 
 /// The route response: what goes back to the sender.
@@ -19,6 +20,8 @@ pub enum Reply {
     Queued(MessageId),
     /// A channel's kept messages.
     History(HistoryAnswer),
+    /// A channel's members.
+    Presence(PresenceAnswer),
 }
 
 /// An acknowledgement: `subscribed`, `unsubscribed`, `published`.
@@ -67,6 +70,63 @@ impl HistoryAnswer {
             };
             size -= dropped.get().len() + 1;
             self.more = true;
+        }
+    }
+}
+
+/// `{"type":"presence","channel":…,"clients":N,"users":M,"members":[…],"truncated":true}`.
+#[derive(Debug)]
+pub struct PresenceAnswer {
+    pub channel: String,
+    /// Exact counts, whatever `members` lists.
+    pub clients: usize,
+    pub users: usize,
+    /// Longest-standing first.
+    pub members: Vec<Member>,
+    /// Whether members were left out to keep within `max` or 128 KB.
+    pub truncated: bool,
+}
+
+/// One member as an answer lists it.
+#[derive(Serialize)]
+struct MemberWire<'a> {
+    connection: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    info: Option<Box<RawValue>>,
+    since: i64,
+}
+
+impl<'a> MemberWire<'a> {
+    fn of(member: &'a Member) -> Self {
+        Self {
+            connection: member.connection.id.as_str(),
+            user: member.user.as_deref(),
+            info: member.info.as_ref().map(shared::identity::Info::to_raw),
+            since: member.since_ms,
+        }
+    }
+}
+
+impl PresenceAnswer {
+    /// Keeps the first `max` members, and fewer when they would pass one of API Gateway's messages
+    /// (with room for the other fields and the `ref`).
+    pub fn fit(&mut self, max: usize) {
+        let room = MAX_MESSAGE_BYTES - 1024;
+        let mut size = 0;
+        let mut keep = 0;
+        for member in self.members.iter().take(max) {
+            let bytes = serde_json::to_vec(&MemberWire::of(member)).map_or(usize::MAX, |json| json.len() + 1);
+            if size + bytes > room {
+                break;
+            }
+            size += bytes;
+            keep += 1;
+        }
+        if keep < self.members.len() {
+            self.members.truncate(keep);
+            self.truncated = true;
         }
     }
 }
@@ -129,6 +189,33 @@ impl Reply {
             })),
             Self::Queued(id) => {
                 reference.map(|_| json(&Wire { id: Some(&id), ..Wire::new("queued", reference) }))
+            }
+            Self::Presence(answer) => {
+                #[derive(Serialize)]
+                struct PresenceWire<'a> {
+                    #[serde(rename = "type")]
+                    kind: &'static str,
+                    channel: &'a str,
+                    clients: usize,
+                    users: usize,
+                    members: Vec<MemberWire<'a>>,
+                    #[serde(skip_serializing_if = "std::ops::Not::not")]
+                    truncated: bool,
+                    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+                    reference: Option<&'a str>,
+                }
+                Some(
+                    serde_json::to_string(&PresenceWire {
+                        kind: "presence",
+                        channel: &answer.channel,
+                        clients: answer.clients,
+                        users: answer.users,
+                        members: answer.members.iter().map(MemberWire::of).collect(),
+                        truncated: answer.truncated,
+                        reference,
+                    })
+                    .unwrap_or_default(),
+                )
             }
             Self::History(answer) => Some(json(&Wire {
                 channel: Some(&answer.channel),

@@ -7,11 +7,16 @@
 //! queued for this connection alone, each as an ordinary `message` frame carrying its offset, and the
 //! client puts them in order. A position in another epoch, or older than what is kept, is not: the
 //! client must reload its state. A wildcard subscription has no one stream to recover from.
+//!
+//! A subscription to one channel makes the connection a member of it (its presence); with
+//! `"joinLeave":true` it also receives the channel's `join` and `leave` frames. Subscribing again
+//! changes `joinLeave` without a second join.
 
 use async_trait::async_trait;
 use shared::channel::MAX_SUBSCRIPTIONS;
 use shared::history::{History, Range};
 use shared::limits;
+use shared::presence::Member;
 use shared::{
     Channel, ChannelPattern, ConnectionRef, Envelope, InputError, Job, Position, SubscribeError, Subscription,
 };
@@ -21,10 +26,18 @@ use super::{Ack, Action, Context, Fields, Refusal, Reply};
 pub struct Subscribe {
     pattern: ChannelPattern,
     since: Option<Position>,
+    join_leave: bool,
 }
 
 pub fn parse(fields: Fields) -> Result<Box<dyn Action>, InputError> {
-    Ok(Box::new(Subscribe { pattern: fields.pattern()?, since: fields.since()? }))
+    let pattern = fields.pattern()?;
+    let join_leave = fields.join_leave()?;
+    if join_leave && pattern.is_wildcard() {
+        return Err(InputError::InvalidJoinLeave {
+            detail: "a wildcard subscription is a member of no channel; ask for one channel's".into(),
+        });
+    }
+    Ok(Box::new(Subscribe { pattern, since: fields.since()?, join_leave }))
 }
 
 #[async_trait]
@@ -53,6 +66,14 @@ impl Action for Subscribe {
                 return Err(Refusal::Unavailable(
                     "the subscription could not be stored; send it again".into(),
                 ));
+            }
+        }
+        if let (Some(membership), Some(channel)) = (cx.ports.membership(), subscription.pattern.as_channel())
+        {
+            let member = Member::new(me.clone(), cx.identity, cx.received_at_ms, self.join_leave);
+            if let Err(err) = membership.join(&channel, &member, cx.received_at_ms).await {
+                tracing::error!(connection = %cx.connection, error = %err, "could not store a membership");
+                return Err(Refusal::Unavailable("the membership could not be stored; send it again".into()));
             }
         }
         tracing::debug!(connection = %cx.connection, channel = %subscription.pattern, "subscribed");

@@ -112,7 +112,14 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         ..WorkerSettings::default()
     };
     let worker = Worker::new(
-        Ports { store, poster, queue: Arc::new(MemoryQueue::default()), history: None },
+        Ports {
+            store,
+            poster,
+            queue: Arc::new(MemoryQueue::default()),
+            history: None,
+            presence: None,
+            events: None,
+        },
         settings,
     );
     let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(900);

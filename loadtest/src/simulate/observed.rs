@@ -41,7 +41,7 @@ impl CountingQueue {
                     self.shard_jobs.fetch_add(1, Ordering::Relaxed)
                 }
                 Audience::Connections(_) => self.retry_jobs.fetch_add(1, Ordering::Relaxed),
-                Audience::Everyone | Audience::Channel(_) => 0,
+                Audience::Everyone | Audience::Channel(_) | Audience::Watchers(_) => 0,
             };
         }
         self.requests.fetch_add(jobs.len().div_ceil(10) as u64, Ordering::Relaxed);

@@ -44,7 +44,14 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
     let poster = Arc::new(SimPoster::new(&settings, gone));
     let memory_queue = Arc::new(MemoryQueue::new(settings.queue));
     let queue = Arc::new(CountingQueue::new(memory_queue.clone()));
-    let ports = Ports { store: store.clone(), poster: poster.clone(), queue: queue.clone(), history: None };
+    let ports = Ports {
+        store: store.clone(),
+        poster: poster.clone(),
+        queue: queue.clone(),
+        history: None,
+        presence: None,
+        events: None,
+    };
     let function = Arc::new(TimedFunction::new(Worker::new(ports, settings.worker.clone())));
 
     let data = RawValue::from_string(format!("\"{}\"", "x".repeat(settings.message_bytes)))?;

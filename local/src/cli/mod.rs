@@ -88,10 +88,16 @@ mod tests {
             secret: "short".into(),
             issuer: None,
             audience: None,
+            info: None,
         };
         assert!(token::mint(&args).is_err());
         let long = TokenArgs { secret: "x".repeat(32), ..args };
         assert_eq!(token::mint(&long).expect("a token").matches('.').count(), 2);
+        let named = TokenArgs { info: Some(r#"{"name":"Alice"}"#.into()), ..long.clone() };
+        assert!(token::mint(&named).is_ok());
+        for bad in ["[1]", "not json", &format!(r#"{{"n":"{}"}}"#, "x".repeat(1100))] {
+            assert!(token::mint(&TokenArgs { info: Some(bad.to_owned()), ..long.clone() }).is_err(), "{bad}");
+        }
         assert!(token::mint(&TokenArgs { subscribe: vec!["a/*/b".into()], ..long }).is_err());
     }
 

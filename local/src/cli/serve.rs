@@ -138,6 +138,15 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = defaults().history.ttl.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=HistorySettings::MAX_TTL.as_secs()))]
     pub(crate) history_ttl_secs: u64,
+    /// Keep no channel members (the template's Presence=false): no `presence`, no `join` or
+    /// `leave` frames, no lifecycle events.
+    #[arg(long, conflicts_with = "events_url")]
+    pub(crate) no_presence: bool,
+    /// POST each lifecycle event (ChannelOccupied, ChannelVacated, MemberJoined, MemberLeft) to
+    /// this http(s) URL, as an EventBridge rule's target receives it, trying each 4 times; the
+    /// recent ones are listed at /_local/events either way.
+    #[arg(long, value_parser = events_url)]
+    pub(crate) events_url: Option<String>,
     /// The stage throttle: messages per second from all clients together (ThrottlingRateLimit).
     #[arg(long, default_value_t = Bucket::STAGE.rate)]
     pub(crate) throttle_rate: u32,
@@ -254,6 +263,8 @@ impl ServeArgs {
                 size: self.history_size as usize,
                 ttl: Duration::from_secs(self.history_ttl_secs),
             },
+            presence: !self.no_presence,
+            events_url: self.events_url.clone(),
             stage_throttle: (!self.no_throttle)
                 .then_some(Bucket { rate: self.throttle_rate, burst: self.throttle_burst }),
             connect_rate: (!self.no_throttle)
@@ -332,6 +343,23 @@ fn banner(args: &ServeArgs, gateway: &Gateway) {
     } else {
         println!("  try:          npx wscat -c {}", gateway.ws_url());
     }
+    if !args.no_presence {
+        let events =
+            format!("{}{}", gateway.ws_url().replacen("ws://", "http://", 1), local::lifecycle::EVENTS_PATH);
+        match &args.events_url {
+            Some(url) => println!("  events:       POSTed to {url}; the recent ones at {events}"),
+            None => println!("  events:       {events} (POST them to your backend with --events-url)"),
+        }
+    }
+}
+
+/// An `--events-url`: an http or https URL.
+fn events_url(raw: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(raw).map_err(|err| format!("not a URL: {err}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("events are POSTed over http or https, not {}", url.scheme()));
+    }
+    Ok(raw.to_owned())
 }
 
 /// Reads the `--jwks` file once at start: a gateway whose keys are missing or unreadable would
@@ -435,6 +463,11 @@ fn exposure_warning(args: &ServeArgs, addr: SocketAddr, queue_url: Option<&str>)
         format!("http://{addr}/_local/stats: anyone can read what the gateway holds"),
         format!("http://{addr}/: the demo page"),
     ];
+    if !args.no_presence {
+        open.push(format!(
+            "http://{addr}/_local/events: anyone can read the lifecycle events (channels, connection ids, users)"
+        ));
+    }
     if let Some(queue_url) = queue_url {
         open.push(format!(
             "{queue_url} (SQS): with {keys}, anyone can publish to any channel, every user's own included"
@@ -469,7 +502,9 @@ mod tests {
         assert_eq!(exposure_warning(&args(&[]), "[::1]:3001".parse().expect("addr"), None), None);
         let queue = Some("http://0.0.0.0:9324/000000000000/local-broadcasts");
         let all = exposure_warning(&args(&[]), at([0, 0, 0, 0]), queue).expect("a warning");
-        for endpoint in ["WebSocket", "/@connections", "/_local/stats", "(SQS)", "local/local"] {
+        for endpoint in
+            ["WebSocket", "/@connections", "/_local/stats", "/_local/events", "(SQS)", "local/local"]
+        {
             assert!(all.contains(endpoint), "{endpoint}: {all}");
         }
         assert!(all.contains("every network") && !all.contains("/_local/token"), "{all}");

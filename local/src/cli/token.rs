@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct TokenArgs {
     /// The user: the token's `sub`. Their connections are subscribed to `user/<sub>`.
     #[arg(long)]
@@ -15,6 +15,10 @@ pub struct TokenArgs {
     /// channel.
     #[arg(long)]
     pub(crate) publish: Vec<String>,
+    /// What the user shows the members of its channels: a JSON object of at most 1 KB, such as
+    /// '{"name":"Alice"}' (the token's `info` claim).
+    #[arg(long)]
+    pub(crate) info: Option<String>,
     /// Seconds until the token expires.
     #[arg(long, default_value_t = 3600)]
     pub(crate) ttl_secs: u64,
@@ -41,12 +45,20 @@ pub fn mint(args: &TokenArgs) -> anyhow::Result<String> {
     for pattern in args.subscribe.iter().chain(&args.publish) {
         shared::ChannelPattern::parse(pattern).with_context(|| format!("{pattern:?}"))?;
     }
+    let info = match &args.info {
+        Some(raw) => {
+            let info = shared::identity::Info::parse(raw).with_context(|| format!("--info {raw}"))?;
+            Some(serde_json::from_str(info.as_str())?)
+        }
+        None => None,
+    };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
     let listed = |patterns: &Vec<String>| (!patterns.is_empty()).then(|| patterns.clone());
     let claims = authorizer::token::DevClaims {
         sub: args.sub.clone(),
         subscribe: listed(&args.subscribe),
         publish: listed(&args.publish),
+        info,
         exp: now + args.ttl_secs,
         iss: args.issuer.clone(),
         aud: args.audience.clone(),

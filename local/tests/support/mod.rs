@@ -30,6 +30,8 @@ pub struct TestGateway {
     pub store: Arc<MemoryStore>,
     pub queue: Arc<MemoryQueue>,
     pub state: Arc<AppState>,
+    /// Where channels' members are kept, when presence is on.
+    pub presence: Option<Arc<dyn shared::Presence>>,
     /// The SQS endpoint's queue URL, when started with [`TestGateway::start_with_sqs`].
     pub queue_url: Option<String>,
     shutdown: CancellationToken,
@@ -65,9 +67,10 @@ impl TestGateway {
         let store = gateway.memory_store().expect("the in-memory backend");
         let queue = gateway.memory_queue().expect("the in-memory backend");
         let state = gateway.state();
+        let presence = gateway.presence();
         let queue_url = gateway.queue_url();
         let task = tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
-        Self { ws_url, http_url, store, queue, state, queue_url, shutdown, task: Some(task) }
+        Self { ws_url, http_url, store, queue, state, presence, queue_url, shutdown, task: Some(task) }
     }
 
     pub async fn connect(&self) -> Client {

@@ -54,13 +54,20 @@ pub struct Envelope {
     pub epoch: Option<Epoch>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<ConnectionId>,
-    /// The sender's `sub` when it was authenticated.
+    /// In a `join` or `leave` frame, the member who joined or left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionId>,
+    /// The sender's `sub` when it was authenticated (the member's, in a `join` or `leave`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// Epoch milliseconds at which API Gateway received the message.
+    /// In a `join` frame, the member's token's `info` claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<Box<RawValue>>,
+    /// Epoch milliseconds at which API Gateway received the message (or the member joined or left).
     pub sent_at: i64,
-    /// The client's `data`, byte for byte as it sent it.
-    pub data: Box<RawValue>,
+    /// The client's `data`, byte for byte as it sent it; absent from `join` and `leave` frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Box<RawValue>>,
 }
 
 /// What a position adds to a frame at most: `,"offset":<20 digits>,"epoch":"<32 characters>"`.
@@ -71,6 +78,10 @@ const POSITION_BYTES: usize = 80;
 pub enum EnvelopeKind {
     Broadcast,
     Message,
+    /// A connection became a member of a channel: for its members who asked for `joinLeave`.
+    Join,
+    /// A member left a channel.
+    Leave,
 }
 
 /// Who sent a message: the connection and its user, or, for a backend's publish, neither.
@@ -91,9 +102,11 @@ impl Envelope {
             offset: None,
             epoch: None,
             from: Some(from),
+            connection: None,
             user: None,
+            info: None,
             sent_at,
-            data,
+            data: Some(data),
         }
         .within_limit()
     }
@@ -112,11 +125,40 @@ impl Envelope {
             offset: None,
             epoch: None,
             from: sender.connection,
+            connection: None,
             user: sender.user,
+            info: None,
             sent_at,
-            data,
+            data: Some(data),
         }
         .within_limit()
+    }
+
+    /// A `join` (or, with [`EnvelopeKind::Leave`], a `leave`) frame for the members of `channel`
+    /// watching it: `connection` and its `user` joined (with its `info`) or left. Its id lets a
+    /// client drop the duplicates at-least-once delivery allows, as for messages. Within any limit:
+    /// a channel, an id, a `sub` of 128 characters and an `info` of 1 KB.
+    pub fn presence(
+        kind: EnvelopeKind,
+        channel: Channel,
+        connection: ConnectionId,
+        user: Option<String>,
+        info: Option<Box<RawValue>>,
+        sent_at: i64,
+    ) -> Self {
+        Self {
+            kind,
+            channel: Some(channel),
+            id: MessageId::random(),
+            offset: None,
+            epoch: None,
+            from: None,
+            connection: Some(connection),
+            user,
+            info: if kind == EnvelopeKind::Join { info } else { None },
+            sent_at,
+            data: None,
+        }
     }
 
     fn within_limit(self) -> Result<Self, InputError> {
@@ -160,5 +202,34 @@ mod tests {
             RawValue::from_string(format!("\"{}\"", "a".repeat(MAX_MESSAGE_BYTES - 50))).expect("raw");
         let err = Envelope::broadcast(from, 0, too_big).expect_err("too big");
         assert_eq!(err.code(), "message_too_large");
+    }
+
+    #[test]
+    fn a_join_frame_names_the_member_and_its_info_and_a_leave_frame_no_info() {
+        let channel = Channel::parse("room/1").expect("channel");
+        let connection = ConnectionId::parse("TWegAcC4EowCHnA=").expect("id");
+        let info = RawValue::from_string(r#"{"name":"Alice"}"#.into()).expect("raw");
+        let join = Envelope::presence(
+            EnvelopeKind::Join,
+            channel.clone(),
+            connection.clone(),
+            Some("alice".into()),
+            Some(info.clone()),
+            7,
+        );
+        let frame = String::from_utf8(join.frame()).expect("utf-8");
+        assert_eq!(
+            frame,
+            format!(
+                r#"{{"type":"join","channel":"room/1","id":"{}","connection":"TWegAcC4EowCHnA=","user":"alice","info":{{"name":"Alice"}},"sentAt":7}}"#,
+                join.id
+            )
+        );
+        let leave = Envelope::presence(EnvelopeKind::Leave, channel, connection, None, Some(info), 8);
+        let frame: serde_json::Value = serde_json::from_slice(&leave.frame()).expect("json");
+        assert_eq!(frame["type"], "leave");
+        assert!(frame.get("info").is_none() && frame.get("user").is_none() && frame.get("data").is_none());
+        let back: Envelope = serde_json::from_slice(&leave.frame()).expect("a leave survives the queue");
+        assert_eq!(back.kind, EnvelopeKind::Leave);
     }
 }

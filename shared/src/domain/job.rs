@@ -29,6 +29,9 @@ pub enum Audience {
     /// split like a broadcast.
     #[serde(rename = "channel_shard")]
     ChannelShard { channel: Channel, shard: Shard },
+    /// The members of a channel that asked for its `join` and `leave` frames (`joinLeave`), found
+    /// in its presence: one such frame's audience. Never split: presence channels are small.
+    Watchers(Channel),
 }
 
 /// One unit of work on the queue: an envelope and who it is for.

@@ -28,7 +28,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::port::{ConnectionStore, Subscription};
+use super::port::{ConnectionStore, Held, Subscription};
 use crate::aws::store_error;
 use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
@@ -334,7 +334,7 @@ impl ConnectionStore for DynamoStore {
         Ok(())
     }
 
-    async fn delete(&self, id: &ConnectionId) -> Result<(), StoreError> {
+    async fn delete(&self, id: &ConnectionId) -> Result<Vec<ChannelPattern>, StoreError> {
         let old = self
             .client
             .delete_item()
@@ -346,16 +346,24 @@ impl ConnectionStore for DynamoStore {
             .map_err(store_error)?;
         let subscriptions: Vec<Key> =
             Self::keys_of(id, old.attributes.as_ref()).into_iter().skip(1).collect();
-        self.delete_keys(subscriptions).await
+        self.delete_keys(subscriptions).await?;
+        Ok(old.attributes.as_ref().map(patterns_of).unwrap_or_default())
     }
 
-    async fn delete_many(&self, ids: &[ConnectionId]) -> Result<(), StoreError> {
+    async fn delete_many(&self, ids: &[ConnectionId]) -> Result<Vec<Held>, StoreError> {
         let items = self.items_of(ids).await?;
         let keys = ids
             .iter()
             .flat_map(|id| Self::keys_of(id, items.get(&format!("{CONNECTION_PREFIX}{id}"))))
             .collect();
-        self.delete_keys(keys).await
+        self.delete_keys(keys).await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let item = items.get(&format!("{CONNECTION_PREFIX}{id}"))?;
+                Some((id.clone(), patterns_of(item)))
+            })
+            .collect())
     }
 
     fn scan_shard(&self, shard: Shard) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
@@ -477,6 +485,12 @@ impl ConnectionStore for DynamoStore {
         })
         .boxed()
     }
+}
+
+/// The patterns a connection item's `Subs` lists (those that still parse).
+fn patterns_of(item: &Key) -> Vec<ChannelPattern> {
+    let subs = item.get("Subs").and_then(|subs| subs.as_ss().ok());
+    subs.into_iter().flatten().filter_map(|raw| ChannelPattern::parse(raw).ok()).collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::sync::{PoisonError, RwLock};
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::port::{ConnectionStore, Subscription};
+use super::port::{ConnectionStore, Held, Subscription};
 use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
 use crate::error::{StoreError, SubscribeError};
@@ -38,11 +38,12 @@ struct Tables {
 type Subscribers = BTreeMap<u32, BTreeMap<ConnectionId, i64>>;
 
 impl Tables {
-    fn remove(&mut self, id: &ConnectionId) {
-        let Some((_, patterns, _)) = self.connections.remove(id) else { return };
-        for pattern in patterns {
-            self.unsubscribe(id, &pattern);
+    fn remove(&mut self, id: &ConnectionId) -> Option<Vec<ChannelPattern>> {
+        let (_, patterns, _) = self.connections.remove(id)?;
+        for pattern in &patterns {
+            self.unsubscribe(id, pattern);
         }
+        Some(patterns.into_iter().collect())
     }
 
     fn unsubscribe(&mut self, id: &ConnectionId, pattern: &ChannelPattern) {
@@ -186,17 +187,13 @@ impl ConnectionStore for MemoryStore {
         Ok(())
     }
 
-    async fn delete(&self, id: &ConnectionId) -> Result<(), StoreError> {
-        self.write().remove(id);
-        Ok(())
+    async fn delete(&self, id: &ConnectionId) -> Result<Vec<ChannelPattern>, StoreError> {
+        Ok(self.write().remove(id).unwrap_or_default())
     }
 
-    async fn delete_many(&self, ids: &[ConnectionId]) -> Result<(), StoreError> {
+    async fn delete_many(&self, ids: &[ConnectionId]) -> Result<Vec<Held>, StoreError> {
         let mut tables = self.write();
-        for id in ids {
-            tables.remove(id);
-        }
-        Ok(())
+        Ok(ids.iter().filter_map(|id| Some((id.clone(), tables.remove(id)?))).collect())
     }
 
     fn scan_shard(&self, shard: Shard) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {

@@ -9,4 +9,4 @@ mod port;
 
 pub use dynamodb::{DynamoStore, INDEX as CONNECTIONS_INDEX};
 pub use memory::MemoryStore;
-pub use port::{ConnectionStore, Subscription};
+pub use port::{ConnectionStore, Held, Subscription};

@@ -13,12 +13,14 @@ use crate::error::{StoreError, SubscribeError};
 pub trait ConnectionStore: Send + Sync {
     async fn put(&self, record: &ConnectionRecord) -> Result<(), StoreError>;
 
-    /// Deletes a connection and every subscription it holds. Deleting a record that does not exist
-    /// succeeds: `$disconnect` and pruning may race.
-    async fn delete(&self, id: &ConnectionId) -> Result<(), StoreError>;
+    /// Deletes a connection and every subscription it holds: the patterns it held, so that its
+    /// memberships can end too. Deleting a record that does not exist succeeds (holding nothing):
+    /// `$disconnect` and pruning may race.
+    async fn delete(&self, id: &ConnectionId) -> Result<Vec<ChannelPattern>, StoreError>;
 
-    /// Deletes many connections and their subscriptions in as few round trips as the store allows.
-    async fn delete_many(&self, ids: &[ConnectionId]) -> Result<(), StoreError>;
+    /// Deletes many connections and their subscriptions in as few round trips as the store allows:
+    /// each connection that was stored, with the patterns it held.
+    async fn delete_many(&self, ids: &[ConnectionId]) -> Result<Vec<Held>, StoreError>;
 
     /// Every stored connection, one page at a time, so that delivery can start on the first page
     /// while the next one is being read. Subscriptions are not connections: a scan skips them.
@@ -50,6 +52,9 @@ pub trait ConnectionStore: Send + Sync {
         shard: Shard,
     ) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>>;
 }
+
+/// A deleted connection and the patterns it was subscribed to.
+pub type Held = (ConnectionId, Vec<ChannelPattern>);
 
 /// One connection's subscription to one pattern, as the store keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
 use crate::error::{StoreError, SubscribeError};
-use crate::store::{ConnectionStore, MemoryStore, Subscription};
+use crate::store::{ConnectionStore, Held, MemoryStore, Subscription};
 use crate::sync::lock;
 
 /// A [`MemoryStore`] under observation.
@@ -92,11 +92,11 @@ impl ConnectionStore for ObservedStore {
         self.inner.put(record).await
     }
 
-    async fn delete(&self, id: &ConnectionId) -> Result<(), StoreError> {
+    async fn delete(&self, id: &ConnectionId) -> Result<Vec<ChannelPattern>, StoreError> {
         self.inner.delete(id).await
     }
 
-    async fn delete_many(&self, ids: &[ConnectionId]) -> Result<(), StoreError> {
+    async fn delete_many(&self, ids: &[ConnectionId]) -> Result<Vec<Held>, StoreError> {
         self.inner.delete_many(ids).await
     }
 

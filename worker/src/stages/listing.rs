@@ -8,11 +8,13 @@ use shared::{Channel, ConnectionRef, Shard, StoreError};
 
 use super::invocation::Invocation;
 
-/// An audience the store lists, whole or in shards: everyone, or a channel's subscribers.
+/// An audience the store lists, whole or in shards: everyone, or a channel's subscribers; or one
+/// that presence lists, whole: a channel's watchers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Scope<'a> {
     Everyone,
     Channel(&'a Channel),
+    Watchers(&'a Channel),
 }
 
 impl Invocation<'_> {
@@ -26,7 +28,16 @@ impl Invocation<'_> {
         shard: Shard,
     ) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
         let store = &self.ports.store;
-        let Scope::Channel(channel) = scope else { return store.scan_shard(shard) };
+        let channel = match scope {
+            Scope::Everyone => return store.scan_shard(shard),
+            Scope::Watchers(channel) => {
+                return match &self.ports.presence {
+                    Some(presence) if shard.is_whole() => presence.watchers(channel),
+                    _ => stream::iter([Ok(Vec::new())]).boxed(),
+                };
+            }
+            Scope::Channel(channel) => channel,
+        };
         let mut seen = HashSet::new();
         stream::iter(channel.patterns())
             .flat_map(move |pattern| store.subscribers_shard(&pattern, shard))

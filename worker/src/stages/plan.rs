@@ -73,6 +73,7 @@ impl Invocation<'_> {
                     whole.entry(Scope::Channel(channel)).or_default().push(message);
                     continue;
                 }
+                Audience::Watchers(channel) => Part::Shard(Scope::Watchers(channel), Shard::WHOLE),
                 Audience::Connections(_) => continue,
             };
             plan.parts.entry(part).or_default().push(message);
@@ -130,9 +131,13 @@ impl Invocation<'_> {
             let envelope = &deliveries[message].envelope;
             let jobs: Vec<Job> = split[1..]
                 .iter()
-                .map(|&shard| match scope {
-                    Scope::Everyone => Job::shard(envelope.clone(), shard),
-                    Scope::Channel(channel) => Job::channel_shard(envelope.clone(), channel.clone(), shard),
+                .filter_map(|&shard| match scope {
+                    Scope::Everyone => Some(Job::shard(envelope.clone(), shard)),
+                    Scope::Channel(channel) => {
+                        Some(Job::channel_shard(envelope.clone(), channel.clone(), shard))
+                    }
+                    // Never sampled, so never split.
+                    Scope::Watchers(_) => None,
                 })
                 .collect();
             let results = self.ports.queue.send_batch(&jobs, Duration::ZERO).await;

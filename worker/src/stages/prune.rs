@@ -1,5 +1,6 @@
 //! Stage 8: connections that answered 410 Gone, and are old enough not to be completing their
-//! `$connect`, are deleted with their subscriptions in one batched call.
+//! `$connect`, are deleted with their subscriptions in one batched call, and leave the channels
+//! they were members of (as a `$disconnect` would have made them).
 
 use std::collections::HashSet;
 
@@ -15,7 +16,15 @@ impl Invocation<'_> {
         }
         let stale: Vec<ConnectionId> = gone.into_iter().collect();
         match self.ports.store.delete_many(&stale).await {
-            Ok(()) => report.pruned = stale.len(),
+            Ok(held) => {
+                report.pruned = stale.len();
+                let Some(membership) = self.ports.membership() else { return };
+                let now_ms = shared::clock::epoch_ms();
+                for (id, patterns) in &held {
+                    // Logged inside; a member left behind expires with its connection.
+                    let _ = membership.leave_all(id, patterns, now_ms).await;
+                }
+            }
             // Not a reason to redeliver: the records' TTL removes them later anyway.
             Err(err) => tracing::warn!(error = %err, stale = stale.len(), "pruning gone connections failed"),
         }

@@ -86,7 +86,13 @@ fn worker_with(
     settings: WorkerSettings,
 ) -> (Worker, Arc<MemoryQueue>) {
     let queue = Arc::new(MemoryQueue::default());
-    (Worker::new(Ports { store, poster, queue: queue.clone(), history: None }, settings), queue)
+    (
+        Worker::new(
+            Ports { store, poster, queue: queue.clone(), history: None, presence: None, events: None },
+            settings,
+        ),
+        queue,
+    )
 }
 
 /// Lambda's deadline for an invocation that has `secs` to run.

@@ -8,7 +8,14 @@ use shared::{History, Position};
 use super::*;
 
 fn with_history(store: Arc<ObservedStore>, poster: Arc<ScriptedPoster>, history: Arc<dyn History>) -> Worker {
-    let ports = Ports { store, poster, queue: Arc::new(MemoryQueue::default()), history: Some(history) };
+    let ports = Ports {
+        store,
+        poster,
+        queue: Arc::new(MemoryQueue::default()),
+        history: Some(history),
+        presence: None,
+        events: None,
+    };
     Worker::new(ports, settings())
 }
 

@@ -1,0 +1,58 @@
+//! `presence`: who is in a channel now — `{"action":"presence","channel":"room/1"}`, answered
+//! `{"type":"presence","channel":…,"clients":N,"users":M,"members":[{"connection","user","info","since"},…]}`.
+//! `clients` (connections) and `users` (distinct `sub`s; anonymous connections are clients of no
+//! user) are always exact; `members` holds the longest-standing first, at most [`MAX_MEMBERS`] and
+//! within API Gateway's 128 KB, with `"truncated":true` when some were left out. It needs the same
+//! permission as a subscribe to the channel; a wildcard is no channel (`invalid_channel`).
+//!
+//! Members whose connection expired without a `$disconnect` are not counted, and are made to leave
+//! here (their `leave` frames and events sent), so that a lost `$disconnect` ends at the latest when
+//! someone looks.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use shared::{Channel, ChannelPattern, InputError};
+
+use super::{Action, Context, Fields, PresenceAnswer, Refusal, Reply};
+
+/// The most members one answer lists.
+pub const MAX_MEMBERS: usize = 1000;
+
+pub struct Presence {
+    channel: Channel,
+}
+
+pub fn parse(fields: Fields) -> Result<Box<dyn Action>, InputError> {
+    Ok(Box::new(Presence { channel: fields.channel()? }))
+}
+
+#[async_trait]
+impl Action for Presence {
+    async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
+        cx.identity.may_subscribe(&ChannelPattern::from(self.channel.clone()))?;
+        let (Some(presence), Some(membership)) = (&cx.ports.presence, cx.ports.membership()) else {
+            return Err(InputError::PresenceOff.into());
+        };
+        let roster = presence.members(&self.channel, cx.received_at_ms / 1000).await.map_err(|err| {
+            tracing::error!(channel = %self.channel, error = %err, "could not read a channel's members");
+            Refusal::Unavailable("the channel's members could not be read; send it again".into())
+        })?;
+        for gone in &roster.expired {
+            // Best effort: the answer already leaves them out.
+            let _ = membership.leave(&self.channel, gone, cx.received_at_ms).await;
+        }
+        let mut members = roster.members;
+        let users = members.iter().filter_map(|m| m.user.as_deref()).collect::<HashSet<_>>().len();
+        members.sort_by(|a, b| a.since_ms.cmp(&b.since_ms).then_with(|| a.connection.cmp(&b.connection)));
+        let mut answer = PresenceAnswer {
+            channel: self.channel.to_string(),
+            clients: members.len(),
+            users,
+            members,
+            truncated: false,
+        };
+        answer.fit(MAX_MEMBERS);
+        Ok(Reply::Presence(answer))
+    }
+}
