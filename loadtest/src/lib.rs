@@ -1,7 +1,7 @@
 //! Load testing for the WebSocket API: a swarm of clients that measures how fast and how completely
 //! messages are delivered, and a plain broadcast server to compare the local gateway with.
 //!
-//! [`swarm`] drives the connections, [`recovery`] cuts subscribers' sockets and checks what their apps saw, [`stamp`] marks what they send, [`ledger`] accounts for losses and
+//! [`swarm`] drives the connections, [`recovery`] cuts subscribers' sockets and checks what their apps saw, [`presence`] measures joins, leaves and `presence` and checks the lifecycle events, [`stamp`] marks what they send, [`ledger`] accounts for losses and
 //! duplicates, [`report`] says what happened ([`chart`] draws it), and [`baseline`] is the floor: a WebSocket broadcast
 //! server with none of API Gateway's semantics. [`simulate`] runs the worker at sizes no machine's
 //! sockets allow, under a paused clock.
@@ -9,6 +9,7 @@
 pub mod baseline;
 pub mod chart;
 pub mod ledger;
+pub mod presence;
 pub mod recovery;
 pub mod report;
 pub mod simulate;

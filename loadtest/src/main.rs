@@ -87,6 +87,26 @@ struct Args {
     secret_access_key: String,
     #[arg(long, default_value = "us-east-1", help_heading = "Recovery scenario")]
     region: String,
+    /// The presence scenario: joins and leaves measured at every member (half by unsubscribe,
+    /// half by closing the socket).
+    #[arg(long, default_value_t = 20, help_heading = "Presence scenario")]
+    probes: u32,
+    /// The presence scenario: `presence` requests, one after another.
+    #[arg(long, default_value_t = 100, help_heading = "Presence scenario")]
+    presence_reads: u32,
+    /// The presence scenario: connections that then join and leave one channel at random (0: none).
+    #[arg(long, default_value_t = 0, help_heading = "Presence scenario")]
+    churn_connections: u32,
+    /// The presence scenario: the channels the churn is spread over (1: one crowd that never
+    /// empties; many: small rooms that fill and empty all the time).
+    #[arg(long, default_value_t = 1, help_heading = "Presence scenario")]
+    churn_channels: u32,
+    #[arg(long, default_value_t = 60, help_heading = "Presence scenario")]
+    churn_secs: u64,
+    /// The presence scenario: receive the gateway's lifecycle events here (start it with
+    /// `--events-url http://<this address>/`) and check them.
+    #[arg(long, help_heading = "Presence scenario")]
+    events_listen: Option<std::net::SocketAddr>,
     /// Write the report as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -111,6 +131,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
     if args.scenario == Scenario::Recovery {
         return recovery(args).await;
+    }
+    if args.scenario == Scenario::Presence {
+        return presence(args).await;
     }
     let config = SwarmConfig {
         url: args.url,
@@ -154,6 +177,31 @@ async fn main() -> anyhow::Result<ExitCode> {
         failed = true;
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The presence scenario: `--connections` members, then the probes, the reads and the churn.
+async fn presence(args: Args) -> anyhow::Result<ExitCode> {
+    let config = loadtest::presence::PresenceConfig {
+        url: args.url,
+        members: args.connections,
+        probes: args.probes,
+        presence_reads: args.presence_reads,
+        churn_connections: args.churn_connections,
+        churn_channels: args.churn_channels,
+        churn: Duration::from_secs(args.churn_secs),
+        events_listen: args.events_listen,
+        deadline: Duration::from_secs(args.deadline_secs),
+    };
+    let report = loadtest::presence::run(config).await?;
+    println!("{report}");
+    loadtest::report::write_json(args.json.as_deref(), &report)?;
+    if args.max_lost.is_some() && !report.clean() {
+        eprintln!(
+            "FAIL: the run is not clean (frames lost, counts not exact, or events out of turn or missing)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The recovery scenario: `--connections` less `--publishers` subscribers, cut at random.

@@ -22,6 +22,10 @@ pub enum Scenario {
     /// offsets read from history, resubscribing from their last position) have their sockets cut at
     /// random while publishers publish; the report counts what their apps saw (`recovery` module).
     Recovery,
+    /// `connections` members watch one channel while probes join and leave it and `presence` is
+    /// read; then, optionally, connections join and leave a channel at random and the counts and
+    /// lifecycle events are checked (`presence` module).
+    Presence,
 }
 
 #[derive(Clone, Debug)]

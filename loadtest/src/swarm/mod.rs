@@ -64,9 +64,11 @@ pub async fn run(config: SwarmConfig) -> anyhow::Result<Outcome> {
     let stuck = dial::open_stuck(&config, &run, &dialled).await;
     let traffic = match config.scenario {
         Scenario::Hold => publish::hold(&config, &run, deadline).await,
-        Scenario::Broadcast | Scenario::Echo | Scenario::Channels | Scenario::Recovery => {
-            publish::publish(&config, &run, &dialled, publishers, deadline).await
-        }
+        Scenario::Broadcast
+        | Scenario::Echo
+        | Scenario::Channels
+        | Scenario::Recovery
+        | Scenario::Presence => publish::publish(&config, &run, &dialled, publishers, deadline).await,
     };
     let finished_us = run.shared.now_us();
     run.stop.cancel();

@@ -16,6 +16,7 @@ const CONNECTIONS_PER_SOURCE_ADDRESS: u32 = 20_000;
 
 /// Where the swarm connects: the resolved address, and whether it is loopback (whose source
 /// addresses can be spread over 127.0.0.0/8).
+#[derive(Clone)]
 pub(crate) struct Target {
     pub addr: SocketAddr,
     loopback: bool,
