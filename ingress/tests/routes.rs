@@ -994,3 +994,41 @@ async fn a_member_whose_connection_expired_is_not_counted_and_leaves_when_someon
     );
     assert!(f.presence.members(&room, 0).await.expect("members").expired.is_empty(), "it left");
 }
+
+#[tokio::test]
+async fn when_members_cannot_be_written_or_read_the_client_is_told_to_send_again_and_a_disconnect_fails() {
+    let store = Arc::new(MemoryStore::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let ports = Ports {
+        store: store.clone(),
+        queue: queue.clone(),
+        history: None,
+        presence: Some(Arc::new(shared::testing::BrokenPresence)),
+        events: None,
+    };
+    let f = Fixture {
+        store,
+        queue,
+        history: Arc::new(MemoryHistory::default()),
+        presence: Default::default(),
+        events: unkept(),
+        ingress: Ingress::new(ports),
+    };
+    connect_as(&f, ID, &Value::Null).await;
+    for body in [
+        r#"{"action":"subscribe","channel":"room/1"}"#,
+        r#"{"action":"unsubscribe","channel":"room/1"}"#,
+        r#"{"action":"presence","channel":"room/1"}"#,
+    ] {
+        let (status, reply) = send(&f, message_event(body)).await;
+        assert_eq!((status, reply["error"]["code"].as_str()), (503, Some("unavailable")), "{body}: {reply}");
+        assert!(reply["error"]["message"].as_str().is_some_and(|m| m.contains("send it again")), "{reply}");
+    }
+    // A pattern makes no member: its subscription needs no presence at all.
+    let (status, reply) = send(&f, message_event(r#"{"action":"subscribe","channel":"room/*"}"#)).await;
+    assert_eq!((status, reply["type"].as_str()), (200, Some("subscribed")));
+    f.ingress.handle(message_event(r#"{"action":"subscribe","channel":"room/2"}"#)).await.expect("handled");
+    let failed = f.ingress.handle(disconnect_event()).await.expect_err("the memberships could not be ended");
+    assert_eq!(failed.error_type(), "StoreUnavailable");
+    assert!(f.store.is_empty(), "the connection itself is forgotten all the same");
+}

@@ -37,34 +37,36 @@ pub(crate) async fn run(
     let seen: Seen = Arc::default();
     let mut subscribe = histogram();
     let mut readers = Vec::new();
-    // Phase 1: the room fills, a few connections at a time.
-    let mut joining = futures::stream::iter(0..config.members)
+    // Phase 1: the members connect, a few at a time, then join one after another: each subscribe's
+    // round trip is its own cost, not its place in a crowd of requests.
+    let mut connecting = futures::stream::iter(0..config.members)
         .map(|index| {
             let url = config.url.clone();
             let source = socket::source_address(target, index, config.members + 2);
-            async move {
-                let mut ws = connect(&url, target, source, None).await?;
-                let started = Instant::now();
-                let plain = json!({"action":"subscribe","channel":ROOM,"ref":"s"});
-                let answer = ask(&mut ws, &plain, ANSWER).await.ok_or("subscribe_unanswered")?;
-                if answer["type"] != "subscribed" {
-                    return Err("subscribe_refused".into());
-                }
-                Ok::<_, String>((ws, started.elapsed()))
-            }
+            async move { connect(&url, target, source, None).await }
         })
         .buffer_unordered(50);
-    let mut members = Vec::new();
-    while let Some(joined) = joining.next().await {
-        match joined {
-            Ok((ws, took)) => {
-                subscribe.record(micros(took)).ok();
-                members.push(ws);
-            }
+    let mut connected = Vec::new();
+    while let Some(ws) = connecting.next().await {
+        match ws {
+            Ok(ws) => connected.push(ws),
             Err(kind) => *report.errors.entry(kind).or_default() += 1,
         }
     }
-    drop(joining);
+    drop(connecting);
+    let mut members = Vec::new();
+    for mut ws in connected {
+        let started = Instant::now();
+        let plain = json!({"action":"subscribe","channel":ROOM,"ref":"s"});
+        match ask(&mut ws, &plain, ANSWER).await {
+            Some(answer) if answer["type"] == "subscribed" => {
+                subscribe.record(micros(started.elapsed())).ok();
+                members.push(ws);
+            }
+            Some(_) => *report.errors.entry("subscribe_refused".into()).or_default() += 1,
+            None => *report.errors.entry("subscribe_unanswered".into()).or_default() += 1,
+        }
+    }
     // Then every member watches: only once all have joined, or each join would go to the watchers
     // before it (members² / 2 posts).
     let mut watching = futures::stream::iter(members)

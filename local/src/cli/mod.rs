@@ -102,6 +102,18 @@ mod tests {
     }
 
     #[test]
+    fn an_events_url_is_an_http_url_and_needs_presence() {
+        assert!(Args::try_parse_from(["local", "--events-url", "http://127.0.0.1:9400/events"]).is_ok());
+        assert!(Args::try_parse_from(["local", "--events-url", "https://hooks.example.com/ws"]).is_ok());
+        for bad in ["ftp://127.0.0.1/", "127.0.0.1:9400", "not a url"] {
+            assert!(Args::try_parse_from(["local", "--events-url", bad]).is_err(), "{bad}");
+        }
+        assert!(
+            Args::try_parse_from(["local", "--no-presence", "--events-url", "http://127.0.0.1/"]).is_err()
+        );
+    }
+
+    #[test]
     fn fault_rates_must_be_fractions() {
         assert!(Args::try_parse_from(["local", "--fault-post-throttle", "0.1"]).is_ok());
         for bad in ["1.5", "-0.1", "ten"] {

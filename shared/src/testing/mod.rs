@@ -3,15 +3,17 @@
 //!
 //! - [`ScriptedPoster`]: `@connections` answering each connection as a test scripts it.
 //! - [`ObservedStore`]: the in-memory store, counting its reads and failing them on request.
-//! - [`BrokenHistory`]: history whose every call fails.
+//! - [`BrokenHistory`], [`BrokenPresence`]: history and presence whose every call fails.
 //! - [`vars`]: an environment made up by a test.
 
 mod env;
 mod history;
 mod poster;
+mod presence;
 mod store;
 
 pub use env::vars;
 pub use history::BrokenHistory;
 pub use poster::{Scripted, ScriptedPoster};
+pub use presence::BrokenPresence;
 pub use store::ObservedStore;

@@ -4,6 +4,7 @@
 mod channels;
 mod delivery;
 mod number;
+mod presence;
 mod retries;
 mod shards;
 
