@@ -112,9 +112,19 @@ fn fixture() -> Fixture {
     Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }
 }
 
-/// Events no port of the fixture's ingress sends to.
-fn unkept() -> Arc<RecentEvents> {
-    Arc::new(RecentEvents::new(1, "000000000000", "us-east-1"))
+/// The ingress over a fresh in-memory store and queue with these history and presence ports, and no
+/// lifecycle events; `history` is the one the fixture inspects.
+fn fixture_with(
+    history: Arc<MemoryHistory>,
+    history_port: Option<Arc<dyn shared::History>>,
+    presence: Option<Arc<dyn shared::Presence>>,
+) -> Fixture {
+    let store = Arc::new(MemoryStore::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let ports =
+        Ports { store: store.clone(), queue: queue.clone(), history: history_port, presence, events: None };
+    let events = Arc::new(RecentEvents::new(1, "000000000000", "us-east-1"));
+    Fixture { store, queue, history, presence: Default::default(), events, ingress: Ingress::new(ports) }
 }
 
 fn body_of(response: &ApiGatewayProxyResponse) -> Option<&str> {
@@ -523,25 +533,9 @@ async fn a_position_given_on_an_empty_channel_recovers_every_message_published_a
 
 #[tokio::test]
 async fn a_position_in_another_epoch_from_the_future_or_no_longer_kept_is_not_recovered() {
-    let store = Arc::new(MemoryStore::default());
-    let queue = Arc::new(MemoryQueue::default());
     let small = HistorySettings { size: 3, ..HistorySettings::default() };
     let history = Arc::new(MemoryHistory::new(small));
-    let ports = Ports {
-        store: store.clone(),
-        queue: queue.clone(),
-        history: Some(history.clone()),
-        presence: None,
-        events: None,
-    };
-    let f = Fixture {
-        store,
-        queue,
-        history,
-        presence: Default::default(),
-        events: unkept(),
-        ingress: Ingress::new(ports),
-    };
+    let f = fixture_with(history.clone(), Some(history), None);
     f.ingress.handle(connect_event()).await.expect("connect");
     let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
     for n in 1..=6 {
@@ -677,24 +671,7 @@ async fn history_needs_the_permission_a_subscribe_would() {
 #[tokio::test]
 async fn when_history_cannot_be_read_a_subscribe_still_stands_unrecovered_and_a_publish_is_refused_unqueued()
 {
-    let store = Arc::new(MemoryStore::default());
-    let queue = Arc::new(MemoryQueue::default());
-    let history = Arc::new(MemoryHistory::default());
-    let ports = Ports {
-        store: store.clone(),
-        queue: queue.clone(),
-        history: Some(Arc::new(BrokenHistory)),
-        presence: None,
-        events: None,
-    };
-    let f = Fixture {
-        store,
-        queue,
-        history,
-        presence: Default::default(),
-        events: unkept(),
-        ingress: Ingress::new(ports),
-    };
+    let f = fixture_with(Arc::default(), Some(Arc::new(BrokenHistory)), None);
     f.ingress.handle(connect_event()).await.expect("connect");
     let body = r#"{"action":"subscribe","channel":"news","since":{"offset":3,"epoch":"e1"}}"#;
     let answer = say(&f, body).await;
@@ -713,18 +690,7 @@ async fn when_history_cannot_be_read_a_subscribe_still_stands_unrecovered_and_a_
 
 #[tokio::test]
 async fn with_history_off_nothing_carries_an_offset_and_history_answers_empty() {
-    let store = Arc::new(MemoryStore::default());
-    let queue = Arc::new(MemoryQueue::default());
-    let ports =
-        Ports { store: store.clone(), queue: queue.clone(), history: None, presence: None, events: None };
-    let f = Fixture {
-        store,
-        queue,
-        history: Arc::new(MemoryHistory::default()),
-        presence: Default::default(),
-        events: unkept(),
-        ingress: Ingress::new(ports),
-    };
+    let f = fixture_with(Arc::default(), None, None);
     f.ingress.handle(connect_event()).await.expect("connect");
     assert_eq!(
         say(&f, r#"{"action":"subscribe","channel":"news"}"#).await,
@@ -908,16 +874,8 @@ async fn presence_is_refused_for_a_pattern_a_forbidden_channel_or_when_off_and_a
         say_as(&f, ID, &alice(), r#"{"action":"subscribe","channel":"chat/*","joinLeave":false}"#).await;
     assert_eq!(reply["type"], "subscribed");
 
-    let off = Fixture {
-        ingress: Ingress::new(Ports {
-            store: f.store.clone(),
-            queue: f.queue.clone(),
-            history: None,
-            presence: None,
-            events: None,
-        }),
-        ..fixture()
-    };
+    let off = fixture_with(Arc::default(), None, None);
+    connect_as(&off, ID, &alice()).await;
     let reply = say_as(&off, ID, &alice(), r#"{"action":"presence","channel":"chat/a"}"#).await;
     assert_eq!(code(reply).as_deref(), Some("presence_off"));
 }
@@ -997,23 +955,7 @@ async fn a_member_whose_connection_expired_is_not_counted_and_leaves_when_someon
 
 #[tokio::test]
 async fn when_members_cannot_be_written_or_read_the_client_is_told_to_send_again_and_a_disconnect_fails() {
-    let store = Arc::new(MemoryStore::default());
-    let queue = Arc::new(MemoryQueue::default());
-    let ports = Ports {
-        store: store.clone(),
-        queue: queue.clone(),
-        history: None,
-        presence: Some(Arc::new(shared::testing::BrokenPresence)),
-        events: None,
-    };
-    let f = Fixture {
-        store,
-        queue,
-        history: Arc::new(MemoryHistory::default()),
-        presence: Default::default(),
-        events: unkept(),
-        ingress: Ingress::new(ports),
-    };
+    let f = fixture_with(Arc::default(), None, Some(Arc::new(shared::testing::BrokenPresence)));
     connect_as(&f, ID, &Value::Null).await;
     for body in [
         r#"{"action":"subscribe","channel":"room/1"}"#,

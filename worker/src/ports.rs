@@ -24,11 +24,7 @@ pub struct Ports {
 impl Ports {
     /// What a membership change uses, when presence is on.
     pub fn membership(&self) -> Option<Membership<'_>> {
-        Some(Membership {
-            presence: self.presence.as_deref()?,
-            queue: self.queue.as_ref(),
-            events: self.events.as_deref(),
-        })
+        Membership::of(self.presence.as_ref(), &self.queue, self.events.as_ref())
     }
 }
 

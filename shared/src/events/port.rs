@@ -53,39 +53,33 @@ impl LifecycleEvent {
     /// The events of a join: `ChannelOccupied` first when it is the channel's first member, then
     /// `MemberJoined`.
     pub fn of_join(channel: &Channel, change: &Change, at_ms: i64) -> Vec<Self> {
-        let event = |kind| Self {
-            kind,
-            channel: channel.clone(),
-            connection: change.member.connection.id.clone(),
-            user: change.member.user.clone(),
-            clients: change.clients,
-            seq: change.seq,
-            at_ms,
-        };
-        let mut events = Vec::with_capacity(2);
-        if change.clients == 1 {
-            events.push(event(LifecycleKind::ChannelOccupied));
-        }
-        events.push(event(LifecycleKind::MemberJoined));
-        events
+        let occupied = (change.clients == 1).then_some(LifecycleKind::ChannelOccupied);
+        Self::of(channel, change, at_ms, occupied.into_iter().chain([LifecycleKind::MemberJoined]))
     }
 
     /// The events of a leave: `MemberLeft`, then `ChannelVacated` when it was the last member.
     pub fn of_leave(channel: &Channel, change: &Change, at_ms: i64) -> Vec<Self> {
-        let event = |kind| Self {
-            kind,
-            channel: channel.clone(),
-            connection: change.member.connection.id.clone(),
-            user: change.member.user.clone(),
-            clients: change.clients,
-            seq: change.seq,
-            at_ms,
-        };
-        let mut events = vec![event(LifecycleKind::MemberLeft)];
-        if change.clients == 0 {
-            events.push(event(LifecycleKind::ChannelVacated));
-        }
-        events
+        let vacated = (change.clients == 0).then_some(LifecycleKind::ChannelVacated);
+        Self::of(channel, change, at_ms, [LifecycleKind::MemberLeft].into_iter().chain(vacated))
+    }
+
+    fn of(
+        channel: &Channel,
+        change: &Change,
+        at_ms: i64,
+        kinds: impl Iterator<Item = LifecycleKind>,
+    ) -> Vec<Self> {
+        kinds
+            .map(|kind| Self {
+                kind,
+                channel: channel.clone(),
+                connection: change.member.connection.id.clone(),
+                user: change.member.user.clone(),
+                clients: change.clients,
+                seq: change.seq,
+                at_ms,
+            })
+            .collect()
     }
 
     /// The event's `detail`: `{"channel","connection","user","clients","seq"}` (`user` absent for an

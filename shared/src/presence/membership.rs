@@ -25,7 +25,16 @@ impl std::fmt::Debug for Membership<'_> {
     }
 }
 
-impl Membership<'_> {
+impl<'a> Membership<'a> {
+    /// The membership a function's ports make, when presence is on.
+    pub fn of(
+        presence: Option<&'a std::sync::Arc<dyn Presence>>,
+        queue: &'a std::sync::Arc<dyn Queue>,
+        events: Option<&'a std::sync::Arc<dyn Events>>,
+    ) -> Option<Self> {
+        Some(Self { presence: presence?.as_ref(), queue: queue.as_ref(), events: events.map(|e| e.as_ref()) })
+    }
+
     /// Makes `member` a member of `channel`, and announces it when it was not one.
     pub async fn join(&self, channel: &Channel, member: &Member, now_ms: i64) -> Result<(), StoreError> {
         if let Some(change) = self.presence.join(channel, member).await? {
