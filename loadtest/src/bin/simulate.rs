@@ -50,6 +50,13 @@ struct Args {
     /// The fewest shards a split makes (the worker sets WorkerMaxConcurrency × 10 × 3).
     #[arg(long)]
     min_shards: Option<u32>,
+    /// The worker's memory (WorkerMemorySize): its share of a core (memory ÷ 1,769 MB) and its cost.
+    #[arg(long, default_value_t = loadtest::simulate::settings::DEFAULT_MEMORY_MB)]
+    memory_mb: u32,
+    /// The worker's CPU per delivery at one full core, in µs. Default: what `worker_cpu` measured
+    /// (BENCHMARKS.md, *Worker CPU*: its commit and machine); 0 charges none.
+    #[arg(long, default_value_t = loadtest::simulate::settings::DEFAULT_CPU_PER_DELIVERY.as_secs_f64() * 1e6)]
+    cpu_us_per_delivery: f64,
     /// The worker's timeout, in seconds.
     #[arg(long, default_value_t = 30)]
     timeout_secs: u64,
@@ -93,6 +100,9 @@ fn main() -> anyhow::Result<()> {
             ..defaults.esm
         },
         seed: args.seed,
+        memory_mb: args.memory_mb,
+        cpu_per_delivery: (args.cpu_us_per_delivery > 0.0)
+            .then(|| Duration::from_secs_f64(args.cpu_us_per_delivery / 1e6)),
         ..defaults
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build()?;

@@ -31,6 +31,7 @@ fn index(id: &ConnectionId) -> Option<usize> {
 #[derive(Debug)]
 pub struct SimPoster {
     latency: (Duration, Duration),
+    cpu: Option<super::cpu::CpuModel>,
     throttle: f64,
     account_rate: f64,
     account_burst: f64,
@@ -53,6 +54,7 @@ impl SimPoster {
     pub fn new(settings: &SimSettings, gone: Vec<bool>) -> Self {
         Self {
             latency: settings.latency,
+            cpu: settings.cpu(),
             throttle: settings.throttle.clamp(0.0, 1.0),
             account_rate: settings.account_rate.max(1.0),
             account_burst: settings.account_burst.max(1.0),
@@ -94,7 +96,9 @@ impl Poster for SimPoster {
             let mut rng = lock(&self.rng);
             (rng.random_range(self.latency.0..=self.latency.1), rng.random_bool(self.throttle))
         };
-        // The request reaches API Gateway half way, and the answer comes back in the other half.
+        // The worker's own work on its share of a core, then the request reaches API Gateway half
+        // way, and the answer comes back in the other half.
+        super::cpu::charge(self.cpu).await;
         tokio::time::sleep(latency / 2).await;
         if let Some((each, free_at)) = &self.service {
             let done = {

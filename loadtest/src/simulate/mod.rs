@@ -9,14 +9,15 @@
 //! one region), takes a token from the account's bucket (10,000/s, burst 5,000) or answers 429, and
 //! answers 410 for connections that are gone; every post that gets through is counted per connection.
 //! Time only passes while every task waits, so a 100 s broadcast to a million connections takes the
-//! seconds of CPU its work needs. CPU time on Lambda is not simulated: each post costs about 50 µs of
-//! it (BENCHMARKS.md), which a 512 MB worker has for about 6,000 posts a second.
+//! seconds of CPU its work needs. Lambda's CPU is simulated too ([`cpu`]): each delivery costs the
+//! worker the CPU `worker_cpu` measured, on the share of a core its memory buys.
 //!
 //! - [`settings`]: what to simulate; [`run`] runs one broadcast and returns its [`SimReport`]
 //!   ([`report`], with its cost at AWS's list prices).
-//! - [`endpoint`]: the simulated `@connections`; [`observed`]: the queue counted and each
-//!   invocation timed, as the report needs them.
+//! - [`endpoint`]: the simulated `@connections`; [`cpu`]: each invocation's share of a core;
+//!   [`observed`]: the queue counted and each invocation timed, as the report needs them.
 
+pub mod cpu;
 pub mod endpoint;
 pub mod observed;
 pub mod report;

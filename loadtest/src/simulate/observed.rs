@@ -91,7 +91,7 @@ impl Function for TimedFunction {
         self.running.fetch_add(1, Ordering::Relaxed);
         // Counts the invocation down however it ends: Lambda stopping it at its timeout drops this.
         let guard = Running { function: self, began: Instant::now() };
-        let response = self.worker.invoke(payload, deadline).await;
+        let response = super::cpu::Cpu::scope(self.worker.invoke(payload, deadline)).await;
         self.finished.fetch_add(1, Ordering::Relaxed);
         drop(guard);
         response

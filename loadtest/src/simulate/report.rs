@@ -18,6 +18,15 @@ pub struct SimReport {
     pub time_to_last_delivery_s: f64,
     /// The account's rate would reach everyone in this long at best: (live − burst) ÷ rate.
     pub floor_s: f64,
+    /// What each limit alone would allow at best, and which of them is the tightest: the account
+    /// (`floor_s`), the workers' CPU (every call's CPU at their share of a core, all invocations at
+    /// once), or their concurrency (every call's latency over all the calls in flight at once).
+    pub floors: Floors,
+    pub held_back_by: &'static str,
+    /// CPU seconds the invocations spent on deliveries, at one full core (what `worker_cpu`
+    /// measures), and the share of a core each had.
+    pub cpu_time_s: f64,
+    pub cpu_share: f64,
     pub invocations: u64,
     /// Invocations stopped at the function's timeout.
     pub timed_out: u64,
@@ -38,6 +47,27 @@ pub struct SimReport {
     pub cost: Cost,
     pub finished: bool,
     pub settings: EchoedSettings,
+}
+
+/// The least time each limit alone allows for the calls made, in seconds.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Floors {
+    pub account_s: f64,
+    pub cpu_s: f64,
+    pub concurrency_s: f64,
+}
+
+impl Floors {
+    /// The tightest limit's name.
+    pub fn tightest(&self) -> &'static str {
+        if self.cpu_s >= self.account_s && self.cpu_s >= self.concurrency_s {
+            "cpu"
+        } else if self.concurrency_s >= self.account_s {
+            "concurrency"
+        } else {
+            "account"
+        }
+    }
 }
 
 /// The cost of one broadcast at AWS's list prices (us-east-1, `../shared/reference`).
@@ -66,6 +96,9 @@ pub struct EchoedSettings {
     pub throttle: f64,
     pub capacity: Option<f64>,
     pub gone: f64,
+    pub memory_mb: u32,
+    /// The worker's CPU per delivery at one full core; `None`: not charged.
+    pub cpu_per_delivery_us: Option<f64>,
 }
 
 /// Bytes of one connection item as a scan reads it (`Pk`, `Sk`, `ConnectedAt`, `Ttl`, `SourceIp`).

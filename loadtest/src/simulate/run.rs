@@ -102,21 +102,37 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
         read_units,
         pruned: gone_answers,
     });
+    let calls = poster.calls.load(Ordering::Relaxed);
+    let floor_s = (live as f64 - settings.account_burst).max(0.0) / settings.account_rate.max(1.0);
+    let invocations_at_once = settings.esm.max_concurrency.max(1) as f64;
+    let mean_latency = (settings.latency.0 + settings.latency.1).as_secs_f64() / 2.0;
+    let model = settings.cpu();
+    let floors = report::Floors {
+        account_s: floor_s,
+        cpu_s: model
+            .map_or(0.0, |m| calls as f64 * m.wall_per_delivery().as_secs_f64() / invocations_at_once),
+        concurrency_s: calls as f64 * mean_latency
+            / (invocations_at_once * settings.worker.post_concurrency.max(1) as f64),
+    };
     Ok(SimReport {
+        floors,
+        held_back_by: floors.tightest(),
+        cpu_time_s: model.map_or(0.0, |m| calls as f64 * m.per_delivery.as_secs_f64()),
+        cpu_share: model.map_or(1.0, |m| m.share),
         connections: settings.connections,
         live,
         delivered,
         duplicated,
         lost: live - delivered,
         time_to_last_delivery_s: last.map_or(0.0, |last| last.duration_since(began).as_secs_f64()),
-        floor_s: (live as f64 - settings.account_burst).max(0.0) / settings.account_rate.max(1.0),
+        floor_s,
         invocations,
         timed_out: invocations - function.finished.load(Ordering::Relaxed),
         longest_invocation_s: longest,
         shard_jobs: queue.shard_jobs.load(Ordering::Relaxed),
         retry_jobs: queue.retry_jobs.load(Ordering::Relaxed),
         dead_letters: memory_queue.stats().dead,
-        calls: poster.calls.load(Ordering::Relaxed),
+        calls,
         throttled_by_account: poster.throttled_by_account.load(Ordering::Relaxed),
         throttled_injected: poster.throttled_injected.load(Ordering::Relaxed),
         gone_answers,
@@ -136,6 +152,8 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
             capacity: settings.capacity,
             throttle: settings.throttle,
             gone: settings.gone,
+            memory_mb: settings.memory_mb,
+            cpu_per_delivery_us: settings.cpu_per_delivery.map(|d| d.as_secs_f64() * 1e6),
         },
     })
 }
@@ -195,5 +213,25 @@ mod tests {
         let report = run(settings).await.expect("simulated");
         assert_eq!((report.delivered, report.lost, report.duplicated), (5_000, 0, 0));
         assert_eq!((report.shard_jobs, report.invocations), (0, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_with_little_memory_is_held_back_by_its_cpu_and_one_with_a_core_by_the_account() {
+        let per_delivery = Some(Duration::from_micros(100));
+        let little = run(SimSettings { memory_mb: 128, cpu_per_delivery: per_delivery, ..small(20_000) })
+            .await
+            .expect("simulated");
+        assert_eq!((little.delivered, little.lost, little.duplicated), (20_000, 0, 0));
+        assert_eq!(little.held_back_by, "cpu", "{little:?}");
+        assert!(little.time_to_last_delivery_s >= little.floors.cpu_s * 0.9, "{little:?}");
+        assert!((little.cpu_time_s - little.calls as f64 * 100e-6).abs() < 1e-6, "{little:?}");
+        let full = run(SimSettings { memory_mb: 1_769, cpu_per_delivery: per_delivery, ..small(20_000) })
+            .await
+            .expect("simulated");
+        assert_eq!(full.held_back_by, "account", "{full:?}");
+        assert!(full.time_to_last_delivery_s < little.time_to_last_delivery_s / 2.0, "{full:?} {little:?}");
+        let uncharged =
+            run(SimSettings { cpu_per_delivery: None, ..small(20_000) }).await.expect("simulated");
+        assert_eq!((uncharged.cpu_time_s, uncharged.floors.cpu_s), (0.0, 0.0));
     }
 }

@@ -7,6 +7,14 @@ use local::esm::EsmSettings;
 use shared::queue::QueueSettings;
 use worker::WorkerSettings;
 
+/// The template's `WorkerMemorySize`.
+pub const DEFAULT_MEMORY_MB: u32 = 512;
+
+/// The worker's CPU per delivery at one full core: `worker_cpu` (10,000 connections, 3 batches of
+/// 10 broadcasts, sharded, every post counted at the stub) on this project's 2-core build machine
+/// (AMD EPYC), 45.7 and 46.1 µs in two runs; BENCHMARKS.md *Worker CPU* names the commit.
+pub const DEFAULT_CPU_PER_DELIVERY: Duration = Duration::from_micros(46);
+
 /// What to simulate.
 #[derive(Clone, Debug)]
 pub struct SimSettings {
@@ -30,8 +38,11 @@ pub struct SimSettings {
     pub queue: QueueSettings,
     /// Connections per page of a scan: DynamoDB's 1 MB pages hold about this many connection items.
     pub page_size: usize,
-    /// The worker's memory, for its cost.
+    /// The worker's memory: its share of a core, and its cost.
     pub memory_mb: u32,
+    /// The worker's CPU per delivery at one full core (`worker_cpu`); `None` gives it all the CPU
+    /// it wants, as the simulation did before it knew better.
+    pub cpu_per_delivery: Option<Duration>,
     /// The broadcast's payload.
     pub message_bytes: usize,
     /// Simulated time after which the run stops, finished or not.
@@ -59,10 +70,19 @@ impl Default for SimSettings {
                 max_bytes: usize::MAX,
             },
             page_size: 7_000,
-            memory_mb: 512,
+            memory_mb: DEFAULT_MEMORY_MB,
+            cpu_per_delivery: Some(DEFAULT_CPU_PER_DELIVERY),
             message_bytes: 128,
             limit: Duration::from_secs(3_600),
             seed: 1,
         }
+    }
+}
+
+impl SimSettings {
+    /// The CPU each invocation's deliveries take, when the simulation charges it.
+    pub fn cpu(&self) -> Option<super::cpu::CpuModel> {
+        self.cpu_per_delivery
+            .map(|per_delivery| super::cpu::CpuModel::for_memory(self.memory_mb, per_delivery))
     }
 }
