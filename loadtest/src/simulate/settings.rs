@@ -12,8 +12,9 @@ pub const DEFAULT_MEMORY_MB: u32 = 512;
 
 /// The worker's CPU per delivery at one full core: `worker_cpu` (10,000 connections, 3 batches of
 /// 10 broadcasts, sharded, every post counted at the stub) on this project's 2-core build machine
-/// (AMD EPYC), 45.7 and 46.1 µs in two runs; BENCHMARKS.md *Worker CPU* names the commit.
-pub const DEFAULT_CPU_PER_DELIVERY: Duration = Duration::from_micros(46);
+/// (AMD EPYC): 42.2 and 41.3 µs at commit `1a2c517` (`scripts/bench-worker-cpu`, BENCHMARKS.md
+/// *Worker CPU*).
+pub const DEFAULT_CPU_PER_DELIVERY: Duration = Duration::from_micros(42);
 
 /// What to simulate.
 #[derive(Clone, Debug)]
