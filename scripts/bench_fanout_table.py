@@ -98,7 +98,7 @@ lines = [
 lines += [f"| {goal} | {measured} | {beside} | {ok} |" for goal, measured, beside, ok in rows]
 lines += [
     "",
-    "By size (simulated above 18,000; cost per broadcast at list prices, 128-byte message, `WorkerMemorySize` 512):",
+    "By size (simulated above 18,000; cost per broadcast at list prices, 128-byte message, the template's `WorkerMemorySize`):",
     "",
     "| connections | last delivery | the account's floor | invocations | shard jobs | retry jobs | read units | cost per broadcast | before: last delivery |",
     "|---|---|---|---|---|---|---|---|---|",

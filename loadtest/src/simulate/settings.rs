@@ -7,8 +7,8 @@ use local::esm::EsmSettings;
 use shared::queue::QueueSettings;
 use worker::WorkerSettings;
 
-/// The template's `WorkerMemorySize`.
-pub const DEFAULT_MEMORY_MB: u32 = 512;
+/// The template's `WorkerMemorySize` (a test holds them together).
+pub const DEFAULT_MEMORY_MB: u32 = 256;
 
 /// The worker's CPU per delivery at one full core: `worker_cpu` (10,000 connections, 3 batches of
 /// 10 broadcasts, sharded, every post counted at the stub) on this project's 2-core build machine
@@ -85,5 +85,20 @@ impl SimSettings {
     pub fn cpu(&self) -> Option<super::cpu::CpuModel> {
         self.cpu_per_delivery
             .map(|per_delivery| super::cpu::CpuModel::for_memory(self.memory_mb, per_delivery))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_simulated_worker_has_the_templates_memory_by_default() {
+        let template = include_str!("../../../template.yaml");
+        let parameter = template.split("\n  WorkerMemorySize:\n").nth(1).expect("the parameter");
+        let default =
+            parameter.lines().find_map(|line| line.trim().strip_prefix("Default: ")).expect("a default");
+        assert_eq!(default.parse::<u32>().expect("a number"), DEFAULT_MEMORY_MB);
+        assert_eq!(SimSettings::default().memory_mb, DEFAULT_MEMORY_MB);
     }
 }
