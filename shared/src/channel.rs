@@ -31,7 +31,7 @@ pub enum InvalidChannel {
         "a channel is 1 to {MAX_SEGMENTS} segments joined by '/', each 1 to {MAX_SEGMENT_CHARS} of A-Z a-z 0-9 _ -"
     )]
     Malformed,
-    #[error("a publish names one channel: wildcards are for subscriptions")]
+    #[error("a publish, a history or a presence names one channel: wildcards are for subscriptions")]
     WildcardInPublish,
     #[error("a wildcard subscription ends in \"/*\" after at least one segment (\"chat/*\")")]
     MisplacedWildcard,
