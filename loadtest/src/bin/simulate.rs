@@ -53,8 +53,9 @@ struct Args {
     /// The worker's memory (WorkerMemorySize): its share of a core (memory ÷ 1,769 MB) and its cost.
     #[arg(long, default_value_t = loadtest::simulate::settings::DEFAULT_MEMORY_MB)]
     memory_mb: u32,
-    /// The worker's CPU per delivery at one full core, in µs. Default: what `worker_cpu` measured
-    /// (BENCHMARKS.md, *Worker CPU*: its commit and machine); 0 charges none.
+    /// The worker's CPU per delivery at one full core, in µs. Default: what `worker_cpu` measured at
+    /// commit 1a2c517 on the project's 2-core AMD EPYC build machine (42.2 and 41.3 µs; BENCHMARKS.md,
+    /// Worker CPU); 0 charges none.
     #[arg(long, default_value_t = loadtest::simulate::settings::DEFAULT_CPU_PER_DELIVERY.as_secs_f64() * 1e6)]
     cpu_us_per_delivery: f64,
     /// The worker's timeout, in seconds.
