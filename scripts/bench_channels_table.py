@@ -40,14 +40,12 @@ lines = [
     "`@connections` (2,000 calls/s per invocation) and turns off only the stage throttle, which 200",
     "publishes a second would pass.",
     "",
-    "| goal | measured | beside it, same run | met |",
-    "|---|---|---|---|",
 ]
 arm64 = pathlib.Path(".aws-sam/build/AuthorizerFunction/bootstrap")
 if arm64.exists():
     size = arm64.stat().st_size / 1e6
     rows.append(("authorizer bootstrap ≤ 8 MB (arm64)", f"{size:.1f} MB (`sam build`)", "—", met(size <= 8)))
-lines += [f"| {goal} | {measured} | {baseline} | {ok} |" for goal, measured, baseline, ok in rows]
+lines += kept_section.goals_table(rows)
 ratio = pub['latency_ms']['max'] / bc['latency_ms']['max']
 lines += [
     "",

@@ -92,10 +92,8 @@ lines = [
     "`--capacity`: the calls per second this machine served in pipeline mode in the same run, since here the",
     "gateway's CPU, shared with the swarm, is a limit AWS's fleet does not have.",
     "",
-    "| goal | measured | beside it, same run | met |",
-    "|---|---|---|---|",
 ]
-lines += [f"| {goal} | {measured} | {beside} | {ok} |" for goal, measured, beside, ok in rows]
+lines += kept_section.goals_table(rows)
 lines += [
     "",
     "By size (simulated above 18,000; cost per broadcast at list prices, 128-byte message, the template's `WorkerMemorySize`):",

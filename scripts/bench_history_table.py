@@ -55,10 +55,8 @@ lines = [
     "against the offsets the publishers' acknowledgements gave. Pipeline mode is",
     "`local --post-rate 1000000 --no-throttle`; the other runs keep the worker's AWS pacing.",
     "",
-    "| goal | measured | beside it, same run | met |",
-    "|---|---|---|---|",
 ]
-lines += [f"| {goal} | {measured} | {beside} | {ok} |" for goal, measured, beside, ok in rows]
+lines += kept_section.goals_table(rows)
 lines += [
     "",
     "500 publishes a second to 100 subscribers are 50,000 `@connections` calls a second: five times API",

@@ -67,10 +67,8 @@ lines = [
     "against the answers its connections got. On and off are `local` with and without `--no-presence`,",
     "alternating; the publish runs are pipeline mode (`--post-rate 1000000`), as in *History and recovery*.",
     "",
-    "| goal | measured | beside it, same run | met |",
-    "|---|---|---|---|",
 ]
-lines += [f"| {goal} | {measured} | {beside} | {ok} |" for goal, measured, beside, ok in rows]
+lines += kept_section.goals_table(rows)
 lines += [
     "",
     "On AWS, computed from the items `shared/src/presence/dynamodb.rs` writes and the requests it makes",

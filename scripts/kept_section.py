@@ -16,3 +16,13 @@ def write(name, lines, path="BENCHMARKS.md"):
     marked = re.compile(rf"<!-- kept:{name} -->.*?<!-- /kept:{name} -->", re.S)
     text = marked.sub(lambda _: section, text) if marked.search(text) else text.rstrip() + "\n\n" + section + "\n"
     bench.write_text(text)
+
+
+def goals_table(rows):
+    """The table every measuring script states its goals in: one row per (goal, measured, beside it
+    in the same run, met)."""
+    return [
+        "| goal | measured | beside it, same run | met |",
+        "|---|---|---|---|",
+        *(f"| {goal} | {measured} | {beside} | {met} |" for goal, measured, beside, met in rows),
+    ]
