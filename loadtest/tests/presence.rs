@@ -2,12 +2,13 @@
 //! leave it, `presence` is read, and connections join and leave small rooms at random while the
 //! gateway POSTs its lifecycle events to the swarm. Loopback only, bounded in count and time.
 
+mod support;
+
 use std::time::Duration;
 
 use loadtest::presence::{self, PresenceConfig};
-use local::{Gateway, Settings};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use local::Settings;
+use support::gateway;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_and_leaves_reach_every_member_and_the_counts_and_events_stay_exact_under_churn() {
@@ -19,11 +20,7 @@ async fn joins_and_leaves_reach_every_member_and_the_counts_and_events_stay_exac
         events_url: Some(format!("http://{events_listen}/")),
         ..Settings::default()
     };
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let gateway = Gateway::new(listener, settings).expect("gateway");
-    let url = gateway.ws_url();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
+    let (url, shutdown) = gateway(settings).await;
 
     let report = presence::run(PresenceConfig {
         url,

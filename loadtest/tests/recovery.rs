@@ -2,21 +2,13 @@
 //! by `DELETE @connections`, while publishers publish; every app gets every message of its channel,
 //! in order, once. Loopback only, bounded in count and time.
 
+mod support;
+
 use std::time::Duration;
 
 use loadtest::recovery::{self, RecoveryConfig};
-use local::{Gateway, Settings};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-
-async fn gateway(settings: Settings) -> (String, CancellationToken) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let gateway = Gateway::new(listener, settings).expect("gateway");
-    let url = gateway.ws_url();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
-    (url, shutdown)
-}
+use local::Settings;
+use support::gateway;
 
 fn config(url: String) -> RecoveryConfig {
     let endpoint = url.replacen("ws://", "http://", 1);

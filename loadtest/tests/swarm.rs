@@ -1,6 +1,8 @@
 //! The swarm against the local gateway and against the baseline: a few hundred connections, every
 //! broadcast delivered once. Loopback only, bounded in count and time.
 
+mod support;
+
 use std::time::Duration;
 
 use loadtest::swarm::{self, Scenario, SwarmConfig};
@@ -35,16 +37,7 @@ fn config(url: String, scenario: Scenario) -> SwarmConfig {
 }
 
 async fn gateway() -> (String, CancellationToken) {
-    gateway_with(Settings::default()).await
-}
-
-async fn gateway_with(settings: Settings) -> (String, CancellationToken) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let gateway = Gateway::new(listener, settings).expect("gateway");
-    let url = gateway.ws_url();
-    let shutdown = CancellationToken::new();
-    tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
-    (url, shutdown)
+    support::gateway(Settings::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,7 +82,7 @@ async fn an_authenticated_swarm_connects_with_tokens_and_loses_nothing() {
         authorizer: Some(std::sync::Arc::new(authorizer::Authorizer::new(verifier))),
         ..Settings::default()
     };
-    let (url, shutdown) = gateway_with(settings).await;
+    let (url, shutdown) = support::gateway(settings).await;
     let config = SwarmConfig {
         connections: 100,
         jwt_secret: Some(secret.into()),

@@ -62,11 +62,6 @@ async fn refused(request: impl IntoClientRequest + Unpin) -> u16 {
     }
 }
 
-async fn request(client: &mut Client, request: Value) -> Value {
-    send_text(client, &request.to_string()).await;
-    serde_json::from_str(&next_text(client).await).expect("a JSON reply")
-}
-
 #[tokio::test]
 async fn handshakes_without_a_good_token_are_refused_with_api_gateways_status_and_nothing_is_stored() {
     let gateway = gateway().await;

@@ -9,11 +9,6 @@ use local::Settings;
 use serde_json::{Value, json};
 use support::*;
 
-async fn request(client: &mut Client, request: Value) -> Value {
-    send_text(client, &request.to_string()).await;
-    serde_json::from_str(&next_text(client).await).expect("a JSON reply")
-}
-
 /// Subscribes and returns the answer: a channel's carries its latest offset and epoch, a pattern's
 /// neither.
 async fn subscribe(client: &mut Client, channel: &str) -> Value {

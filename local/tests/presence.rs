@@ -16,11 +16,6 @@ use support::*;
 
 const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 
-async fn request(client: &mut Client, request: Value) -> Value {
-    send_text(client, &request.to_string()).await;
-    serde_json::from_str(&next_text(client).await).expect("a JSON reply")
-}
-
 /// The next frame of `kind` for `connection`, skipping others (its own join, say).
 async fn frame_about(client: &mut Client, kind: &str, connection: &str) -> Value {
     loop {

@@ -192,6 +192,12 @@ pub async fn send_fragmented(client: &mut Client, payload: &[u8], fragment: usiz
     }
 }
 
+/// Sends `request` and returns the next text frame as JSON: the answer, where nothing else is due.
+pub async fn request(client: &mut Client, request: serde_json::Value) -> serde_json::Value {
+    send_text(client, &request.to_string()).await;
+    serde_json::from_str(&next_text(client).await).expect("a JSON reply")
+}
+
 pub async fn send_text<S>(client: &mut WebSocketStream<S>, text: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
