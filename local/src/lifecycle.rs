@@ -79,7 +79,13 @@ impl Lifecycle {
         let url = self.url.clone()?;
         let mut outbox = shared::sync::lock(&self.outbox).take()?;
         let forwarded = self.forwarded.clone();
-        let http = reqwest::Client::builder().timeout(POST_TIMEOUT).build().ok()?;
+        let http = match reqwest::Client::builder().timeout(POST_TIMEOUT).build() {
+            Ok(http) => http,
+            Err(err) => {
+                tracing::error!(url, error = %err, "no HTTP client for --events-url: events are only listed at {EVENTS_PATH}");
+                return None;
+            }
+        };
         Some(async move {
             loop {
                 let event = tokio::select! {

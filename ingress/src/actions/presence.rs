@@ -31,13 +31,12 @@ pub fn parse(fields: Fields) -> Result<Box<dyn Action>, InputError> {
 impl Action for Presence {
     async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
         cx.identity.may_subscribe(&ChannelPattern::from(self.channel.clone()))?;
-        let (Some(presence), Some(membership)) = (&cx.ports.presence, cx.ports.membership()) else {
-            return Err(InputError::PresenceOff.into());
-        };
-        let roster = presence.members(&self.channel, cx.received_at_ms / 1000).await.map_err(|err| {
-            tracing::error!(channel = %self.channel, error = %err, "could not read a channel's members");
-            Refusal::Unavailable("the channel's members could not be read; send it again".into())
-        })?;
+        let Some(membership) = cx.ports.membership() else { return Err(InputError::PresenceOff.into()) };
+        let roster =
+            membership.presence.members(&self.channel, cx.received_at_ms / 1000).await.map_err(|err| {
+                tracing::error!(channel = %self.channel, error = %err, "could not read a channel's members");
+                Refusal::Unavailable("the channel's members could not be read; send it again".into())
+            })?;
         for gone in &roster.expired {
             // Best effort: the answer already leaves them out.
             let _ = membership.leave(&self.channel, gone, cx.received_at_ms).await;

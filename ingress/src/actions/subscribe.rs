@@ -68,10 +68,11 @@ impl Action for Subscribe {
                 ));
             }
         }
-        if let (Some(membership), Some(channel)) = (cx.ports.membership(), subscription.pattern.as_channel())
-        {
+        // A channel by its name; a pattern has no members and no one stream.
+        let channel = subscription.pattern.as_channel();
+        if let (Some(membership), Some(channel)) = (cx.ports.membership(), &channel) {
             let member = Member::new(me.clone(), cx.identity, cx.received_at_ms, self.join_leave);
-            if let Err(err) = membership.join(&channel, &member, cx.received_at_ms).await {
+            if let Err(err) = membership.join(channel, &member, cx.received_at_ms).await {
                 tracing::error!(connection = %cx.connection, error = %err, "could not store a membership");
                 return Err(Refusal::Unavailable("the membership could not be stored; send it again".into()));
             }
@@ -79,9 +80,6 @@ impl Action for Subscribe {
         tracing::debug!(connection = %cx.connection, channel = %subscription.pattern, "subscribed");
         let mut ack = Ack::new("subscribed", subscription.pattern.as_str());
         ack.recovered = self.since.as_ref().map(|_| false);
-        let channel = (!subscription.pattern.is_wildcard())
-            .then(|| Channel::parse(subscription.pattern.as_str()).ok())
-            .flatten();
         if let (Some(history), Some(channel)) = (&cx.ports.history, channel) {
             // The subscription stands whatever the history says: at worst the client reloads.
             match self.since {

@@ -23,7 +23,18 @@ pub struct MemoryPresence {
 struct Room {
     members: BTreeMap<ConnectionId, Member>,
     seq: u64,
-    watchers: u64,
+}
+
+impl Room {
+    /// The change that made the room what it is now: its counts, read off its members.
+    fn change(&self, member: Member) -> Change {
+        Change {
+            member,
+            clients: self.members.len() as u64,
+            seq: self.seq,
+            watchers: self.members.values().filter(|m| m.join_leave).count() as u64,
+        }
+    }
 }
 
 impl MemoryPresence {
@@ -38,22 +49,12 @@ impl Presence for MemoryPresence {
         let mut rooms = lock(&self.rooms);
         let room = rooms.entry(channel.clone()).or_default();
         if let Some(already) = room.members.get_mut(&member.connection.id) {
-            if already.join_leave != member.join_leave {
-                already.join_leave = member.join_leave;
-                room.watchers =
-                    if member.join_leave { room.watchers + 1 } else { room.watchers.saturating_sub(1) };
-            }
+            already.join_leave = member.join_leave;
             return Ok(None);
         }
         room.members.insert(member.connection.id.clone(), member.clone());
         room.seq += 1;
-        room.watchers += u64::from(member.join_leave);
-        Ok(Some(Change {
-            member: member.clone(),
-            clients: room.members.len() as u64,
-            seq: room.seq,
-            watchers: room.watchers,
-        }))
+        Ok(Some(room.change(member.clone())))
     }
 
     async fn leave(
@@ -65,14 +66,8 @@ impl Presence for MemoryPresence {
         let Some(room) = rooms.get_mut(channel) else { return Ok(None) };
         let Some(member) = room.members.remove(connection) else { return Ok(None) };
         room.seq += 1;
-        room.watchers = room.watchers.saturating_sub(u64::from(member.join_leave));
         // An empty room is kept, with its numbering: a channel's `seq` only grows.
-        Ok(Some(Change {
-            member,
-            clients: room.members.len() as u64,
-            seq: room.seq,
-            watchers: room.watchers,
-        }))
+        Ok(Some(room.change(member)))
     }
 
     async fn members(&self, channel: &Channel, now_s: i64) -> Result<Roster, StoreError> {
