@@ -543,7 +543,11 @@ export class WebSocketClient extends EventTarget {
         const before = stream.offset;
         const since = { offset: stream.offset, epoch: stream.epoch };
         const answer = await this.#request({ action: "history", channel, since, limit: 100 });
-        if (this.#streams.get(channel) !== stream || answer.epoch !== stream.epoch) {
+        if (this.#streams.get(channel) !== stream) {
+          break;
+        }
+        if (answer.epoch !== stream.epoch) {
+          this.#gap(channel, "the channel's history was lost (a new epoch)");
           break;
         }
         for (const message of Array.isArray(answer.messages) ? answer.messages : []) {
@@ -569,8 +573,13 @@ export class WebSocketClient extends EventTarget {
         }
       }
     } catch (err) {
-      // Not answered (the connection dropped, or a timeout): the next arrival or resubscription retries.
-      this.#emit("error", { code: err instanceof RequestError ? err.code : "internal", message: String(err) });
+      if (err instanceof RequestError && err.code === "unrecoverable_position" && this.#streams.get(channel) === stream) {
+        // The stream this client followed is gone (a new epoch): what it waits for can never come.
+        this.#gap(channel, "the channel's history was lost (a new epoch)");
+      } else {
+        // Not answered (the connection dropped, or a timeout): the next arrival or resubscription retries.
+        this.#emit("error", { code: err instanceof RequestError ? err.code : "internal", message: String(err) });
+      }
     } finally {
       stream.filling = false;
       if (this.#streams.get(channel) === stream) {

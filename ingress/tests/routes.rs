@@ -974,3 +974,152 @@ async fn when_members_cannot_be_written_or_read_the_client_is_told_to_send_again
     assert_eq!(failed.error_type(), "StoreUnavailable");
     assert!(f.store.is_empty(), "the connection itself is forgotten all the same");
 }
+
+#[tokio::test]
+async fn history_after_the_largest_offset_is_refused_and_never_wraps_round_to_every_message() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
+    for n in 1..=3 {
+        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
+    }
+    for offset in [u64::MAX, u64::MAX - 1, 4] {
+        let body = format!(r#"{{"action":"history","channel":"news","since":{}}}"#, since(offset, &epoch));
+        let (status, reply) = send(&f, message_event(&body)).await;
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (400, Some("unrecoverable_position")),
+            "{offset}: {reply}"
+        );
+        assert!(reply.get("messages").is_none(), "{offset}: no message of any stream");
+    }
+    let latest =
+        say(&f, &format!(r#"{{"action":"history","channel":"news","since":{}}}"#, since(3, &epoch))).await;
+    assert_eq!((latest["messages"].as_array().map(Vec::len), &latest["more"]), (Some(0), &json!(false)));
+}
+
+#[tokio::test]
+async fn history_since_a_position_in_another_epoch_is_refused_as_a_subscribe_would_not_recover_it() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
+    for n in 1..=3 {
+        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
+    }
+    for other in ["deadbeef0000", "another0epoch"] {
+        let body = format!(
+            r#"{{"action":"history","channel":"news","since":{},"ref":"r"}}"#,
+            since(1, &json!(other))
+        );
+        let (status, reply) = send(&f, message_event(&body)).await;
+        assert_eq!(
+            (status, reply["error"]["code"].as_str()),
+            (400, Some("unrecoverable_position")),
+            "{reply}"
+        );
+        let message = reply["error"]["message"].as_str().expect("message");
+        assert!(
+            message.contains(epoch.as_str().expect("epoch")) && message.contains("offset 3"),
+            "{message}"
+        );
+        assert_eq!(reply["ref"], "r");
+        let subscribe =
+            format!(r#"{{"action":"subscribe","channel":"news","since":{}}}"#, since(1, &json!(other)));
+        assert_eq!(
+            say(&f, &subscribe).await["recovered"],
+            false,
+            "the subscribe's answer for the same since"
+        );
+    }
+    let same =
+        say(&f, &format!(r#"{{"action":"history","channel":"news","since":{}}}"#, since(1, &epoch))).await;
+    assert_eq!(same["messages"].as_array().map(Vec::len), Some(2), "its own epoch: 2 and 3");
+}
+
+#[tokio::test]
+async fn a_history_limit_that_leaves_older_kept_messages_out_says_more() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    for n in 1..=3 {
+        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
+    }
+    for (limit, more) in [(1, true), (2, true), (3, false), (50, false)] {
+        let answer = say(&f, &format!(r#"{{"action":"history","channel":"news","limit":{limit}}}"#)).await;
+        assert_eq!(answer["messages"].as_array().map(Vec::len), Some(limit.min(3)), "{answer}");
+        assert_eq!(answer["more"], more, "limit {limit}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn the_largest_message_a_publish_accepts_is_read_back_by_history_newest_and_since_alike() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
+    say(&f, r#"{"action":"publish","channel":"news","data":"small"}"#).await;
+    // The most data a publish takes: one byte more is refused.
+    let publish =
+        |chars: usize| format!(r#"{{"action":"publish","channel":"news","data":"{}"}}"#, "x".repeat(chars));
+    let mut largest = 0;
+    let (mut lo, mut hi) = (1, shared::limits::MAX_MESSAGE_BYTES);
+    while lo <= hi {
+        let mid = (lo + hi) / 2;
+        let envelope = shared::Envelope::message(
+            Channel::parse("news").expect("channel"),
+            shared::Sender { connection: Some(id()), user: None },
+            REQUEST_EPOCH_MS,
+            serde_json::value::RawValue::from_string(format!("\"{}\"", "x".repeat(mid))).expect("raw"),
+        );
+        if envelope.is_ok() {
+            largest = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let (status, refused) = send(&f, message_event(&publish(largest + 1))).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("message_too_large")), "{refused}");
+    let published = say(&f, &publish(largest)).await;
+    assert_eq!(published["offset"], 2, "{published}");
+    say(&f, r#"{"action":"publish","channel":"news","data":"after"}"#).await;
+
+    let history = |body: String| {
+        let f = &f;
+        async move {
+            let response = f.ingress.handle(message_event(&body)).await.expect("handled");
+            let text = body_of(&response).expect("an answer").to_owned();
+            assert!(text.len() <= shared::limits::MAX_MESSAGE_BYTES, "{} bytes", text.len());
+            let answer: Value = serde_json::from_str(&text).expect("json");
+            let offsets: Vec<u64> = answer["messages"]
+                .as_array()
+                .expect("messages")
+                .iter()
+                .filter_map(|m| m["offset"].as_u64())
+                .collect();
+            (offsets, answer["more"].clone())
+        }
+    };
+    // A client paging with `since` from the start gets every message, the largest alone in its page.
+    let mut seen = Vec::new();
+    let mut at = 0;
+    for _ in 0..5 {
+        let (offsets, more) = history(format!(
+            r#"{{"action":"history","channel":"news","since":{},"limit":100,"ref":"{}"}}"#,
+            since(at, &epoch),
+            "\\u0001".repeat(64)
+        ))
+        .await;
+        assert!(!offsets.is_empty(), "a page after {at} holds a message");
+        at = *offsets.last().expect("last");
+        seen.extend(offsets);
+        if more != true {
+            break;
+        }
+    }
+    assert_eq!(seen, [1, 2, 3]);
+    let (newest, more) = history(r#"{"action":"history","channel":"news","limit":2}"#.into()).await;
+    assert_eq!((newest, more), (vec![3], json!(true)), "the largest does not fit beside 3: left out, more");
+    let (alone, _) =
+        history(format!(r#"{{"action":"history","channel":"news","since":{},"limit":1}}"#, since(1, &epoch)))
+            .await;
+    assert_eq!(alone, [2]);
+}

@@ -31,6 +31,7 @@ pub enum ErrorCode {
     BinaryNotSupported,
     InvalidRef,
     InvalidSince,
+    UnrecoverablePosition,
     InvalidLimit,
     InvalidJoinLeave,
     PresenceOff,
@@ -39,7 +40,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::EmptyMessage,
         Self::InvalidJson,
         Self::TooDeeplyNested,
@@ -55,6 +56,7 @@ impl ErrorCode {
         Self::BinaryNotSupported,
         Self::InvalidRef,
         Self::InvalidSince,
+        Self::UnrecoverablePosition,
         Self::InvalidLimit,
         Self::InvalidJoinLeave,
         Self::PresenceOff,
@@ -79,6 +81,7 @@ impl ErrorCode {
             Self::BinaryNotSupported => "binary_not_supported",
             Self::InvalidRef => "invalid_ref",
             Self::InvalidSince => "invalid_since",
+            Self::UnrecoverablePosition => "unrecoverable_position",
             Self::InvalidLimit => "invalid_limit",
             Self::InvalidJoinLeave => "invalid_join_leave",
             Self::PresenceOff => "presence_off",
@@ -128,6 +131,11 @@ pub enum InputError {
     InvalidRef { found: String, max: usize },
     #[error("invalid \"since\": {detail}")]
     InvalidSince { detail: &'static str },
+    #[error(
+        "\"since\" is not a position in this channel's stream, which is at offset {offset} of epoch \"{epoch}\" \
+         (its history was lost, or the position never was one): read it without \"since\", or subscribe again"
+    )]
+    UnrecoverablePosition { offset: u64, epoch: String },
     #[error("\"limit\" must be a whole number from 1 to {max}, not {found}")]
     InvalidLimit { found: String, max: usize },
     #[error("invalid \"joinLeave\": {detail}")]
@@ -155,6 +163,7 @@ impl InputError {
             Self::Binary => ErrorCode::BinaryNotSupported,
             Self::InvalidRef { .. } => ErrorCode::InvalidRef,
             Self::InvalidSince { .. } => ErrorCode::InvalidSince,
+            Self::UnrecoverablePosition { .. } => ErrorCode::UnrecoverablePosition,
             Self::InvalidLimit { .. } => ErrorCode::InvalidLimit,
             Self::InvalidJoinLeave { .. } => ErrorCode::InvalidJoinLeave,
             Self::PresenceOff => ErrorCode::PresenceOff,

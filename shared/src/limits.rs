@@ -8,6 +8,13 @@ use std::time::Duration;
 /// Largest message API Gateway accepts from a client, and largest `@connections` POST body: 128 KB.
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 
+/// What a `history` answer adds around the messages it holds, at most, besides its `missing`
+/// offsets: its type, channel, position and `more`, and a `ref` of 64 characters however escaped —
+/// 777 bytes (`history_answers_keep_room_for_their_largest_fields`); the rest is margin. A channel's
+/// message is accepted only when its frame leaves this much of [`MAX_MESSAGE_BYTES`], so that a
+/// `history` answer can always hold any message that a publish accepted.
+pub const HISTORY_ANSWER_OVERHEAD: usize = 1024;
+
 /// Largest single WebSocket frame API Gateway accepts from a client: 32 KB.
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 

@@ -433,6 +433,9 @@ async fn a_channels_history_numbers_each_message_in_one_epoch_and_reads_back_wha
     }
     let newest = history.read(&news, Range::Newest(3)).await.expect("read");
     assert_eq!((offsets(&newest), newest.stream.offset), (vec![4, 5, 6], 6));
+    assert!(newest.more, "3 is kept, older than the three read");
+    let all = history.read(&news, Range::Newest(4)).await.expect("read");
+    assert_eq!((offsets(&all), all.more), (vec![3, 4, 5, 6], false), "nothing older kept");
     let frame: Envelope =
         serde_json::from_str(&newest.messages[0].frame).expect("a kept frame is an envelope");
     assert_eq!(frame.offset, Some(4));

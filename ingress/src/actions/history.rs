@@ -5,6 +5,12 @@
 //! Gateway's 128 KB: fewer messages and `"more":true` rather than a larger answer. Offsets between two
 //! messages that hold none (a publish that failed once numbered) are listed in `"missing"`, so that a
 //! client waiting for one stops waiting. It needs the same permission as a subscribe to the channel.
+//!
+//! A `since` must be a position in the channel's current stream: one in another epoch (its history
+//! was lost since) or past the latest offset is refused `unrecoverable_position`, as Centrifugo
+//! refuses it, rather than answered with messages of a stream the client never followed. A `since`
+//! older than what is kept is answered with what is kept: the first message's offset tells the
+//! client what it can no longer have.
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
@@ -52,6 +58,17 @@ impl Action for History {
             tracing::error!(channel = %self.channel, error = %err, "could not read a channel's history");
             Refusal::Unavailable("the channel's history could not be read; send it again".into())
         })?;
+        if let Some(since) = &self.since {
+            // Another epoch's offsets, or one past the latest, name other messages than the client
+            // had: answering with this stream's would hand it another stream's messages silently.
+            if since.epoch != page.stream.epoch || since.offset > page.stream.offset {
+                return Err(InputError::UnrecoverablePosition {
+                    offset: page.stream.offset,
+                    epoch: page.stream.epoch.to_string(),
+                }
+                .into());
+            }
+        }
         answer.position = Some(Position { offset: page.stream.offset, epoch: page.stream.epoch });
         answer.messages =
             page.messages.into_iter().filter_map(|kept| RawValue::from_string(kept.frame).ok()).collect();

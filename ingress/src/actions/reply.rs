@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::value::RawValue;
 use shared::error::ErrorCode;
-use shared::limits::MAX_MESSAGE_BYTES;
+use shared::limits::{HISTORY_ANSWER_OVERHEAD, MAX_MESSAGE_BYTES};
 use shared::presence::Member;
 use shared::{Epoch, InputError, MessageId, Position};
 
@@ -57,12 +57,25 @@ pub struct HistoryAnswer {
 
 impl HistoryAnswer {
     /// Leaves out messages until the answer fits in one of API Gateway's messages, with room for its
-    /// other fields and the `ref`: the newest go first when `keep_newest` is false (a read after a
-    /// position continues there), the oldest otherwise (the newest messages are the ones asked for).
+    /// other fields and the `ref` ([`HISTORY_ANSWER_OVERHEAD`]): the newest go first when
+    /// `keep_newest` is false (a read after a position continues there), the oldest otherwise (the
+    /// newest messages are the ones asked for). `missing` keeps only the offsets between the
+    /// messages left. One message always fits: a publish leaves the same room.
     pub fn fit(&mut self, keep_newest: bool) {
-        let room = MAX_MESSAGE_BYTES - 1024;
+        let room = MAX_MESSAGE_BYTES - HISTORY_ANSWER_OVERHEAD;
+        let offset_of = |message: &RawValue| {
+            serde_json::from_str::<OffsetOnly>(message.get()).ok().and_then(|m| m.offset)
+        };
+        let missing_bytes = |missing: &[u64]| -> usize {
+            // `"missing":[…],` and each offset with its comma.
+            if missing.is_empty() {
+                0
+            } else {
+                13 + missing.iter().map(|o| o.to_string().len() + 1).sum::<usize>()
+            }
+        };
         let mut size: usize = self.messages.iter().map(|m| m.get().len() + 1).sum();
-        while size > room && !self.messages.is_empty() {
+        while size + missing_bytes(&self.missing) > room && !self.messages.is_empty() {
             let dropped = if keep_newest {
                 self.messages.remove(0)
             } else {
@@ -70,8 +83,20 @@ impl HistoryAnswer {
             };
             size -= dropped.get().len() + 1;
             self.more = true;
+            let first = self.messages.first().and_then(|m| offset_of(m));
+            let last = self.messages.last().and_then(|m| offset_of(m));
+            match (first, last) {
+                (Some(first), Some(last)) => self.missing.retain(|o| (first..=last).contains(o)),
+                _ => self.missing.clear(),
+            }
         }
     }
+}
+
+/// A kept frame's offset, read without the rest of it.
+#[derive(serde::Deserialize)]
+struct OffsetOnly {
+    offset: Option<u64>,
 }
 
 /// `{"type":"presence","channel":…,"clients":N,"users":M,"members":[…],"truncated":true}`.
@@ -256,5 +281,47 @@ impl Refusal {
             body["ref"] = reference.into();
         }
         (code, body.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_answers_keep_room_for_their_largest_fields() {
+        // The longest channel (5 segments of 50), offset and epoch, `more`, and a `ref` of 64
+        // control characters, each escaped to six bytes.
+        let channel = vec!["c".repeat(50); 5].join("/");
+        let epoch = Epoch::parse(&"e".repeat(Epoch::MAX_CHARS)).expect("epoch");
+        let answer = HistoryAnswer {
+            channel,
+            position: Some(Position { offset: u64::MAX, epoch }),
+            messages: Vec::new(),
+            missing: Vec::new(),
+            more: true,
+        };
+        let reference = "\u{1}".repeat(64);
+        let rendered = Reply::History(answer).render(Some(&reference)).expect("an answer");
+        assert_eq!(rendered.len(), 777, "{rendered}");
+        assert!(rendered.len() <= HISTORY_ANSWER_OVERHEAD);
+    }
+
+    #[test]
+    fn a_fitted_answer_lists_only_the_missing_offsets_between_the_messages_it_keeps() {
+        let message = |offset: u64, bytes: usize| {
+            RawValue::from_string(format!(r#"{{"offset":{offset},"data":"{}"}}"#, "x".repeat(bytes)))
+                .expect("raw")
+        };
+        let mut answer = HistoryAnswer {
+            channel: "news".into(),
+            position: None,
+            messages: vec![message(1, 60_000), message(3, 60_000), message(5, 60_000)],
+            missing: vec![2, 4],
+            more: false,
+        };
+        answer.fit(false);
+        assert_eq!(answer.messages.len(), 2);
+        assert_eq!((answer.missing, answer.more), (vec![2], true), "4 lies past the messages kept");
     }
 }

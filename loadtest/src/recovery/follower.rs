@@ -200,7 +200,7 @@ impl Follower {
         let Some(stream) = self.streams.get_mut(channel) else { return events };
         stream.filling = false;
         if answer["epoch"].as_str() != Some(stream.position.epoch.as_str()) {
-            return events;
+            return self.lost(channel);
         }
         if stream.waiting.is_empty() {
             return events;
@@ -233,6 +233,15 @@ impl Follower {
                 Some(if more { Instant::now() - Duration::from_secs(3600) } else { Instant::now() });
         }
         events
+    }
+
+    /// The stream this follower followed on `channel` is gone (history answered another epoch, or
+    /// refused its position as `unrecoverable_position`): what waits can never be put in order, so
+    /// the app is told of a gap up to it, and the channel starts afresh with its next message.
+    pub fn lost(&mut self, channel: &str) -> Vec<Event> {
+        let Some(stream) = self.streams.remove(channel) else { return Vec::new() };
+        let to = stream.waiting.keys().next_back().copied().unwrap_or(stream.position.offset);
+        vec![Event::Gap { channel: channel.to_owned(), from: stream.position.offset + 1, to }]
     }
 
     /// A history read that got no answer: it is tried again after the next wait.
@@ -311,5 +320,19 @@ mod tests {
             follower.subscribed("c", &json!({"offset": 10, "epoch": "e", "recovered": false}), Some(&since));
         assert_eq!(events[0], Event::Gap { channel: "c".into(), from: 5, to: 10 });
         assert_eq!(delivered(&events), [11], "a live message after the new position is delivered");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_history_no_longer_has_is_a_gap_up_to_what_waits_and_starts_afresh() {
+        let mut follower = Follower::default();
+        follower.subscribed("c", &json!({"offset": 2, "epoch": "e"}), None);
+        follower.arrived(frame(5));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(follower.due(Duration::from_secs(1)).len(), 1);
+        let events =
+            follower.filled("c", &json!({"offset": 1, "epoch": "new", "messages": [], "more": false}));
+        assert_eq!(events, [Event::Gap { channel: "c".into(), from: 3, to: 5 }]);
+        assert_eq!(follower.position("c"), None, "forgotten: the next message starts it again");
+        assert!(follower.lost("c").is_empty(), "once");
     }
 }

@@ -258,6 +258,8 @@ impl Life<'_> {
         if value["ref"] == "h" {
             let events = if value["type"] == "history" {
                 self.follower.filled(&channel, value)
+            } else if value["error"]["code"] == "unrecoverable_position" {
+                self.follower.lost(&channel)
             } else {
                 self.record.errors.push("history_refused".into());
                 self.follower.unfilled(&channel);

@@ -9,7 +9,7 @@ use super::connection::ConnectionId;
 use super::position::{Epoch, Position};
 use crate::channel::Channel;
 use crate::error::InputError;
-use crate::limits::MAX_MESSAGE_BYTES;
+use crate::limits::{HISTORY_ANSWER_OVERHEAD, MAX_MESSAGE_BYTES};
 
 /// A unique id for one broadcast, so clients can drop the duplicates that at-least-once delivery allows.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -162,8 +162,11 @@ impl Envelope {
     }
 
     fn within_limit(self) -> Result<Self, InputError> {
-        // A channel's message gets its position later, and must still fit then.
-        let room = if self.kind == EnvelopeKind::Message { POSITION_BYTES } else { 0 };
+        // A channel's message gets its position later, and must still fit then, inside a `history`
+        // answer: a message that could be published but never read back would stop a client paging
+        // through history with `since` for good.
+        let room =
+            if self.kind == EnvelopeKind::Message { POSITION_BYTES + HISTORY_ANSWER_OVERHEAD } else { 0 };
         if self.frame().len() + room > MAX_MESSAGE_BYTES {
             return Err(InputError::TooLarge { limit: MAX_MESSAGE_BYTES });
         }

@@ -259,9 +259,9 @@ impl History for DynamoHistory {
 
     async fn read(&self, channel: &Channel, range: Range) -> Result<Page, StoreError> {
         let stream = self.stream(channel).await?;
-        let (lo, hi) = window(stream.offset, self.settings.size, range);
+        let read = window(stream.offset, self.settings.size, range);
         let mut found = Vec::new();
-        if lo <= hi {
+        if !read.is_empty() {
             let now = Self::now_s();
             let mut start = None;
             loop {
@@ -277,8 +277,8 @@ impl History for DynamoHistory {
                         ":pk",
                         AttributeValue::S(format!("{HISTORY_PREFIX}{channel}")),
                     )
-                    .expression_attribute_values(":lo", AttributeValue::S(Self::offset_sk(lo)))
-                    .expression_attribute_values(":hi", AttributeValue::S(Self::offset_sk(hi)))
+                    .expression_attribute_values(":lo", AttributeValue::S(Self::offset_sk(read.lo)))
+                    .expression_attribute_values(":hi", AttributeValue::S(Self::offset_sk(read.hi)))
                     .set_exclusive_start_key(start)
                     .send()
                     .await
@@ -290,7 +290,7 @@ impl History for DynamoHistory {
                 }
             }
         }
-        Ok(page(stream, found, hi))
+        Ok(page(stream, found, read))
     }
 }
 

@@ -118,18 +118,18 @@ impl History for MemoryHistory {
         let mut streams = lock(&self.streams);
         let state = self.live(&mut streams, channel);
         let stream = Stream { offset: state.offset, epoch: state.epoch.clone() };
-        let (lo, hi) = window(state.offset, self.settings.size, range);
-        let found = if lo > hi {
+        let read = window(state.offset, self.settings.size, range);
+        let found = if read.is_empty() {
             Vec::new()
         } else {
             state
                 .messages
-                .range(lo..=hi)
+                .range(read.lo..=read.hi)
                 .filter(|(_, (_, expires))| *expires > now)
                 .map(|(&offset, (frame, _))| Kept { offset, frame: frame.clone() })
                 .collect()
         };
-        Ok(page(stream, found, hi))
+        Ok(page(stream, found, read))
     }
 }
 

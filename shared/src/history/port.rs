@@ -87,7 +87,8 @@ pub struct Page {
     /// The offsets between the first and the last message read that hold no message: taken by a
     /// publish that then failed. A reader skips them rather than waits for them.
     pub missing: Vec<u64>,
-    /// Whether kept messages beyond the last one read were left out by the limit.
+    /// Whether the limit left kept messages out: older ones for [`Range::Newest`], newer ones for
+    /// [`Range::After`].
     pub more: bool,
 }
 
@@ -129,25 +130,52 @@ pub trait History: Send + Sync {
     async fn read(&self, channel: &Channel, range: Range) -> Result<Page, StoreError>;
 }
 
-/// The offsets a read covers, `lo..=hi`, of a stream at `latest` keeping `size` messages: empty
-/// when `lo > hi`.
-pub(crate) fn window(latest: u64, size: usize, range: Range) -> (u64, u64) {
+/// The offsets a read fetches, `lo..=hi` (none when `lo > hi`), and the first of them the reader
+/// asked for. For the newest messages the read starts one offset lower when that one is still kept,
+/// so that the page can say whether older messages are: a limit that cuts off older messages must
+/// say so as one that cuts off newer ones does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub lo: u64,
+    pub hi: u64,
+    wanted: u64,
+}
+
+impl Window {
+    pub fn is_empty(&self) -> bool {
+        self.lo > self.hi
+    }
+}
+
+/// What to fetch of a stream at `latest` keeping `size` messages. Offsets from clients are checked
+/// arithmetic: the position after `u64::MAX` is no position, never offset 0.
+pub(crate) fn window(latest: u64, size: usize, range: Range) -> Window {
     let kept_from = latest.saturating_sub(size as u64) + 1;
     match range {
-        Range::Newest(limit) => (kept_from.max(latest.saturating_sub(limit as u64) + 1), latest),
+        Range::Newest(limit) => {
+            let wanted = kept_from.max(latest.saturating_sub(limit as u64) + 1);
+            Window { lo: wanted.saturating_sub(1).max(kept_from), hi: latest, wanted }
+        }
         Range::After { offset, limit } => {
-            let lo = kept_from.max(offset + 1);
-            (lo, latest.min(lo.saturating_add(limit as u64).saturating_sub(1)))
+            let Some(next) = offset.checked_add(1) else {
+                return Window { lo: 1, hi: 0, wanted: 1 };
+            };
+            let lo = kept_from.max(next);
+            let hi = latest.min(lo.saturating_add(limit as u64).saturating_sub(1));
+            Window { lo, hi, wanted: lo }
         }
     }
 }
 
-/// A page from the messages found in `lo..=hi` (in offset order, expired ones already left out):
-/// the offsets missing between two found ones are gaps; those missing before the first found one
-/// may have expired, and are left for the reader to judge with [`Page::recovers`].
-pub(crate) fn page(stream: Stream, found: Vec<Kept>, hi: u64) -> Page {
+/// A page from the messages found in `window` (in offset order, expired ones already left out):
+/// those below what was asked for only say that older messages are kept; the offsets missing
+/// between two found ones are gaps; those missing before the first found one may have expired, and
+/// are left for the reader to judge with [`Page::recovers`].
+pub(crate) fn page(stream: Stream, found: Vec<Kept>, window: Window) -> Page {
+    let older = found.first().is_some_and(|kept| kept.offset < window.wanted);
+    let found: Vec<Kept> = found.into_iter().filter(|kept| kept.offset >= window.wanted).collect();
     let missing = found.windows(2).flat_map(|pair| (pair[0].offset + 1)..pair[1].offset).collect();
-    let more = hi < stream.offset;
+    let more = older || window.hi < stream.offset;
     Page { stream, messages: found, missing, more }
 }
 
@@ -155,17 +183,61 @@ pub(crate) fn page(stream: Stream, found: Vec<Kept>, hi: u64) -> Page {
 mod tests {
     use super::*;
 
+    fn span(window: Window) -> (u64, u64) {
+        (window.lo, window.hi)
+    }
+
     #[test]
     fn a_read_covers_what_is_kept_of_its_range() {
-        assert_eq!(window(150, 100, Range::Newest(50)), (101, 150));
-        assert_eq!(window(150, 100, Range::Newest(500)), (51, 150), "no further back than kept");
-        assert_eq!(window(150, 100, Range::After { offset: 41, limit: 50 }), (51, 100));
-        assert_eq!(window(150, 100, Range::After { offset: 120, limit: 50 }), (121, 150));
-        assert_eq!(window(3, 100, Range::Newest(50)), (1, 3));
-        let (lo, hi) = window(0, 100, Range::Newest(50));
-        assert!(lo > hi, "an empty stream reads nothing");
-        let (lo, hi) = window(150, 100, Range::After { offset: 150, limit: 50 });
-        assert!(lo > hi, "nothing after the latest");
+        assert_eq!(
+            span(window(150, 100, Range::Newest(50))),
+            (100, 150),
+            "one older, to tell if more are kept"
+        );
+        assert_eq!(span(window(150, 100, Range::Newest(500))), (51, 150), "no further back than kept");
+        assert_eq!(span(window(150, 100, Range::After { offset: 41, limit: 50 })), (51, 100));
+        assert_eq!(span(window(150, 100, Range::After { offset: 120, limit: 50 })), (121, 150));
+        assert_eq!(span(window(3, 100, Range::Newest(50))), (1, 3));
+        assert!(window(0, 100, Range::Newest(50)).is_empty(), "an empty stream reads nothing");
+        assert!(
+            window(150, 100, Range::After { offset: 150, limit: 50 }).is_empty(),
+            "nothing after the latest"
+        );
+    }
+
+    #[test]
+    fn an_offset_after_the_largest_is_no_position_and_never_wraps_to_the_first() {
+        for offset in [u64::MAX, u64::MAX - 1, 151] {
+            let read = window(150, 100, Range::After { offset, limit: 50 });
+            assert!(read.is_empty(), "{offset}: {read:?}");
+        }
+        let read = window(150, 100, Range::After { offset: 0, limit: usize::MAX });
+        assert_eq!(span(read), (51, 150), "an unbounded limit stops at the latest");
+    }
+
+    #[test]
+    fn more_says_whether_a_limit_left_kept_messages_out_on_either_side() {
+        let stream = |latest: u64| Stream { offset: latest, epoch: Epoch::parse("e").expect("epoch") };
+        let kept = |offsets: std::ops::RangeInclusive<u64>| {
+            offsets.map(|offset| Kept { offset, frame: String::new() }).collect::<Vec<_>>()
+        };
+        let newest = |limit: usize, stored: std::ops::RangeInclusive<u64>| {
+            let read = window(10, 100, Range::Newest(limit));
+            let found =
+                kept(stored).into_iter().filter(|k| (read.lo..=read.hi).contains(&k.offset)).collect();
+            page(stream(10), found, read)
+        };
+        let one = newest(1, 1..=10);
+        assert_eq!(one.messages.iter().map(|k| k.offset).collect::<Vec<_>>(), [10]);
+        assert!(one.more, "nine older messages are kept");
+        let all = newest(10, 1..=10);
+        assert_eq!(all.messages.len(), 10);
+        assert!(!all.more, "nothing older");
+        let expired = newest(2, 9..=10);
+        assert!(!expired.more, "the older ones expired: none kept");
+        let after = window(10, 100, Range::After { offset: 2, limit: 3 });
+        let page = page(stream(10), kept(3..=5), after);
+        assert!(page.more && page.messages.len() == 3, "newer ones follow");
     }
 
     #[test]
@@ -175,7 +247,8 @@ mod tests {
             offsets.iter().map(|&offset| Kept { offset, frame: String::new() }).collect::<Vec<_>>()
         };
         let at = |latest: u64, found: &[u64]| {
-            page(Stream { offset: latest, epoch: epoch.clone() }, kept(found), latest)
+            let all = Window { lo: 1, hi: latest, wanted: 1 };
+            page(Stream { offset: latest, epoch: epoch.clone() }, kept(found), all)
         };
         assert!(at(10, &[]).recovers(10, &epoch), "nothing missed");
         assert!(at(10, &[8, 9, 10]).recovers(7, &epoch));
