@@ -227,3 +227,27 @@ async fn a_jwks_file_that_is_missing_empty_or_not_a_jwks_stops_the_gateway_at_st
     }
     std::fs::remove_dir_all(&dir).expect("clean up");
 }
+
+#[tokio::test]
+async fn a_publish_to_something_that_is_not_a_queue_url_is_refused_before_any_credential_is_looked_for() {
+    for url in ["sqs)", "local-broadcasts", "http://127.0.0.1:9324"] {
+        let output = tokio::time::timeout(
+            PATIENCE,
+            Command::new(env!("CARGO_BIN_EXE_local"))
+                .args(["publish", "--channel", "news", "--data", "1", "--queue-url", url])
+                // Were the SDK asked, it would look for instance metadata here first.
+                .env("AWS_EC2_METADATA_DISABLED", "false")
+                .env("RUST_BACKTRACE", "1")
+                .output(),
+        )
+        .await
+        .expect("refused at once, without waiting on a credential chain")
+        .expect("the local binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{url}: {stderr}");
+        assert!(stderr.contains("is not a queue URL") && stderr.contains(url), "{url}: {stderr}");
+        for noise in ["backtrace", "DispatchFailure", "SdkError", "credentials"] {
+            assert!(!stderr.contains(noise), "{url}: {noise} in {stderr}");
+        }
+    }
+}

@@ -2,8 +2,6 @@
 //! job queue — the local gateway's (signed with its key pair) or a deployed stack's (with your usual
 //! AWS credentials). The body is checked as the worker will check it before anything is sent.
 
-use std::net::IpAddr;
-
 use anyhow::Context;
 use local::settings::DEFAULT_SQS_PORT;
 use local::{Credentials, Settings};
@@ -52,56 +50,101 @@ fn publish_body(args: &PublishArgs) -> anyhow::Result<String> {
     Ok(body)
 }
 
-/// Whether a queue URL is on this machine (the local gateway's) rather than AWS's.
-fn is_local(queue_url: &str) -> bool {
-    let host = queue_url.split_once("://").map_or(queue_url, |(_, rest)| rest);
-    let host = host.split(['/', ':']).next().unwrap_or_default();
-    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+/// Where a publish goes, read from `--queue-url`: SQS itself, or an endpoint that speaks its API.
+#[derive(Debug, PartialEq, Eq)]
+enum QueueUrl {
+    /// A host of AWS's (`sqs.<region>.amazonaws.com`): reached with your usual AWS credentials, in
+    /// the queue's own region when the host names it.
+    Aws { url: String, region: Option<String> },
+    /// Any other host — the local gateway, moto, a gateway on another machine: signed with the
+    /// key pair given, at the URL's origin.
+    Endpoint { url: String, origin: String },
+}
+
+impl QueueUrl {
+    /// An SQS queue URL is `http(s)://<host>/<account>/<queue name>`; anything else is refused here
+    /// rather than sent to the SDK, which takes an unknown string for a queue in AWS and goes
+    /// looking for credentials.
+    fn parse(raw: &str) -> anyhow::Result<Self> {
+        let refuse = |why: &str| {
+            anyhow::anyhow!(
+                "--queue-url {raw:?} is not a queue URL ({why}): give http(s)://<host>/<account>/<queue name>, \
+                 as the gateway prints it ({}) or as a stack's QueueUrl output",
+                local_queue_url()
+            )
+        };
+        let uri: axum::http::Uri = raw.parse().map_err(|_| refuse("it does not parse as a URL"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err(refuse("its scheme is not http or https"));
+        }
+        let authority = uri.authority().ok_or_else(|| refuse("it has no host"))?;
+        if uri.query().is_some() {
+            return Err(refuse("it has a query"));
+        }
+        let segments: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+        let name_ok = |segment: &str, max: usize| {
+            (1..=max).contains(&segment.len())
+                && segment.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        let [account, name] = segments[..] else {
+            return Err(refuse("its path is not /<account>/<queue name>"));
+        };
+        if !name_ok(account, 64) || !name_ok(name.strip_suffix(".fifo").unwrap_or(name), 80) {
+            return Err(refuse("its account or queue name has characters SQS does not allow"));
+        }
+        let host = authority.host().to_ascii_lowercase();
+        let url = raw.to_owned();
+        if host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn") {
+            // sqs.<region>.amazonaws.com, or the legacy <region>.queue.amazonaws.com.
+            let labels: Vec<&str> = host.split('.').collect();
+            let region = match labels[..] {
+                ["sqs", region, ..] | [region, "queue", ..] => Some(region.to_owned()),
+                _ => None,
+            };
+            return Ok(Self::Aws { url, region });
+        }
+        let origin = format!("{}://{authority}", uri.scheme_str().unwrap_or("http"));
+        Ok(Self::Endpoint { url, origin })
+    }
 }
 
 /// Sends the publish; the SQS message id.
 pub async fn run(args: &PublishArgs) -> anyhow::Result<String> {
     let body = publish_body(args)?;
-    let sdk = if is_local(&args.queue_url) {
-        let origin: String = {
-            let (scheme, rest) = args.queue_url.split_once("://").context("the queue URL has no scheme")?;
-            format!("{scheme}://{}", rest.split('/').next().unwrap_or_default())
-        };
-        let credentials = aws_credential_types::Credentials::new(
-            &args.access_key_id,
-            &args.secret_access_key,
-            None,
-            None,
-            "local-gateway",
-        );
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(args.region.clone()))
-            .endpoint_url(origin)
-            .credentials_provider(credentials)
-            .load()
-            .await
-    } else {
-        // sqs.<region>.amazonaws.com/<account>/<name>: the queue's own region, whatever the profile's.
-        let region =
-            args.queue_url.split("sqs.").nth(1).and_then(|rest| rest.split('.').next()).map(str::to_owned);
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(region) = region {
-            loader = loader.region(aws_config::Region::new(region));
+    let queue = QueueUrl::parse(&args.queue_url)?;
+    let (sdk, url) = match queue {
+        QueueUrl::Endpoint { url, origin } => {
+            let credentials = aws_credential_types::Credentials::new(
+                &args.access_key_id,
+                &args.secret_access_key,
+                None,
+                None,
+                "local-gateway",
+            );
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(args.region.clone()))
+                .endpoint_url(origin)
+                .credentials_provider(credentials)
+                .load()
+                .await;
+            (sdk, url)
         }
-        loader.load().await
+        QueueUrl::Aws { url, region } => {
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if let Some(region) = region {
+                loader = loader.region(aws_config::Region::new(region));
+            }
+            (loader.load().await, url)
+        }
     };
     let sent = aws_sdk_sqs::Client::new(&sdk)
         .send_message()
-        .queue_url(&args.queue_url)
+        .queue_url(&url)
         .message_body(body)
         .send()
         .await
         .map_err(|err| {
-            anyhow::anyhow!(
-                "SendMessage to {} failed: {}",
-                args.queue_url,
-                aws_sdk_sqs::error::DisplayErrorContext(err)
-            )
+            anyhow::anyhow!("SendMessage to {url} failed: {}", aws_sdk_sqs::error::DisplayErrorContext(err))
         })?;
     Ok(sent.message_id.unwrap_or_default())
 }
@@ -125,8 +168,44 @@ mod tests {
         assert_eq!(body, r#"{"action":"publish","channel":"user/alice","data":{"text":"shipped"}}"#);
         assert!(publish_body(&args("chat/*", "1")).is_err(), "a wildcard");
         assert!(publish_body(&args("chat", "{not json")).is_err(), "not JSON");
-        assert!(is_local("http://127.0.0.1:9324/000000000000/local-broadcasts"));
-        assert!(is_local("http://localhost:3002/q"));
-        assert!(!is_local("https://sqs.eu-west-1.amazonaws.com/123456789012/ws-broadcasts"));
+    }
+
+    #[test]
+    fn a_queue_url_is_parsed_into_aws_or_an_endpoint_and_anything_else_is_refused() {
+        let endpoint =
+            |url: &str, origin: &str| QueueUrl::Endpoint { url: url.into(), origin: origin.into() };
+        for (url, origin) in [
+            ("http://127.0.0.1:9324/000000000000/local-broadcasts", "http://127.0.0.1:9324"),
+            ("http://localhost:3002/q/jobs", "http://localhost:3002"),
+            ("http://192.168.1.20:9324/000000000000/local-broadcasts", "http://192.168.1.20:9324"),
+            ("http://localhost:9324/queue/jobs.fifo", "http://localhost:9324"),
+        ] {
+            assert_eq!(QueueUrl::parse(url).expect(url), endpoint(url, origin));
+        }
+        let aws = "https://sqs.eu-west-1.amazonaws.com/123456789012/ws-broadcasts";
+        assert_eq!(
+            QueueUrl::parse(aws).expect("aws"),
+            QueueUrl::Aws { url: aws.into(), region: Some("eu-west-1".into()) }
+        );
+        let legacy = "https://us-east-2.queue.amazonaws.com/123456789012/q";
+        assert!(
+            matches!(QueueUrl::parse(legacy), Ok(QueueUrl::Aws { region: Some(r), .. }) if r == "us-east-2")
+        );
+        for bad in [
+            "sqs)",
+            "",
+            "local-broadcasts",
+            "ftp://127.0.0.1/000000000000/q",
+            "http:///000000000000/q",
+            "http://127.0.0.1:9324",
+            "http://127.0.0.1:9324/q",
+            "http://127.0.0.1:9324/a/b/c",
+            "http://127.0.0.1:9324/000000000000/bad name",
+            "http://127.0.0.1:9324/000000000000/q?x=1",
+            "https://sqs.us-east-1.amazonaws.com/123456789012/",
+        ] {
+            let err = QueueUrl::parse(bad).expect_err(bad).to_string();
+            assert!(err.contains("is not a queue URL") && err.contains("http(s)://"), "{bad}: {err}");
+        }
     }
 }
