@@ -85,7 +85,7 @@ pub(crate) async fn run(
     report.churn_presence_clients = Some(counted);
 
     if receiver.is_some() {
-        // Until no event has come for a second (the forwarder posts one at a time), at most 60 s.
+        // Until no event has come for a second, at most 60 s.
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut last = usize::MAX;
         while Instant::now() < deadline {
