@@ -31,7 +31,7 @@ use crate::settings::{Backend, Bucket, Settings};
 use crate::sigv4::Verifier;
 use crate::sqs::SqsEndpoint;
 use crate::state::{AppState, ShutdownReport};
-use crate::{connection, faults, management, serve};
+use crate::{connection, faults, host, management, serve};
 
 /// The ports the functions get for a backend.
 struct Adapters {
@@ -210,8 +210,14 @@ impl Gateway {
             crate::sqs::SERVICE,
         );
         let request_timeout = self.state.settings.request_timeout;
-        let endpoint =
-            SqsEndpoint { queue: queue.clone(), queue_name: name, queue_url, verifier, request_timeout };
+        let endpoint = SqsEndpoint {
+            queue: queue.clone(),
+            queue_name: name,
+            queue_url,
+            verifier,
+            request_timeout,
+            allowed_hosts: self.state.settings.allowed_hosts.clone(),
+        };
         self.sqs = Some((listener, Arc::new(endpoint)));
         Ok(self)
     }
@@ -346,5 +352,6 @@ fn router(state: Arc<AppState>) -> Router {
         .route(devtools::TOKEN_PATH, get(devtools::token))
         .route(EVENTS_PATH, get(crate::lifecycle::recent))
         .fallback(|| async { management::forbidden() })
+        .layer(axum::middleware::from_fn_with_state(state.settings.allowed_hosts.clone(), host::guard))
         .with_state(state)
 }

@@ -9,7 +9,7 @@
 //!
 //! - [`gateway`]: the routes, starting and stopping; [`state`] is what every request shares.
 //! - [`settings`]: what can be configured, with AWS's and the template's defaults.
-//! - [`serve`]: the HTTP/1.1 server, with its time limits.
+//! - [`serve`]: the HTTP/1.1 server, with its time limits; [`host`] the `Host` names it answers.
 //! - [`authorize`]: the `$connect` route's REQUEST authorizer, run as API Gateway runs it.
 //! - [`connection`]: one WebSocket connection from `$connect` to `$disconnect`; [`outbox`] is its
 //!   outbound buffer and [`registry`] the live connections `@connections` reaches.
@@ -30,6 +30,7 @@ pub mod events;
 pub mod faults;
 pub mod function;
 pub mod gateway;
+pub mod host;
 pub mod ids;
 pub mod lifecycle;
 pub mod management;

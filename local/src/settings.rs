@@ -12,6 +12,7 @@ use worker::{Fleet, WorkerSettings};
 use crate::esm::EsmSettings;
 use crate::events::Api;
 use crate::faults::Faults;
+use crate::host::AllowedHosts;
 
 /// Where the functions keep connections and queue broadcasts.
 #[derive(Clone, Debug, Default)]
@@ -79,6 +80,9 @@ pub struct Settings {
     /// The secret behind `--jwt-secret`, with which the demo page gets development tokens
     /// ([`crate::devtools::TOKEN_PATH`]); `None`: it mints none.
     pub dev_tokens: Option<DevTokens>,
+    /// The names besides `localhost` and IP addresses that a request's `Host` may give
+    /// (`--allowed-host`): any other is refused on every endpoint, as DNS rebinding would use it.
+    pub allowed_hosts: AllowedHosts,
 }
 
 impl Default for Settings {
@@ -110,6 +114,7 @@ impl Default for Settings {
             scan_page_size: MemoryStore::DEFAULT_PAGE_SIZE,
             authorizer: None,
             dev_tokens: None,
+            allowed_hosts: AllowedHosts::default(),
         }
     }
 }

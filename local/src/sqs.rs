@@ -22,6 +22,7 @@ use shared::queue::MemoryQueue;
 use shared::queue::SQS_MAX_MESSAGE_BYTES;
 use time::OffsetDateTime;
 
+use crate::host::AllowedHosts;
 use crate::management::closing;
 use crate::sigv4::{Denied, Verifier};
 
@@ -54,10 +55,13 @@ pub struct SqsEndpoint {
     pub verifier: Verifier,
     /// How long a request's body may take to arrive.
     pub request_timeout: Duration,
+    /// The `Host` names it answers, as the gateway's own endpoints.
+    pub allowed_hosts: AllowedHosts,
 }
 
 pub fn router(endpoint: Arc<SqsEndpoint>) -> Router {
-    Router::new().fallback(handle).with_state(endpoint)
+    let guard = axum::middleware::from_fn_with_state(endpoint.allowed_hosts.clone(), crate::host::guard);
+    Router::new().fallback(handle).layer(guard).with_state(endpoint)
 }
 
 /// An SQS error: its `__type` and message, status 400 unless it is about the caller.

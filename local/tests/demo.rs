@@ -123,7 +123,7 @@ async fn development_tokens_go_only_to_requests_addressed_to_the_gateways_own_lo
         let (status, answer) = get_as(&gateway.http_url, &path, foreign).await;
         assert_eq!(status, 403, "{foreign}: {answer}");
         assert!(
-            answer.contains(r#"{"message":"Forbidden"}"#) && !answer.contains("eyJ"),
+            answer.contains(r#"{"message":"Forbidden"#) && !answer.contains("eyJ"),
             "{foreign}: {answer}"
         );
     }

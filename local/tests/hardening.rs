@@ -117,7 +117,7 @@ async fn a_half_sent_request_is_closed_after_the_request_timeout_and_does_not_ho
 
     // And a socket in the middle of its head when shutdown begins.
     let mut held = TcpStream::connect(&addr).await.expect("connect");
-    held.write_all(b"GET /local HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+    held.write_all(b"GET /local HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.expect("write");
     gateway.stop().await;
     until_closed(&mut held).await;
 }
@@ -129,7 +129,7 @@ async fn a_body_shorter_than_its_content_length_is_answered_408_after_the_reques
     let addr = gateway.http_url.trim_start_matches("http://").to_owned();
     let mut stream = TcpStream::connect(&addr).await.expect("connect");
     stream
-        .write_all(b"POST /@connections/AAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly ten..")
+        .write_all(b"POST /@connections/AAAAAAAAAAAAAAAA HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\nonly ten..")
         .await
         .expect("write");
 
@@ -305,7 +305,8 @@ async fn a_management_body_of_any_size_past_128_kb_gets_an_aws_shaped_413() {
         // Only the head: the answer must not wait for a body that large.
         let mut stream =
             TcpStream::connect(gateway.http_url.trim_start_matches("http://")).await.expect("connect");
-        let head = format!("POST /@connections/{id} HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
+        let head =
+            format!("POST /@connections/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {size}\r\n\r\n");
         stream.write_all(head.as_bytes()).await.expect("write");
         let mut answer = Vec::new();
         tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer)).await.expect("an answer").ok();
@@ -347,4 +348,129 @@ async fn the_gateways_own_worker_signs_its_posts_with_the_configured_credentials
         let frame: Value = serde_json::from_str(&next_text(client).await).expect("JSON");
         assert_eq!(frame["data"], "signed by the worker");
     }
+}
+
+/// What a page reached through DNS rebinding sends: `host` in place of the gateway's address,
+/// signed (when `service` says so) over that very `Host` with the well-known `local`/`local` keys,
+/// as a script on the page could.
+async fn as_host(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    host: &str,
+    service: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut request = http.request(method, url).header("host", host).body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let mut request = request.build().expect("request");
+    if let Some(service) = service {
+        request = sign_for(request, service, credentials(), SystemTime::now());
+    }
+    let response = http.execute(request).await.expect("an answer");
+    (response.status().as_u16(), response.text().await.expect("body"))
+}
+
+#[tokio::test]
+async fn a_page_reaching_the_gateway_through_dns_rebinding_is_refused_on_every_endpoint() {
+    let gateway = TestGateway::start_with_sqs(Settings::default()).await;
+    let (mut client, id) = gateway.connect_with_id().await;
+    send_text(&mut client, r#"{"action":"subscribe","channel":"news"}"#).await;
+    next_text(&mut client).await;
+    let http = reqwest::Client::new();
+    let port = gateway.http_url.rsplit(':').next().expect("a port").to_owned();
+    let queue_url = gateway.queue_url.clone().expect("the SQS endpoint");
+    let sqs_port =
+        queue_url.split(':').nth(2).and_then(|rest| rest.split('/').next()).expect("port").to_owned();
+    let connection = format!("{}/local/@connections/{}", gateway.http_url, id.as_str());
+    let publish = serde_json::json!({
+        "QueueUrl": queue_url,
+        "MessageBody": r#"{"action":"publish","channel":"news","data":"injected"}"#,
+    })
+    .to_string();
+    let sqs_headers =
+        [("x-amz-target", "AmazonSQS.SendMessage"), ("content-type", "application/x-amz-json-1.0")];
+    let get = reqwest::Method::GET;
+    let calls: Vec<(&str, reqwest::Method, String, Option<&str>, &[(&str, &str)], &str, bool)> = vec![
+        ("/_local/events", get.clone(), format!("{}/_local/events", gateway.http_url), None, &[], "", false),
+        (
+            "/_local/stats",
+            get.clone(),
+            format!("{}{}", gateway.http_url, local::STATS_PATH),
+            None,
+            &[],
+            "",
+            false,
+        ),
+        ("the demo page", get.clone(), format!("{}/", gateway.http_url), None, &[], "", false),
+        ("GET @connections", get.clone(), connection.clone(), Some("execute-api"), &[], "", false),
+        (
+            "POST @connections",
+            reqwest::Method::POST,
+            connection.clone(),
+            Some("execute-api"),
+            &[],
+            "posted",
+            false,
+        ),
+        (
+            "SQS SendMessage",
+            reqwest::Method::POST,
+            queue_url.clone(),
+            Some("sqs"),
+            &sqs_headers,
+            &publish,
+            true,
+        ),
+        (
+            "DELETE @connections",
+            reqwest::Method::DELETE,
+            connection.clone(),
+            Some("execute-api"),
+            &[],
+            "",
+            false,
+        ),
+    ];
+    for (what, method, url, service, headers, body, sqs) in &calls {
+        let own_port = if *sqs { &sqs_port } else { &port };
+        let (status, answer) =
+            as_host(&http, method.clone(), url, &format!("evil.example:{own_port}"), *service, headers, body)
+                .await;
+        assert_eq!(status, 403, "{what}: {answer}");
+        assert!(answer.contains("Forbidden") && !answer.contains(id.as_str()), "{what}: {answer}");
+    }
+    let handshake = format!(
+        "GET /local HTTP/1.1\r\nHost: evil.example:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    let mut socket =
+        TcpStream::connect(gateway.http_url.trim_start_matches("http://")).await.expect("connect");
+    socket.write_all(handshake.as_bytes()).await.expect("write");
+    let mut head = vec![0u8; 64];
+    let read = tokio::time::timeout(PATIENCE, socket.read(&mut head)).await.expect("in time").expect("read");
+    assert!(
+        String::from_utf8_lossy(&head[..read]).starts_with("HTTP/1.1 403"),
+        "the WebSocket handshake too"
+    );
+    assert_silent(&mut client, Duration::from_millis(300)).await;
+    assert!(gateway.state.registry.get(&id).is_some(), "not closed");
+
+    // The very same calls addressed to the gateway by its own address are served: the Host alone
+    // made the difference.
+    for (what, method, url, service, headers, body, sqs) in calls {
+        if what == "DELETE @connections" {
+            assert_eq!(next_text(&mut client).await, "posted");
+            let delivered: Value = serde_json::from_str(&next_text(&mut client).await).expect("json");
+            assert_eq!(delivered["data"], "injected");
+        }
+        let own_port = if sqs { &sqs_port } else { &port };
+        let (status, answer) =
+            as_host(&http, method, &url, &format!("127.0.0.1:{own_port}"), service, headers, body).await;
+        assert!(status == 200 || status == 204, "{what}: {status} {answer}");
+    }
+    let closed = next_close(&mut client).await;
+    assert_eq!(u16::from(closed.code), 1000, "closed by the DELETE");
 }

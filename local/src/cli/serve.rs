@@ -11,6 +11,7 @@ use authorizer::jwks::{FileJwks, JwksSource, Keys};
 use authorizer::{Authorizer, Verifier};
 use clap::ValueEnum;
 use local::esm::EsmSettings;
+use local::host::AllowedHosts;
 use local::settings::{DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SQS_PORT, DEFAULT_TABLE, DevTokens};
 use local::{Backend, Bucket, Credentials, Faults, Gateway, Settings};
 use shared::history::HistorySettings;
@@ -186,6 +187,12 @@ pub struct ServeArgs {
     /// any user, to the network too (it is off there otherwise; on loopback it is always on).
     #[arg(long, help_heading = "Authorization", requires = "jwt_secret")]
     pub(crate) expose_dev_tokens: bool,
+    /// A name besides localhost and IP addresses that requests may address the gateway by (their
+    /// `Host`), e.g. a name in /etc/hosts; `.example.test` allows it and every name below it.
+    /// Requests naming any other host are refused on every endpoint: that is what a page on
+    /// another site reaching the gateway through DNS rebinding names. Repeat for more names.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    pub(crate) allowed_hosts: Vec<String>,
     /// Fault injection: the fraction of `@connections` POSTs answered 429 LimitExceededException.
     #[arg(long, default_value_t = 0.0, value_parser = fraction, help_heading = "Fault injection")]
     pub(crate) fault_post_throttle: f64,
@@ -223,6 +230,8 @@ impl ServeArgs {
                 audience: self.jwt_audience.clone(),
                 exposed: self.expose_dev_tokens,
             }),
+            allowed_hosts: AllowedHosts::new(self.allowed_hosts.iter().cloned())
+                .map_err(|err| anyhow::anyhow!("--allowed-host {err}"))?,
             backend,
             route_selection_expression: self.route_selection_expression.clone(),
             routes: self.routes.clone(),
@@ -480,7 +489,17 @@ fn exposure_warning(args: &ServeArgs, addr: SocketAddr, queue_url: Option<&str>)
             format!("http://{addr}/_local/token stays off (it mints a token for any user); --expose-dev-tokens turns it on")
         });
     }
-    Some(format!("listening on {addr}, not loopback: {reach} can reach {}", open.join("; ")))
+    let names = if args.allowed_hosts.is_empty() {
+        "an IP address or localhost".to_owned()
+    } else {
+        format!("an IP address, localhost or {}", args.allowed_hosts.join(", "))
+    };
+    Some(format!(
+        "listening on {addr}, not loopback: {reach} can reach {}. Every endpoint answers only requests that \
+         address it by {names} (--allowed-host adds a name): a page elsewhere reaching it through DNS \
+         rebinding is refused, a machine on the network is not",
+        open.join("; ")
+    ))
 }
 
 #[cfg(test)]
@@ -508,6 +527,10 @@ mod tests {
             assert!(all.contains(endpoint), "{endpoint}: {all}");
         }
         assert!(all.contains("every network") && !all.contains("/_local/token"), "{all}");
+        assert!(all.contains("only requests that address it by an IP address or localhost"), "{all}");
+        let named = exposure_warning(&args(&["--allowed-host", "devbox.lan"]), at([0, 0, 0, 0]), None)
+            .expect("a warning");
+        assert!(named.contains("an IP address, localhost or devbox.lan"), "{named}");
         let lan = exposure_warning(&args(&[]), at([192, 168, 1, 20]), None).expect("a warning");
         assert!(lan.contains("192.168.1.20") && !lan.contains("(SQS)"), "{lan}");
         let secret = "x".repeat(32);
