@@ -350,28 +350,33 @@ async fn the_gateways_own_worker_signs_its_posts_with_the_configured_credentials
     }
 }
 
-/// What a page reached through DNS rebinding sends: `host` in place of the gateway's address,
-/// signed (when `service` says so) over that very `Host` with the well-known `local`/`local` keys,
-/// as a script on the page could.
-async fn as_host(
-    http: &reqwest::Client,
+/// One call a page reached through DNS rebinding could make: signed (for `service`) over whatever
+/// `Host` it names, with the well-known `local`/`local` keys, as a script on the page could.
+struct Call<'a> {
+    what: &'a str,
     method: reqwest::Method,
-    url: &str,
-    host: &str,
-    service: Option<&str>,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let mut request = http.request(method, url).header("host", host).body(body.to_owned());
-    for (name, value) in headers {
-        request = request.header(*name, *value);
+    url: String,
+    service: Option<&'a str>,
+    headers: &'a [(&'a str, &'a str)],
+    body: &'a str,
+    /// To the SQS endpoint's port rather than the gateway's.
+    sqs: bool,
+}
+
+impl Call<'_> {
+    async fn as_host(&self, http: &reqwest::Client, host: &str) -> (u16, String) {
+        let mut request =
+            http.request(self.method.clone(), &self.url).header("host", host).body(self.body.to_owned());
+        for (name, value) in self.headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.build().expect("request");
+        if let Some(service) = self.service {
+            request = sign_for(request, service, credentials(), SystemTime::now());
+        }
+        let response = http.execute(request).await.expect("an answer");
+        (response.status().as_u16(), response.text().await.expect("body"))
     }
-    let mut request = request.build().expect("request");
-    if let Some(service) = service {
-        request = sign_for(request, service, credentials(), SystemTime::now());
-    }
-    let response = http.execute(request).await.expect("an answer");
-    (response.status().as_u16(), response.text().await.expect("body"))
 }
 
 #[tokio::test]
@@ -393,58 +398,42 @@ async fn a_page_reaching_the_gateway_through_dns_rebinding_is_refused_on_every_e
     .to_string();
     let sqs_headers =
         [("x-amz-target", "AmazonSQS.SendMessage"), ("content-type", "application/x-amz-json-1.0")];
+    let call = |what, method, url: String, service| Call {
+        what,
+        method,
+        url,
+        service,
+        headers: &[],
+        body: "",
+        sqs: false,
+    };
     let get = reqwest::Method::GET;
-    let calls: Vec<(&str, reqwest::Method, String, Option<&str>, &[(&str, &str)], &str, bool)> = vec![
-        ("/_local/events", get.clone(), format!("{}/_local/events", gateway.http_url), None, &[], "", false),
-        (
-            "/_local/stats",
-            get.clone(),
-            format!("{}{}", gateway.http_url, local::STATS_PATH),
-            None,
-            &[],
-            "",
-            false,
-        ),
-        ("the demo page", get.clone(), format!("{}/", gateway.http_url), None, &[], "", false),
-        ("GET @connections", get.clone(), connection.clone(), Some("execute-api"), &[], "", false),
-        (
-            "POST @connections",
-            reqwest::Method::POST,
-            connection.clone(),
-            Some("execute-api"),
-            &[],
-            "posted",
-            false,
-        ),
-        (
-            "SQS SendMessage",
-            reqwest::Method::POST,
-            queue_url.clone(),
-            Some("sqs"),
-            &sqs_headers,
-            &publish,
-            true,
-        ),
-        (
-            "DELETE @connections",
-            reqwest::Method::DELETE,
-            connection.clone(),
-            Some("execute-api"),
-            &[],
-            "",
-            false,
-        ),
+    let calls = [
+        call("/_local/events", get.clone(), format!("{}/_local/events", gateway.http_url), None),
+        call("/_local/stats", get.clone(), format!("{}{}", gateway.http_url, local::STATS_PATH), None),
+        call("the demo page", get.clone(), format!("{}/", gateway.http_url), None),
+        call("GET @connections", get.clone(), connection.clone(), Some("execute-api")),
+        Call {
+            body: "posted",
+            ..call("POST @connections", reqwest::Method::POST, connection.clone(), Some("execute-api"))
+        },
+        Call {
+            headers: &sqs_headers,
+            body: &publish,
+            sqs: true,
+            ..call("SQS SendMessage", reqwest::Method::POST, queue_url.clone(), Some("sqs"))
+        },
+        call("DELETE @connections", reqwest::Method::DELETE, connection.clone(), Some("execute-api")),
     ];
-    for (what, method, url, service, headers, body, sqs) in &calls {
-        let own_port = if *sqs { &sqs_port } else { &port };
-        let (status, answer) =
-            as_host(&http, method.clone(), url, &format!("evil.example:{own_port}"), *service, headers, body)
-                .await;
-        assert_eq!(status, 403, "{what}: {answer}");
-        assert!(answer.contains("Forbidden") && !answer.contains(id.as_str()), "{what}: {answer}");
+    for call in &calls {
+        let own_port = if call.sqs { &sqs_port } else { &port };
+        let (status, answer) = call.as_host(&http, &format!("evil.example:{own_port}")).await;
+        assert_eq!(status, 403, "{}: {answer}", call.what);
+        assert!(answer.contains("Forbidden") && !answer.contains(id.as_str()), "{}: {answer}", call.what);
     }
     let handshake = format!(
-        "GET /local HTTP/1.1\r\nHost: evil.example:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        "GET /local HTTP/1.1\r\nHost: evil.example:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     let mut socket =
         TcpStream::connect(gateway.http_url.trim_start_matches("http://")).await.expect("connect");
@@ -460,16 +449,15 @@ async fn a_page_reaching_the_gateway_through_dns_rebinding_is_refused_on_every_e
 
     // The very same calls addressed to the gateway by its own address are served: the Host alone
     // made the difference.
-    for (what, method, url, service, headers, body, sqs) in calls {
-        if what == "DELETE @connections" {
+    for call in &calls {
+        if call.what == "DELETE @connections" {
             assert_eq!(next_text(&mut client).await, "posted");
             let delivered: Value = serde_json::from_str(&next_text(&mut client).await).expect("json");
             assert_eq!(delivered["data"], "injected");
         }
-        let own_port = if sqs { &sqs_port } else { &port };
-        let (status, answer) =
-            as_host(&http, method, &url, &format!("127.0.0.1:{own_port}"), service, headers, body).await;
-        assert!(status == 200 || status == 204, "{what}: {status} {answer}");
+        let own_port = if call.sqs { &sqs_port } else { &port };
+        let (status, answer) = call.as_host(&http, &format!("127.0.0.1:{own_port}")).await;
+        assert!(status == 200 || status == 204, "{}: {status} {answer}", call.what);
     }
     let closed = next_close(&mut client).await;
     assert_eq!(u16::from(closed.code), 1000, "closed by the DELETE");
