@@ -12,7 +12,8 @@
  * - deliver each channel's messages in offset order: one that arrives ahead of a missing offset waits
  *   (about a second) for it, then the client reads the missing range from the channel's `history`;
  * - after a reconnect, subscribe again from the last position it delivered (`since`), so that what
- *   was published while it was away comes too — or say plainly that it cannot (`gap`);
+ *   was published while it was away comes too — replayed by the gateway, or, when it was more than
+ *   the gateway replays, read from `history` page by page — or say plainly that it cannot (`gap`);
  * - send a keepalive before API Gateway's 10-minute idle timeout;
  * - answer each request with a promise, matched to its answer by `ref` (answers come back through
  *   separate Lambda invocations and may overtake one another);
@@ -93,6 +94,8 @@
  * @property {Map<number, Delivery>} waiting
  * @property {ReturnType<typeof setTimeout> | undefined} timer
  * @property {boolean} filling A history read for the missing range is under way.
+ * @property {number} until The channel's latest offset when a resubscription had more to catch up
+ *   on than the gateway replays: read from history, page by page, up to it.
  */
 
 /**
@@ -539,7 +542,7 @@ export class WebSocketClient extends EventTarget {
     stream.timer = undefined;
     stream.filling = true;
     try {
-      while (stream.waiting.size > 0 && this.#streams.get(channel) === stream) {
+      while ((stream.waiting.size > 0 || stream.offset < stream.until) && this.#streams.get(channel) === stream) {
         const before = stream.offset;
         const since = { offset: stream.offset, epoch: stream.epoch };
         const answer = await this.#request({ action: "history", channel, since, limit: 100 });
@@ -550,8 +553,11 @@ export class WebSocketClient extends EventTarget {
           this.#gap(channel, "the channel's history was lost (a new epoch)");
           break;
         }
-        for (const message of Array.isArray(answer.messages) ? answer.messages : []) {
-          if (typeof message.offset === "number" && message.offset > stream.offset && !stream.waiting.has(message.offset)) {
+        const messages = (Array.isArray(answer.messages) ? answer.messages : []).filter(
+          (message) => typeof message.offset === "number",
+        );
+        for (const message of messages) {
+          if (message.offset > stream.offset && !stream.waiting.has(message.offset)) {
             stream.waiting.set(message.offset, message);
           }
         }
@@ -560,12 +566,23 @@ export class WebSocketClient extends EventTarget {
             stream.waiting.set(offset, SKIP);
           }
         }
+        // History answers the oldest it keeps after the position: what lies before its first message
+        // is gone, and so is everything up to the first that waits when nothing more is kept.
+        const marked = Array.isArray(answer.missing) ? answer.missing : [];
+        const known = [...messages.map((message) => message.offset), ...marked];
+        const first = known.length > 0 ? Math.min(...known) : undefined;
+        const waited = stream.waiting.size > 0 ? Math.min(...stream.waiting.keys()) : undefined;
+        const gone = first ?? (answer.more ? undefined : (waited ?? stream.until + 1));
+        if (gone !== undefined && gone > stream.offset + 1) {
+          this.#emit("gap", { channel, from: stream.offset + 1, to: gone - 1, reason: "no longer kept" });
+          stream.offset = gone - 1;
+        }
         this.#advance(stream);
         if (!answer.more && stream.waiting.size > 0) {
           // What still waits for an offset history neither holds nor marks: gone before it was read.
-          const first = Math.min(...stream.waiting.keys());
-          this.#emit("gap", { channel, from: stream.offset + 1, to: first - 1, reason: "no longer kept" });
-          stream.offset = first - 1;
+          const next = Math.min(...stream.waiting.keys());
+          this.#emit("gap", { channel, from: stream.offset + 1, to: next - 1, reason: "no longer kept" });
+          stream.offset = next - 1;
           this.#advance(stream);
         }
         if (stream.offset === before) {
@@ -653,6 +670,18 @@ export class WebSocketClient extends EventTarget {
       }
       return;
     }
+    if (old && since && old.epoch === latest.epoch && since.offset <= latest.offset) {
+      // Not replayed (more was missed than the gateway replays, or some of it is no longer kept):
+      // read from history from where this client is, a page at a time; what history no longer
+      // keeps is a `gap` of exactly those offsets.
+      this.#emit("recovered", { channel, count: latest.offset - since.offset, fromHistory: true });
+      old.until = Math.max(old.until, latest.offset);
+      if (!old.filling) {
+        clearTimeout(old.timer);
+        void this.#fill(channel, old);
+      }
+      return;
+    }
     if (old) {
       this.#emit("gap", {
         channel,
@@ -688,7 +717,7 @@ export class WebSocketClient extends EventTarget {
    */
   #stream(channel, offset, epoch) {
     /** @type {Stream} */
-    const stream = { offset, epoch, waiting: new Map(), timer: undefined, filling: false };
+    const stream = { offset, epoch, waiting: new Map(), timer: undefined, filling: false, until: 0 };
     this.#streams.set(channel, stream);
     return stream;
   }

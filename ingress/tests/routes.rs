@@ -1123,3 +1123,53 @@ async fn the_largest_message_a_publish_accepts_is_read_back_by_history_newest_an
             .await;
     assert_eq!(alone, [2]);
 }
+
+#[tokio::test]
+async fn a_recovery_larger_than_one_history_answer_is_not_replayed_and_is_read_from_history_by_pages() {
+    let f = fixture();
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
+    let data = "x".repeat(100_000);
+    for _ in 0..100 {
+        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":"{data}"}}"#)).await;
+    }
+    take_jobs(&f);
+    // Ten subscribes of about 110 bytes each asked for 10 MB of replay.
+    for _ in 0..10 {
+        let body = format!(r#"{{"action":"subscribe","channel":"news","since":{}}}"#, since(0, &epoch));
+        let answer = say(&f, &body).await;
+        assert_eq!(
+            (answer["recovered"].as_bool(), answer["offset"].as_u64()),
+            (Some(false), Some(100)),
+            "{answer}"
+        );
+    }
+    assert!(take_jobs(&f).is_empty(), "nothing queued");
+    let one =
+        say(&f, &format!(r#"{{"action":"subscribe","channel":"news","since":{}}}"#, since(99, &epoch))).await;
+    assert_eq!(one["recovered"], true, "one message fits: {one}");
+    assert_eq!(take_jobs(&f).len(), 1);
+    // What was missed is still all there for a client reading history from its position.
+    let mut at = 0;
+    let mut pages = 0;
+    loop {
+        let page = say(
+            &f,
+            &format!(r#"{{"action":"history","channel":"news","since":{},"limit":100}}"#, since(at, &epoch)),
+        )
+        .await;
+        let offsets: Vec<u64> = page["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter_map(|m| m["offset"].as_u64())
+            .collect();
+        assert_eq!(offsets.first(), Some(&(at + 1)), "page after {at}");
+        at = *offsets.last().expect("a message");
+        pages += 1;
+        if page["more"] != true {
+            break;
+        }
+    }
+    assert_eq!((at, pages), (100, 100), "every message, one 100 KB message a page");
+}

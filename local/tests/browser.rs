@@ -354,6 +354,33 @@ async fn a_client_back_from_a_drop_recovers_what_it_missed_in_order_fills_a_miss
         "{gap}"
     );
     assert_eq!(alice.eval("window.gated.duplicatesDropped").await, 0, "6 came once");
+
+    // Away while more was published than the gateway replays (one `history` answer's worth): the
+    // resubscription is not recovered, and the client reads what it missed from history, in pages.
+    alice.eval("window.gate = new Promise((open) => { window.openGate = open; }); true").await;
+    assert_eq!(signed(http.delete(url(&alices))).await.status(), 204);
+    alice.wait_for("the second drop", "window.gated.state === 'reconnecting'").await;
+    // Offsets 7 to 15; she has 9 (the one posted behind the gateway's back): 10 to 15, 180 KB, are hers.
+    for n in 7..=15 {
+        let big = format!(
+            "wsDemo.client.publish('chat/room', {{n: {n}, pad: 'x'.repeat(30000)}}).then(a => a.offset)"
+        );
+        assert_eq!(bob.eval(&big).await, n);
+    }
+    alice.eval("window.openGate(''); true").await;
+    alice
+        .wait_for("six more, from history", "window.got.length === 13 && window.recovered.length === 2")
+        .await;
+    assert_eq!(
+        alice.eval("window.got.slice(7).map(d => d.offset).join()").await,
+        "10,11,12,13,14,15",
+        "in order"
+    );
+    assert_eq!(
+        alice.eval("window.recovered[1].fromHistory === true && window.recovered[1].count === 6").await,
+        true
+    );
+    assert_eq!(alice.eval("window.gaps.length").await, 1, "nothing lost");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

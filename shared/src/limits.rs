@@ -15,6 +15,12 @@ pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 /// `history` answer can always hold any message that a publish accepted.
 pub const HISTORY_ANSWER_OVERHEAD: usize = 1024;
 
+/// The bytes of message frames one `history` answer holds at most: what a `history` reads, and
+/// what a subscribe's recovery replays, at most. A recovery that would replay more is answered
+/// `recovered:false`, and the client reads what it missed with `history`, a page at a time: one
+/// subscribe costs no more than one `history`, however much the channel keeps.
+pub const HISTORY_ANSWER_BYTES: usize = MAX_MESSAGE_BYTES - HISTORY_ANSWER_OVERHEAD;
+
 /// Largest single WebSocket frame API Gateway accepts from a client: 32 KB.
 pub const MAX_FRAME_BYTES: usize = 32 * 1024;
 

@@ -431,19 +431,19 @@ async fn a_channels_history_numbers_each_message_in_one_epoch_and_reads_back_wha
         history.append(&mut envelope).await.expect("append");
         assert_eq!(envelope.position(), Some(Position { offset: n as u64, epoch: empty.epoch.clone() }));
     }
-    let newest = history.read(&news, Range::Newest(3)).await.expect("read");
+    let newest = history.read(&news, Range::Newest(3), usize::MAX).await.expect("read");
     assert_eq!((offsets(&newest), newest.stream.offset), (vec![4, 5, 6], 6));
     assert!(newest.more, "3 is kept, older than the three read");
-    let all = history.read(&news, Range::Newest(4)).await.expect("read");
+    let all = history.read(&news, Range::Newest(4), usize::MAX).await.expect("read");
     assert_eq!((offsets(&all), all.more), (vec![3, 4, 5, 6], false), "nothing older kept");
     let frame: Envelope =
         serde_json::from_str(&newest.messages[0].frame).expect("a kept frame is an envelope");
     assert_eq!(frame.offset, Some(4));
-    let after = history.read(&news, Range::After { offset: 0, limit: 10 }).await.expect("read");
+    let after = history.read(&news, Range::After { offset: 0, limit: 10 }, usize::MAX).await.expect("read");
     assert_eq!(offsets(&after), [3, 4, 5, 6], "no more than the four kept");
     assert!(!after.recovers(1, &empty.epoch), "2 is no longer kept");
     assert!(after.recovers(2, &empty.epoch));
-    let limited = history.read(&news, Range::After { offset: 3, limit: 2 }).await.expect("read");
+    let limited = history.read(&news, Range::After { offset: 3, limit: 2 }, usize::MAX).await.expect("read");
     assert_eq!((offsets(&limited), limited.more), (vec![4, 5], true));
 
     let store = DynamoStore::from_sdk(&sdk, &table);
@@ -477,7 +477,7 @@ async fn a_message_given_again_keeps_its_first_offset_and_takes_no_other() {
     let mut next = message("news", 2);
     history.append_once(&mut next).await.expect("append");
     assert_eq!(next.offset, Some(2));
-    let page = history.read(&news, Range::Newest(10)).await.expect("read");
+    let page = history.read(&news, Range::Newest(10), usize::MAX).await.expect("read");
     assert_eq!(offsets(&page), [1, 2]);
 }
 
@@ -503,7 +503,7 @@ async fn expired_history_is_not_served_and_an_expired_stream_starts_again_in_a_n
             .send()
     };
     expire("OFF#00000000000000000002").await.expect("expire a message");
-    let page = history.read(&news, Range::After { offset: 0, limit: 10 }).await.expect("read");
+    let page = history.read(&news, Range::After { offset: 0, limit: 10 }, usize::MAX).await.expect("read");
     assert_eq!(offsets(&page), [1, 3], "the expired one is not served");
     assert!(!page.recovers(1, &page.stream.epoch), "2 is gone: 1 cannot be recovered from");
     let epoch = page.stream.epoch.clone();

@@ -15,6 +15,7 @@
 use async_trait::async_trait;
 use serde_json::value::RawValue;
 use shared::history::Range;
+use shared::limits::HISTORY_ANSWER_BYTES;
 use shared::{Channel, ChannelPattern, InputError, Position};
 
 use super::{Action, Context, Fields, HistoryAnswer, Refusal, Reply};
@@ -54,7 +55,7 @@ impl Action for History {
             Some(since) => Range::After { offset: since.offset, limit: self.limit },
             None => Range::Newest(self.limit),
         };
-        let page = history.read(&self.channel, range).await.map_err(|err| {
+        let page = history.read(&self.channel, range, HISTORY_ANSWER_BYTES).await.map_err(|err| {
             tracing::error!(channel = %self.channel, error = %err, "could not read a channel's history");
             Refusal::Unavailable("the channel's history could not be read; send it again".into())
         })?;

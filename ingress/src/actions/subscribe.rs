@@ -6,7 +6,10 @@
 //! says whether that position is `recovered`: when it is, every message after it still kept is
 //! queued for this connection alone, each as an ordinary `message` frame carrying its offset, and the
 //! client puts them in order. A position in another epoch, or older than what is kept, is not: the
-//! client must reload its state. A wildcard subscription has no one stream to recover from.
+//! client must reload its state. Nor is one after which more was published than one `history`
+//! answer holds ([`limits::HISTORY_ANSWER_BYTES`]): the client reads that with `history`, page by
+//! page, so that a subscribe never costs more than a `history` does. A wildcard subscription has no
+//! one stream to recover from.
 //!
 //! A subscription to one channel makes the connection a member of it (its presence); with
 //! `"joinLeave":true` it also receives the channel's `join` and `leave` frames. Subscribing again
@@ -108,7 +111,8 @@ async fn recover(
     me: ConnectionRef,
     ack: &mut Ack,
 ) {
-    let page = match history.read(channel, Range::After { offset: since.offset, limit: usize::MAX }).await {
+    let range = Range::After { offset: since.offset, limit: usize::MAX };
+    let page = match history.read(channel, range, limits::HISTORY_ANSWER_BYTES).await {
         Ok(page) => page,
         Err(err) => {
             tracing::warn!(channel = %channel, error = %err, "could not read the channel's history; not recovered");
@@ -117,6 +121,12 @@ async fn recover(
     };
     ack.position = Some(Position { offset: page.stream.offset, epoch: page.stream.epoch.clone() });
     if !page.recovers(since.offset, &since.epoch) {
+        return;
+    }
+    if page.more {
+        // More was missed than one `history` answer holds: the client reads it a page at a time,
+        // at its own pace, rather than one small subscribe queuing megabytes for it.
+        tracing::debug!(connection = %cx.connection, channel = %channel, "too much missed to replay; not recovered");
         return;
     }
     let jobs: Vec<Job> = page

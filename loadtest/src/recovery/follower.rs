@@ -79,14 +79,21 @@ struct Stream {
     /// Messages that came ahead of a missing offset, and offsets history marked as holding nothing
     /// (`None`).
     waiting: BTreeMap<u64, Option<Frame>>,
-    /// Since when something has waited.
+    /// Since when something has waited (or a catch-up from history is due).
     waiting_since: Option<Instant>,
     filling: bool,
+    /// The channel's latest offset when a resubscription had more to catch up on than the gateway
+    /// replays: read from history up to it.
+    until: u64,
 }
 
 impl Stream {
     fn new(position: Position) -> Self {
-        Self { position, waiting: BTreeMap::new(), waiting_since: None, filling: false }
+        Self { position, waiting: BTreeMap::new(), waiting_since: None, filling: false, until: 0 }
+    }
+
+    fn behind(&self) -> bool {
+        !self.waiting.is_empty() || self.position.offset < self.until
     }
 
     /// Delivers what waits from the next offset on, stepping over the offsets that hold nothing.
@@ -97,10 +104,10 @@ impl Stream {
                 events.push(Event::Delivered(frame));
             }
         }
-        if self.waiting.is_empty() {
-            self.waiting_since = None;
-        } else {
+        if self.behind() {
             self.waiting_since.get_or_insert_with(Instant::now);
+        } else {
+            self.waiting_since = None;
         }
     }
 }
@@ -130,6 +137,23 @@ impl Follower {
                 if let Some(since) = since {
                     let count = latest.offset.saturating_sub(since.offset);
                     events.push(Event::Recovered { channel: channel.to_owned(), count });
+                }
+                self.streams.insert(channel.to_owned(), old);
+                return events;
+            }
+            if let Some(since) =
+                since.filter(|since| old.position.epoch == latest.epoch && since.offset <= latest.offset)
+            {
+                // Not replayed (more was missed than the gateway replays, or some is no longer
+                // kept): read from history from here, at once, as the browser client does.
+                events.push(Event::Recovered {
+                    channel: channel.to_owned(),
+                    count: latest.offset - since.offset,
+                });
+                let mut old = old;
+                old.until = old.until.max(latest.offset);
+                if !old.filling {
+                    old.waiting_since = Some(Instant::now() - Duration::from_secs(3600));
                 }
                 self.streams.insert(channel.to_owned(), old);
                 return events;
@@ -202,21 +226,35 @@ impl Follower {
         if answer["epoch"].as_str() != Some(stream.position.epoch.as_str()) {
             return self.lost(channel);
         }
-        if stream.waiting.is_empty() {
+        if !stream.behind() {
             return events;
         }
-        for message in answer["messages"].as_array().into_iter().flatten() {
-            if let Some(frame) = Frame::parse(message).filter(|f| f.offset > stream.position.offset) {
-                stream.waiting.entry(frame.offset).or_insert(Some(frame));
-            }
+        let messages: Vec<Frame> =
+            answer["messages"].as_array().into_iter().flatten().filter_map(Frame::parse).collect();
+        let marked = answer["missing"].as_array().into_iter().flatten().filter_map(Value::as_u64).min();
+        let first = messages.first().map(|frame| frame.offset).into_iter().chain(marked).min();
+        for frame in messages.into_iter().filter(|f| f.offset > stream.position.offset) {
+            stream.waiting.entry(frame.offset).or_insert(Some(frame));
         }
         for offset in answer["missing"].as_array().into_iter().flatten().filter_map(Value::as_u64) {
             if offset > stream.position.offset {
                 stream.waiting.entry(offset).or_insert(None);
             }
         }
-        stream.advance(&mut events);
         let more = answer["more"] == true;
+        // History answers the oldest it keeps after the position: what lies before its first message
+        // is gone, and so is everything up to what waits when nothing more is kept.
+        let waited = stream.waiting.keys().next().copied();
+        let gone = first.or(if more { None } else { Some(waited.unwrap_or(stream.until + 1)) });
+        if let Some(gone) = gone.filter(|&gone| gone > stream.position.offset + 1) {
+            events.push(Event::Gap {
+                channel: channel.to_owned(),
+                from: stream.position.offset + 1,
+                to: gone - 1,
+            });
+            stream.position.offset = gone - 1;
+        }
+        stream.advance(&mut events);
         // What still waits for an offset history neither holds nor marks: gone before it was read.
         if let Some(&first) = stream.waiting.keys().next().filter(|_| !more) {
             events.push(Event::Gap {
@@ -227,7 +265,7 @@ impl Follower {
             stream.position.offset = first - 1;
             stream.advance(&mut events);
         }
-        if !stream.waiting.is_empty() {
+        if stream.behind() {
             // Read again at once if more is kept, else after another wait.
             stream.waiting_since =
                 Some(if more { Instant::now() - Duration::from_secs(3600) } else { Instant::now() });
@@ -318,8 +356,22 @@ mod tests {
         follower.arrived(frame(11));
         let events =
             follower.subscribed("c", &json!({"offset": 10, "epoch": "e", "recovered": false}), Some(&since));
-        assert_eq!(events[0], Event::Gap { channel: "c".into(), from: 5, to: 10 });
-        assert_eq!(delivered(&events), [11], "a live message after the new position is delivered");
+        assert_eq!(events, [Event::Recovered { channel: "c".into(), count: 6 }], "read from history instead");
+        let due = follower.due(Duration::from_secs(1));
+        assert_eq!(due, [("c".to_owned(), since.clone())], "at once");
+        let message = |n: u64| json!({"type": "message", "channel": "c", "offset": n, "epoch": "e", "id": format!("id{n}")});
+        let page = json!({"offset": 10, "epoch": "e", "messages": [message(6), message(7)], "more": true});
+        let events = follower.filled("c", &page);
+        assert_eq!(events[0], Event::Gap { channel: "c".into(), from: 5, to: 5 }, "5 is kept no longer");
+        assert_eq!(delivered(&events), [6, 7]);
+        assert_eq!(follower.due(Duration::from_secs(1)).len(), 1, "more is kept: the next page at once");
+        let last = json!({"offset": 10, "epoch": "e", "messages": [message(8), message(9), message(10)], "more": false});
+        assert_eq!(delivered(&follower.filled("c", &last)), [8, 9, 10, 11], "then the live one that waited");
+
+        let since = follower.position("c").expect("a position");
+        let events =
+            follower.subscribed("c", &json!({"offset": 3, "epoch": "new", "recovered": false}), Some(&since));
+        assert_eq!(events[0], Event::Gap { channel: "c".into(), from: 12, to: 3 }, "another epoch: a gap");
     }
 
     #[tokio::test(start_paused = true)]

@@ -19,7 +19,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
-use super::port::{History, HistorySettings, Kept, Page, Range, Stream, page, window};
+use super::port::{History, HistorySettings, Kept, Page, Range, Stream, cost, page, spent, window};
 use crate::aws::store_error;
 use crate::channel::Channel;
 use crate::clock::epoch_ms;
@@ -257,13 +257,14 @@ impl History for DynamoHistory {
         }
     }
 
-    async fn read(&self, channel: &Channel, range: Range) -> Result<Page, StoreError> {
+    async fn read(&self, channel: &Channel, range: Range, budget: usize) -> Result<Page, StoreError> {
         let stream = self.stream(channel).await?;
         let read = window(stream.offset, self.settings.size, range);
         let mut found = Vec::new();
         if !read.is_empty() {
             let now = Self::now_s();
             let mut start = None;
+            let mut bytes = 0;
             loop {
                 let query = self
                     .client
@@ -279,18 +280,26 @@ impl History for DynamoHistory {
                     )
                     .expression_attribute_values(":lo", AttributeValue::S(Self::offset_sk(read.lo)))
                     .expression_attribute_values(":hi", AttributeValue::S(Self::offset_sk(read.hi)))
+                    // The wanted end first, so that a read past its budget stops after a page.
+                    .scan_index_forward(!read.newest_first)
                     .set_exclusive_start_key(start)
                     .send()
                     .await
                     .map_err(store_error)?;
-                found.extend(query.items().iter().filter_map(|item| kept(item, now)));
+                for kept in query.items().iter().filter_map(|item| kept(item, now)) {
+                    bytes += cost(&kept);
+                    found.push(kept);
+                }
                 start = query.last_evaluated_key;
-                if start.is_none() {
+                if start.is_none() || spent(bytes, budget) {
                     break;
                 }
             }
+            if read.newest_first {
+                found.reverse();
+            }
         }
-        Ok(page(stream, found, read))
+        Ok(page(stream, found, read, budget))
     }
 }
 

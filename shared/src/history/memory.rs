@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::port::{History, HistorySettings, Kept, Page, Range, Stream, page, window};
+use super::port::{History, HistorySettings, Kept, Page, Range, Stream, cost, page, spent, window};
 use crate::channel::Channel;
 use crate::domain::{Envelope, Epoch, MessageId, Position};
 use crate::error::StoreError;
@@ -113,23 +113,33 @@ impl History for MemoryHistory {
         Ok(())
     }
 
-    async fn read(&self, channel: &Channel, range: Range) -> Result<Page, StoreError> {
+    async fn read(&self, channel: &Channel, range: Range, budget: usize) -> Result<Page, StoreError> {
         let now = Instant::now();
         let mut streams = lock(&self.streams);
         let state = self.live(&mut streams, channel);
         let stream = Stream { offset: state.offset, epoch: state.epoch.clone() };
         let read = window(state.offset, self.settings.size, range);
-        let found = if read.is_empty() {
-            Vec::new()
-        } else {
-            state
+        let mut found = Vec::new();
+        if !read.is_empty() {
+            let live = state
                 .messages
                 .range(read.lo..=read.hi)
                 .filter(|(_, (_, expires))| *expires > now)
-                .map(|(&offset, (frame, _))| Kept { offset, frame: frame.clone() })
-                .collect()
-        };
-        Ok(page(stream, found, read))
+                .map(|(&offset, (frame, _))| Kept { offset, frame: frame.clone() });
+            let mut bytes = 0;
+            let mut take = |kept: Kept| {
+                bytes += cost(&kept);
+                found.push(kept);
+                !spent(bytes, budget)
+            };
+            if read.newest_first {
+                live.rev().all(&mut take);
+                found.reverse();
+            } else {
+                live.into_iter().all(&mut take);
+            }
+        }
+        Ok(page(stream, found, read, budget))
     }
 }
 
@@ -170,7 +180,8 @@ mod tests {
         history.append(&mut other).await.expect("append");
         assert_eq!(other.offset, Some(1));
         assert_ne!(other.epoch, Some(empty.epoch.clone()), "each channel has its own stream");
-        let page = history.read(&chat, Range::After { offset: 1, limit: 10 }).await.expect("read");
+        let page =
+            history.read(&chat, Range::After { offset: 1, limit: 10 }, usize::MAX).await.expect("read");
         assert_eq!(page.messages.iter().map(|kept| kept.offset).collect::<Vec<_>>(), [2, 3]);
         let frame: serde_json::Value = serde_json::from_str(&page.messages[0].frame).expect("json");
         assert_eq!((frame["offset"].as_u64(), frame["data"].as_u64()), (Some(2), Some(2)), "as delivered");
@@ -198,11 +209,11 @@ mod tests {
         for n in 1..=5 {
             history.append(&mut message("chat", n)).await.expect("append");
         }
-        let page = history.read(&chat, Range::Newest(10)).await.expect("read");
+        let page = history.read(&chat, Range::Newest(10), usize::MAX).await.expect("read");
         assert_eq!(page.messages.iter().map(|kept| kept.offset).collect::<Vec<_>>(), [3, 4, 5]);
         assert!(!page.recovers(1, &page.stream.epoch), "2 is no longer kept");
         tokio::time::advance(Duration::from_secs(61)).await;
-        let page = history.read(&chat, Range::Newest(10)).await.expect("read");
+        let page = history.read(&chat, Range::Newest(10), usize::MAX).await.expect("read");
         assert!(page.messages.is_empty(), "expired");
         assert_eq!(page.stream.offset, 5, "the stream outlives its messages");
         assert!(!page.recovers(4, &page.stream.epoch));

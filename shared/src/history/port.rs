@@ -126,19 +126,26 @@ pub trait History: Send + Sync {
     async fn append_once(&self, envelope: &mut Envelope) -> Result<(), StoreError>;
 
     /// The kept messages of `range`, with the channel's stream (started if it has none, so that the
-    /// epoch read is the one its first messages will carry).
-    async fn read(&self, channel: &Channel, range: Range) -> Result<Page, StoreError>;
+    /// epoch read is the one its first messages will carry) — no more of them than `budget` bytes
+    /// of frames (each counted with one byte more, a comma in a list), but always one when the range
+    /// holds any: the newest of [`Range::Newest`], the oldest of [`Range::After`]. What the budget
+    /// leaves out makes the page's `more` true. Adapters stop reading once past the budget, so a
+    /// read costs about what it returns, not what the channel keeps.
+    async fn read(&self, channel: &Channel, range: Range, budget: usize) -> Result<Page, StoreError>;
 }
 
-/// The offsets a read fetches, `lo..=hi` (none when `lo > hi`), and the first of them the reader
-/// asked for. For the newest messages the read starts one offset lower when that one is still kept,
-/// so that the page can say whether older messages are: a limit that cuts off older messages must
-/// say so as one that cuts off newer ones does.
+/// The offsets a read fetches, `lo..=hi` (none when `lo > hi`), the first of them the reader
+/// asked for, and which end it wants when it cannot have them all. For the newest messages the read
+/// starts one offset lower when that one is still kept, so that the page can say whether older
+/// messages are: a limit that cuts off older messages must say so as one that cuts off newer ones
+/// does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Window {
     pub lo: u64,
     pub hi: u64,
     wanted: u64,
+    /// Whether the newest of the window are wanted first (and read first), or the oldest.
+    pub newest_first: bool,
 }
 
 impl Window {
@@ -154,28 +161,56 @@ pub(crate) fn window(latest: u64, size: usize, range: Range) -> Window {
     match range {
         Range::Newest(limit) => {
             let wanted = kept_from.max(latest.saturating_sub(limit as u64) + 1);
-            Window { lo: wanted.saturating_sub(1).max(kept_from), hi: latest, wanted }
+            Window { lo: wanted.saturating_sub(1).max(kept_from), hi: latest, wanted, newest_first: true }
         }
         Range::After { offset, limit } => {
             let Some(next) = offset.checked_add(1) else {
-                return Window { lo: 1, hi: 0, wanted: 1 };
+                return Window { lo: 1, hi: 0, wanted: 1, newest_first: false };
             };
             let lo = kept_from.max(next);
             let hi = latest.min(lo.saturating_add(limit as u64).saturating_sub(1));
-            Window { lo, hi, wanted: lo }
+            Window { lo, hi, wanted: lo, newest_first: false }
         }
     }
 }
 
+/// What one kept message costs of a read's budget: its frame, and a comma.
+pub(crate) fn cost(kept: &Kept) -> usize {
+    kept.frame.len() + 1
+}
+
+/// Whether a read that has found `read` bytes of frames has all a budget of `budget` can take: it
+/// may stop, having found one message past it (which says the budget left something out).
+pub(crate) fn spent(read: usize, budget: usize) -> bool {
+    read > budget
+}
+
 /// A page from the messages found in `window` (in offset order, expired ones already left out):
-/// those below what was asked for only say that older messages are kept; the offsets missing
-/// between two found ones are gaps; those missing before the first found one may have expired, and
-/// are left for the reader to judge with [`Page::recovers`].
-pub(crate) fn page(stream: Stream, found: Vec<Kept>, window: Window) -> Page {
+/// those below what was asked for only say that older messages are kept; the budget keeps the
+/// wanted end; the offsets missing between two messages kept are gaps; those missing before the
+/// first may have expired, and are left for the reader to judge with [`Page::recovers`].
+pub(crate) fn page(stream: Stream, found: Vec<Kept>, window: Window, budget: usize) -> Page {
     let older = found.first().is_some_and(|kept| kept.offset < window.wanted);
-    let found: Vec<Kept> = found.into_iter().filter(|kept| kept.offset >= window.wanted).collect();
+    let mut found: Vec<Kept> = found.into_iter().filter(|kept| kept.offset >= window.wanted).collect();
+    let total = found.len();
+    let mut used = 0;
+    let mut fits = |kept: &Kept| {
+        used += cost(kept);
+        used <= budget
+    };
+    let keep = if window.newest_first {
+        found.iter().rev().take_while(|kept| fits(kept)).count()
+    } else {
+        found.iter().take_while(|kept| fits(kept)).count()
+    }
+    .max(total.min(1));
+    if window.newest_first {
+        found.drain(..total - keep);
+    } else {
+        found.truncate(keep);
+    }
     let missing = found.windows(2).flat_map(|pair| (pair[0].offset + 1)..pair[1].offset).collect();
-    let more = older || window.hi < stream.offset;
+    let more = older || keep < total || window.hi < stream.offset;
     Page { stream, messages: found, missing, more }
 }
 
@@ -225,7 +260,7 @@ mod tests {
             let read = window(10, 100, Range::Newest(limit));
             let found =
                 kept(stored).into_iter().filter(|k| (read.lo..=read.hi).contains(&k.offset)).collect();
-            page(stream(10), found, read)
+            page(stream(10), found, read, usize::MAX)
         };
         let one = newest(1, 1..=10);
         assert_eq!(one.messages.iter().map(|k| k.offset).collect::<Vec<_>>(), [10]);
@@ -236,8 +271,29 @@ mod tests {
         let expired = newest(2, 9..=10);
         assert!(!expired.more, "the older ones expired: none kept");
         let after = window(10, 100, Range::After { offset: 2, limit: 3 });
-        let page = page(stream(10), kept(3..=5), after);
+        let page = page(stream(10), kept(3..=5), after, usize::MAX);
         assert!(page.more && page.messages.len() == 3, "newer ones follow");
+    }
+
+    #[test]
+    fn a_budget_keeps_the_wanted_end_at_least_one_message_and_says_more() {
+        let stream = Stream { offset: 10, epoch: Epoch::parse("e").expect("epoch") };
+        // Frames of 9 bytes: each costs 10.
+        let kept = |offsets: std::ops::RangeInclusive<u64>| {
+            offsets.map(|offset| Kept { offset, frame: "x".repeat(9) }).collect::<Vec<_>>()
+        };
+        let offsets = |page: &Page| page.messages.iter().map(|k| k.offset).collect::<Vec<_>>();
+        let newest = page(stream.clone(), kept(1..=10), window(10, 100, Range::Newest(10)), 30);
+        assert_eq!((offsets(&newest), newest.more), (vec![8, 9, 10], true));
+        let after =
+            page(stream.clone(), kept(3..=10), window(10, 100, Range::After { offset: 2, limit: 100 }), 30);
+        assert_eq!((offsets(&after), after.more), (vec![3, 4, 5], true));
+        let tight =
+            page(stream.clone(), kept(3..=10), window(10, 100, Range::After { offset: 2, limit: 100 }), 1);
+        assert_eq!(offsets(&tight), [3], "one, whatever the budget");
+        let ample = page(stream, kept(3..=10), window(10, 100, Range::After { offset: 2, limit: 100 }), 80);
+        assert_eq!((ample.messages.len(), ample.more), (8, false), "exactly the budget");
+        assert!(spent(31, 30) && !spent(30, 30));
     }
 
     #[test]
@@ -247,8 +303,8 @@ mod tests {
             offsets.iter().map(|&offset| Kept { offset, frame: String::new() }).collect::<Vec<_>>()
         };
         let at = |latest: u64, found: &[u64]| {
-            let all = Window { lo: 1, hi: latest, wanted: 1 };
-            page(Stream { offset: latest, epoch: epoch.clone() }, kept(found), all)
+            let all = Window { lo: 1, hi: latest, wanted: 1, newest_first: false };
+            page(Stream { offset: latest, epoch: epoch.clone() }, kept(found), all, usize::MAX)
         };
         assert!(at(10, &[]).recovers(10, &epoch), "nothing missed");
         assert!(at(10, &[8, 9, 10]).recovers(7, &epoch));

@@ -29,7 +29,7 @@ impl History for BrokenHistory {
         Err(down())
     }
 
-    async fn read(&self, _: &Channel, _: Range) -> Result<Page, StoreError> {
+    async fn read(&self, _: &Channel, _: Range, _: usize) -> Result<Page, StoreError> {
         Err(down())
     }
 }
