@@ -3,9 +3,12 @@
 //! It keeps what the DynamoDB adapter keeps and forgets when it forgets: each stream's state for
 //! [`HistorySettings::stream_lifetime`] after its last use, each message for its `ttl`, no more than
 //! `size` messages a channel, and the position each message id was given, for as long as its stream.
+//! What has expired is swept once a minute: a channel only ever subscribed to holds its epoch (some
+//! 150 bytes) for its lifetime, as DynamoDB holds its `META` item, and nothing after.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::time::Instant;
@@ -16,11 +19,26 @@ use crate::domain::{Envelope, Epoch, MessageId, Position};
 use crate::error::StoreError;
 use crate::sync::lock;
 
+/// How often, at most, what has expired is swept: a sweep walks every channel.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// Every channel's stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryHistory {
     settings: HistorySettings,
-    streams: Mutex<HashMap<Channel, StreamState>>,
+    streams: Mutex<Streams>,
+}
+
+impl Default for MemoryHistory {
+    fn default() -> Self {
+        Self::new(HistorySettings::default())
+    }
+}
+
+#[derive(Debug)]
+struct Streams {
+    by_channel: HashMap<Channel, StreamState>,
+    swept_at: Instant,
 }
 
 #[derive(Debug)]
@@ -29,6 +47,13 @@ struct StreamState {
     epoch: Epoch,
     /// When the stream's state expires unless used again.
     expires: Instant,
+    /// Its messages and the positions given, once it has had any: most channels are only
+    /// subscribed to, and hold no more than their epoch.
+    log: Option<Box<Log>>,
+}
+
+#[derive(Debug, Default)]
+struct Log {
     /// Each kept message's frame and expiry, by offset.
     messages: BTreeMap<u64, (String, Instant)>,
     /// The offset each message id was given, until when: as long as the stream's own state, for a
@@ -36,31 +61,71 @@ struct StreamState {
     placed: HashMap<MessageId, (u64, Instant)>,
 }
 
+impl Log {
+    /// Drops what has expired, and what `size` no longer keeps of a stream at `latest`.
+    fn expire(&mut self, now: Instant, latest: u64, size: usize) {
+        let kept_from = latest.saturating_sub(size as u64) + 1;
+        self.messages.retain(|&offset, (_, expires)| offset >= kept_from && *expires > now);
+        self.placed.retain(|_, (_, expires)| *expires > now);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.messages.is_empty() && self.placed.is_empty()
+    }
+}
+
 impl StreamState {
     fn new(expires: Instant) -> Self {
-        Self { offset: 0, epoch: Epoch::random(), expires, messages: BTreeMap::new(), placed: HashMap::new() }
+        Self { offset: 0, epoch: Epoch::random(), expires, log: None }
+    }
+}
+
+impl Streams {
+    /// Forgets expired streams and messages, once a [`SWEEP_EVERY`] at most.
+    fn sweep(&mut self, now: Instant, size: usize) {
+        if now < self.swept_at + SWEEP_EVERY {
+            return;
+        }
+        self.swept_at = now;
+        self.by_channel.retain(|_, state| {
+            if let Some(log) = &mut state.log {
+                log.expire(now, state.offset, size);
+                if log.is_empty() {
+                    state.log = None;
+                }
+            }
+            state.expires > now
+        });
+        if self.by_channel.capacity() > 4 * self.by_channel.len().max(64) {
+            self.by_channel.shrink_to_fit();
+        }
     }
 }
 
 impl MemoryHistory {
     pub fn new(settings: HistorySettings) -> Self {
-        Self { settings, streams: Mutex::default() }
+        Self {
+            settings,
+            streams: Mutex::new(Streams { by_channel: HashMap::new(), swept_at: Instant::now() }),
+        }
     }
 
     pub fn settings(&self) -> HistorySettings {
         self.settings
     }
 
+    /// Streams held, expired ones not yet swept included.
+    pub fn channels(&self) -> usize {
+        lock(&self.streams).by_channel.len()
+    }
+
     /// The live state of `channel`'s stream, started anew if it had none or its state expired; its
     /// lifetime starts again.
-    fn live<'a>(
-        &self,
-        streams: &'a mut HashMap<Channel, StreamState>,
-        channel: &Channel,
-    ) -> &'a mut StreamState {
+    fn live<'a>(&self, streams: &'a mut Streams, channel: &Channel) -> &'a mut StreamState {
         let now = Instant::now();
+        streams.sweep(now, self.settings.size);
         let expires = now + self.settings.stream_lifetime();
-        let state = streams.entry(channel.clone()).or_insert_with(|| StreamState::new(expires));
+        let state = streams.by_channel.entry(channel.clone()).or_insert_with(|| StreamState::new(expires));
         if state.expires <= now {
             *state = StreamState::new(expires);
         }
@@ -73,12 +138,11 @@ impl MemoryHistory {
         state.offset += 1;
         envelope.place(Position { offset: state.offset, epoch: state.epoch.clone() });
         let frame = String::from_utf8(envelope.frame()).unwrap_or_default();
-        state.messages.insert(state.offset, (frame, now + self.settings.ttl));
-        state.placed.insert(envelope.id.clone(), (state.offset, now + self.settings.stream_lifetime()));
+        let log = state.log.get_or_insert_with(Box::default);
+        log.messages.insert(state.offset, (frame, now + self.settings.ttl));
+        log.placed.insert(envelope.id.clone(), (state.offset, now + self.settings.stream_lifetime()));
         // No more than `size` messages, nor any expired one: what DynamoDB's reads skip.
-        let kept_from = state.offset.saturating_sub(self.settings.size as u64) + 1;
-        state.messages.retain(|&offset, (_, expires)| offset >= kept_from && *expires > now);
-        state.placed.retain(|_, (_, expires)| *expires > now);
+        log.expire(now, state.offset, self.settings.size);
     }
 }
 
@@ -106,7 +170,7 @@ impl History for MemoryHistory {
         let channel = channel_of(envelope)?.clone();
         let mut streams = lock(&self.streams);
         let state = self.live(&mut streams, &channel);
-        match state.placed.get(&envelope.id) {
+        match state.log.as_ref().and_then(|log| log.placed.get(&envelope.id)) {
             Some(&(offset, _)) => envelope.place(Position { offset, epoch: state.epoch.clone() }),
             None => self.place(state, envelope),
         }
@@ -120,8 +184,8 @@ impl History for MemoryHistory {
         let stream = Stream { offset: state.offset, epoch: state.epoch.clone() };
         let read = window(state.offset, self.settings.size, range);
         let mut found = Vec::new();
-        if !read.is_empty() {
-            let live = state
+        if let (false, Some(log)) = (read.is_empty(), &state.log) {
+            let live = log
                 .messages
                 .range(read.lo..=read.hi)
                 .filter(|(_, (_, expires))| *expires > now)
@@ -217,6 +281,29 @@ mod tests {
         assert!(page.messages.is_empty(), "expired");
         assert_eq!(page.stream.offset, 5, "the stream outlives its messages");
         assert!(!page.recovers(4, &page.stream.epoch));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_streams_and_messages_are_swept_and_a_channel_only_subscribed_to_holds_no_log() {
+        let history = history(3, 60);
+        for n in 0..1000 {
+            history.stream(&Channel::parse(&format!("quiet/{n}")).expect("channel")).await.expect("stream");
+        }
+        for n in 1..=5 {
+            history.append(&mut message("chat", n)).await.expect("append");
+        }
+        assert_eq!(history.channels(), 1001);
+        assert!(lock(&history.streams).by_channel.values().filter(|s| s.log.is_some()).count() == 1);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        history.stream(&Channel::parse("other").expect("channel")).await.expect("stream");
+        {
+            let streams = lock(&history.streams);
+            let chat = &streams.by_channel[&Channel::parse("chat").expect("channel")];
+            assert!(chat.log.as_ref().is_some_and(|log| log.messages.is_empty()), "its messages expired");
+        }
+        tokio::time::advance(history.settings().stream_lifetime()).await;
+        history.stream(&Channel::parse("other").expect("channel")).await.expect("stream");
+        assert_eq!(history.channels(), 1, "only the stream just used");
     }
 
     #[tokio::test(start_paused = true)]

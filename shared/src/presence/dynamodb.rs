@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::port::{Change, Member, Presence, Roster};
+use super::port::{COUNT_MARGIN_S, Change, Member, Presence, Roster};
 use crate::aws::store_error;
 use crate::channel::Channel;
 use crate::domain::{ConnectionId, ConnectionRef};
@@ -31,9 +31,6 @@ use crate::identity::Info;
 const PRESENCE_PREFIX: &str = "PRES#";
 const META: &str = "META";
 const MEMBER_PREFIX: &str = "M#";
-/// How long a channel's count outlives the expiry of the member who last joined: past every other
-/// member's (each expires API Gateway's longest connection after it was made, at most).
-const META_MARGIN_S: i64 = 3 * 3600;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -180,7 +177,7 @@ impl Presence for DynamoPresence {
             }
             return Ok(None);
         }
-        let ttl = member.expires_at_s.saturating_add(META_MARGIN_S);
+        let ttl = member.expires_at_s.saturating_add(COUNT_MARGIN_S);
         let counts = self.count(channel, 1, i64::from(member.join_leave), Some(ttl)).await?;
         Ok(Some(Change {
             member: member.clone(),

@@ -14,6 +14,12 @@ use crate::domain::{ConnectionId, ConnectionRef};
 use crate::error::StoreError;
 use crate::identity::{Identity, Info};
 
+/// How long a channel's count (and with it its numbering, `seq`) outlives the expiry of the member
+/// who last joined: past every other member's (each expires API Gateway's longest connection after
+/// it was made, at most). Both adapters forget an empty channel then, and not before: a channel
+/// emptied and filled again meanwhile goes on numbering its changes where it was.
+pub const COUNT_MARGIN_S: i64 = 3 * 3600;
+
 /// One member of a channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
