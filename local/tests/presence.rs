@@ -167,6 +167,48 @@ async fn backend(failures: usize) -> (String, Arc<Mutex<Vec<Value>>>) {
     (url, accepted)
 }
 
+/// A backend on this machine that never answers a request for an event of `stuck_on`, and keeps
+/// every other event it accepted.
+async fn backend_hanging_on(stuck_on: &'static str) -> (String, Arc<Mutex<Vec<Value>>>) {
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post({
+            let accepted = accepted.clone();
+            move |body: String| {
+                let accepted = accepted.clone();
+                async move {
+                    let event: Value = serde_json::from_str(&body).expect("JSON");
+                    if event["detail"]["channel"] == stuck_on {
+                        std::future::pending::<()>().await;
+                    }
+                    accepted.lock().expect("lock").push(event);
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/events", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn a_backend_hanging_on_one_event_holds_up_no_other() {
+    let (url, accepted) = backend_hanging_on("room/slow").await;
+    let gateway = TestGateway::start(Settings { events_url: Some(url), ..Settings::default() }).await;
+    let mut client = gateway.connect().await;
+    request(&mut client, json!({"action":"subscribe","channel":"room/slow"})).await;
+    for n in 0..10 {
+        request(&mut client, json!({"action":"subscribe","channel":format!("room/{n}")})).await;
+    }
+    // Each of the two slow events held the queue for four tries of 5 s before: these waited 43 s.
+    eventually("the other twenty at the backend", || accepted.lock().expect("lock").len() == 20).await;
+    let forwarding = &events(&gateway).await["forwarding"];
+    assert_eq!((&forwarding["failed"], &forwarding["retries"]), (&json!(0), &json!(0)), "{forwarding}");
+}
+
 #[tokio::test]
 async fn events_are_posted_as_eventbridge_delivers_them_and_a_failing_backend_gets_them_again() {
     let (url, accepted) = backend(2).await;
