@@ -456,6 +456,18 @@ fn take_jobs(f: &Fixture) -> Vec<Job> {
     jobs
 }
 
+/// Connects `ID`, subscribes it to `news` and publishes `count` messages there (data 1, 2, …),
+/// emptying the queue: the channel's epoch.
+async fn news_with(f: &Fixture, count: u64) -> Value {
+    f.ingress.handle(connect_event()).await.expect("connect");
+    let epoch = say(f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
+    for n in 1..=count {
+        say(f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
+    }
+    take_jobs(f);
+    epoch
+}
+
 /// `{"offset":…,"epoch":…}` as a `since`.
 fn since(offset: u64, epoch: &Value) -> String {
     json!({ "offset": offset, "epoch": epoch }).to_string()
@@ -489,12 +501,7 @@ async fn each_publish_takes_its_channels_next_offset_and_a_subscribe_answers_the
 #[tokio::test]
 async fn a_subscribe_since_a_kept_position_queues_what_was_missed_for_that_connection_alone() {
     let f = fixture();
-    f.ingress.handle(connect_event()).await.expect("connect");
-    let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
-    for n in 1..=5 {
-        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
-    }
-    take_jobs(&f);
+    let epoch = news_with(&f, 5).await;
     let body = format!(r#"{{"action":"subscribe","channel":"news","since":{}}}"#, since(2, &epoch));
     let answer = say(&f, &body).await;
     assert_eq!(answer["recovered"], true, "{answer}");
@@ -536,12 +543,7 @@ async fn a_position_in_another_epoch_from_the_future_or_no_longer_kept_is_not_re
     let small = HistorySettings { size: 3, ..HistorySettings::default() };
     let history = Arc::new(MemoryHistory::new(small));
     let f = fixture_with(history.clone(), Some(history), None);
-    f.ingress.handle(connect_event()).await.expect("connect");
-    let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
-    for n in 1..=6 {
-        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
-    }
-    take_jobs(&f);
+    let epoch = news_with(&f, 6).await;
     let cases = [
         (since(4, &json!("another0epoch")), "another epoch"),
         (since(9, &epoch), "a position from the future"),
@@ -978,11 +980,7 @@ async fn when_members_cannot_be_written_or_read_the_client_is_told_to_send_again
 #[tokio::test]
 async fn history_after_the_largest_offset_is_refused_and_never_wraps_round_to_every_message() {
     let f = fixture();
-    f.ingress.handle(connect_event()).await.expect("connect");
-    let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
-    for n in 1..=3 {
-        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
-    }
+    let epoch = news_with(&f, 3).await;
     for offset in [u64::MAX, u64::MAX - 1, 4] {
         let body = format!(r#"{{"action":"history","channel":"news","since":{}}}"#, since(offset, &epoch));
         let (status, reply) = send(&f, message_event(&body)).await;
@@ -1001,11 +999,7 @@ async fn history_after_the_largest_offset_is_refused_and_never_wraps_round_to_ev
 #[tokio::test]
 async fn history_since_a_position_in_another_epoch_is_refused_as_a_subscribe_would_not_recover_it() {
     let f = fixture();
-    f.ingress.handle(connect_event()).await.expect("connect");
-    let epoch = say(&f, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
-    for n in 1..=3 {
-        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
-    }
+    let epoch = news_with(&f, 3).await;
     for other in ["deadbeef0000", "another0epoch"] {
         let body = format!(
             r#"{{"action":"history","channel":"news","since":{},"ref":"r"}}"#,
@@ -1039,10 +1033,7 @@ async fn history_since_a_position_in_another_epoch_is_refused_as_a_subscribe_wou
 #[tokio::test]
 async fn a_history_limit_that_leaves_older_kept_messages_out_says_more() {
     let f = fixture();
-    f.ingress.handle(connect_event()).await.expect("connect");
-    for n in 1..=3 {
-        say(&f, &format!(r#"{{"action":"publish","channel":"news","data":{n}}}"#)).await;
-    }
+    news_with(&f, 3).await;
     for (limit, more) in [(1, true), (2, true), (3, false), (50, false)] {
         let answer = say(&f, &format!(r#"{{"action":"history","channel":"news","limit":{limit}}}"#)).await;
         assert_eq!(answer["messages"].as_array().map(Vec::len), Some(limit.min(3)), "{answer}");

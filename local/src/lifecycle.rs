@@ -354,17 +354,11 @@ mod tests {
     }
 
     fn joined(channel: &str) -> Vec<LifecycleEvent> {
-        let member = Member {
-            connection: shared::ConnectionRef {
-                id: shared::ConnectionId::parse("abc=").expect("id"),
-                connected_at_ms: 1,
-            },
-            user: None,
-            info: None,
-            since_ms: 1,
-            join_leave: false,
-            expires_at_s: 1,
+        let connection = shared::ConnectionRef {
+            id: shared::ConnectionId::parse("abc=").expect("id"),
+            connected_at_ms: 1,
         };
+        let member = Member::new(connection, &shared::Identity::Anonymous, 1, false);
         let change = Change { member, clients: 2, seq: 2, watchers: 0 };
         LifecycleEvent::of_join(&shared::Channel::parse(channel).expect("channel"), &change, 0)
     }

@@ -92,6 +92,18 @@ impl Stream {
         Self { position, waiting: BTreeMap::new(), waiting_since: None, filling: false, until: 0 }
     }
 
+    /// Steps over the offsets before `next` that history no longer keeps, telling the app.
+    fn skip_to(&mut self, next: u64, channel: &str, events: &mut Vec<Event>) {
+        if next > self.position.offset + 1 {
+            events.push(Event::Gap {
+                channel: channel.to_owned(),
+                from: self.position.offset + 1,
+                to: next - 1,
+            });
+            self.position.offset = next - 1;
+        }
+    }
+
     fn behind(&self) -> bool {
         !self.waiting.is_empty() || self.position.offset < self.until
     }
@@ -246,23 +258,13 @@ impl Follower {
         // is gone, and so is everything up to what waits when nothing more is kept.
         let waited = stream.waiting.keys().next().copied();
         let gone = first.or(if more { None } else { Some(waited.unwrap_or(stream.until + 1)) });
-        if let Some(gone) = gone.filter(|&gone| gone > stream.position.offset + 1) {
-            events.push(Event::Gap {
-                channel: channel.to_owned(),
-                from: stream.position.offset + 1,
-                to: gone - 1,
-            });
-            stream.position.offset = gone - 1;
+        if let Some(gone) = gone {
+            stream.skip_to(gone, channel, &mut events);
         }
         stream.advance(&mut events);
         // What still waits for an offset history neither holds nor marks: gone before it was read.
         if let Some(&first) = stream.waiting.keys().next().filter(|_| !more) {
-            events.push(Event::Gap {
-                channel: channel.to_owned(),
-                from: stream.position.offset + 1,
-                to: first - 1,
-            });
-            stream.position.offset = first - 1;
+            stream.skip_to(first, channel, &mut events);
             stream.advance(&mut events);
         }
         if stream.behind() {
