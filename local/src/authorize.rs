@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::events::{self, Connection};
 use crate::function::{self, Function, FunctionError};
+use crate::integration::{self, Connection};
 use crate::state::AppState;
 
 /// The identity source: `route.request.querystring.token`.
@@ -41,7 +41,7 @@ pub async fn run(
         return Err(refuse(StatusCode::UNAUTHORIZED, "Unauthorized"));
     }
     let api = &state.settings.api;
-    let event = events::authorizer_request(api, info, headers, query, state.local_addr.port(), now_ms);
+    let event = integration::authorizer_request(api, info, headers, query, state.local_addr.port(), now_ms);
     let answer = match function::call::<_, Value>(authorizer, &event, AUTHORIZER_TIMEOUT).await {
         Ok(answer) => answer,
         Err(FunctionError::Handler(message)) if message == "Unauthorized" => {
@@ -52,7 +52,7 @@ pub async fn run(
             return Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"));
         }
     };
-    match decide(&answer, &events::connect_arn(api)) {
+    match decide(&answer, &integration::connect_arn(api)) {
         Ok(Some(context)) => Ok(context),
         Ok(None) => {
             tracing::info!(connection = %info.id, "the authorizer denied the handshake");

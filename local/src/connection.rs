@@ -32,9 +32,9 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::oneshot;
 use tokio::time::{Instant, sleep};
 
-use crate::events::{self, Connection, Payload};
+use crate::exchange::{closing, forbidden};
 use crate::function::{self, ProxyResponse};
-use crate::management::{closing, forbidden};
+use crate::integration::{self, Connection, Payload};
 use crate::outbox::{Outbox, Outgoing};
 use crate::registry::Live;
 use crate::routing::DEFAULT_ROUTE;
@@ -132,7 +132,7 @@ async fn accept(
         }
     }
     let event =
-        events::connect(&state.settings.api, &info, &headers, uri.query(), state.local_addr.port(), now);
+        integration::connect(&state.settings.api, &info, &headers, uri.query(), state.local_addr.port(), now);
     match function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event, INGRESS_TIMEOUT).await {
         Ok(response) if (200..300).contains(&response.status_code) => {}
         Ok(response) => {
@@ -339,7 +339,7 @@ async fn route(state: &AppState, info: &Connection, payload: Payload<'_>, now: i
         Payload::Text(text) => state.selector.select(text),
         Payload::Binary(_) => DEFAULT_ROUTE.to_owned(),
     };
-    let event = events::message(&state.settings.api, info, &route_key, payload, now);
+    let event = integration::message(&state.settings.api, info, &route_key, payload, now);
     match function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event, INGRESS_TIMEOUT).await {
         Ok(response) => match response.body {
             Some(Body::Text(text)) if !text.is_empty() => Some(Message::Text(text.into())),
@@ -357,7 +357,7 @@ async fn route(state: &AppState, info: &Connection, payload: Payload<'_>, now: i
 
 /// Runs `$disconnect` and says whether it succeeded.
 async fn disconnect(state: &AppState, info: &Connection, code: u16, reason: &str) -> bool {
-    let event = events::disconnect(&state.settings.api, info, code, reason, epoch_ms());
+    let event = integration::disconnect(&state.settings.api, info, code, reason, epoch_ms());
     match function::call::<_, ProxyResponse>(state.ingress.as_ref(), &event, INGRESS_TIMEOUT).await {
         Ok(_) => true,
         Err(err) => {

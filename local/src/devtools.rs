@@ -9,6 +9,8 @@
 //!   gateway's own address ([`token_host`]): a page elsewhere that reaches it through DNS rebinding
 //!   is refused, and on a bind beyond loopback it is off unless `--expose-dev-tokens` says otherwise.
 //! - [`STATS_PATH`]: what the gateway holds and what its functions did, as JSON.
+//! - [`EVENTS_PATH`]: the last lifecycle events, as an EventBridge rule's target receives them, and
+//!   what forwarding them to `--events-url` did ([`crate::lifecycle`]).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -137,7 +139,7 @@ pub async fn token(
     if let Some(why) = token_host(host, state.local_addr, dev.exposed) {
         // API Gateway's words to the caller; why goes to the developer's log.
         tracing::warn!("{TOKEN_PATH} refused: {why}");
-        return crate::management::forbidden();
+        return crate::exchange::forbidden();
     }
     let sub = query.sub.unwrap_or_default();
     let sub = sub.trim();
@@ -203,6 +205,26 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Response {
         "worker": state.worker_totals.to_json(),
         "ingress": state.ingress_totals.to_json(),
     });
+    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// `GET`: the recent lifecycle events, oldest first, with what forwarding did.
+pub const EVENTS_PATH: &str = "/_local/events";
+
+/// `GET /_local/events`: `{"events":[…],"forwarding":{…}}`.
+pub async fn events(State(state): State<Arc<AppState>>) -> Response {
+    let lifecycle = &state.lifecycle;
+    let forwarding = lifecycle.url.as_ref().map(|url| {
+        serde_json::json!({
+            "url": url,
+            "delivered": lifecycle.forwarded.delivered.load(Ordering::Relaxed),
+            "failed": lifecycle.forwarded.failed.load(Ordering::Relaxed),
+            "retries": lifecycle.forwarded.retries.load(Ordering::Relaxed),
+            "down": lifecycle.forwarded.down.load(Ordering::Relaxed),
+            "dropped": lifecycle.events.dropped(),
+        })
+    });
+    let body = serde_json::json!({ "events": lifecycle.events.recent(), "forwarding": forwarding });
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 

@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{self, Api};
 use crate::function::{self, Function};
+use crate::integration::{self, Api};
 
 /// The mapping's configuration, as in the template's `Events: Type: SQS`.
 #[derive(Clone, Copy, Debug)]
@@ -148,7 +148,7 @@ impl Mapping {
             );
             return;
         }
-        let event = events::sqs(&self.api, &self.queue_name, &batch);
+        let event = integration::sqs(&self.api, &self.queue_name, &batch);
         let response: Result<SqsBatchResponse, _> =
             function::call(self.function.as_ref(), &event, self.settings.function_timeout).await;
         let failed: HashSet<String> = match response {

@@ -21,17 +21,17 @@ use tokio_util::task::TaskTracker;
 use worker::Worker;
 use worker::metrics::Totals;
 
-use crate::devtools::{self, STATS_PATH, count_records};
+use crate::devtools::{self, EVENTS_PATH, STATS_PATH, count_records};
 use crate::esm::Mapping;
 use crate::function::{Function, MeteredIngress, MeteredWorker};
-use crate::lifecycle::{EVENTS_PATH, Lifecycle};
+use crate::lifecycle::Lifecycle;
 use crate::registry::Registry;
 use crate::routing::{InvalidExpression, RouteSelector};
 use crate::settings::{Backend, Bucket, Settings};
-use crate::sigv4::Verifier;
+use crate::sigv4::Signatures;
 use crate::sqs::SqsEndpoint;
 use crate::state::{AppState, ShutdownReport};
-use crate::{connection, faults, host, management, serve};
+use crate::{connection, exchange, faults, host, management, serve};
 
 /// The ports the functions get for a backend.
 struct Adapters {
@@ -175,7 +175,7 @@ impl Gateway {
             connect_rate: settings.connect_rate.map(Bucket::limiter),
             account_rate: settings.account_rate.map(Bucket::limiter),
             account_throttled: AtomicU64::new(0),
-            verifier: Verifier::new(settings.credentials.clone(), settings.api.region.clone()),
+            signatures: Signatures::new(settings.credentials.clone(), settings.api.region.clone()),
             shutdown_report: ShutdownReport::default(),
             buffer_full: AtomicU64::new(0),
             store: store.clone(),
@@ -203,8 +203,8 @@ impl Gateway {
             return Err(StartError::SqsWithAwsBackend);
         };
         let name = self.state.settings.queue_name.clone();
-        let queue_url = format!("http://{}/{}/{name}", listener.local_addr()?, crate::sqs::ACCOUNT);
-        let verifier = crate::sigv4::Verifier::for_service(
+        let queue_url = format!("http://{}/{}/{name}", listener.local_addr()?, crate::settings::ACCOUNT);
+        let signatures = crate::sigv4::Signatures::for_service(
             self.state.settings.credentials.clone(),
             self.state.settings.api.region.clone(),
             crate::sqs::SERVICE,
@@ -214,7 +214,7 @@ impl Gateway {
             queue: queue.clone(),
             queue_name: name,
             queue_url,
-            verifier,
+            signatures,
             request_timeout,
             allowed_hosts: self.state.settings.allowed_hosts.clone(),
         };
@@ -336,7 +336,7 @@ fn management_routes() -> axum::routing::MethodRouter<Arc<AppState>> {
         .get(management::get_connection)
         .delete(management::delete_connection)
         // API Gateway answers a method it has no route for as it answers an unknown path.
-        .fallback(|| async { management::forbidden() })
+        .fallback(|| async { exchange::forbidden() })
 }
 
 fn router(state: Arc<AppState>) -> Router {
@@ -350,8 +350,8 @@ fn router(state: Arc<AppState>) -> Router {
         .route(devtools::DEMO_SCRIPT_PATH, get(devtools::demo_script))
         .route(devtools::DEMO_STYLE_PATH, get(devtools::demo_style))
         .route(devtools::TOKEN_PATH, get(devtools::token))
-        .route(EVENTS_PATH, get(crate::lifecycle::recent))
-        .fallback(|| async { management::forbidden() })
+        .route(EVENTS_PATH, get(devtools::events))
+        .fallback(|| async { exchange::forbidden() })
         .layer(axum::middleware::from_fn_with_state(state.settings.allowed_hosts.clone(), host::guard))
         .with_state(state)
 }

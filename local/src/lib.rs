@@ -13,8 +13,10 @@
 //! - [`authorize`]: the `$connect` route's REQUEST authorizer, run as API Gateway runs it.
 //! - [`connection`]: one WebSocket connection from `$connect` to `$disconnect`; [`outbox`] is its
 //!   outbound buffer and [`registry`] the live connections `@connections` reaches.
-//! - [`management`]: `@connections`, behind [`sigv4`].
-//! - [`events`], [`routing`], [`ids`]: what API Gateway sends the integration, and how it routes.
+//! - [`management`]: `@connections`, behind [`sigv4`]; [`exchange`] what every endpoint shares (AWS's
+//!   error answers, a body read within a size and a time).
+//! - [`integration`], [`routing`], [`ids`]: the exact JSON API Gateway sends its integration, and how
+//!   it routes.
 //! - [`sqs`]: SQS's `SendMessage` for the in-process queue, for backends that publish.
 //! - [`function`]: Lambda functions as JSON in, JSON out; [`esm`] the SQS event source mapping.
 //! - [`faults`]: faults injected on demand.
@@ -26,12 +28,13 @@ pub mod authorize;
 pub mod connection;
 pub mod devtools;
 pub mod esm;
-pub mod events;
+pub mod exchange;
 pub mod faults;
 pub mod function;
 pub mod gateway;
 pub mod host;
 pub mod ids;
+pub mod integration;
 pub mod lifecycle;
 pub mod management;
 pub mod outbox;

@@ -1,5 +1,5 @@
 //! Lifecycle events on one machine, as EventBridge would carry them to a backend: every event is
-//! kept for `GET /_local/events` ([`EVENTS_PATH`], the last [`RECENT_EVENTS`]) and, with
+//! kept for `GET /_local/events` (the last [`RECENT_EVENTS`], [`crate::devtools`]) and, with
 //! `--events-url`, POSTed to the developer's backend as the JSON a rule's target receives. The
 //! handlers never wait for the backend: they hand events to a bounded queue ([`FORWARD_QUEUE`]) that
 //! one task drains ([`Forwarding`]): several POSTs at once, each with a time limit, so that a
@@ -16,9 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde_json::Value;
@@ -27,11 +25,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::state::AppState;
-
-/// `GET`: the recent events, oldest first, with what forwarding did.
-pub const EVENTS_PATH: &str = "/_local/events";
-/// How many events [`EVENTS_PATH`] keeps.
+/// How many events `/_local/events` keeps.
 pub const RECENT_EVENTS: usize = 1000;
 /// Events waiting for the `--events-url` backend, at most.
 pub const FORWARD_QUEUE: usize = 10_000;
@@ -96,7 +90,7 @@ impl Lifecycle {
 
     /// The same, forwarded as `forwarding` says.
     pub fn with_forwarding(url: Option<String>, region: &str, forwarding: Forwarding) -> Self {
-        let events = RecentEvents::new(RECENT_EVENTS, crate::sqs::ACCOUNT, region);
+        let events = RecentEvents::new(RECENT_EVENTS, crate::settings::ACCOUNT, region);
         let (events, outbox) = match &url {
             Some(_) => {
                 let (tap, outbox) = mpsc::channel(FORWARD_QUEUE);
@@ -123,7 +117,7 @@ impl Lifecycle {
         let http = match reqwest::Client::builder().timeout(self.forwarding.timeout).build() {
             Ok(http) => http,
             Err(err) => {
-                tracing::error!(url, error = %err, "no HTTP client for --events-url: events are only listed at {EVENTS_PATH}");
+                tracing::error!(url, error = %err, "no HTTP client for --events-url: events are only listed at /_local/events");
                 return None;
             }
         };
@@ -288,23 +282,6 @@ impl Forwarder {
             }
         }
     }
-}
-
-/// `GET /_local/events`: `{"events":[…],"forwarding":{…}}`.
-pub async fn recent(State(state): State<Arc<AppState>>) -> Response {
-    let lifecycle = &state.lifecycle;
-    let forwarding = lifecycle.url.as_ref().map(|url| {
-        serde_json::json!({
-            "url": url,
-            "delivered": lifecycle.forwarded.delivered.load(Ordering::Relaxed),
-            "failed": lifecycle.forwarded.failed.load(Ordering::Relaxed),
-            "retries": lifecycle.forwarded.retries.load(Ordering::Relaxed),
-            "down": lifecycle.forwarded.down.load(Ordering::Relaxed),
-            "dropped": lifecycle.events.dropped(),
-        })
-    });
-    let body = serde_json::json!({ "events": lifecycle.events.recent(), "forwarding": forwarding });
-    ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 #[cfg(test)]

@@ -10,36 +10,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use shared::ConnectionId;
 use shared::limits::MAX_MESSAGE_BYTES;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::exchange::{Unread, aws_error, closing, forbidden, read_body};
 use crate::faults::PostFault;
 use crate::registry::SendFailure;
 use crate::sigv4::Verified;
 use crate::state::AppState;
-
-/// An error answer in the shape the AWS SDK reads.
-pub fn aws_error(status: StatusCode, error_type: &str, message: &str) -> Response {
-    let mut response = (status, json!({ "message": message }).to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(value) = HeaderValue::from_str(error_type) {
-        headers.insert("x-amzn-errortype", value);
-    }
-    response
-}
-
-/// API Gateway's answer to a path, stage or method it has no route for.
-pub fn forbidden() -> Response {
-    aws_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden")
-}
 
 /// A management call whose body arrived whole and whose SigV4 signature checks out.
 #[derive(Debug)]
@@ -58,22 +42,19 @@ impl FromRequest<Arc<AppState>> for Signed {
         if let Some(size) = declared.filter(|size| *size > MAX_MESSAGE_BYTES) {
             return Err(closing(ApiError::PayloadTooLarge(Some(size)).into_response()));
         }
-        let read = tokio::time::timeout(
-            state.settings.request_timeout,
-            Limited::new(body, MAX_MESSAGE_BYTES).collect(),
-        )
-        .await;
-        let body = match read {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
+        let body = match read_body(body, MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES, state.settings.request_timeout)
+            .await
+        {
+            Ok(body) => body,
+            Err(Unread::TooLong { .. }) => {
                 return Err(closing(ApiError::PayloadTooLarge(None).into_response()));
             }
-            Ok(Err(err)) => {
+            Err(Unread::Failed(err)) => {
                 return Err(closing(
                     ApiError::BadRequest(format!("the body could not be read: {err}")).into_response(),
                 ));
             }
-            Err(_) => {
+            Err(Unread::TimedOut) => {
                 let timeout = state.settings.request_timeout.as_secs();
                 let message = format!("the body did not arrive within {timeout} s");
                 return Err(closing(aws_error(
@@ -83,7 +64,7 @@ impl FromRequest<Arc<AppState>> for Signed {
                 )));
             }
         };
-        match state.verifier.verify(&parts, &body, time::OffsetDateTime::now_utc()) {
+        match state.signatures.verify(&parts, &body, time::OffsetDateTime::now_utc()) {
             Ok(Verified::Signed) => Ok(Self(body)),
             Ok(Verified::UnencodedPath { expected_canonical_uri }) => {
                 tracing::warn!(
@@ -100,13 +81,6 @@ impl FromRequest<Arc<AppState>> for Signed {
             }
         }
     }
-}
-
-/// `response`, after which the connection is closed: the rest of a body that was not read (too large,
-/// too slow) must not be taken for the next request, nor a refused handshake's connection kept.
-pub fn closing(mut response: Response) -> Response {
-    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
 }
 
 /// The management API's errors, each with the status and type AWS answers with.

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use shared::ConnectionId;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::Connection;
+use crate::integration::Connection;
 use crate::outbox::{Outbox, Refused};
 
 /// One live connection.

@@ -10,9 +10,9 @@ use shared::store::MemoryStore;
 use worker::{Fleet, WorkerSettings};
 
 use crate::esm::EsmSettings;
-use crate::events::Api;
 use crate::faults::Faults;
 use crate::host::AllowedHosts;
+use crate::integration::Api;
 
 /// Where the functions keep connections and queue broadcasts.
 #[derive(Clone, Debug, Default)]
@@ -118,6 +118,10 @@ impl Default for Settings {
         }
     }
 }
+
+/// The account the gateway stands in for: in the queue's URL and ARN and in every lifecycle event,
+/// as AWS's documentation writes an account it means nothing by.
+pub const ACCOUNT: &str = "000000000000";
 
 /// Where the gateway listens unless told otherwise: loopback only.
 pub const DEFAULT_HOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);

@@ -26,7 +26,7 @@ const MAX_SKEW: time::Duration = time::Duration::minutes(5);
 
 /// Who may call, and where.
 #[derive(Debug)]
-pub struct Verifier {
+pub struct Signatures {
     credentials: Credentials,
     region: String,
     /// The service signatures must be scoped to: `execute-api` for `@connections`, `sqs` for the
@@ -145,8 +145,8 @@ fn parse_authorization(value: &str) -> Result<Authorization<'_>, Denied> {
     })
 }
 
-impl Verifier {
-    /// A verifier for `@connections` (service `execute-api`).
+impl Signatures {
+    /// The signatures `@connections` takes (service `execute-api`).
     pub fn new(credentials: Credentials, region: String) -> Self {
         Self::for_service(credentials, region, SERVICE)
     }
@@ -378,8 +378,8 @@ fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> Strin
 mod tests {
     use super::*;
 
-    fn verifier() -> Verifier {
-        Verifier::new(Credentials::default(), "us-east-1".into())
+    fn signatures() -> Signatures {
+        Signatures::new(Credentials::default(), "us-east-1".into())
     }
 
     /// A request signed by the AWS SDK's own signer (not this module) with `service`.
@@ -414,7 +414,7 @@ mod tests {
         ] {
             let (parts, body) = signed("POST", uri, b"hello", SERVICE);
             assert_eq!(
-                verifier().verify(&parts, body, OffsetDateTime::now_utc()),
+                signatures().verify(&parts, body, OffsetDateTime::now_utc()),
                 Ok(Verified::Signed),
                 "{uri}"
             );
@@ -425,10 +425,10 @@ mod tests {
     fn a_signature_for_another_service_or_body_is_refused() {
         let uri = "http://127.0.0.1:3001/local/@connections/abc";
         let (parts, _) = signed("POST", uri, b"hello", "execute-api");
-        let err = verifier().verify(&parts, b"hellO", OffsetDateTime::now_utc()).expect_err("another body");
+        let err = signatures().verify(&parts, b"hellO", OffsetDateTime::now_utc()).expect_err("another body");
         assert!(matches!(err, Denied::Mismatch { .. }), "{err:?}");
         let (parts, body) = signed("POST", uri, b"hello", "s3");
-        let err = verifier().verify(&parts, body, OffsetDateTime::now_utc()).expect_err("another service");
+        let err = signatures().verify(&parts, body, OffsetDateTime::now_utc()).expect_err("another service");
         assert_eq!(err.error_type(), "InvalidSignatureException");
     }
 
@@ -436,10 +436,10 @@ mod tests {
     fn a_missing_or_malformed_date_is_an_incomplete_signature() {
         let (mut parts, body) = signed("GET", "http://127.0.0.1:3001/@connections/abc", b"", SERVICE);
         parts.headers.insert("x-amz-date", "yesterday".parse().expect("value"));
-        let err = verifier().verify(&parts, body, OffsetDateTime::now_utc()).expect_err("a bad date");
+        let err = signatures().verify(&parts, body, OffsetDateTime::now_utc()).expect_err("a bad date");
         assert_eq!(err.error_type(), "IncompleteSignatureException");
         parts.headers.remove("x-amz-date");
-        let err = verifier().verify(&parts, body, OffsetDateTime::now_utc()).expect_err("no date");
+        let err = signatures().verify(&parts, body, OffsetDateTime::now_utc()).expect_err("no date");
         assert_eq!(err.error_type(), "IncompleteSignatureException");
     }
 
@@ -455,7 +455,7 @@ mod tests {
             sha256_hex(b"hi")
         );
         let scope = format!("{date}/us-east-1/execute-api/aws4_request");
-        let key = verifier().signing_key(date);
+        let key = signatures().signing_key(date);
         let signature = hex::encode(hmac(&key, string_to_sign(&amz_date, &scope, &canonical).as_bytes()));
         let request = http::Request::builder()
             .method("POST")
@@ -470,7 +470,7 @@ mod tests {
             .expect("request");
         let (parts, ()) = request.into_parts();
         assert_eq!(
-            verifier().verify(&parts, b"hi", now),
+            signatures().verify(&parts, b"hi", now),
             Ok(Verified::UnencodedPath { expected_canonical_uri: "/local/%40connections/abc".into() })
         );
     }

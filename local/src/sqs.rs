@@ -22,15 +22,12 @@ use shared::queue::MemoryQueue;
 use shared::queue::SQS_MAX_MESSAGE_BYTES;
 use time::OffsetDateTime;
 
+use crate::exchange::{Unread, closing, read_body};
 use crate::host::AllowedHosts;
-use crate::management::closing;
-use crate::sigv4::{Denied, Verifier};
+use crate::sigv4::{Denied, Signatures};
 
 /// The service SigV4 signatures are scoped to.
 pub const SERVICE: &str = "sqs";
-
-/// The account id in the local queue's URL and ARN.
-pub const ACCOUNT: &str = "000000000000";
 
 /// Entries in one `SendMessageBatch`.
 const BATCH_MAX: usize = 10;
@@ -52,7 +49,7 @@ pub struct SqsEndpoint {
     pub queue: Arc<MemoryQueue>,
     pub queue_name: String,
     pub queue_url: String,
-    pub verifier: Verifier,
+    pub signatures: Signatures,
     /// How long a request's body may take to arrive.
     pub request_timeout: Duration,
     /// The `Host` names it answers, as the gateway's own endpoints.
@@ -99,10 +96,9 @@ fn json_response(value: &Value) -> Response {
 async fn handle(State(endpoint): State<Arc<SqsEndpoint>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let body = match tokio::time::timeout(endpoint.request_timeout, read_body(body)).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(unread)) => return unread.answer(target),
-        Err(_) => {
+    let body = match read_body(body, MAX_REQUEST_BYTES, MAX_DRAINED_BYTES, endpoint.request_timeout).await {
+        Ok(body) => body,
+        Err(Unread::TimedOut) => {
             let mut answer = SqsError::new(
                 "com.amazonaws.sqs#RequestTimeout",
                 format!("the body did not arrive within {} s", endpoint.request_timeout.as_secs()),
@@ -110,8 +106,9 @@ async fn handle(State(endpoint): State<Arc<SqsEndpoint>>, request: Request) -> R
             answer.status = StatusCode::REQUEST_TIMEOUT;
             return closing(answer.into_response());
         }
+        Err(unread) => return unread_answer(&unread, target),
     };
-    if let Err(denied) = endpoint.verifier.verify(&parts, &body, OffsetDateTime::now_utc()) {
+    if let Err(denied) = endpoint.signatures.verify(&parts, &body, OffsetDateTime::now_utc()) {
         return refused(&denied).into_response();
     }
     let outcome = match target {
@@ -132,60 +129,31 @@ async fn handle(State(endpoint): State<Arc<SqsEndpoint>>, request: Request) -> R
     outcome.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Why a request's body was not read.
-enum Unread {
-    /// Longer than [`MAX_REQUEST_BYTES`]; read to its end, or `drained: false` past
-    /// [`MAX_DRAINED_BYTES`].
-    TooLong {
-        drained: bool,
-    },
-    Failed(String),
-}
-
-impl Unread {
-    fn answer(self, target: &str) -> Response {
-        let error = match &self {
-            Self::TooLong { .. } if target == "AmazonSQS.SendMessageBatch" => SqsError::new(
-                "com.amazonaws.sqs#BatchRequestTooLong",
-                format!("Batch requests cannot be longer than {SQS_MAX_MESSAGE_BYTES} bytes."),
+/// SQS's answer to a body that was not read: too long, or broken off.
+fn unread_answer(unread: &Unread, target: &str) -> Response {
+    let error = match unread {
+        Unread::TooLong { .. } if target == "AmazonSQS.SendMessageBatch" => SqsError::new(
+            "com.amazonaws.sqs#BatchRequestTooLong",
+            format!("Batch requests cannot be longer than {SQS_MAX_MESSAGE_BYTES} bytes."),
+        ),
+        Unread::TooLong { .. } => SqsError::new(
+            "com.amazonaws.sqs#InvalidParameterValue",
+            format!(
+                "One or more parameters are invalid. Reason: Message must be shorter than {SQS_MAX_MESSAGE_BYTES} bytes."
             ),
-            Self::TooLong { .. } => SqsError::new(
-                "com.amazonaws.sqs#InvalidParameterValue",
-                format!(
-                    "One or more parameters are invalid. Reason: Message must be shorter than {SQS_MAX_MESSAGE_BYTES} bytes."
-                ),
-            ),
-            Self::Failed(err) => SqsError::new(
-                "com.amazonaws.sqs#InvalidParameterValue",
-                format!("the body could not be read: {err}"),
-            ),
-        };
-        match self {
-            Self::TooLong { drained: true } => error.into_response(),
-            _ => closing(error.into_response()),
+        ),
+        Unread::Failed(err) => SqsError::new(
+            "com.amazonaws.sqs#InvalidParameterValue",
+            format!("the body could not be read: {err}"),
+        ),
+        Unread::TimedOut => {
+            SqsError::new("com.amazonaws.sqs#RequestTimeout", "the body did not arrive in time")
         }
+    };
+    match unread {
+        Unread::TooLong { drained: true } => error.into_response(),
+        _ => closing(error.into_response()),
     }
-}
-
-/// The body, when it is at most [`MAX_REQUEST_BYTES`]; a longer one is read to its end and thrown
-/// away (up to [`MAX_DRAINED_BYTES`]), so that its sender is still there to read the error.
-async fn read_body(mut body: axum::body::Body) -> Result<bytes::Bytes, Unread> {
-    use http_body_util::BodyExt;
-    let (mut kept, mut seen) = (bytes::BytesMut::new(), 0usize);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|err| Unread::Failed(err.to_string()))?;
-        let Ok(data) = frame.into_data() else { continue };
-        seen += data.len();
-        if seen > MAX_DRAINED_BYTES {
-            return Err(Unread::TooLong { drained: false });
-        }
-        if seen <= MAX_REQUEST_BYTES {
-            kept.extend_from_slice(&data);
-        } else {
-            kept = bytes::BytesMut::new();
-        }
-    }
-    if seen > MAX_REQUEST_BYTES { Err(Unread::TooLong { drained: true }) } else { Ok(kept.freeze()) }
 }
 
 fn refused(denied: &Denied) -> SqsError {

@@ -16,7 +16,7 @@ use crate::function::Function;
 use crate::registry::Registry;
 use crate::routing::RouteSelector;
 use crate::settings::Settings;
-use crate::sigv4::Verifier;
+use crate::sigv4::Signatures;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -35,7 +35,7 @@ pub struct AppState {
     /// `@connections` calls refused by it.
     pub account_throttled: AtomicU64,
     /// Checks every `@connections` call's signature.
-    pub verifier: Verifier,
+    pub signatures: Signatures,
     /// The connection store, for [`STATS_PATH`].
     pub store: Arc<dyn ConnectionStore>,
     /// Lifecycle events: kept for `/_local/events`, forwarded to `--events-url`.

@@ -5,7 +5,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use local::management::aws_error;
+use local::exchange::aws_error;
 use shared::poster::ApiGatewayPoster;
 use shared::{ConnectionId, PostError, Poster};
 use tokio::net::TcpListener;

@@ -107,7 +107,8 @@ async fn served(addr: &str) -> anyhow::Result<u64> {
 /// Runs the shard (and retry) jobs the worker queued, batch after batch as the event source
 /// mapping does, until the queue is empty.
 async fn drain(worker: &Worker, queue: &MemoryQueue, batch: usize) -> anyhow::Result<()> {
-    let api = local::events::Api { api_id: "bench".into(), stage: "Prod".into(), region: "us-east-1".into() };
+    let api =
+        local::integration::Api { api_id: "bench".into(), stage: "Prod".into(), region: "us-east-1".into() };
     loop {
         let messages = queue.receive_message(batch);
         if messages.is_empty() {
@@ -118,7 +119,7 @@ async fn drain(worker: &Worker, queue: &MemoryQueue, batch: usize) -> anyhow::Re
             }
             continue;
         }
-        let event: SqsEvent = serde_json::from_value(local::events::sqs(&api, "worker-cpu", &messages))?;
+        let event: SqsEvent = serde_json::from_value(local::integration::sqs(&api, "worker-cpu", &messages))?;
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(900);
         let report = worker.process(event, deadline).await;
         anyhow::ensure!(report.failed.is_empty(), "a shard batch failed: {report:?}");

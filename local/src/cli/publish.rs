@@ -9,7 +9,7 @@ use local::{Credentials, Settings};
 /// The local gateway's queue URL, with its default SQS port and queue name.
 fn local_queue_url() -> String {
     let name = Settings::default().queue_name;
-    format!("http://127.0.0.1:{DEFAULT_SQS_PORT}/{}/{name}", local::sqs::ACCOUNT)
+    format!("http://127.0.0.1:{DEFAULT_SQS_PORT}/{}/{name}", local::settings::ACCOUNT)
 }
 
 #[derive(Debug, clap::Args)]

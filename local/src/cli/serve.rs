@@ -354,7 +354,7 @@ fn banner(args: &ServeArgs, gateway: &Gateway) {
     }
     if !args.no_presence {
         let events =
-            format!("{}{}", gateway.ws_url().replacen("ws://", "http://", 1), local::lifecycle::EVENTS_PATH);
+            format!("{}{}", gateway.ws_url().replacen("ws://", "http://", 1), local::devtools::EVENTS_PATH);
         match &args.events_url {
             Some(url) => println!("  events:       POSTed to {url}; the recent ones at {events}"),
             None => println!("  events:       {events} (POST them to your backend with --events-url)"),
