@@ -7,8 +7,8 @@
 
 use shared::ConfigError;
 
-use crate::Verifier;
 use crate::jwks::{HttpJwks, Keys};
+use crate::verify::Verifier;
 
 /// The verifier the environment describes.
 pub fn from_env() -> Result<Verifier, ConfigError> {

@@ -11,6 +11,12 @@ use shared::{Channel, ChannelPattern};
 
 use crate::jwks::{KeyLookup, Keys};
 
+/// The largest result API Gateway takes from a WebSocket API's Lambda authorizer ("AWS Lambda
+/// authorizer result size", 8 KB, in its quotas for WebSocket APIs): a token whose claims would make
+/// a larger one is denied here, rather than failing at API Gateway — and its context, which rides on
+/// every event of the connection, stays small.
+pub const MAX_RESULT_BYTES: usize = 8 * 1024;
+
 /// Seconds of clock skew allowed on `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 30;
 
@@ -49,7 +55,7 @@ pub enum Refused {
     TooManyPatterns { claim: &'static str, count: usize },
     #[error(
         "the token's claims make an authorizer result of {bytes} bytes, past API Gateway's {} byte limit",
-        crate::MAX_RESULT_BYTES
+        MAX_RESULT_BYTES
     )]
     TooLarge { bytes: usize },
     #[error(transparent)]

@@ -7,13 +7,14 @@
 //! and anything malformed or forbidden gets a JSON error naming what is wrong. This function never
 //! posts to other connections itself; fan-out is the worker's job.
 //!
-//! [`Ingress::process`] dispatches each event by its type: [`connect`], `$disconnect` (the record
-//! and its subscriptions deleted), [`message`]. [`error`] is what fails an invocation, [`metrics`]
+//! [`Ingress::process`] dispatches each event by its type: [`connect`], [`disconnect`],
+//! [`message`]. [`error`] is what fails an invocation, [`metrics`]
 //! what it writes as an EMF line, [`config`] the function's environment and [`Ports`] its ports.
 
 mod actions;
 pub mod config;
 mod connect;
+mod disconnect;
 pub mod error;
 mod message;
 pub mod metrics;
@@ -27,7 +28,6 @@ pub use crate::config::IngressConfig;
 pub use crate::error::IngressError;
 use crate::metrics::Handled;
 pub use crate::ports::Ports;
-use crate::response::response;
 
 /// The handler and its ports.
 #[derive(Clone, Debug)]
@@ -75,14 +75,7 @@ impl Ingress {
         // The event type, not the route key: custom routes still carry MESSAGE.
         match context.event_type.as_deref() {
             Some("CONNECT") => Ok((connect::connect(&self.ports, id, event).await?, None)),
-            Some("DISCONNECT") => {
-                let held = self.ports.store.delete(&id).await?;
-                if let Some(membership) = self.ports.membership() {
-                    membership.leave_all(&id, &held, context.request_time_epoch).await?;
-                }
-                tracing::info!(connection = %id, code = ?context.disconnect_status_code, "disconnected");
-                Ok((response(200, None), None))
-            }
+            Some("DISCONNECT") => Ok((disconnect::disconnect(&self.ports, id, event).await?, None)),
             Some("MESSAGE") => Ok(message::message(&self.ports, id, event).await),
             other => Err(IngressError::UnknownEventType(other.map(str::to_owned))),
         }

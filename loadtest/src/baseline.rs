@@ -61,8 +61,8 @@ pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) ->
 
 async fn client(hub: Arc<Hub>, stream: TcpStream) {
     // The same buffer sizes as the local gateway, so memory per connection compares like for like.
-    let config = WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(0);
-    let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else { return };
+    let settings = WebSocketConfig::default().read_buffer_size(4 * 1024).write_buffer_size(0);
+    let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(settings)).await else { return };
     let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
     let name = format!("baseline{id:08}");
     let (tx, mut rx) = mpsc::channel::<Utf8Bytes>(OUTBOUND_BUFFER);

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use loadtest::recovery::RecoveryConfig;
-use loadtest::swarm::{self, Scenario, SwarmConfig};
+use loadtest::recovery::RecoverySwarmSettings;
+use loadtest::swarm::{self, Scenario, SwarmSettings};
 
 /// A WebSocket swarm: connects, drives a scenario, and reports delivery, loss and latency.
 #[derive(Debug, Parser)]
@@ -135,7 +135,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     if args.scenario == Scenario::Presence {
         return presence(args).await;
     }
-    let config = SwarmConfig {
+    let settings = SwarmSettings {
         url: args.url,
         connections: args.connections,
         connect_rate: args.connect_rate,
@@ -153,7 +153,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         wildcards: args.wildcards,
         jwt_secret: args.jwt_secret,
     };
-    let outcome = swarm::run(config).await?;
+    let outcome = swarm::run(settings).await?;
     let report = outcome.report;
     println!("{report}");
     loadtest::report::write_json(args.json.as_deref(), &report)?;
@@ -181,7 +181,7 @@ async fn main() -> anyhow::Result<ExitCode> {
 
 /// The presence scenario: `--connections` members, then the probes, the reads and the churn.
 async fn presence(args: Args) -> anyhow::Result<ExitCode> {
-    let config = loadtest::presence::PresenceConfig {
+    let settings = loadtest::presence::PresenceSwarmSettings {
         url: args.url,
         members: args.connections,
         probes: args.probes,
@@ -192,7 +192,7 @@ async fn presence(args: Args) -> anyhow::Result<ExitCode> {
         events_listen: args.events_listen,
         deadline: Duration::from_secs(args.deadline_secs),
     };
-    let report = loadtest::presence::run(config).await?;
+    let report = loadtest::presence::run(settings).await?;
     println!("{report}");
     loadtest::report::write_json(args.json.as_deref(), &report)?;
     if args.max_lost.is_some() && !report.clean() {
@@ -220,7 +220,7 @@ async fn recovery(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let publishers = args.publishers.max(1);
-    let config = RecoveryConfig {
+    let settings = RecoverySwarmSettings {
         url: args.url,
         subscribers: args.connections.saturating_sub(publishers),
         channels: args.channels.max(1),
@@ -238,7 +238,7 @@ async fn recovery(args: Args) -> anyhow::Result<ExitCode> {
         settle: Duration::from_secs(args.settle_secs),
         deadline: Duration::from_secs(args.deadline_secs),
     };
-    let report = loadtest::recovery::run(config).await?;
+    let report = loadtest::recovery::run(settings).await?;
     println!("{report}");
     loadtest::report::write_json(args.json.as_deref(), &report)?;
     let mut failed = false;

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use loadtest::presence::{self, PresenceConfig};
+use loadtest::presence::{self, PresenceSwarmSettings};
 use local::Settings;
 use support::gateway;
 
@@ -22,7 +22,7 @@ async fn joins_and_leaves_reach_every_member_and_the_counts_and_events_stay_exac
     };
     let (url, shutdown) = gateway(settings).await;
 
-    let report = presence::run(PresenceConfig {
+    let report = presence::run(PresenceSwarmSettings {
         url,
         members: 30,
         probes: 4,

@@ -6,13 +6,13 @@ mod support;
 
 use std::time::Duration;
 
-use loadtest::recovery::{self, RecoveryConfig};
+use loadtest::recovery::{self, RecoverySwarmSettings};
 use local::Settings;
 use support::gateway;
 
-fn config(url: String) -> RecoveryConfig {
+fn swarm(url: String) -> RecoverySwarmSettings {
     let endpoint = url.replacen("ws://", "http://", 1);
-    RecoveryConfig {
+    RecoverySwarmSettings {
         url,
         subscribers: 12,
         channels: 3,
@@ -36,7 +36,7 @@ fn config(url: String) -> RecoveryConfig {
 async fn subscribers_cut_by_either_side_recover_every_message_in_order_once() {
     let (url, shutdown) = gateway(Settings { stage_throttle: None, ..Settings::default() }).await;
 
-    let report = recovery::run(config(url)).await.expect("the scenario runs");
+    let report = recovery::run(swarm(url)).await.expect("the scenario runs");
 
     shutdown.cancel();
     assert_eq!(report.published, 240, "{report}");
@@ -55,17 +55,17 @@ async fn subscribers_cut_by_either_side_recover_every_message_in_order_once() {
 async fn a_subscriber_away_longer_than_the_history_keeps_is_told_of_the_gap_and_loses_nothing_silently() {
     let history = shared::history::HistorySettings { size: 3, ..Default::default() };
     let (url, shutdown) = gateway(Settings { stage_throttle: None, history, ..Settings::default() }).await;
-    let config = RecoveryConfig {
+    let settings = RecoverySwarmSettings {
         subscribers: 4,
         channels: 1,
         publishers: 1,
         messages: 100,
         rate: 50.0,
         away: (Duration::from_millis(600), Duration::from_millis(800)),
-        ..config(url)
+        ..swarm(url)
     };
 
-    let report = recovery::run(config).await.expect("the scenario runs");
+    let report = recovery::run(settings).await.expect("the scenario runs");
 
     shutdown.cancel();
     assert!(report.clean(), "{report}");

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use loadtest::swarm::{self, Scenario, SwarmConfig};
+use loadtest::swarm::{self, Scenario, SwarmSettings};
 use local::esm::EsmSettings;
 use local::{Faults, Gateway, Settings};
 use shared::queue::QueueSettings;
@@ -13,10 +13,10 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use worker::WorkerSettings;
 
-fn config(url: String, scenario: Scenario) -> SwarmConfig {
+fn swarm(url: String, scenario: Scenario) -> SwarmSettings {
     // Each test holds both ends of its connections, and the tests run at once: past a 1,024 soft limit.
     rlimit::increase_nofile_limit(u64::MAX).expect("raise the open-file limit");
-    SwarmConfig {
+    SwarmSettings {
         url,
         connections: 300,
         connect_rate: 2_000,
@@ -44,7 +44,7 @@ async fn gateway() -> (String, CancellationToken) {
 async fn every_broadcast_reaches_all_300_connections_of_the_local_gateway_exactly_once() {
     let (url, shutdown) = gateway().await;
 
-    let report = swarm::run(config(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
+    let report = swarm::run(swarm(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
 
     shutdown.cancel();
     assert_eq!(report.connected, 300, "{report}");
@@ -58,9 +58,9 @@ async fn every_broadcast_reaches_all_300_connections_of_the_local_gateway_exactl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subscriber_gets_exactly_its_channels_messages_and_nobody_anothers() {
     let (url, shutdown) = gateway().await;
-    let config = SwarmConfig { messages: 10, ..config(url, Scenario::Channels) };
+    let settings = SwarmSettings { messages: 10, ..swarm(url, Scenario::Channels) };
 
-    let report = swarm::run(config).await.expect("the swarm runs").report;
+    let report = swarm::run(settings).await.expect("the swarm runs").report;
 
     shutdown.cancel();
     assert_eq!((report.connected, report.sent), (300, 30), "{report}");
@@ -83,15 +83,15 @@ async fn an_authenticated_swarm_connects_with_tokens_and_loses_nothing() {
         ..Settings::default()
     };
     let (url, shutdown) = support::gateway(settings).await;
-    let config = SwarmConfig {
+    let settings = SwarmSettings {
         connections: 100,
         jwt_secret: Some(secret.into()),
-        ..config(url.clone(), Scenario::Channels)
+        ..swarm(url.clone(), Scenario::Channels)
     };
 
-    let report = swarm::run(config).await.expect("the swarm runs").report;
+    let report = swarm::run(settings).await.expect("the swarm runs").report;
     let anonymous =
-        swarm::run(SwarmConfig { connections: 5, ..config_without_auth(url) }).await.expect("runs").report;
+        swarm::run(SwarmSettings { connections: 5, ..config_without_auth(url) }).await.expect("runs").report;
 
     shutdown.cancel();
     assert_eq!(report.connected, 100, "{report}");
@@ -103,15 +103,15 @@ async fn an_authenticated_swarm_connects_with_tokens_and_loses_nothing() {
     assert_eq!(anonymous.errors.get("handshake_401"), Some(&5), "{anonymous}");
 }
 
-fn config_without_auth(url: String) -> SwarmConfig {
-    SwarmConfig { jwt_secret: None, ..config(url, Scenario::Hold) }
+fn config_without_auth(url: String) -> SwarmSettings {
+    SwarmSettings { jwt_secret: None, ..swarm(url, Scenario::Hold) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_echo_comes_back_to_its_sender() {
     let (url, shutdown) = gateway().await;
 
-    let report = swarm::run(config(url, Scenario::Echo)).await.expect("the swarm runs").report;
+    let report = swarm::run(swarm(url, Scenario::Echo)).await.expect("the swarm runs").report;
 
     shutdown.cancel();
     assert_eq!((report.tally.expected, report.tally.received, report.tally.lost), (12, 12, 0), "{report}");
@@ -124,7 +124,7 @@ async fn the_baseline_server_delivers_every_broadcast_too() {
     let shutdown = CancellationToken::new();
     tokio::spawn(loadtest::baseline::serve(listener, shutdown.clone().cancelled_owned()));
 
-    let report = swarm::run(config(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
+    let report = swarm::run(swarm(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
 
     shutdown.cancel();
     assert_eq!(
@@ -142,7 +142,7 @@ async fn a_server_that_goes_away_shows_up_as_drops_and_close_codes() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         stopper.cancel();
     });
-    let mut hold = config(url, Scenario::Hold);
+    let mut hold = swarm(url, Scenario::Hold);
     hold.connections = 50;
     hold.hold = Duration::from_secs(3);
 
@@ -171,7 +171,7 @@ async fn with_injected_429s_5xx_and_lost_connections_survivors_get_every_broadca
     let shutdown = CancellationToken::new();
     tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
 
-    let report = swarm::run(config(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
+    let report = swarm::run(swarm(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
 
     eprintln!("{report}");
     assert_eq!(report.connected, 300, "{report}");
@@ -227,12 +227,12 @@ async fn a_sharded_broadcast_under_failing_invocations_and_429s_reaches_everyone
 
     // Failed invocations' batches come back only after the visibility timeout, some more than once:
     // the swarm waits long enough for that (it stops as soon as every delivery has arrived).
-    let config = SwarmConfig {
+    let settings = SwarmSettings {
         settle: Duration::from_secs(45),
         deadline: Duration::from_secs(90),
-        ..config(url, Scenario::Broadcast)
+        ..swarm(url, Scenario::Broadcast)
     };
-    let report = swarm::run(config).await.expect("the swarm runs").report;
+    let report = swarm::run(settings).await.expect("the swarm runs").report;
 
     shutdown.cancel();
     eprintln!("{report}");
@@ -251,17 +251,17 @@ async fn a_client_that_never_reads_delays_no_one_else() {
     let (url, state) = (gateway.ws_url(), gateway.state());
     let shutdown = CancellationToken::new();
     tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
-    let config = SwarmConfig {
+    let settings = SwarmSettings {
         connections: 100,
         stuck: 1,
         publishers: 2,
         messages: 15,
         rate: 10.0,
         size: 16 * 1024,
-        ..config(url, Scenario::Broadcast)
+        ..swarm(url, Scenario::Broadcast)
     };
 
-    let report = swarm::run(config).await.expect("the swarm runs").report;
+    let report = swarm::run(settings).await.expect("the swarm runs").report;
 
     shutdown.cancel();
     eprintln!("{report}");

@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use shared::{Envelope, InputError, Job};
 
-use super::{Action, Context, Fields, Refusal, Reply, enqueue};
+use super::contract::{Action, Context, enqueue};
+use super::fields::Fields;
+use super::reply::{Refusal, Reply};
 
 pub struct Broadcast {
     data: Box<RawValue>,

@@ -3,7 +3,9 @@
 use async_trait::async_trait;
 use shared::InputError;
 
-use super::{Action, Context, Fields, Refusal, Reply};
+use super::contract::{Action, Context};
+use super::fields::Fields;
+use super::reply::{Refusal, Reply};
 
 pub struct Echo;
 

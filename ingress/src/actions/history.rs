@@ -18,7 +18,9 @@ use shared::history::Range;
 use shared::limits::HISTORY_ANSWER_BYTES;
 use shared::{Channel, ChannelPattern, InputError, Position};
 
-use super::{Action, Context, Fields, HistoryAnswer, Refusal, Reply};
+use super::contract::{Action, Context};
+use super::fields::Fields;
+use super::reply::{HistoryAnswer, Refusal, Reply};
 
 /// The most messages one answer holds.
 pub const MAX_LIMIT: usize = 100;

@@ -9,9 +9,11 @@
 //! Any JSON message may carry a `ref`, a string of the client's choosing, which every answer to it
 //! repeats (acknowledgement or error): with it, a client matches answers to requests however they
 //! interleave. A broadcast, otherwise unanswered, is answered `{"type":"queued","id":…,"ref":…}`.
-//! [`fields`] reads what an action needs of the message; [`reply`] is what goes back.
+//! [`contract`] is what every action is held to and may use; [`fields`] reads what an action needs
+//! of the message; [`reply`] is what goes back. This file is the table and [`read`], nothing else.
 
 mod broadcast;
+mod contract;
 mod echo;
 mod fields;
 mod history;
@@ -21,14 +23,12 @@ mod reply;
 mod subscribe;
 mod unsubscribe;
 
-use async_trait::async_trait;
+use shared::InputError;
 use shared::limits::{MAX_JSON_DEPTH, MAX_MESSAGE_BYTES};
-use shared::{ConnectionId, Identity, InputError};
 
-pub use self::fields::Fields;
-use self::fields::json_type;
-pub use self::reply::{Ack, HistoryAnswer, PresenceAnswer, Refusal, Reply};
-use crate::ports::Ports;
+pub use self::contract::{Action, Context, Parse};
+use self::fields::{Fields, json_type};
+pub use self::reply::Refusal;
 
 /// Every action, by the name a client gives it.
 pub const ACTIONS: &[(&str, Parse)] = &[
@@ -40,27 +40,6 @@ pub const ACTIONS: &[(&str, Parse)] = &[
     ("history", history::parse),
     ("presence", presence::parse),
 ];
-
-/// Reads an action's fields into the action, or says what is wrong with them.
-pub type Parse = fn(Fields) -> Result<Box<dyn Action>, InputError>;
-
-/// What an action does once parsed.
-#[async_trait]
-pub trait Action: Send + Sync {
-    async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal>;
-}
-
-/// What an action may use: who sent it, and the ports.
-pub struct Context<'a> {
-    pub connection: &'a ConnectionId,
-    /// Epoch milliseconds: when the connection was made, and when API Gateway received this message.
-    pub connected_at_ms: i64,
-    pub received_at_ms: i64,
-    pub identity: &'a Identity,
-    /// The message as the client sent it.
-    pub body: &'a str,
-    pub ports: &'a Ports,
-}
 
 /// The longest `ref` a client may give, in characters.
 pub const MAX_REF_CHARS: usize = 64;
@@ -165,18 +144,6 @@ fn truncate(text: &str, max_chars: usize) -> String {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
     }
-}
-
-/// Queues a job, or says the message could not be.
-async fn enqueue(cx: &Context<'_>, job: &shared::Job) -> Result<(), Refusal> {
-    cx.ports.queue.send(job).await.map_err(|err| {
-        tracing::error!(connection = %cx.connection, error = %err, "could not queue a message");
-        Refusal::Unavailable(if err.is_retryable() {
-            "the message could not be queued; send it again".into()
-        } else {
-            "the message could not be queued".into()
-        })
-    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use shared::{Channel, ChannelPattern, InputError};
 
-use super::{Action, Context, Fields, PresenceAnswer, Refusal, Reply};
+use super::contract::{Action, Context};
+use super::fields::Fields;
+use super::reply::{PresenceAnswer, Refusal, Reply};
 
 /// The most members one answer lists.
 pub const MAX_MEMBERS: usize = 1000;

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use serde_json::value::RawValue;
 use shared::{Channel, Envelope, InputError, Job, Sender};
 
-use super::{Ack, Action, Context, Fields, Refusal, Reply, enqueue};
+use super::contract::{Action, Context, enqueue};
+use super::fields::Fields;
+use super::reply::{Ack, Refusal, Reply};
 
 pub struct Publish {
     channel: Channel,

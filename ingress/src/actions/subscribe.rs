@@ -24,7 +24,9 @@ use shared::{
     Channel, ChannelPattern, ConnectionRef, Envelope, InputError, Job, Position, SubscribeError, Subscription,
 };
 
-use super::{Ack, Action, Context, Fields, Refusal, Reply};
+use super::contract::{Action, Context};
+use super::fields::Fields;
+use super::reply::{Ack, Refusal, Reply};
 
 pub struct Subscribe {
     pattern: ChannelPattern,

@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use shared::{ChannelPattern, InputError};
 
-use super::{Ack, Action, Context, Fields, Refusal, Reply};
+use super::contract::{Action, Context};
+use super::fields::Fields;
+use super::reply::{Ack, Refusal, Reply};
 
 pub struct Unsubscribe {
     pattern: ChannelPattern,

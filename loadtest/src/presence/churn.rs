@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep};
 
 use super::report::PresenceReport;
-use super::{ANSWER, PresenceConfig, Socket, ask};
+use super::request::{ANSWER, Socket, ask};
+use super::settings::PresenceSwarmSettings;
 use crate::swarm::socket::{self, Target, connect};
 
 /// The channel churn connection `index` joins and leaves, of `channels`.
@@ -31,23 +32,23 @@ struct Ended {
 }
 
 pub(crate) async fn run(
-    config: &PresenceConfig,
+    settings: &PresenceSwarmSettings,
     target: &Target,
     report: &mut PresenceReport,
 ) -> anyhow::Result<()> {
     let events: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let receiver = match config.events_listen {
+    let receiver = match settings.events_listen {
         Some(addr) => Some(receive_events(addr, events.clone()).await?),
         None => None,
     };
-    let until = Instant::now() + config.churn;
-    let connections = config.churn_connections;
+    let until = Instant::now() + settings.churn;
+    let connections = settings.churn_connections;
     let tasks: Vec<_> = (0..connections)
         .map(|index| {
-            let url = config.url.clone();
+            let url = settings.url.clone();
             let source = socket::source_address(target, index, connections);
             let target = target.clone();
-            let channel = channel_of(index, config.churn_channels);
+            let channel = channel_of(index, settings.churn_channels);
             tokio::spawn(async move { churn(&url, &target, source, channel, until).await })
         })
         .collect();
@@ -64,7 +65,7 @@ pub(crate) async fn run(
         }
     }
     let mut subscribed: BTreeMap<String, u64> =
-        (0..config.churn_channels.max(1)).map(|n| (channel_of(n, config.churn_channels), 0)).collect();
+        (0..settings.churn_channels.max(1)).map(|n| (channel_of(n, settings.churn_channels), 0)).collect();
     for one in ended.iter().filter(|one| one.subscribed) {
         *subscribed.entry(one.channel.clone()).or_default() += 1;
     }
@@ -72,7 +73,7 @@ pub(crate) async fn run(
     report.churn_subscribed = subscribed.values().sum();
     // The `$disconnect`s of the last closed sockets run after their close: give them a moment.
     sleep(Duration::from_secs(2)).await;
-    let mut asker = connect(&config.url, target, None, None).await.map_err(anyhow::Error::msg)?;
+    let mut asker = connect(&settings.url, target, None, None).await.map_err(anyhow::Error::msg)?;
     let mut counted = 0;
     for (n, (channel, expected)) in subscribed.iter().enumerate() {
         let request = json!({"action":"presence","channel":channel,"ref":format!("c{n}")});

@@ -11,7 +11,8 @@ use tokio::time::{Instant, sleep, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::report::PresenceReport;
-use super::{ANSWER, PresenceConfig, ask};
+use super::request::{ANSWER, Socket, ask};
+use super::settings::PresenceSwarmSettings;
 use crate::report::Percentiles;
 use crate::swarm::socket::{self, Target, connect};
 
@@ -30,7 +31,7 @@ fn micros(d: Duration) -> u64 {
 }
 
 pub(crate) async fn run(
-    config: &PresenceConfig,
+    settings: &PresenceSwarmSettings,
     target: &Target,
     report: &mut PresenceReport,
 ) -> anyhow::Result<()> {
@@ -39,10 +40,10 @@ pub(crate) async fn run(
     let mut readers = Vec::new();
     // Phase 1: the members connect, a few at a time, then join one after another: each subscribe's
     // round trip is its own cost, not its place in a crowd of requests.
-    let mut connecting = futures::stream::iter(0..config.members)
+    let mut connecting = futures::stream::iter(0..settings.members)
         .map(|index| {
-            let url = config.url.clone();
-            let source = socket::source_address(target, index, config.members + 2);
+            let url = settings.url.clone();
+            let source = socket::source_address(target, index, settings.members + 2);
             async move { connect(&url, target, source, None).await }
         })
         .buffer_unordered(50);
@@ -91,9 +92,9 @@ pub(crate) async fn run(
 
     // Phase 2: probes join and leave, each waited for at every member (or for 5 s).
     let (mut join, mut leave_unsubscribe, mut leave_close) = (histogram(), histogram(), histogram());
-    for probe in 0..config.probes {
-        let source = socket::source_address(target, config.members + 1, config.members + 2);
-        let mut ws = match connect(&config.url, target, source, None).await {
+    for probe in 0..settings.probes {
+        let source = socket::source_address(target, settings.members + 1, settings.members + 2);
+        let mut ws = match connect(&settings.url, target, source, None).await {
             Ok(ws) => ws,
             Err(kind) => {
                 *report.errors.entry(kind).or_default() += 1;
@@ -142,10 +143,10 @@ pub(crate) async fn run(
 
     // Phase 3: presence, one read after another, from a connection that is no member.
     let mut reads = histogram();
-    if config.presence_reads > 0 {
-        let source = socket::source_address(target, config.members, config.members + 2);
-        let mut asker = connect(&config.url, target, source, None).await.map_err(anyhow::Error::msg)?;
-        for n in 0..config.presence_reads {
+    if settings.presence_reads > 0 {
+        let source = socket::source_address(target, settings.members, settings.members + 2);
+        let mut asker = connect(&settings.url, target, source, None).await.map_err(anyhow::Error::msg)?;
+        for n in 0..settings.presence_reads {
             let request = json!({"action":"presence","channel":ROOM,"ref":format!("r{n}")});
             let started = Instant::now();
             let Some(answer) = ask(&mut asker, &request, ANSWER).await else {
@@ -168,7 +169,7 @@ pub(crate) async fn run(
 }
 
 /// Records each `join` and `leave` frame a member receives.
-async fn read_frames(mut ws: super::Socket, seen: Seen) {
+async fn read_frames(mut ws: Socket, seen: Seen) {
     while let Some(Ok(frame)) = ws.next().await {
         let Message::Text(text) = frame else { continue };
         let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else { continue };
@@ -182,7 +183,7 @@ async fn read_frames(mut ws: super::Socket, seen: Seen) {
 }
 
 /// The connection id a probe's own join frame names.
-async fn own_id(ws: &mut super::Socket) -> Option<String> {
+async fn own_id(ws: &mut Socket) -> Option<String> {
     let found = async {
         while let Some(Ok(frame)) = ws.next().await {
             if let Message::Text(text) = frame

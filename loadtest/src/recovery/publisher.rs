@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Ctx, channel_of};
+use super::context::{Ctx, channel_of};
 use crate::swarm::socket::{self, connect, frames};
 
 /// What was published: each channel's messages by offset (their ids), and the publishes refused.
@@ -44,7 +44,7 @@ impl Published {
 
 /// Runs every publisher to its last message (or the deadline).
 pub(crate) async fn publish(ctx: &std::sync::Arc<Ctx>, deadline: Instant) -> Published {
-    let publishers = ctx.config.publishers;
+    let publishers = ctx.settings.publishers;
     let tasks: Vec<_> = (0..publishers).map(|p| tokio::spawn(publisher(ctx.clone(), p, deadline))).collect();
     let mut published = Published::default();
     for task in tasks {
@@ -56,28 +56,32 @@ pub(crate) async fn publish(ctx: &std::sync::Arc<Ctx>, deadline: Instant) -> Pub
 }
 
 async fn publisher(ctx: std::sync::Arc<Ctx>, p: u32, deadline: Instant) -> Published {
-    let config = &ctx.config;
+    let settings = &ctx.settings;
     let mut published = Published::default();
     let mut refuse = |kind: String| *published.refused.entry(kind).or_default() += 1;
-    let source =
-        socket::source_address(&ctx.target, config.subscribers + p, config.subscribers + config.publishers);
-    let mut ws = match connect(&config.url, &ctx.target, source, None).await {
+    let source = socket::source_address(
+        &ctx.target,
+        settings.subscribers + p,
+        settings.subscribers + settings.publishers,
+    );
+    let mut ws = match connect(&settings.url, &ctx.target, source, None).await {
         Ok(ws) => ws,
         Err(kind) => {
             refuse(format!("publisher_{kind}"));
             return published;
         }
     };
-    let interval = Duration::from_secs_f64(f64::from(config.publishers) / config.rate.max(0.001));
-    let mut next = Instant::now() + interval.mul_f64(f64::from(p) / f64::from(config.publishers.max(1)));
-    let pad = "x".repeat(config.size);
-    for n in 0..config.messages {
+    let interval = Duration::from_secs_f64(f64::from(settings.publishers) / settings.rate.max(0.001));
+    let mut next = Instant::now() + interval.mul_f64(f64::from(p) / f64::from(settings.publishers.max(1)));
+    let pad = "x".repeat(settings.size);
+    for n in 0..settings.messages {
         if Instant::now() >= deadline || ctx.stop.is_cancelled() {
             break;
         }
         sleep_until(next).await;
         next += interval;
-        let channel = channel_of((n as u32).wrapping_mul(config.publishers).wrapping_add(p), config.channels);
+        let channel =
+            channel_of((n as u32).wrapping_mul(settings.publishers).wrapping_add(p), settings.channels);
         let reference = n.to_string();
         let data = json!({ "t": ctx.now_us(), "p": p, "pad": pad });
         let request =

@@ -8,8 +8,8 @@ use std::fmt;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use super::RecoveryConfig;
 use super::publisher::Published;
+use super::settings::RecoverySwarmSettings;
 use super::subscriber::Record;
 use crate::report::Percentiles;
 
@@ -69,12 +69,16 @@ fn histogram(values: impl IntoIterator<Item = u64>) -> Histogram<u64> {
 }
 
 /// Holds every subscriber's deliveries against what was published.
-pub(crate) fn tally(config: &RecoveryConfig, published: &Published, records: Vec<Record>) -> RecoveryReport {
+pub(crate) fn tally(
+    settings: &RecoverySwarmSettings,
+    published: &Published,
+    records: Vec<Record>,
+) -> RecoveryReport {
     let mut report = RecoveryReport {
-        url: config.url.clone(),
-        subscribers: u64::from(config.subscribers),
-        channels: u64::from(config.channels),
-        publishers: u64::from(config.publishers),
+        url: settings.url.clone(),
+        subscribers: u64::from(settings.subscribers),
+        channels: u64::from(settings.channels),
+        publishers: u64::from(settings.publishers),
         published: published.count(),
         refused: published.refused.clone(),
         ..RecoveryReport::default()
@@ -200,8 +204,8 @@ mod tests {
 
     use super::*;
 
-    fn config() -> RecoveryConfig {
-        RecoveryConfig {
+    fn swarm() -> RecoverySwarmSettings {
+        RecoverySwarmSettings {
             url: "ws://x".into(),
             subscribers: 1,
             channels: 1,
@@ -234,7 +238,7 @@ mod tests {
             gaps: vec![(6, 6)],
             ..Record::default()
         };
-        let report = tally(&config(), &published, vec![record]);
+        let report = tally(&swarm(), &published, vec![record]);
         assert_eq!(report.owed, 5, "2 to 6: what came after its start");
         assert_eq!((report.lost, report.in_gaps), (0, 1), "6 was in a gap the app was told of");
         assert_eq!((report.duplicated, report.reordered, report.mismatched), (1, 1, 1), "{report}");
@@ -246,8 +250,8 @@ mod tests {
             delivered: vec![(5, "id5".into())],
             ..Record::default()
         };
-        let report = tally(&config(), &published, vec![silent]);
+        let report = tally(&swarm(), &published, vec![silent]);
         assert_eq!(report.lost, 1, "6 neither came nor was a gap");
-        assert!(!tally(&config(), &Published::default(), Vec::new()).clean(), "nothing owed proves nothing");
+        assert!(!tally(&swarm(), &Published::default(), Vec::new()).clean(), "nothing owed proves nothing");
     }
 }

@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::context::{Ctx, channel_of};
 use super::follower::{Event, Follower, Frame};
-use super::{Ctx, channel_of};
 use crate::swarm::socket::{self, connect, error_kind};
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -60,14 +60,14 @@ pub(crate) async fn subscriber(
     positions: Arc<Vec<AtomicU64>>,
     ready: Arc<AtomicU64>,
 ) -> Record {
-    let config = &ctx.config;
-    let channel = channel_of(index, config.channels);
+    let settings = &ctx.settings;
+    let channel = channel_of(index, settings.channels);
     let mut record = Record { index, channel: channel.clone(), ..Record::default() };
     let mut follower = Follower::default();
-    let source = socket::source_address(&ctx.target, index, config.subscribers + config.publishers);
+    let source = socket::source_address(&ctx.target, index, settings.subscribers + settings.publishers);
     let mut failures = 0u32;
     while !ctx.stop.is_cancelled() {
-        let mut ws = match connect(&config.url, &ctx.target, source, None).await {
+        let mut ws = match connect(&settings.url, &ctx.target, source, None).await {
             Ok(ws) => ws,
             Err(kind) => {
                 record.errors.push(kind);
@@ -79,7 +79,7 @@ pub(crate) async fn subscriber(
         failures = 0;
         let opened = Instant::now();
         follower.unfilled(&channel);
-        let me = if config.server_cuts > 0.0 { own_id(&mut ws, index).await } else { None };
+        let me = if settings.server_cuts > 0.0 { own_id(&mut ws, index).await } else { None };
         let mut life = Life {
             ctx: &ctx,
             record: &mut record,
@@ -94,12 +94,12 @@ pub(crate) async fn subscriber(
         if subscribed {
             ready.fetch_add(1, Ordering::Relaxed);
         }
-        let cut_at = config.cut_every.map(|(lo, hi)| Instant::now() + random_between(lo, hi));
+        let cut_at = settings.cut_every.map(|(lo, hi)| Instant::now() + random_between(lo, hi));
         let cut = life.follow(&mut ws, cut_at, me.as_deref()).await;
         match cut {
             Ending::Stopped => break,
             Ending::Cut | Ending::Dropped => {
-                let (lo, hi) = config.away;
+                let (lo, hi) = settings.away;
                 tokio::select! {
                     () = sleep(random_between(lo, hi)) => {}
                     () = ctx.stop.cancelled() => break,
@@ -203,7 +203,7 @@ impl Life<'_> {
                     return Ending::Stopped;
                 }
                 () = sleep_until(cut_at) => {
-                    match me.filter(|_| rand::random_bool(ctx.config.server_cuts.clamp(0.0, 1.0))) {
+                    match me.filter(|_| rand::random_bool(ctx.settings.server_cuts.clamp(0.0, 1.0))) {
                         Some(id) => {
                             // The server's cut: the socket is closed by API Gateway, and read to its end.
                             self.record.cuts_by_server += 1;
@@ -223,7 +223,7 @@ impl Life<'_> {
                     }
                 }
                 _ = tick.tick() => {
-                    for (channel, since) in self.follower.due(ctx.config.order_wait) {
+                    for (channel, since) in self.follower.due(ctx.settings.order_wait) {
                         let request = json!({ "action": "history", "channel": channel, "since": since.to_json(), "limit": 100, "ref": "h" });
                         if ws.send(Message::text(request.to_string())).await.is_err() {
                             return Ending::Dropped;

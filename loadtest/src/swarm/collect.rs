@@ -8,9 +8,9 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use tokio::task::JoinHandle;
 
-use super::config::{Channels, SwarmConfig};
 use super::dial::Dialled;
 use super::publish::Traffic;
+use super::settings::{Channels, SwarmSettings};
 use crate::ledger;
 use crate::report::{Percentiles, Report};
 
@@ -24,7 +24,7 @@ pub struct Outcome {
 
 /// The run's outcome, `finished_us` after it started.
 pub(crate) async fn outcome(
-    config: &SwarmConfig,
+    settings: &SwarmSettings,
     channels: Option<Channels>,
     dialled: Dialled,
     stuck: Vec<JoinHandle<bool>>,
@@ -62,9 +62,9 @@ pub(crate) async fn outcome(
     let delivery_window_s =
         first_publish_us.map(|first| last_receipt_us.saturating_sub(first) as f64 / 1e6).unwrap_or(0.0);
     let report = Report {
-        url: config.url.clone(),
-        scenario: format!("{:?}", config.scenario).to_lowercase(),
-        connections: u64::from(config.connections),
+        url: settings.url.clone(),
+        scenario: format!("{:?}", settings.scenario).to_lowercase(),
+        connections: u64::from(settings.connections),
         connected: dialled.connected,
         stuck: stuck_connected,
         sent: published.len() as u64,

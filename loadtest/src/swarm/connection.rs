@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
-use super::config::Channels;
+use super::settings::Channels;
 use super::socket::{
     CONNECT_TIMEOUT, STUCK_RECEIVE_BUFFER, Target, connect, error_kind, frames, source_address, url_for,
 };

@@ -11,9 +11,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
-use super::config::SwarmConfig;
 use super::connection::{ConnectionResult, Run, connection, stuck_connection};
 use super::progress::{progress_bar, wait_for};
+use super::settings::SwarmSettings;
 
 /// The open connections: their tasks, the publishers' outgoing channels, and how many connected.
 pub(crate) struct Dialled {
@@ -25,23 +25,23 @@ pub(crate) struct Dialled {
     next: Instant,
 }
 
-/// Opens `config.connections` connections at `config.connect_rate`, the first `publishers` of them
+/// Opens `settings.connections` connections at `settings.connect_rate`, the first `publishers` of them
 /// publishers, and waits until each has connected or failed (or the run's deadline).
 pub(crate) async fn open(
-    config: &SwarmConfig,
+    settings: &SwarmSettings,
     run: &Arc<Run>,
     publishers: u32,
     deadline: Instant,
 ) -> Dialled {
     let shared = &run.shared;
-    let total = u64::from(config.connections);
-    let bar = progress_bar(config.progress, total, "connecting");
-    let mut tasks = Vec::with_capacity(config.connections as usize);
+    let total = u64::from(settings.connections);
+    let bar = progress_bar(settings.progress, total, "connecting");
+    let mut tasks = Vec::with_capacity(settings.connections as usize);
     let mut senders = Vec::with_capacity(publishers as usize);
     let mut next = Instant::now();
-    for index in 0..config.connections {
+    for index in 0..settings.connections {
         sleep_until(next).await;
-        next += interval(config);
+        next += interval(settings);
         let (tx, rx) = mpsc::channel(64);
         if index < publishers {
             senders.push(tx);
@@ -63,22 +63,22 @@ pub(crate) async fn open(
     Dialled { tasks, senders, connected: shared.connected.load(Ordering::Relaxed), next }
 }
 
-/// Opens `config.stuck` connections that never read, at the same rate after the readers.
+/// Opens `settings.stuck` connections that never read, at the same rate after the readers.
 pub(crate) async fn open_stuck(
-    config: &SwarmConfig,
+    settings: &SwarmSettings,
     run: &Arc<Run>,
     dialled: &Dialled,
 ) -> Vec<JoinHandle<bool>> {
     let mut next = dialled.next;
-    let mut stuck = Vec::with_capacity(config.stuck as usize);
-    for index in config.connections..config.connections.saturating_add(config.stuck) {
+    let mut stuck = Vec::with_capacity(settings.stuck as usize);
+    for index in settings.connections..settings.connections.saturating_add(settings.stuck) {
         sleep_until(next).await;
-        next += interval(config);
+        next += interval(settings);
         stuck.push(tokio::spawn(stuck_connection(run.clone(), index)));
     }
     stuck
 }
 
-fn interval(config: &SwarmConfig) -> Duration {
-    Duration::from_secs_f64(1.0 / f64::from(config.connect_rate.max(1)))
+fn interval(settings: &SwarmSettings) -> Duration {
+    Duration::from_secs_f64(1.0 / f64::from(settings.connect_rate.max(1)))
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep, sleep_until};
 
-use super::config::{Scenario, SwarmConfig};
 use super::connection::Run;
 use super::dial::Dialled;
 use super::progress::{progress_bar, wait_for};
+use super::settings::{Scenario, SwarmSettings};
 use crate::ledger::{Destination, Published};
 use crate::stamp::{Action, Stamp};
 
@@ -22,10 +22,10 @@ pub(crate) struct Traffic {
     pub first_publish_us: Option<u64>,
 }
 
-/// Holds every connection open for `config.hold`.
-pub(crate) async fn hold(config: &SwarmConfig, run: &Run, deadline: Instant) -> Traffic {
-    let until = (Instant::now() + config.hold).min(deadline);
-    let bar = progress_bar(config.progress, config.hold.as_secs(), "holding");
+/// Holds every connection open for `settings.hold`.
+pub(crate) async fn hold(settings: &SwarmSettings, run: &Run, deadline: Instant) -> Traffic {
+    let until = (Instant::now() + settings.hold).min(deadline);
+    let bar = progress_bar(settings.progress, settings.hold.as_secs(), "holding");
     while Instant::now() < until {
         sleep(Duration::from_millis(250).min(until - Instant::now())).await;
         bar.set_position(run.shared.started.elapsed().as_secs());
@@ -36,7 +36,7 @@ pub(crate) async fn hold(config: &SwarmConfig, run: &Run, deadline: Instant) -> 
 
 /// Sends every publisher's messages, then waits for their deliveries.
 pub(crate) async fn publish(
-    config: &SwarmConfig,
+    settings: &SwarmSettings,
     run: &Arc<Run>,
     dialled: &Dialled,
     publishers: u32,
@@ -47,21 +47,21 @@ pub(crate) async fn publish(
     let reach: Vec<u64> = channels.map_or_else(Vec::new, |channels| {
         (0..channels.count)
             .map(|k| {
-                (0..config.connections)
+                (0..settings.connections)
                     .filter(|&i| run.ready[i as usize].load(Ordering::Relaxed) && channels.member(i, k))
                     .count() as u64
             })
             .collect()
     });
-    let count = u64::from(publishers) * config.messages;
-    let per_message = |n: u64| match (config.scenario, channels) {
+    let count = u64::from(publishers) * settings.messages;
+    let per_message = |n: u64| match (settings.scenario, channels) {
         (Scenario::Echo, _) => 1,
         (Scenario::Channels, Some(channels)) => reach[channels.target(n) as usize],
         _ => dialled.connected,
     };
     let expected_receipts: u64 = (0..count).map(per_message).sum();
-    let bar = progress_bar(config.progress, expected_receipts, "delivering");
-    let interval = Duration::from_secs_f64(1.0 / config.rate.max(0.001));
+    let bar = progress_bar(settings.progress, expected_receipts, "delivering");
+    let interval = Duration::from_secs_f64(1.0 / settings.rate.max(0.001));
     let mut next = Instant::now();
     let mut expected_so_far = 0;
     let mut traffic = Traffic::default();
@@ -76,7 +76,7 @@ pub(crate) async fn publish(
         let seq = n / u64::from(publishers);
         let at_us = shared.now_us();
         let stamp = Stamp { p: publisher, s: seq, t: at_us, pad: String::new() };
-        let (action, destination) = match (config.scenario, channels) {
+        let (action, destination) = match (settings.scenario, channels) {
             (Scenario::Echo, _) => (Action::Echo, Destination::Only(publisher)),
             (Scenario::Channels, Some(channels)) => {
                 let channel = channels.target(n);
@@ -85,7 +85,7 @@ pub(crate) async fn publish(
             _ => (Action::Broadcast, Destination::All),
         };
         // A publisher whose connection failed has a closed channel: nothing is published.
-        if dialled.senders[publisher as usize].send(stamp.message(action, config.size)).await.is_ok() {
+        if dialled.senders[publisher as usize].send(stamp.message(action, settings.size)).await.is_ok() {
             expected_so_far += per_message(n);
             traffic.published.push(Published { publisher, seq, at_us, destination });
             traffic.first_publish_us.get_or_insert(at_us);
@@ -93,7 +93,7 @@ pub(crate) async fn publish(
         }
         bar.set_position(shared.receipts.load(Ordering::Relaxed));
     }
-    let until = last_publish.map_or(deadline, |at| (at + config.settle).min(deadline));
+    let until = last_publish.map_or(deadline, |at| (at + settings.settle).min(deadline));
     let expected_now = expected_so_far;
     wait_for(
         shared,

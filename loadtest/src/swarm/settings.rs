@@ -29,7 +29,7 @@ pub enum Scenario {
 }
 
 #[derive(Clone, Debug)]
-pub struct SwarmConfig {
+pub struct SwarmSettings {
     pub url: String,
     pub connections: u32,
     /// New connections per second.
@@ -60,7 +60,7 @@ pub struct SwarmConfig {
     pub jwt_secret: Option<String>,
 }
 
-impl Default for SwarmConfig {
+impl Default for SwarmSettings {
     fn default() -> Self {
         Self {
             url: "ws://127.0.0.1:3001".into(),
