@@ -8,7 +8,7 @@
 //! `context`, Deny for any token that does not verify, an error (a 500) only when the keys cannot be
 //! had.
 
-pub mod config;
+pub mod deployment;
 pub mod handler;
 pub mod jwks;
 pub mod token;

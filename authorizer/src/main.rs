@@ -4,8 +4,10 @@
 //! verifies development tokens signed with that secret.
 
 use authorizer::Authorizer;
+use authorizer::deployment::Deployment;
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
+use shared::environment::FromEnv;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -13,8 +15,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
-    let verifier = shared::lambda::configured(authorizer::config::from_env()).await?;
-    let authorizer = Authorizer::new(verifier);
+    let deployment = shared::lambda::configured(Deployment::from_env()).await?;
+    let authorizer = Authorizer::new(deployment.verifier);
     let authorizer = &authorizer;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {

@@ -92,9 +92,9 @@ pub enum Verifier {
     Jwks { keys: Keys, issuer: Option<String>, audience: Option<String> },
 }
 
-/// A configuration that cannot work.
+/// Keys that cannot verify anything.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub enum KeyError {
     #[error(
         "an HS256 secret needs at least {MIN_SECRET_BYTES} bytes (RFC 7518 §3.2); make one with `openssl rand -hex 32`"
     )]
@@ -102,13 +102,9 @@ pub enum ConfigError {
 }
 
 impl Verifier {
-    pub fn secret(
-        secret: &[u8],
-        issuer: Option<String>,
-        audience: Option<String>,
-    ) -> Result<Self, ConfigError> {
+    pub fn secret(secret: &[u8], issuer: Option<String>, audience: Option<String>) -> Result<Self, KeyError> {
         if secret.len() < MIN_SECRET_BYTES {
-            return Err(ConfigError::SecretTooShort);
+            return Err(KeyError::SecretTooShort);
         }
         Ok(Self::Secret { key: DecodingKey::from_secret(secret), issuer, audience })
     }

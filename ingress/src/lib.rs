@@ -12,8 +12,8 @@
 //! what it writes as an EMF line, [`config`] the function's environment and [`Ports`] its ports.
 
 mod actions;
-pub mod config;
 mod connect;
+pub mod deployment;
 mod disconnect;
 pub mod error;
 mod message;
@@ -24,7 +24,7 @@ mod response;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use shared::ConnectionId;
 
-pub use crate::config::IngressConfig;
+pub use crate::deployment::Deployment;
 pub use crate::error::IngressError;
 use crate::metrics::Handled;
 pub use crate::ports::Ports;

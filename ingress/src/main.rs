@@ -1,12 +1,12 @@
-//! The ingress Lambda's bootstrap: configuration and SDK clients once, then the runtime loop.
+//! The ingress Lambda's bootstrap: its deployment and SDK clients once, then the runtime loop.
 
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use ingress::Ingress;
-use ingress::{IngressConfig, Ports};
+use ingress::{Deployment, Ports};
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::config::FromEnv;
+use shared::environment::FromEnv;
 use shared::events::EventBridgeEvents;
 use shared::history::DynamoHistory;
 use shared::presence::DynamoPresence;
@@ -23,24 +23,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
-    let config = shared::lambda::configured(IngressConfig::from_env()).await?;
-    let sdk = shared::lambda::sdk_config(&config.region);
-    let history = config.history.is_on().then(|| {
-        Arc::new(DynamoHistory::from_sdk(&sdk, config.table.clone(), config.history))
+    let deployment = shared::lambda::configured(Deployment::from_env()).await?;
+    let sdk = shared::lambda::sdk_config(&deployment.region);
+    let history = deployment.history.is_on().then(|| {
+        Arc::new(DynamoHistory::from_sdk(&sdk, deployment.table.clone(), deployment.history))
             as Arc<dyn shared::History>
     });
-    let presence = config
-        .presence
-        .on
-        .then(|| Arc::new(DynamoPresence::from_sdk(&sdk, config.table.clone())) as Arc<dyn shared::Presence>);
-    let events = config
+    let presence = deployment.presence.on.then(|| {
+        Arc::new(DynamoPresence::from_sdk(&sdk, deployment.table.clone())) as Arc<dyn shared::Presence>
+    });
+    let events = deployment
         .presence
         .event_bus
         .as_ref()
         .map(|bus| Arc::new(EventBridgeEvents::from_sdk(&sdk, bus.clone())) as Arc<dyn shared::Events>);
     let ingress = Ingress::new(Ports {
-        store: Arc::new(DynamoStore::from_sdk(&sdk, config.table)),
-        queue: Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url)),
+        store: Arc::new(DynamoStore::from_sdk(&sdk, deployment.table)),
+        queue: Arc::new(SqsQueue::from_sdk(&sdk, deployment.queue_url)),
         history,
         presence,
         events,

@@ -6,7 +6,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use shared::config::FromEnv;
+use shared::environment::FromEnv;
 
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -26,15 +26,15 @@ fn read_by(configure: impl FnOnce(&dyn Fn(&str) -> Option<String>)) -> BTreeSet<
 }
 
 fn ingress_reads() -> BTreeSet<String> {
-    read_by(|lookup| drop(ingress::IngressConfig::from_lookup(lookup)))
+    read_by(|lookup| drop(ingress::Deployment::from_lookup(lookup)))
 }
 
 fn worker_reads() -> BTreeSet<String> {
-    read_by(|lookup| drop(worker::WorkerConfig::from_lookup(lookup)))
+    read_by(|lookup| drop(worker::Deployment::from_lookup(lookup)))
 }
 
 fn authorizer_reads() -> BTreeSet<String> {
-    read_by(|lookup| drop(authorizer::config::from_lookup(lookup)))
+    read_by(|lookup| drop(authorizer::deployment::Deployment::from_lookup(lookup)))
 }
 
 /// The variables `function` gets: the template's `Globals` and its own `Environment`.

@@ -108,7 +108,7 @@ pub async fn init_failed(
 /// reported as [`INVALID_CONFIGURATION`]: each bootstrap's `main` starts
 /// `let config = configured(Config::from_env()).await?`.
 pub async fn configured<T>(
-    read: Result<T, crate::config::ConfigError>,
+    read: Result<T, crate::environment::EnvError>,
 ) -> Result<T, lambda_runtime_api_client::BoxError> {
     match read {
         Ok(config) => Ok(config),

@@ -19,8 +19,8 @@
 pub mod aws;
 pub mod channel;
 pub mod clock;
-pub mod config;
 pub mod domain;
+pub mod environment;
 pub mod error;
 pub mod events;
 pub mod history;
@@ -38,11 +38,11 @@ pub mod sync;
 pub mod testing;
 
 pub use channel::{Channel, ChannelPattern};
-pub use config::ConfigError;
 pub use domain::{
     Audience, BackendPublish, ConnectionId, ConnectionRecord, ConnectionRef, Envelope, Epoch, Job, MessageId,
     Position, Sender, Shard,
 };
+pub use environment::EnvError;
 pub use error::{InputError, PostError, QueueError, StoreError, SubscribeError};
 pub use events::{Events, LifecycleEvent};
 pub use history::History;

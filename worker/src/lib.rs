@@ -24,7 +24,7 @@
 //! [`BatchReport`] ([`report`]; [`metrics`] writes it as an EMF line). [`config`] reads the
 //! function's environment, [`settings`] holds the pacing and its defaults, and [`Ports`] the ports.
 
-pub mod config;
+pub mod deployment;
 pub mod latency;
 pub mod metrics;
 pub mod ports;
@@ -37,7 +37,7 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use tokio::time::Instant;
 
-pub use crate::config::WorkerConfig;
+pub use crate::deployment::Deployment;
 pub use crate::latency::LatencySample;
 pub use crate::ports::Ports;
 pub use crate::report::BatchReport;

@@ -1,17 +1,17 @@
-//! The worker Lambda's bootstrap: configuration and SDK clients once, then the runtime loop.
+//! The worker Lambda's bootstrap: its deployment and SDK clients once, then the runtime loop.
 
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::config::FromEnv;
+use shared::environment::FromEnv;
 use shared::events::EventBridgeEvents;
 use shared::history::DynamoHistory;
 use shared::poster::ApiGatewayPoster;
 use shared::presence::DynamoPresence;
 use shared::queue::SqsQueue;
 use shared::store::DynamoStore;
-use worker::{Ports, Worker, WorkerConfig, WorkerSettings};
+use worker::{Deployment, Ports, Worker, WorkerSettings};
 
 // Every `@connections` post is an SDK call that allocates freely; mimalloc makes those allocations
 // much cheaper than glibc's malloc (see BENCHMARKS.md).
@@ -24,25 +24,26 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::lambda::init_tracing();
-    let config = shared::lambda::configured(WorkerConfig::from_env()).await?;
-    let sdk = shared::lambda::sdk_config(&config.region);
-    let ports =
-        Ports {
-            store: Arc::new(DynamoStore::from_sdk(&sdk, config.table.clone())),
-            poster: Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &config.connections_endpoint)),
-            queue: Arc::new(SqsQueue::from_sdk(&sdk, config.queue_url.clone())),
-            history: config.history.is_on().then(|| {
-                Arc::new(DynamoHistory::from_sdk(&sdk, config.table.clone(), config.history))
-                    as Arc<dyn shared::History>
-            }),
-            presence: config.presence.on.then(|| {
-                Arc::new(DynamoPresence::from_sdk(&sdk, config.table.clone())) as Arc<dyn shared::Presence>
-            }),
-            events: config.presence.event_bus.as_ref().map(|bus| {
-                Arc::new(EventBridgeEvents::from_sdk(&sdk, bus.clone())) as Arc<dyn shared::Events>
-            }),
-        };
-    let worker = Worker::new(ports, WorkerSettings::for_fleet(config.fleet));
+    let deployment = shared::lambda::configured(Deployment::from_env()).await?;
+    let sdk = shared::lambda::sdk_config(&deployment.region);
+    let ports = Ports {
+        store: Arc::new(DynamoStore::from_sdk(&sdk, deployment.table.clone())),
+        poster: Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &deployment.connections_endpoint)),
+        queue: Arc::new(SqsQueue::from_sdk(&sdk, deployment.queue_url.clone())),
+        history: deployment.history.is_on().then(|| {
+            Arc::new(DynamoHistory::from_sdk(&sdk, deployment.table.clone(), deployment.history))
+                as Arc<dyn shared::History>
+        }),
+        presence: deployment.presence.on.then(|| {
+            Arc::new(DynamoPresence::from_sdk(&sdk, deployment.table.clone())) as Arc<dyn shared::Presence>
+        }),
+        events: deployment
+            .presence
+            .event_bus
+            .as_ref()
+            .map(|bus| Arc::new(EventBridgeEvents::from_sdk(&sdk, bus.clone())) as Arc<dyn shared::Events>),
+    };
+    let worker = Worker::new(ports, WorkerSettings::for_fleet(deployment.fleet));
     let worker = &worker;
     // Lambda names the function; its metrics are dimensioned by that name.
     let function = &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "worker".to_owned());

@@ -34,7 +34,7 @@ pub struct TokenArgs {
 /// The token, signed with the gateway's secret.
 pub fn mint(args: &TokenArgs) -> anyhow::Result<String> {
     if args.secret.len() < authorizer::verify::MIN_SECRET_BYTES {
-        bail!("{}", authorizer::verify::ConfigError::SecretTooShort);
+        bail!("{}", authorizer::verify::KeyError::SecretTooShort);
     }
     let most = authorizer::verify::MAX_GRANT_PATTERNS;
     if args.subscribe.len() > most || args.publish.len() > most {

@@ -5,8 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::channel::Channel;
-use crate::config::Env;
 use crate::domain::{Envelope, Epoch};
+use crate::environment::Env;
 use crate::error::StoreError;
 use crate::limits::{CONNECTION_TTL_MARGIN, MAX_CONNECTION_DURATION};
 

@@ -1,7 +1,7 @@
 //! Whether presence is kept and where lifecycle events go: `PRESENCE` and `EVENT_BUS_NAME`, read
 //! by the ingress and the worker alike.
 
-use crate::config::Env;
+use crate::environment::Env;
 
 /// Presence and lifecycle events, as a function's environment sets them.
 #[derive(Clone, Debug, PartialEq, Eq)]

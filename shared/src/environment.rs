@@ -1,21 +1,22 @@
-//! Reading a function's configuration from the environment, once per cold start.
+//! Reading what a function's deployment tells it through its environment, once per cold start.
 //!
-//! Each function has its configuration beside it (`ingress::config`, `worker::config`,
-//! `authorizer::config`); all of them read every variable before failing, through an [`Env`] ([`FromEnv`]), so a
-//! misconfigured function names all of its missing variables in one log line instead of one per
-//! deploy.
+//! Each function has its `Deployment` beside it (`ingress::deployment`, `worker::deployment`,
+//! `authorizer::deployment`); all of them read every variable before failing, through an [`Env`]
+//! ([`FromEnv`]), so a misconfigured function names all of its missing variables in one log line
+//! instead of one per deploy. A part several functions configure alike reads its own variables
+//! from the same [`Env`] (`HistorySettings::from_env`, `PresenceSettings::from_env`).
 
 use std::str::FromStr;
 
 /// What is wrong with the environment: every missing and every unparsable variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration: {}", self.describe())]
-pub struct ConfigError {
+pub struct EnvError {
     pub missing: Vec<&'static str>,
     pub invalid: Vec<(&'static str, String)>,
 }
 
-impl ConfigError {
+impl EnvError {
     fn describe(&self) -> String {
         let mut parts = Vec::new();
         if !self.missing.is_empty() {
@@ -28,14 +29,14 @@ impl ConfigError {
     }
 }
 
-/// A function's configuration, read from its environment.
+/// What a function's deployment tells it, read from its environment.
 pub trait FromEnv: Sized {
     /// The configuration the variables `lookup` gives describe: every variable is read before it
     /// fails, through an [`Env`].
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError>;
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError>;
 
     /// The configuration this process's environment describes, read once per cold start.
-    fn from_env() -> Result<Self, ConfigError> {
+    fn from_env() -> Result<Self, EnvError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 }
@@ -44,7 +45,7 @@ pub trait FromEnv: Sized {
 /// configuration reads all of its variables through one, then calls [`Env::finish`].
 pub struct Env<F> {
     lookup: F,
-    error: ConfigError,
+    error: EnvError,
 }
 
 impl<F> std::fmt::Debug for Env<F> {
@@ -55,7 +56,7 @@ impl<F> std::fmt::Debug for Env<F> {
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     pub fn new(lookup: F) -> Self {
-        Self { lookup, error: ConfigError { missing: Vec::new(), invalid: Vec::new() } }
+        Self { lookup, error: EnvError { missing: Vec::new(), invalid: Vec::new() } }
     }
 
     pub fn required(&mut self, name: &'static str) -> String {
@@ -81,11 +82,22 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
     }
 
+    /// The variable's value, or `None` when it is unset or blank: the template sets every parameter,
+    /// empty when not chosen.
+    pub fn present(&mut self, name: &'static str) -> Option<String> {
+        (self.lookup)(name).filter(|value| !value.trim().is_empty())
+    }
+
+    /// Records that one of several variables is missing, described as a whole.
+    pub fn missing(&mut self, what: &'static str) {
+        self.error.missing.push(what);
+    }
+
     pub fn invalid(&mut self, name: &'static str, why: String) {
         self.error.invalid.push((name, why));
     }
 
-    pub fn finish(self) -> Result<(), ConfigError> {
+    pub fn finish(self) -> Result<(), EnvError> {
         if self.error.missing.is_empty() && self.error.invalid.is_empty() { Ok(()) } else { Err(self.error) }
     }
 }

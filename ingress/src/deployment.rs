@@ -1,14 +1,14 @@
 //! The ingress function's configuration, read from the environment once per cold start: its table
 //! and its queue. Every variable is read before it fails, so one log line names everything wrong.
 
-use shared::ConfigError;
-use shared::config::{Env, FromEnv};
+use shared::EnvError;
+use shared::environment::{Env, FromEnv};
 use shared::history::HistorySettings;
 use shared::presence::PresenceSettings;
 
 /// The ingress function's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IngressConfig {
+pub struct Deployment {
     /// `AWS_REGION`, set by Lambda.
     pub region: String,
     /// `CONNECTIONS_TABLE`: the DynamoDB table holding connection records.
@@ -21,8 +21,8 @@ pub struct IngressConfig {
     pub presence: PresenceSettings,
 }
 
-impl FromEnv for IngressConfig {
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromEnv for Deployment {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let mut env = Env::new(lookup);
         let region = env.required("AWS_REGION");
         let table = env.required("CONNECTIONS_TABLE");
@@ -42,7 +42,7 @@ mod tests {
     #[test]
     fn a_blank_variable_is_a_missing_one_and_every_missing_one_is_named() {
         let lookup = vars(&[("QUEUE_URL", " "), ("AWS_REGION", "eu-west-1")]);
-        let err = IngressConfig::from_lookup(lookup).expect_err("blank");
+        let err = Deployment::from_lookup(lookup).expect_err("blank");
         assert_eq!(err.missing, ["CONNECTIONS_TABLE", "QUEUE_URL"]);
     }
 }

@@ -2,8 +2,8 @@
 //! table, endpoint and queue are, and the [`Fleet`] it belongs to. Every variable is read before it
 //! fails, so one log line names everything that is wrong.
 
-use shared::ConfigError;
-use shared::config::{Env, FromEnv};
+use shared::EnvError;
+use shared::environment::{Env, FromEnv};
 use shared::history::HistorySettings;
 use shared::presence::PresenceSettings;
 
@@ -11,7 +11,7 @@ use crate::settings::Fleet;
 
 /// The worker function's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WorkerConfig {
+pub struct Deployment {
     /// `AWS_REGION`, set by Lambda.
     pub region: String,
     /// `CONNECTIONS_TABLE`: the DynamoDB table holding connection records.
@@ -31,8 +31,8 @@ pub struct WorkerConfig {
     pub presence: PresenceSettings,
 }
 
-impl FromEnv for WorkerConfig {
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+impl FromEnv for Deployment {
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let mut env = Env::new(lookup);
         let region = env.required("AWS_REGION");
         let table = env.required("CONNECTIONS_TABLE");
@@ -77,7 +77,7 @@ mod tests {
 
     #[test]
     fn every_missing_variable_is_named_at_once() {
-        let err = WorkerConfig::from_lookup(lookup(&[])).expect_err("nothing set");
+        let err = Deployment::from_lookup(lookup(&[])).expect_err("nothing set");
         assert_eq!(err.missing, ["AWS_REGION", "CONNECTIONS_TABLE", "CONNECTIONS_ENDPOINT", "QUEUE_URL"]);
         assert!(
             err.to_string().contains("AWS_REGION, CONNECTIONS_TABLE, CONNECTIONS_ENDPOINT, QUEUE_URL"),
@@ -87,28 +87,28 @@ mod tests {
 
     #[test]
     fn a_bad_number_is_reported_with_its_value() {
-        let err = WorkerConfig::from_lookup(lookup(&with(&[("POST_CONCURRENCY", "lots")])))
-            .expect_err("bad number");
+        let err =
+            Deployment::from_lookup(lookup(&with(&[("POST_CONCURRENCY", "lots")]))).expect_err("bad number");
         assert!(err.missing.is_empty());
         assert!(err.to_string().contains("POST_CONCURRENCY is \"lots\""), "{err}");
     }
 
     #[test]
     fn a_complete_environment_parses_with_defaults() {
-        let config = WorkerConfig::from_lookup(lookup(&REQUIRED)).expect("valid");
-        assert_eq!(config.fleet, Fleet::default());
-        assert_eq!(config.fleet.post_rate(), 2_000, "10,000 calls/s shared by 5 invocations");
+        let deployment = Deployment::from_lookup(lookup(&REQUIRED)).expect("valid");
+        assert_eq!(deployment.fleet, Fleet::default());
+        assert_eq!(deployment.fleet.post_rate(), 2_000, "10,000 calls/s shared by 5 invocations");
     }
 
     #[test]
     fn the_post_rate_is_the_accounts_budget_shared_by_the_concurrent_invocations() {
-        let config = WorkerConfig::from_lookup(lookup(&with(&[
+        let deployment = Deployment::from_lookup(lookup(&with(&[
             ("ACCOUNT_POST_RATE", "9000"),
             ("WORKER_MAX_CONCURRENCY", "20"),
         ])))
         .expect("valid");
-        assert_eq!(config.fleet.post_rate(), 450);
-        let err = WorkerConfig::from_lookup(lookup(&with(&[("WORKER_MAX_CONCURRENCY", "0")])))
+        assert_eq!(deployment.fleet.post_rate(), 450);
+        let err = Deployment::from_lookup(lookup(&with(&[("WORKER_MAX_CONCURRENCY", "0")])))
             .expect_err("zero invocations");
         assert!(err.to_string().contains("WORKER_MAX_CONCURRENCY must be at least 1"), "{err}");
     }
