@@ -19,10 +19,12 @@
 //! impossible (the scan failed, or the queue refused the retry job) is a message reported in
 //! `batchItemFailures` for SQS to redeliver.
 //!
-//! A batch goes through [`stages`] in order, one file each: parsed, numbered (a backend's publish, in
-//! its channel's history), planned, fanned out post by post, tallied, requeued, pruned; [`Worker::process`] reads in that order and says what it did in a
-//! [`BatchReport`] ([`report`]; [`metrics`] writes it as an EMF line). [`config`] reads the
-//! function's environment, [`settings`] holds the pacing and its defaults, and [`Ports`] the ports.
+//! A batch goes through [`stages`] in order, one file each, each a method of the invocation: parsed
+//! into a batch that keeps every message's fate, numbered (a backend's publish, in its channel's
+//! history) and rendered, planned, fanned out post by post, tallied, requeued, pruned;
+//! [`Worker::process`] reads in that order and says what it did in a [`BatchReport`] ([`report`];
+//! [`metrics`] writes it as an EMF line). [`deployment`] reads what the template tells the function,
+//! [`settings`] holds the pacing and its defaults, and [`Ports`] the ports.
 
 pub mod deployment;
 pub mod latency;
@@ -42,7 +44,6 @@ pub use crate::latency::LatencySample;
 pub use crate::ports::Ports;
 pub use crate::report::BatchReport;
 pub use crate::settings::{Fleet, WorkerSettings, min_shards};
-use crate::stages::batch;
 use crate::stages::invocation::Invocation;
 use crate::stages::stuck::StuckConnections;
 use crate::stages::tally::Tally;
@@ -75,26 +76,25 @@ impl Worker {
         self.process(event, deadline).await.response()
     }
 
-    /// Does the work of [`Worker::handle`] and says what happened.
+    /// Does the work of [`Worker::handle`] and says what happened: the batch through its stages, in
+    /// order, its fate kept by the [`Batch`](stages::batch) they all mark.
     pub async fn process(&self, event: SqsEvent, deadline: Instant) -> BatchReport {
         let started = Instant::now();
         let mut report = BatchReport::new(event.records.len());
-        let deliveries = batch::parse(event, &mut report);
-        if deliveries.is_empty() {
-            return report;
-        }
         let invocation = Invocation::new(&self.ports, &self.settings, &self.stuck, started, deadline);
-        let deliveries = invocation.number(deliveries, &mut report).await;
-        let plan = invocation.plan(&deliveries, &mut report).await;
-        let outcomes = invocation.fan_out(&deliveries, &plan);
-        let Tally { mut failed, unfinished, gone } =
-            Tally::collect(outcomes, deliveries.len(), &plan, invocation.prune_before(), &mut report).await;
-        invocation.requeue(&deliveries, unfinished, &mut failed, &mut report).await;
-        invocation.prune(gone, &mut report).await;
-        report.failed.extend(
-            deliveries.iter().zip(&failed).filter(|(_, failed)| **failed).map(|(d, _)| d.message_id.clone()),
-        );
-        report.log(started);
+        let mut batch = invocation.parse(event);
+        if !batch.is_empty() {
+            invocation.number(&mut batch).await;
+            let plan = invocation.plan(&batch, &mut report).await;
+            let outcomes = invocation.fan_out(&batch, &plan);
+            let Tally { unfinished, gone } = invocation.tally(outcomes, &batch, &mut report).await;
+            invocation.requeue(&batch, unfinished, &mut report).await;
+            invocation.prune(gone, &mut report).await;
+        }
+        report.failed = batch.failures();
+        if !batch.is_empty() {
+            report.log(started);
+        }
         report
     }
 }

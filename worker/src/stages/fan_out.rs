@@ -10,28 +10,23 @@ use futures::TryStreamExt;
 use futures::stream::{self, BoxStream, StreamExt};
 use shared::{Audience, ConnectionRef, Shard, StoreError};
 
-use super::batch::Delivery;
+use super::batch::Batch;
 use super::invocation::Invocation;
 use super::plan::{Part, Plan};
 use super::post::Posted;
 
 /// One thing to do: a post, or a listing that failed part way.
 enum Step {
-    Post {
-        message: usize,
-        to: ConnectionRef,
-    },
-    /// Listing these messages' audience failed part way.
-    ListFailed {
-        messages: Arc<Vec<usize>>,
-        error: StoreError,
-    },
+    /// A post of the batch's item `item`.
+    Post { item: usize, to: ConnectionRef },
+    /// Listing these items' audience failed part way.
+    ListFailed { items: Arc<Vec<usize>>, error: StoreError },
 }
 
 /// What became of one post, or of one part's listing.
 pub(crate) enum Outcome {
-    Posted { message: usize, to: ConnectionRef, posted: Posted, retries: usize, latency_us: Option<u64> },
-    ListFailed { messages: Arc<Vec<usize>>, error: StoreError },
+    Posted { item: usize, to: ConnectionRef, posted: Posted, retries: usize, latency_us: Option<u64> },
+    ListFailed { items: Arc<Vec<usize>>, error: StoreError },
 }
 
 impl Invocation<'_> {
@@ -39,9 +34,9 @@ impl Invocation<'_> {
     /// `post_concurrency` at a time. Within a page, each message goes to every connection before the
     /// next message starts, which keeps per-connection order as close to the batch's as SQS allows.
     /// Each part in `plan` is listed once for all its messages, and retry jobs name their targets.
-    pub fn fan_out<'s>(&'s self, deliveries: &'s [Delivery], plan: &'s Plan<'s>) -> BoxStream<'s, Outcome> {
+    pub fn fan_out<'s>(&'s self, batch: &'s Batch, plan: &'s Plan<'s>) -> BoxStream<'s, Outcome> {
         let mut sources: Vec<BoxStream<'s, Step>> = Vec::new();
-        for (&part, messages) in &plan.parts {
+        for (&part, items) in &plan.parts {
             let pages = match part {
                 Part::Sampled(scope) => {
                     let sampled = plan.samples.get(&scope).map(|sample| sample.connections.to_vec());
@@ -56,15 +51,15 @@ impl Invocation<'_> {
                 }
                 Part::Shard(scope, shard) => self.list(scope, shard),
             };
-            sources.push(pages_to_steps(pages, messages.clone()));
+            sources.push(pages_to_steps(pages, items.clone()));
         }
         sources.push(
-            stream::iter(deliveries.iter().enumerate().flat_map(|(message, delivery)| {
-                let targets = match &delivery.audience {
-                    Audience::Connections(targets) => targets.as_slice(),
+            stream::iter(batch.items.iter().enumerate().flat_map(|(item, message)| {
+                let targets = match &message.audience {
+                    Audience::Connections(targets) if !message.failed() => targets.as_slice(),
                     _ => &[],
                 };
-                targets.iter().map(move |to| Step::Post { message, to: to.clone() })
+                targets.iter().map(move |to| Step::Post { item, to: to.clone() })
             }))
             .boxed(),
         );
@@ -72,14 +67,14 @@ impl Invocation<'_> {
             .flatten()
             .map(move |step| async move {
                 match step {
-                    Step::Post { message, to } => {
+                    Step::Post { item, to } => {
                         let admission = self.stuck.admit(&to.id);
-                        let frame = &deliveries[message].frame;
+                        let frame = &batch.items[item].frame;
                         let (posted, retries, latency_us) =
                             self.post_with_retries(&to.id, frame, admission).await;
-                        Outcome::Posted { message, to, posted, retries, latency_us }
+                        Outcome::Posted { item, to, posted, retries, latency_us }
                     }
-                    Step::ListFailed { messages, error } => Outcome::ListFailed { messages, error },
+                    Step::ListFailed { items, error } => Outcome::ListFailed { items, error },
                 }
             })
             .buffer_unordered(self.settings.post_concurrency)
@@ -87,24 +82,24 @@ impl Invocation<'_> {
     }
 }
 
-/// A post for each of `messages` to each connection of each page; a failed page ends the listing.
+/// A post of each of `items` to each connection of each page; a failed page ends the listing.
 fn pages_to_steps<'a>(
     pages: BoxStream<'a, Result<Vec<ConnectionRef>, StoreError>>,
-    messages: Vec<usize>,
+    items: Vec<usize>,
 ) -> BoxStream<'a, Step> {
-    let messages = Arc::new(messages);
+    let items = Arc::new(items);
     pages
         .flat_map(move |page| match page {
             Ok(ids) => {
                 let ids = Arc::new(ids);
-                let messages = Arc::clone(&messages);
-                stream::iter((0..messages.len()).flat_map(move |m| {
-                    let (ids, message) = (Arc::clone(&ids), messages[m]);
-                    (0..ids.len()).map(move |i| Step::Post { message, to: ids[i].clone() })
+                let items = Arc::clone(&items);
+                stream::iter((0..items.len()).flat_map(move |m| {
+                    let (ids, item) = (Arc::clone(&ids), items[m]);
+                    (0..ids.len()).map(move |i| Step::Post { item, to: ids[i].clone() })
                 }))
                 .boxed()
             }
-            Err(error) => stream::iter([Step::ListFailed { messages: Arc::clone(&messages), error }]).boxed(),
+            Err(error) => stream::iter([Step::ListFailed { items: Arc::clone(&items), error }]).boxed(),
         })
         .boxed()
 }

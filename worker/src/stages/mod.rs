@@ -1,9 +1,11 @@
-//! The stages a batch goes through, in order, each in a file of its own; then what they share.
+//! The stages a batch goes through, in order, each in a file of its own and each a method of the
+//! [`invocation::Invocation`] they share, marking the [`batch::Batch`]; then what they share.
 
-/// 1. The SQS records parsed into deliveries; poison reported.
+/// 1. The SQS records parsed into the `Batch` that keeps every message's fate; poison failed.
 pub(crate) mod batch;
 
-/// 2. A channel's message not yet in its history (a backend's publish) numbered, once per id.
+/// 2. A channel's message not yet in its history (a backend's publish) numbered, once per id; every
+///    frame rendered, once.
 pub(crate) mod number;
 
 /// 3. Who each message goes to: audiences sampled, large ones split into shard jobs.
@@ -15,7 +17,7 @@ pub(crate) mod fan_out;
 /// 5. One post, paced, with its retries and the stuck-client rule.
 pub(crate) mod post;
 
-/// 6. The outcomes gathered: delivered, gone, unfinished, failed.
+/// 6. The outcomes gathered: delivered, gone, unfinished; a listing that failed fails its messages.
 pub(crate) mod tally;
 
 /// 7. Connections not reached yet back on the queue, in retry jobs.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures::TryStreamExt;
 use shared::{Audience, ConnectionId, ConnectionRef, Job, Shard, StoreError};
 
-use super::batch::Delivery;
+use super::batch::Batch;
 use super::invocation::Invocation;
 use super::listing::Scope;
 use crate::report::BatchReport;
@@ -45,11 +45,10 @@ pub(crate) struct Sample {
 /// Who each message of a batch goes to, decided before the first post.
 #[derive(Default)]
 pub(crate) struct Plan<'a> {
-    /// The messages of each part; a scope's parts together hold each of its connections once.
+    /// The items of each part (their indices in the batch); a scope's parts together hold each of
+    /// its connections once.
     pub parts: BTreeMap<Part<'a>, Vec<usize>>,
     pub samples: HashMap<Scope<'a>, Sample>,
-    /// The messages whose audience could not be estimated: SQS must deliver them again.
-    pub failed: Vec<usize>,
 }
 
 impl Invocation<'_> {
@@ -58,29 +57,30 @@ impl Invocation<'_> {
     /// and this one posts the first. The audience is estimated from one of [`SAMPLE_SHARDS`] shards;
     /// when it is small, the connections read are posted at once and the rest is listed without
     /// them, so a small audience costs two reads, not a hundred.
-    pub async fn plan<'d>(&self, deliveries: &'d [Delivery], report: &mut BatchReport) -> Plan<'d> {
+    /// A message whose audience cannot be read is left to SQS's redelivery, before any post.
+    pub async fn plan<'d>(&self, batch: &'d Batch, report: &mut BatchReport) -> Plan<'d> {
         let mut plan = Plan::default();
         let mut whole: BTreeMap<Scope<'d>, Vec<usize>> = BTreeMap::new();
-        for (message, delivery) in deliveries.iter().enumerate() {
-            let part = match &delivery.audience {
+        for (item, message) in batch.items.iter().enumerate().filter(|(_, message)| !message.failed()) {
+            let part = match &message.audience {
                 Audience::Shard(shard) => Part::Shard(Scope::Everyone, *shard),
                 Audience::ChannelShard { channel, shard } => Part::Shard(Scope::Channel(channel), *shard),
                 Audience::Everyone => {
-                    whole.entry(Scope::Everyone).or_default().push(message);
+                    whole.entry(Scope::Everyone).or_default().push(item);
                     continue;
                 }
                 Audience::Channel(channel) => {
-                    whole.entry(Scope::Channel(channel)).or_default().push(message);
+                    whole.entry(Scope::Channel(channel)).or_default().push(item);
                     continue;
                 }
                 Audience::Watchers(channel) => Part::Shard(Scope::Watchers(channel), Shard::WHOLE),
                 Audience::Connections(_) => continue,
             };
-            plan.parts.entry(part).or_default().push(message);
+            plan.parts.entry(part).or_default().push(item);
         }
         if self.settings.shard_size == 0 {
-            for (scope, messages) in whole {
-                plan.parts.entry(Part::Shard(scope, Shard::WHOLE)).or_default().extend(messages);
+            for (scope, items) in whole {
+                plan.parts.entry(Part::Shard(scope, Shard::WHOLE)).or_default().extend(items);
             }
             return plan;
         }
@@ -89,27 +89,29 @@ impl Invocation<'_> {
         let sample = Shard::new(0, SAMPLE_SHARDS).unwrap_or(Shard::WHOLE);
         let samples =
             futures::future::join_all(whole.keys().map(|&scope| self.list(scope, sample).try_concat())).await;
-        for ((scope, messages), sampled) in whole.into_iter().zip(samples) {
-            self.plan_scope(scope, messages, sampled, deliveries, &mut plan, report).await;
+        for ((scope, items), sampled) in whole.into_iter().zip(samples) {
+            self.plan_scope(scope, items, sampled, batch, &mut plan, report).await;
         }
         plan
     }
 
-    /// Plans the messages for the whole of one scope from its sample: splits it when it is large.
+    /// Plans the `items` for the whole of one scope from its sample: splits it when it is large.
     async fn plan_scope<'d>(
         &self,
         scope: Scope<'d>,
-        messages: Vec<usize>,
+        items: Vec<usize>,
         sampled: Result<Vec<ConnectionRef>, StoreError>,
-        deliveries: &[Delivery],
+        batch: &Batch,
         plan: &mut Plan<'d>,
         report: &mut BatchReport,
     ) {
         let sampled = match sampled {
             Ok(sampled) => sampled,
             Err(error) => {
-                tracing::error!(error = %error, messages = messages.len(), "reading the audience failed; the messages will be redelivered");
-                plan.failed.extend(messages);
+                tracing::error!(error = %error, messages = items.len(), "reading the audience failed; the messages will be redelivered");
+                for &item in &items {
+                    batch.items[item].redeliver();
+                }
                 return;
             }
         };
@@ -118,8 +120,8 @@ impl Invocation<'_> {
         if shards <= 1 {
             let ids = Arc::new(sampled.iter().map(|to| to.id.clone()).collect());
             plan.samples.insert(scope, Sample { connections: Arc::new(sampled), ids });
-            plan.parts.insert(Part::Sampled(scope), messages.clone());
-            plan.parts.insert(Part::Unsampled(scope), messages);
+            plan.parts.insert(Part::Sampled(scope), items.clone());
+            plan.parts.insert(Part::Unsampled(scope), items);
             return;
         }
         // Enough shards for every invocation to take a batch, three times over: with fewer, one
@@ -127,8 +129,8 @@ impl Invocation<'_> {
         // `simulate --connections 10000 --min-shards 1`), however many the mapping may run.
         let shards = shards.max(self.settings.min_shards);
         let split: Vec<Shard> = Shard::all(shards).collect();
-        for message in messages {
-            let envelope = &deliveries[message].envelope;
+        for item in items {
+            let envelope = &batch.items[item].envelope;
             let jobs: Vec<Job> = split[1..]
                 .iter()
                 .filter_map(|&shard| match scope {
@@ -141,14 +143,14 @@ impl Invocation<'_> {
                 })
                 .collect();
             let results = self.ports.queue.send_batch(&jobs, Duration::ZERO).await;
-            plan.parts.entry(Part::Shard(scope, split[0])).or_default().push(message);
+            plan.parts.entry(Part::Shard(scope, split[0])).or_default().push(item);
             for (&shard, result) in split[1..].iter().zip(&results) {
                 match result {
                     Ok(()) => report.shards_queued += 1,
                     // Posted here instead: slower, but every shard is still posted exactly once.
                     Err(err) => {
                         tracing::warn!(shard = %shard, error = %err, "queueing a shard failed; this invocation posts it");
-                        plan.parts.entry(Part::Shard(scope, shard)).or_default().push(message);
+                        plan.parts.entry(Part::Shard(scope, shard)).or_default().push(item);
                     }
                 }
             }

@@ -7,23 +7,23 @@ use std::time::Duration;
 use shared::queue::SQS_MAX_MESSAGE_BYTES;
 use shared::{ConnectionRef, Job};
 
-use super::batch::Delivery;
+use super::batch::{Batch, Item};
 use super::invocation::Invocation;
 use crate::report::BatchReport;
 
 impl Invocation<'_> {
-    /// Requeues each message's `unfinished` connections, unless the message has `failed` already
-    /// (SQS redelivers it whole); marks failed a message whose retry jobs the queue refused.
+    /// Requeues each message's `unfinished` connections, unless the message has failed already
+    /// (SQS redelivers it whole); leaves to SQS's redelivery a message whose retry jobs the queue
+    /// refused.
     pub async fn requeue(
         &self,
-        deliveries: &[Delivery],
+        batch: &Batch,
         unfinished: Vec<Vec<ConnectionRef>>,
-        failed: &mut [bool],
         report: &mut BatchReport,
     ) {
-        for (message, targets) in unfinished.into_iter().enumerate() {
-            if !targets.is_empty() && !failed[message] {
-                failed[message] = !self.requeue_one(&deliveries[message], targets, report).await;
+        for (message, targets) in batch.items.iter().zip(unfinished) {
+            if !targets.is_empty() && !message.failed() && !self.requeue_one(message, targets, report).await {
+                message.redeliver();
             }
         }
     }
@@ -33,22 +33,22 @@ impl Invocation<'_> {
         self.settings.retry_job_delay.saturating_mul(1 << attempt.saturating_sub(1).min(10))
     }
 
-    /// Puts `targets` back on the queue for `delivery`'s next attempt; false when the queue refused,
+    /// Puts `targets` back on the queue for `message`'s next attempt; false when the queue refused,
     /// and only SQS's redelivery of the whole message is left.
     async fn requeue_one(
         &self,
-        delivery: &Delivery,
+        message: &Item,
         targets: Vec<ConnectionRef>,
         report: &mut BatchReport,
     ) -> bool {
-        let attempt = delivery.attempt + 1;
+        let attempt = message.attempt + 1;
         if attempt >= self.settings.max_job_attempts {
-            tracing::error!(message = %delivery.message_id, broadcast = %delivery.envelope.id, connections = targets.len(), attempts = attempt, "giving up on connections that kept failing");
+            tracing::error!(sqs_id = %message.sqs_id, broadcast = %message.envelope.id, connections = targets.len(), attempts = attempt, "giving up on connections that kept failing");
             report.abandoned += targets.len();
             return true;
         }
         let count = targets.len();
-        let jobs = Job::retries(&delivery.envelope, targets, attempt, SQS_MAX_MESSAGE_BYTES);
+        let jobs = Job::retries(&message.envelope, targets, attempt, SQS_MAX_MESSAGE_BYTES);
         let results = self.ports.queue.send_batch(&jobs, self.retry_job_delay(attempt)).await;
         match results.iter().find_map(|result| result.as_ref().err()) {
             None => {
@@ -58,7 +58,7 @@ impl Invocation<'_> {
             Some(err) => {
                 // Some retry jobs may be queued already: redelivery then reaches their targets twice,
                 // which is better than never.
-                tracing::error!(message = %delivery.message_id, error = %err, "queueing a retry job failed; the message will be redelivered");
+                tracing::error!(sqs_id = %message.sqs_id, error = %err, "queueing a retry job failed; the message will be redelivered");
                 false
             }
         }

@@ -1,49 +1,42 @@
 //! Stage 6: the outcomes of the fan-out, gathered as they come. Deliveries, retries, latencies and
-//! rejections go straight into the report; what the later stages act on is kept: the connections
-//! each message has still to reach, those that are gone, and the messages SQS must deliver again.
+//! rejections go straight into the report; a message whose audience could not be listed to its end
+//! is left to SQS's redelivery in the [`Batch`]; what the later stages act on is kept: the
+//! connections each message has still to reach, and those that are gone.
 
 use std::collections::HashSet;
 
 use futures::stream::{BoxStream, StreamExt};
 use shared::{ConnectionId, ConnectionRef};
 
+use super::batch::Batch;
 use super::fan_out::Outcome;
-use super::plan::Plan;
+use super::invocation::Invocation;
 use super::post::Posted;
 use crate::report::BatchReport;
 
 /// What the fan-out left for the requeue and the prune.
 pub(crate) struct Tally {
-    /// By message: whether SQS must deliver it again.
-    pub failed: Vec<bool>,
-    /// By message: the connections it has not reached yet, and may later.
+    /// By item of the batch: the connections it has not reached yet, and may later.
     pub unfinished: Vec<Vec<ConnectionRef>>,
     /// Connections that answered 410 and are old enough to prune.
     pub gone: HashSet<ConnectionId>,
 }
 
-impl Tally {
-    /// Gathers every outcome of a batch of `messages`, with `plan`'s failures; a connection that
-    /// answered 410 with a record made after `prune_before` (epoch ms) is kept.
-    pub async fn collect(
+impl Invocation<'_> {
+    /// Gathers every outcome of the fan-out of `batch`; a connection that answered 410 with a record
+    /// made after [`Invocation::prune_before`] is kept.
+    pub async fn tally(
+        &self,
         mut outcomes: BoxStream<'_, Outcome>,
-        messages: usize,
-        plan: &Plan<'_>,
-        prune_before: i64,
+        batch: &Batch,
         report: &mut BatchReport,
-    ) -> Self {
-        let mut tally = Self {
-            failed: vec![false; messages],
-            unfinished: vec![Vec::new(); messages],
-            gone: HashSet::new(),
-        };
-        for &message in &plan.failed {
-            tally.failed[message] = true;
-        }
+    ) -> Tally {
+        let prune_before = self.prune_before();
+        let mut tally = Tally { unfinished: vec![Vec::new(); batch.items.len()], gone: HashSet::new() };
         let mut connecting = HashSet::new();
         while let Some(outcome) = outcomes.next().await {
             match outcome {
-                Outcome::Posted { message, to, posted, retries, latency_us } => {
+                Outcome::Posted { item, to, posted, retries, latency_us } => {
                     report.retried += retries;
                     if let Some(latency_us) = latency_us {
                         report.post_latency.record(latency_us);
@@ -57,16 +50,16 @@ impl Tally {
                         Posted::Gone => {
                             connecting.insert(to.id);
                         }
-                        Posted::Unfinished => tally.unfinished[message].push(to),
+                        Posted::Unfinished => tally.unfinished[item].push(to),
                         Posted::Rejected => report.rejected += 1,
                     }
                 }
-                Outcome::ListFailed { messages, error } => {
+                Outcome::ListFailed { items, error } => {
                     // The messages already reached some connections, but which ones the rest of the
                     // listing would have found is unknown: only SQS's redelivery can finish them.
-                    tracing::error!(error = %error, messages = messages.len(), "listing the audience failed; the messages will be redelivered");
-                    for &message in messages.iter() {
-                        tally.failed[message] = true;
+                    tracing::error!(error = %error, messages = items.len(), "listing the audience failed; the messages will be redelivered");
+                    for &item in items.iter() {
+                        batch.items[item].redeliver();
                     }
                 }
             }
