@@ -12,7 +12,8 @@
 //! reads neither subscription items nor the channels' history (`HIST#` partitions, see
 //! [`crate::history::DynamoHistory`]). Connections written before `Conn` existed are not in it until
 //! [`DynamoStore::index_old_connections`] gives them one (`local index-connections`, the upgrade's
-//! step), or they reconnect.
+//! step, [`migration`]), or they reconnect. The items' keys are in [`keys`]; batched reads and
+//! deletes, which any DynamoDB adapter may use, in [`crate::aws::dynamodb`].
 //!
 //! The bucket (three digits, [`Shard::bucket`] of the id) leads the sort key so that a shard of a
 //! channel is one `Sk BETWEEN` range of its partitions: a publish to a large channel is split like a
@@ -21,30 +22,27 @@
 //! split skips them, and their `Ttl` (the connection's lifetime) removes them.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use super::port::{ConnectionStore, Held, Subscription};
+use crate::aws::dynamodb::{batch_delete, batch_get};
 use crate::aws::store_error;
 use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
 use crate::error::{StoreError, SubscribeError};
 
-const CONNECTION_PREFIX: &str = "CONN#";
-/// The sparse index of connection items (partition key `Conn`, keys and `ConnectedAt` projected).
-pub const INDEX: &str = "Connections";
-const CHANNEL_PREFIX: &str = "CHAN#";
-const SUBSCRIBER_PREFIX: &str = "SUB#";
-/// BatchGetItem's limit on keys per call.
-const BATCH_GET_MAX: usize = 100;
-/// BatchWriteItem's limit on requests per call.
-const BATCH_WRITE_MAX: usize = 25;
-/// Rounds of retrying `UnprocessedItems` before giving up; TTL still expires whatever is left.
-const UNPROCESSED_RETRIES: u32 = 5;
+mod keys;
+mod migration;
+
+pub use self::keys::INDEX;
+use self::keys::{
+    CHANNEL_PREFIX, CONNECTION_PREFIX, Key, SUBSCRIBER_PREFIX, connection_in, key, legacy_subscription_key,
+    subscription_key,
+};
 
 /// Connection records in a DynamoDB table.
 #[derive(Clone, Debug)]
@@ -56,8 +54,6 @@ pub struct DynamoStore {
     /// `TotalSegments` of a parallel scan; 1 scans sequentially.
     segments: u16,
 }
-
-type Key = HashMap<String, AttributeValue>;
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
@@ -81,75 +77,6 @@ impl DynamoStore {
         Self::new(Client::new(sdk), table)
     }
 
-    /// Gives connection items written before the [`INDEX`] existed their `Conn`, so that broadcasts
-    /// reach them now rather than once they reconnect: the one step of an upgrade from such a
-    /// version. A connection deleted meanwhile is left deleted. Returns how many were indexed.
-    pub async fn index_old_connections(&self) -> Result<u64, StoreError> {
-        let (mut start, mut indexed) = (None, 0);
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("begins_with(Pk, :conn) AND attribute_not_exists(Conn)")
-                .projection_expression("Pk")
-                .expression_attribute_values(":conn", AttributeValue::S(CONNECTION_PREFIX.into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in page.items() {
-                let id = item
-                    .get("Pk")
-                    .and_then(|pk| pk.as_s().ok())
-                    .and_then(|pk| pk.strip_prefix(CONNECTION_PREFIX));
-                let Some(id) = id.and_then(|id| ConnectionId::parse(id).ok()) else { continue };
-                let update = self
-                    .client
-                    .update_item()
-                    .table_name(&self.table)
-                    .set_key(Some(Self::key(&id)))
-                    .update_expression("SET Conn = :id")
-                    .condition_expression("attribute_exists(Pk)")
-                    .expression_attribute_values(":id", AttributeValue::S(id.to_string()))
-                    .send()
-                    .await;
-                match update {
-                    Ok(_) => indexed += 1,
-                    Err(err)
-                        if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&err)
-                            == Some("ConditionalCheckFailedException") => {}
-                    Err(err) => return Err(store_error(err)),
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(indexed);
-            }
-        }
-    }
-
-    fn key(id: &ConnectionId) -> Key {
-        let pk = AttributeValue::S(format!("{CONNECTION_PREFIX}{id}"));
-        HashMap::from([("Pk".to_owned(), pk.clone()), ("Sk".to_owned(), pk)])
-    }
-
-    fn subscription_key(pattern: &str, id: &ConnectionId) -> Key {
-        let bucket = Shard::bucket(id.as_str());
-        HashMap::from([
-            ("Pk".to_owned(), AttributeValue::S(format!("{CHANNEL_PREFIX}{pattern}"))),
-            ("Sk".to_owned(), AttributeValue::S(format!("{SUBSCRIBER_PREFIX}{bucket:03}#{id}"))),
-        ])
-    }
-
-    /// A subscription's key as written before sort keys led with a bucket.
-    fn legacy_subscription_key(pattern: &str, id: &ConnectionId) -> Key {
-        HashMap::from([
-            ("Pk".to_owned(), AttributeValue::S(format!("{CHANNEL_PREFIX}{pattern}"))),
-            ("Sk".to_owned(), AttributeValue::S(format!("{CONNECTION_PREFIX}{id}"))),
-        ])
-    }
-
     /// The inclusive `Sk` bounds of a shard's subscription items: from its first bucket's
     /// `SUB#bbb#` to just past its last one's (`$` sorts right after `#`).
     fn shard_bounds(shard: Shard) -> (String, String) {
@@ -158,11 +85,19 @@ impl DynamoStore {
         (format!("{SUBSCRIBER_PREFIX}{:03}#", buckets.start), format!("{SUBSCRIBER_PREFIX}{last:03}$"))
     }
 
+    /// Gives connection items written before the [`INDEX`] existed their `Conn`, so that broadcasts
+    /// reach them now rather than once they reconnect: the one step of an upgrade from such a
+    /// version ([`migration`]). A connection deleted meanwhile is left deleted. Returns how many were
+    /// indexed.
+    pub async fn index_old_connections(&self) -> Result<u64, StoreError> {
+        migration::index_old_connections(&self.client, &self.table).await
+    }
+
     /// The keys of a connection's item and of every subscription its `Subs` lists.
     fn keys_of(id: &ConnectionId, item: Option<&Key>) -> Vec<Key> {
         let patterns = item.and_then(|item| item.get("Subs")).and_then(|subs| subs.as_ss().ok());
-        std::iter::once(Self::key(id))
-            .chain(patterns.into_iter().flatten().map(|pattern| Self::subscription_key(pattern, id)))
+        std::iter::once(key(id))
+            .chain(patterns.into_iter().flatten().map(|pattern| subscription_key(pattern, id)))
             .collect()
     }
 
@@ -194,100 +129,8 @@ impl DynamoStore {
             .send()
             .await
             .map_err(store_error)?;
-        let ids = page.items().iter().filter_map(|item| Self::connection_in(item, "Sk")).collect();
+        let ids = page.items().iter().filter_map(|item| connection_in(item, "Sk")).collect();
         Ok((ids, page.last_evaluated_key))
-    }
-
-    /// The connections' items as far as deleting them needs: their keys and `Subs`.
-    async fn items_of(&self, ids: &[ConnectionId]) -> Result<HashMap<String, Key>, StoreError> {
-        let mut found = HashMap::new();
-        for chunk in ids.chunks(BATCH_GET_MAX) {
-            let mut keys = Some(
-                aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.iter().map(Self::key).collect()))
-                    .projection_expression("Pk, Subs")
-                    .build()
-                    .map_err(|err| StoreError::Rejected(Box::new(err)))?,
-            );
-            let mut round = 0;
-            while let Some(request) = keys.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                for item in out.responses.and_then(|mut r| r.remove(&self.table)).unwrap_or_default() {
-                    if let Some(pk) = item.get("Pk").and_then(|pk| pk.as_s().ok()) {
-                        found.insert(pk.clone(), item);
-                    }
-                }
-                keys = out.unprocessed_keys.and_then(|mut keys| keys.remove(&self.table));
-                if keys.is_some() {
-                    round += 1;
-                    if round > UNPROCESSED_RETRIES {
-                        return Err(StoreError::Unavailable("reads still unprocessed after retries".into()));
-                    }
-                    tokio::time::sleep(Duration::from_millis(50 << round)).await;
-                }
-            }
-        }
-        Ok(found)
-    }
-
-    /// Deletes items by key, 25 to a call, sending unprocessed ones again with backoff.
-    async fn delete_keys(&self, keys: Vec<Key>) -> Result<(), StoreError> {
-        for chunk in keys.chunks(BATCH_WRITE_MAX) {
-            let mut requests: Vec<WriteRequest> = chunk
-                .iter()
-                .filter_map(|key| DeleteRequest::builder().set_key(Some(key.clone())).build().ok())
-                .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                .collect();
-            let mut round = 0;
-            while !requests.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                requests =
-                    out.unprocessed_items.and_then(|mut items| items.remove(&self.table)).unwrap_or_default();
-                if requests.is_empty() {
-                    break;
-                }
-                round += 1;
-                if round > UNPROCESSED_RETRIES {
-                    return Err(StoreError::Unavailable(
-                        format!(
-                            "{} deletes still unprocessed after {UNPROCESSED_RETRIES} retries",
-                            requests.len()
-                        )
-                        .into(),
-                    ));
-                }
-                // Unprocessed items mean the table is throttling: back off before asking again.
-                tokio::time::sleep(Duration::from_millis(50 << round)).await;
-            }
-        }
-        Ok(())
-    }
-
-    /// The connection an item names in `key`: `Pk` of a connection item (`CONN#<id>`), `Sk` of a
-    /// subscription item (`SUB#<bucket>#<id>`, or `CONN#<id>` in older ones); both carry the
-    /// connection's `ConnectedAt`.
-    fn connection_in(item: &Key, key: &str) -> Option<ConnectionRef> {
-        let value = item.get(key)?.as_s().ok()?;
-        let raw = match value.strip_prefix(SUBSCRIBER_PREFIX) {
-            Some(bucketed) => bucketed.split_once('#')?.1,
-            None => value.strip_prefix(CONNECTION_PREFIX)?,
-        };
-        let id = ConnectionId::parse(raw).ok()?;
-        let connected_at_ms =
-            item.get("ConnectedAt").and_then(|n| n.as_n().ok()).and_then(|n| n.parse().ok()).unwrap_or(0);
-        Some(ConnectionRef { id, connected_at_ms })
     }
 
     async fn scan_page(
@@ -307,7 +150,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(store_error)?;
-        let ids = page.items().iter().filter_map(|item| Self::connection_in(item, "Pk")).collect();
+        let ids = page.items().iter().filter_map(|item| connection_in(item, "Pk")).collect();
         Ok((ids, page.last_evaluated_key))
     }
 }
@@ -320,7 +163,7 @@ impl ConnectionStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(&record.id)))
+            .set_key(Some(key(&record.id)))
             .expression_attribute_values(":c", AttributeValue::N(record.connected_at_ms.to_string()))
             .expression_attribute_values(":t", AttributeValue::N(record.expires_at_s.to_string()))
             .expression_attribute_values(":id", AttributeValue::S(record.id.to_string()));
@@ -339,24 +182,29 @@ impl ConnectionStore for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
+            .set_key(Some(key(id)))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await
             .map_err(store_error)?;
         let subscriptions: Vec<Key> =
             Self::keys_of(id, old.attributes.as_ref()).into_iter().skip(1).collect();
-        self.delete_keys(subscriptions).await?;
+        batch_delete(&self.client, &self.table, subscriptions).await?;
         Ok(old.attributes.as_ref().map(patterns_of).unwrap_or_default())
     }
 
     async fn delete_many(&self, ids: &[ConnectionId]) -> Result<Vec<Held>, StoreError> {
-        let items = self.items_of(ids).await?;
+        let keys: Vec<Key> = ids.iter().map(key).collect();
+        let items: HashMap<String, Key> = batch_get(&self.client, &self.table, keys, "Pk, Subs")
+            .await?
+            .into_iter()
+            .filter_map(|item| Some((item.get("Pk")?.as_s().ok()?.clone(), item)))
+            .collect();
         let keys = ids
             .iter()
             .flat_map(|id| Self::keys_of(id, items.get(&format!("{CONNECTION_PREFIX}{id}"))))
             .collect();
-        self.delete_keys(keys).await?;
+        batch_delete(&self.client, &self.table, keys).await?;
         Ok(ids
             .iter()
             .filter_map(|id| {
@@ -394,7 +242,7 @@ impl ConnectionStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
+            .set_key(Some(key(id)))
             .update_expression("ADD Subs :set")
             .condition_expression(
                 "attribute_exists(Pk) AND (attribute_not_exists(Subs) OR contains(Subs, :one) OR size(Subs) < :max)",
@@ -412,7 +260,7 @@ impl ConnectionStore for DynamoStore {
                 .client
                 .get_item()
                 .table_name(&self.table)
-                .set_key(Some(Self::key(id)))
+                .set_key(Some(key(id)))
                 .projection_expression("Pk")
                 .consistent_read(true)
                 .send()
@@ -426,7 +274,7 @@ impl ConnectionStore for DynamoStore {
                 SubscribeError::NotConnected
             });
         }
-        let mut item = Self::subscription_key(pattern, id);
+        let mut item = subscription_key(pattern, id);
         item.insert(
             "ConnectedAt".into(),
             AttributeValue::N(subscription.connection.connected_at_ms.to_string()),
@@ -447,7 +295,7 @@ impl ConnectionStore for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(id)))
+            .set_key(Some(key(id)))
             .update_expression("DELETE Subs :set")
             // Without it, an update would create an item for a connection that is gone.
             .condition_expression("attribute_exists(Pk)")
@@ -460,11 +308,9 @@ impl ConnectionStore for DynamoStore {
             return Err(store_error(err));
         }
         // Both forms of the key, so that a subscription made before buckets cannot outlive this.
-        let keys = vec![
-            Self::subscription_key(pattern.as_str(), id),
-            Self::legacy_subscription_key(pattern.as_str(), id),
-        ];
-        self.delete_keys(keys).await
+        let keys =
+            vec![subscription_key(pattern.as_str(), id), legacy_subscription_key(pattern.as_str(), id)];
+        batch_delete(&self.client, &self.table, keys).await
     }
 
     fn subscribers_shard(
@@ -498,6 +344,7 @@ mod tests {
     use super::*;
     use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemOutput;
     use aws_sdk_dynamodb::operation::scan::ScanOutput;
+    use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use futures::TryStreamExt;
 
@@ -508,7 +355,7 @@ mod tests {
     #[tokio::test]
     async fn deleting_connections_deletes_their_subscriptions_and_retries_unprocessed_deletes() {
         let leftover = |n: usize| {
-            let key = DynamoStore::key(&ConnectionId::parse(&format!("left{n}")).expect("id"));
+            let key = key(&ConnectionId::parse(&format!("left{n}")).expect("id"));
             let delete = DeleteRequest::builder().set_key(Some(key)).build().expect("delete");
             WriteRequest::builder().delete_request(delete).build()
         };
