@@ -7,15 +7,13 @@ use authorizer::Authorizer;
 use authorizer::deployment::Deployment;
 use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::environment::FromEnv;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::lambda::init_tracing();
-    let deployment = shared::lambda::configured(Deployment::from_env()).await?;
+    let deployment: Deployment = shared::lambda::start().await?;
     let authorizer = Authorizer::new(deployment.verifier);
     let authorizer = &authorizer;
     lambda_runtime::run(service_fn(

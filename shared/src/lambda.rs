@@ -104,16 +104,22 @@ pub async fn init_failed(
     format!("{error_type}: {message}").into()
 }
 
-/// The configuration `read` from the environment, or, when it is wrong, the error [`init_failed`]
-/// reported as [`INVALID_CONFIGURATION`]: each bootstrap's `main` starts
-/// `let config = configured(Config::from_env()).await?`.
+/// The deployment `read` from the environment, or, when it is wrong, the error [`init_failed`]
+/// reported as [`INVALID_CONFIGURATION`] ([`start`] does both).
 pub async fn configured<T>(
     read: Result<T, crate::environment::EnvError>,
 ) -> Result<T, lambda_runtime_api_client::BoxError> {
     match read {
-        Ok(config) => Ok(config),
+        Ok(deployment) => Ok(deployment),
         Err(err) => Err(init_failed(INVALID_CONFIGURATION, err).await),
     }
+}
+
+/// What every bootstrap's `main` does first: logging, then its deployment read from the
+/// environment (or the start failed as [`configured`] reports it).
+pub async fn start<T: crate::environment::FromEnv>() -> Result<T, lambda_runtime_api_client::BoxError> {
+    init_tracing();
+    configured(T::from_env()).await
 }
 
 async fn report_init_error(

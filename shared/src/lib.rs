@@ -32,6 +32,7 @@ pub mod pacing;
 pub mod poster;
 pub mod presence;
 pub mod queue;
+pub mod stack;
 pub mod store;
 pub mod sync;
 #[cfg(feature = "testing")]

@@ -1,43 +1,32 @@
-//! The worker function's configuration, read from the environment once per cold start: where its
-//! table, endpoint and queue are, and the [`Fleet`] it belongs to. Every variable is read before it
+//! What the template tells the worker through its environment, read once per cold start: the
+//! stack's table and queue ([`Stack`]), its `@connections` endpoint, and the [`Fleet`] it belongs to. Every variable is read before it
 //! fails, so one log line names everything that is wrong.
 
 use shared::EnvError;
 use shared::environment::{Env, FromEnv};
-use shared::history::HistorySettings;
-use shared::presence::PresenceSettings;
+use shared::stack::Stack;
 
 use crate::settings::Fleet;
 
-/// The worker function's configuration.
+/// What the template tells the worker: the stack's, and its `@connections` endpoint and fleet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deployment {
-    /// `AWS_REGION`, set by Lambda.
-    pub region: String,
-    /// `CONNECTIONS_TABLE`: the DynamoDB table holding connection records.
-    pub table: String,
+    /// The table, the queue (for shard and retry jobs) and the channel settings: a backend's
+    /// publish is numbered in its channel's history as a client's is by the ingress, and a pruned
+    /// connection leaves its channels as a disconnected one does.
+    pub stack: Stack,
     /// `CONNECTIONS_ENDPOINT`: `https://{api}.execute-api.{region}.amazonaws.com/{stage}`.
     pub connections_endpoint: String,
-    /// `QUEUE_URL`: the worker's own queue, for retry jobs.
-    pub queue_url: String,
     /// `POST_CONCURRENCY` (default 128), `ACCOUNT_POST_RATE` (default 10,000),
     /// `WORKER_MAX_CONCURRENCY` (default 5) and `FANOUT_SHARD_SIZE` (default 2,000; 0 never splits).
     pub fleet: Fleet,
-    /// `HISTORY_SIZE` and `HISTORY_TTL_SECONDS`: a backend's publish is numbered in its channel's
-    /// history as a client's is by the ingress.
-    pub history: HistorySettings,
-    /// `PRESENCE` and `EVENT_BUS_NAME`: a pruned connection leaves its channels as a disconnected
-    /// one does, with its `leave` frames and events.
-    pub presence: PresenceSettings,
 }
 
 impl FromEnv for Deployment {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let mut env = Env::new(lookup);
-        let region = env.required("AWS_REGION");
-        let table = env.required("CONNECTIONS_TABLE");
+        let stack = Stack::read(&mut env);
         let connections_endpoint = env.required("CONNECTIONS_ENDPOINT");
-        let queue_url = env.required("QUEUE_URL");
         let post_concurrency: usize = env.optional("POST_CONCURRENCY", Fleet::DEFAULT_POST_CONCURRENCY);
         if post_concurrency == 0 {
             env.invalid("POST_CONCURRENCY", "must be at least 1".into());
@@ -51,11 +40,9 @@ impl FromEnv for Deployment {
             env.invalid("WORKER_MAX_CONCURRENCY", "must be at least 1".into());
         }
         let shard_size: usize = env.optional("FANOUT_SHARD_SIZE", Fleet::DEFAULT_SHARD_SIZE);
-        let history = HistorySettings::from_env(&mut env);
-        let presence = PresenceSettings::from_env(&mut env);
         env.finish()?;
         let fleet = Fleet { post_concurrency, account_post_rate, max_concurrency, shard_size };
-        Ok(Self { region, table, connections_endpoint, queue_url, fleet, history, presence })
+        Ok(Self { stack, connections_endpoint, fleet })
     }
 }
 
@@ -78,9 +65,10 @@ mod tests {
     #[test]
     fn every_missing_variable_is_named_at_once() {
         let err = Deployment::from_lookup(lookup(&[])).expect_err("nothing set");
-        assert_eq!(err.missing, ["AWS_REGION", "CONNECTIONS_TABLE", "CONNECTIONS_ENDPOINT", "QUEUE_URL"]);
+        // The stack's variables first, then the worker's own.
+        assert_eq!(err.missing, ["AWS_REGION", "CONNECTIONS_TABLE", "QUEUE_URL", "CONNECTIONS_ENDPOINT"]);
         assert!(
-            err.to_string().contains("AWS_REGION, CONNECTIONS_TABLE, CONNECTIONS_ENDPOINT, QUEUE_URL"),
+            err.to_string().contains("AWS_REGION, CONNECTIONS_TABLE, QUEUE_URL, CONNECTIONS_ENDPOINT"),
             "{err}"
         );
     }

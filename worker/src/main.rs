@@ -4,13 +4,8 @@ use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::environment::FromEnv;
-use shared::events::EventBridgeEvents;
-use shared::history::DynamoHistory;
 use shared::poster::ApiGatewayPoster;
-use shared::presence::DynamoPresence;
-use shared::queue::SqsQueue;
-use shared::store::DynamoStore;
+use shared::stack::StackPorts;
 use worker::{Deployment, Ports, Worker, WorkerSettings};
 
 // Every `@connections` post is an SDK call that allocates freely; mimalloc makes those allocations
@@ -23,25 +18,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 // other threads (perf, `worker_cpu --multi-thread`).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    shared::lambda::init_tracing();
-    let deployment = shared::lambda::configured(Deployment::from_env()).await?;
-    let sdk = shared::lambda::sdk_config(&deployment.region);
+    let deployment: Deployment = shared::lambda::start().await?;
+    let stack = &deployment.stack;
+    let sdk = shared::lambda::sdk_config(&stack.region);
+    let StackPorts { store, queue, history, presence, events } = stack.ports(&sdk);
     let ports = Ports {
-        store: Arc::new(DynamoStore::from_sdk(&sdk, deployment.table.clone())),
+        store,
         poster: Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &deployment.connections_endpoint)),
-        queue: Arc::new(SqsQueue::from_sdk(&sdk, deployment.queue_url.clone())),
-        history: deployment.history.is_on().then(|| {
-            Arc::new(DynamoHistory::from_sdk(&sdk, deployment.table.clone(), deployment.history))
-                as Arc<dyn shared::History>
-        }),
-        presence: deployment.presence.on.then(|| {
-            Arc::new(DynamoPresence::from_sdk(&sdk, deployment.table.clone())) as Arc<dyn shared::Presence>
-        }),
-        events: deployment
-            .presence
-            .event_bus
-            .as_ref()
-            .map(|bus| Arc::new(EventBridgeEvents::from_sdk(&sdk, bus.clone())) as Arc<dyn shared::Events>),
+        queue,
+        history,
+        presence,
+        events,
     };
     let worker = Worker::new(ports, WorkerSettings::for_fleet(deployment.fleet));
     let worker = &worker;

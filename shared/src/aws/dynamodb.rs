@@ -1,5 +1,5 @@
-//! Batched DynamoDB calls any adapter may make: reading items by key and deleting them, each call
-//! within DynamoDB's limits, and what it leaves unprocessed (a throttling table) asked again with
+//! DynamoDB calls any adapter may make: a plain write, and batched reads and deletes by key, each
+//! call within DynamoDB's limits and what it leaves unprocessed (a throttling table) asked again with
 //! backoff.
 
 use std::collections::HashMap;
@@ -20,6 +20,12 @@ const BATCH_WRITE_MAX: usize = 25;
 const UNPROCESSED_RETRIES: u32 = 5;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// Writes `item` whole, whatever was there.
+pub(crate) async fn put(client: &Client, table: &str, item: Item) -> Result<(), StoreError> {
+    client.put_item().table_name(table).set_item(Some(item)).send().await.map_err(store_error)?;
+    Ok(())
+}
 
 /// The items of `keys` that exist, with the attributes of `projection`, 100 keys to a call.
 pub(crate) async fn batch_get(

@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use super::port::{History, HistorySettings, Kept, Page, Range, Stream, cost, page, spent, window};
+use crate::aws::dynamodb::put;
 use crate::aws::store_error;
 use crate::channel::Channel;
 use crate::clock::epoch_ms;
@@ -155,15 +156,7 @@ impl DynamoHistory {
 
     /// Keeps `envelope` (already placed) at its offset.
     async fn keep(&self, channel: &Channel, envelope: &Envelope) -> Result<(), StoreError> {
-        let item = self.message_item(channel, envelope);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        put(&self.client, &self.table, self.message_item(channel, envelope)).await
     }
 
     /// The position message `id` was given, if it was.

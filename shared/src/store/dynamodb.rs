@@ -29,7 +29,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use super::port::{ConnectionStore, Held, Subscription};
-use crate::aws::dynamodb::{batch_delete, batch_get};
+use crate::aws::dynamodb::{batch_delete, batch_get, put};
 use crate::aws::store_error;
 use crate::channel::ChannelPattern;
 use crate::domain::{ConnectionId, ConnectionRecord, ConnectionRef, Shard};
@@ -280,14 +280,7 @@ impl ConnectionStore for DynamoStore {
             AttributeValue::N(subscription.connection.connected_at_ms.to_string()),
         );
         item.insert("Ttl".into(), AttributeValue::N(subscription.expires_at_s.to_string()));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        Ok(put(&self.client, &self.table, item).await?)
     }
 
     async fn unsubscribe(&self, id: &ConnectionId, pattern: &ChannelPattern) -> Result<(), StoreError> {
