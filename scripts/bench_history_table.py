@@ -78,6 +78,6 @@ lines += [
     "|---|---|---|",
     "| ≤ 3 write units per published message of ≤ 1 KB | 1 (`UpdateItem` of the stream's state) + 2 (`PutItem` of a 1,282-byte item for 1 KB of data) = 3; 2 for up to about 750 bytes of data; a backend's publish 4 and 1 read unit (its id claimed once) | yes |",
     "| a recovery of 100 messages of 1 KB ≤ 13 read units | 13 for 100 items of 1 KB (one eventually consistent `Query`: 100 KB ÷ 4 KB ÷ 2), 16 for 100 messages of 1 KB of data (1.3 KB items); and 1 write unit (the stream's state) | for 1 KB items; 16 for 1 KB of data |",
-    "| the most one channel takes | one partition key at DynamoDB's 1,000 write units a second: about 330 messages of 1 KB a second (3 units each), 500 of up to 750 bytes; past it DynamoDB throttles, a client's publish is answered `unavailable` with nothing queued or numbered twice, a backend's is redelivered by SQS; other channels are not affected | documented (README, *History, offsets and recovery*) |",
+    "| the most one channel takes | one partition key at DynamoDB's 1,000 write units a second: about 330 messages of 1 KB a second (3 units each), 500 of up to 750 bytes; past it DynamoDB throttles, a client's publish is answered `unavailable` with nothing queued or numbered twice, a backend's is redelivered by SQS; other channels are not affected | documented (`docs/protocol.md`, *History, offsets and recovery*) |",
 ]
 kept_section.write("history", lines)

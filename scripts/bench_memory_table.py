@@ -45,7 +45,7 @@ for m in sizes:
 lines += [
     "",
     (f"The cheapest size that keeps a million within 5 % of the account's floor ({runs[512][1]['floor_s']:.1f} s) is "
-     f"**{cheapest} MB**: the template's default `WorkerMemorySize` (README, *Cost*)." if cheapest else
+     f"**{cheapest} MB**: the template's default `WorkerMemorySize` (`docs/operations.md`, *Cost*)." if cheapest else
      "No size keeps a million within 5 % of the account's floor."),
 ]
 kept_section.write("memory", lines)

@@ -13,7 +13,8 @@ use crate::limits::MAX_MESSAGE_BYTES;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Every code a client may find in `{"error":{"code":…,"message":…}}`: stable, so that clients
-/// match on them. The README's table of errors lists the same codes (a test holds them together).
+/// match on them. `docs/protocol.md`'s table of errors and `docs/asyncapi.yaml` list the same codes
+/// (tests hold them together).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     EmptyMessage,
@@ -268,9 +269,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_readmes_table_of_errors_lists_exactly_the_codes_a_client_can_be_sent() {
-        let readme = include_str!("../../README.md");
-        let section = readme.split("### Errors").nth(1).expect("the README has an Errors section");
+    fn the_protocols_table_of_errors_lists_exactly_the_codes_a_client_can_be_sent() {
+        let protocol = include_str!("../../docs/protocol.md");
+        let section = protocol.split("## Errors").nth(1).expect("docs/protocol.md has an Errors section");
         let table: Vec<&str> = section
             .lines()
             .skip_while(|line| !line.starts_with("| code |"))

@@ -198,7 +198,7 @@ impl<'a> Wire<'a> {
 }
 
 impl Reply {
-    /// The text sent back, `type` first as the README shows it, ending with the message's `ref`.
+    /// The text sent back, `type` first as `docs/protocol.md` shows it, ending with the message's `ref`.
     pub fn render(self, reference: Option<&str>) -> Option<String> {
         // Strings, numbers, a UUID and already-valid raw JSON cannot fail to serialize.
         let json = |wire: &Wire<'_>| serde_json::to_string(wire).unwrap_or_default();

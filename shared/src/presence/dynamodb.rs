@@ -321,7 +321,7 @@ mod tests {
     fn what_a_membership_costs_in_units_is_what_the_readme_says() {
         let channel = Channel::parse("chat/a-channel-name-of-some-length").expect("channel");
         let bare = billed_bytes(&member_item(&channel, &member(0)));
-        // The README's 150 bytes a member without info (a 36-character sub, a 35-character channel).
+        // `docs/protocol.md`'s 150 bytes a member without info (a 36-character sub, a 35-character channel).
         assert!((140..=160).contains(&bare), "{bare} bytes");
         // A join is the member's UpdateItem and the count's: 2 units with an info of up to ~850 bytes.
         let with_info = billed_bytes(&member_item(&channel, &member(850)));
