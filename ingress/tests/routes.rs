@@ -78,9 +78,13 @@ fn pattern(raw: &str) -> ChannelPattern {
     ChannelPattern::parse(raw).expect(raw)
 }
 
-/// Sends `body` and returns the status and the reply as JSON.
+/// Sends `body` and returns the status and the reply as JSON: a reply `docs/asyncapi.yaml` describes,
+/// since it is what the client receives.
 async fn send(f: &Fixture, event: ApiGatewayWebsocketProxyRequest) -> (i64, Value) {
     let response = f.ingress.handle(event).await.expect("handled");
+    if let Some(body) = body_of(&response) {
+        testkit::contract::check(testkit::contract::Direction::Received, body);
+    }
     let reply = body_of(&response).map_or(Value::Null, |b| serde_json::from_str(b).expect("a JSON reply"));
     (response.status_code, reply)
 }

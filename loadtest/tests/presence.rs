@@ -12,6 +12,7 @@ use support::gateway;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joins_and_leaves_reach_every_member_and_the_counts_and_events_stay_exact_under_churn() {
+    let _frames = support::frames_checked();
     let events = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let events_listen = events.local_addr().expect("addr");
     drop(events);

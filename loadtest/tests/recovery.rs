@@ -34,6 +34,7 @@ fn swarm(url: String) -> RecoverySwarmSettings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_cut_by_either_side_recover_every_message_in_order_once() {
+    let _frames = support::frames_checked();
     let (url, shutdown) = gateway(Settings { stage_throttle: None, ..Settings::default() }).await;
 
     let report = recovery::run(swarm(url)).await.expect("the scenario runs");
@@ -53,6 +54,7 @@ async fn subscribers_cut_by_either_side_recover_every_message_in_order_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_away_longer_than_the_history_keeps_is_told_of_the_gap_and_loses_nothing_silently() {
+    let _frames = support::frames_checked();
     let history = shared::history::HistorySettings { size: 3, ..Default::default() };
     let (url, shutdown) = gateway(Settings { stage_throttle: None, history, ..Settings::default() }).await;
     let settings = RecoverySwarmSettings {

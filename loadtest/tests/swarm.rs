@@ -42,6 +42,7 @@ async fn gateway() -> (String, CancellationToken) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broadcast_reaches_all_300_connections_of_the_local_gateway_exactly_once() {
+    let _frames = support::frames_checked();
     let (url, shutdown) = gateway().await;
 
     let report = swarm::run(swarm(url, Scenario::Broadcast)).await.expect("the swarm runs").report;
@@ -57,6 +58,7 @@ async fn every_broadcast_reaches_all_300_connections_of_the_local_gateway_exactl
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subscriber_gets_exactly_its_channels_messages_and_nobody_anothers() {
+    let _frames = support::frames_checked();
     let (url, shutdown) = gateway().await;
     let settings = SwarmSettings { messages: 10, ..swarm(url, Scenario::Channels) };
 
@@ -76,6 +78,7 @@ async fn every_subscriber_gets_exactly_its_channels_messages_and_nobody_anothers
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authenticated_swarm_connects_with_tokens_and_loses_nothing() {
+    let _frames = support::frames_checked();
     let secret = "swarm-secret-swarm-secret-swarm-secret";
     let verifier = authorizer::Verifier::secret(secret.as_bytes(), None, None).expect("secret");
     let settings = Settings {
@@ -109,6 +112,7 @@ fn config_without_auth(url: String) -> SwarmSettings {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_echo_comes_back_to_its_sender() {
+    let _frames = support::frames_checked();
     let (url, shutdown) = gateway().await;
 
     let report = swarm::run(swarm(url, Scenario::Echo)).await.expect("the swarm runs").report;
@@ -119,6 +123,7 @@ async fn every_echo_comes_back_to_its_sender() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_baseline_server_delivers_every_broadcast_too() {
+    let _frames = support::frames_checked();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("ws://{}", listener.local_addr().expect("addr"));
     let shutdown = CancellationToken::new();
@@ -136,6 +141,7 @@ async fn the_baseline_server_delivers_every_broadcast_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_goes_away_shows_up_as_drops_and_close_codes() {
+    let _frames = support::frames_checked();
     let (url, shutdown) = gateway().await;
     let stopper = shutdown.clone();
     tokio::spawn(async move {
@@ -194,6 +200,7 @@ async fn with_injected_429s_5xx_and_lost_connections_survivors_get_every_broadca
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_broadcast_under_failing_invocations_and_429s_reaches_everyone_once() {
+    let _frames = support::frames_checked();
     let settings = Settings {
         // Shards of one connection: each broadcast to 300 is split into 50 shard jobs (five invocations
         // of ten), unless the probe happens to find no connection in its hundredth of the table.
@@ -244,6 +251,7 @@ async fn a_sharded_broadcast_under_failing_invocations_and_429s_reaches_everyone
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_delays_no_one_else() {
+    let _frames = support::frames_checked();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     // A small outbound buffer, so that 30 broadcasts of 16 KB fill the stuck client's.
     let settings = Settings { outbound_buffer_bytes: 16 * 1024, ..Settings::default() };

@@ -16,6 +16,7 @@ use local::Settings;
 use serde_json::{Value, json};
 use shared::ConnectionId;
 use support::*;
+use testkit::contract::Direction;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
@@ -268,6 +269,18 @@ async fn two_pages_chat_on_a_channel_and_a_dropped_client_reconnects_resubscribe
     assert!(echoes >= 3, "{echoes} keepalives in 1.5 s at one per 200 ms of silence");
 }
 
+/// Every frame the gated client's socket sent and received is one `docs/asyncapi.yaml` describes.
+async fn assert_frames_kept_to_the_contract(page: &Page) {
+    let frames = page.eval("JSON.stringify(window.frames)").await;
+    let frames: Vec<(String, String)> =
+        serde_json::from_str(frames.as_str().expect("a JSON string")).expect("pairs");
+    assert!(frames.len() > 10, "{} frames recorded", frames.len());
+    for (way, frame) in &frames {
+        let direction = if way == "sent" { Direction::Sent } else { Direction::Received };
+        testkit::contract::check(direction, frame);
+    }
+}
+
 /// How many `$default` events the ingress has handled (`/_local/stats`).
 async fn default_route_events(gateway: &TestGateway) -> u64 {
     let stats = gateway.stats().await;
@@ -275,12 +288,23 @@ async fn default_route_events(gateway: &TestGateway) -> u64 {
 }
 
 /// A client of its own in `page`, whose reconnects wait until the test opens `window.gate`, and
-/// what it saw: `window.got` (deliveries), `window.recovered`, `window.gaps`.
+/// what it saw: `window.got` (deliveries), `window.recovered`, `window.gaps`, and every frame its
+/// socket sent and received (`window.frames`, for [`assert_frames_kept_to_the_contract`]).
 const GATED_CLIENT: &str = "(async () => {
     const { WebSocketClient } = await import('/_local/websocket-client.js');
     window.gate = Promise.resolve('');
-    Object.assign(window, { got: [], recovered: [], gaps: [] });
-    const c = new WebSocketClient(document.getElementById('url').value, { token: () => window.gate });
+    Object.assign(window, { got: [], recovered: [], gaps: [], frames: [] });
+    class Recording extends WebSocket {
+        constructor(...args) {
+            super(...args);
+            this.addEventListener('message', (e) => window.frames.push(['received', e.data]));
+        }
+        send(data) {
+            window.frames.push(['sent', data]);
+            super.send(data);
+        }
+    }
+    const c = new WebSocketClient(document.getElementById('url').value, { token: () => window.gate, WebSocket: Recording });
     c.addEventListener('delivery', (e) => window.got.push(e.detail));
     c.addEventListener('recovered', (e) => window.recovered.push(e.detail));
     c.addEventListener('gap', (e) => window.gaps.push(e.detail));
@@ -381,6 +405,7 @@ async fn a_client_back_from_a_drop_recovers_what_it_missed_in_order_fills_a_miss
         true
     );
     assert_eq!(alice.eval("window.gaps.length").await, 1, "nothing lost");
+    assert_frames_kept_to_the_contract(&alice).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,7 +116,7 @@ async fn bad_channel_requests_get_their_error_code_and_the_connection_stays_open
         (json!({"action": "publish", "channel": "user/alice", "data": 1}), "forbidden_channel"),
     ];
     for (body, code) in cases {
-        let reply = request(&mut client, body.clone()).await;
+        let reply = request_invalid(&mut client, body.clone()).await;
         assert_eq!(reply["error"]["code"], code, "{body}");
     }
     for n in 0..100 {

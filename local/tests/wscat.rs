@@ -45,12 +45,20 @@ impl Wscat {
         Self { child, stdin, lines }
     }
 
+    /// Types `line`, a frame `docs/asyncapi.yaml` describes (the test fails if it does not).
     async fn type_line(&mut self, line: &str) {
+        testkit::contract::check(testkit::contract::Direction::Sent, line);
+        self.type_invalid(line).await;
+    }
+
+    /// Types `line` as it is: a mistake the walkthrough makes on purpose.
+    async fn type_invalid(&mut self, line: &str) {
         self.stdin.write_all(format!("{line}\n").as_bytes()).await.expect("type into wscat");
         self.stdin.flush().await.expect("flush");
     }
 
-    /// The next line wscat prints that carries a message, without its `> ` / `< ` prompt.
+    /// The next line wscat prints that carries a message, without its `> ` / `< ` prompt: a frame
+    /// `docs/asyncapi.yaml` describes.
     async fn next_message(&mut self) -> String {
         loop {
             let line = tokio::time::timeout(PATIENCE, self.lines.next_line())
@@ -60,6 +68,7 @@ impl Wscat {
                 .expect("wscat is still running");
             let message = line.trim_start_matches(['>', '<', ' ']).trim_end();
             if !message.is_empty() && !message.starts_with("Connected") {
+                testkit::contract::check(testkit::contract::Direction::Received, message);
                 return message.to_owned();
             }
         }
@@ -112,7 +121,7 @@ async fn a_second_wscat_sees_every_broadcast() {
         }
     }
 
-    speaker.type_line(r#"{"action":"broadcast"}"#).await;
+    speaker.type_invalid(r#"{"action":"broadcast"}"#).await;
     let error: serde_json::Value = serde_json::from_str(&speaker.next_message().await).expect("json");
     assert_eq!(error["error"]["code"], "missing_data");
 

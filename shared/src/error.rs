@@ -284,6 +284,12 @@ mod tests {
     }
 
     #[test]
+    fn the_asyncapi_documents_error_codes_are_exactly_the_codes_a_client_can_be_sent() {
+        let codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
+        assert_eq!(testkit::contract::contract().error_codes(), codes);
+    }
+
+    #[test]
     fn only_throttling_and_transient_post_failures_are_retryable() {
         assert!(PostError::Throttled.is_retryable());
         assert!(PostError::Transient("timeout".into()).is_retryable());

@@ -2,10 +2,12 @@
 //! executable, [`runtime_api`] is the Lambda Runtime API it polls for events and answers,
 //! [`connections`] an `@connections` endpoint that records every call, and [`lambda_env`] the
 //! environment Lambda gives every function. [`moto_endpoint`] and [`unique_name`] serve every test
-//! that runs against moto_server.
+//! that runs against moto_server. [`contract`] is the protocol's contract (`docs/asyncapi.yaml`), which
+//! the end-to-end tests hold every frame to.
 
 pub mod bootstrap;
 pub mod connections;
+pub mod contract;
 mod lambda_env;
 mod moto;
 pub mod runtime_api;

@@ -104,6 +104,7 @@ pub(crate) async fn run(
         // It watches too, so that its own join frame tells it its connection id.
         let request = json!({"action":"subscribe","channel":ROOM,"joinLeave":true,"ref":"p"});
         let sent = Instant::now();
+        crate::frame_check::sent(&request.to_string());
         ws.send(Message::text(request.to_string())).await.ok();
         let Some(me) = own_id(&mut ws).await else {
             *report.errors.entry("probe_without_its_join".into()).or_default() += 1;
@@ -172,6 +173,7 @@ pub(crate) async fn run(
 async fn read_frames(mut ws: Socket, seen: Seen) {
     while let Some(Ok(frame)) = ws.next().await {
         let Message::Text(text) = frame else { continue };
+        crate::frame_check::received(text.as_str());
         let Ok(value) = serde_json::from_str::<Value>(text.as_str()) else { continue };
         if let (Some(kind @ ("join" | "leave")), Some(connection)) =
             (value["type"].as_str(), value["connection"].as_str())
@@ -186,8 +188,9 @@ async fn read_frames(mut ws: Socket, seen: Seen) {
 async fn own_id(ws: &mut Socket) -> Option<String> {
     let found = async {
         while let Some(Ok(frame)) = ws.next().await {
-            if let Message::Text(text) = frame
-                && let Ok(value) = serde_json::from_str::<Value>(text.as_str())
+            let Message::Text(text) = frame else { continue };
+            crate::frame_check::received(text.as_str());
+            if let Ok(value) = serde_json::from_str::<Value>(text.as_str())
                 && value["type"] == "join"
             {
                 return value["connection"].as_str().map(str::to_owned);

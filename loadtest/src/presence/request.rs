@@ -13,12 +13,14 @@ pub(crate) type Socket =
 /// Sends `request` and waits for the answer carrying its `ref`, skipping other frames; `None` when
 /// none came within `wait`.
 pub(crate) async fn ask(ws: &mut Socket, request: &Value, wait: Duration) -> Option<Value> {
+    crate::frame_check::sent(&request.to_string());
     ws.send(Message::text(request.to_string())).await.ok()?;
     let reference = request.get("ref")?.clone();
     let answer = async {
         while let Some(Ok(frame)) = ws.next().await {
-            if let Message::Text(text) = frame
-                && let Ok(value) = serde_json::from_str::<Value>(text.as_str())
+            let Message::Text(text) = frame else { continue };
+            crate::frame_check::received(text.as_str());
+            if let Ok(value) = serde_json::from_str::<Value>(text.as_str())
                 && value.get("ref") == Some(&reference)
             {
                 return Some(value);

@@ -86,6 +86,7 @@ async fn publisher(ctx: std::sync::Arc<Ctx>, p: u32, deadline: Instant) -> Publi
         let data = json!({ "t": ctx.now_us(), "p": p, "pad": pad });
         let request =
             json!({ "action": "publish", "channel": channel, "data": data, "ref": reference }).to_string();
+        crate::frame_check::sent(&request);
         let mut failed = false;
         for frame in frames(request) {
             failed = failed || ws.feed(frame).await.is_err();
@@ -98,6 +99,7 @@ async fn publisher(ctx: std::sync::Arc<Ctx>, p: u32, deadline: Instant) -> Publi
         let answer = loop {
             match timeout(Duration::from_secs(10), ws.next()).await {
                 Ok(Some(Ok(Message::Text(text)))) => {
+                    crate::frame_check::received(&text);
                     let value: Value = serde_json::from_str(&text).unwrap_or_default();
                     if value["ref"] == reference.as_str() || value["message"] == "Too Many Requests" {
                         break Some(value);

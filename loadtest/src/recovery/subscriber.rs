@@ -137,10 +137,14 @@ impl Life<'_> {
             request["since"] = since.to_json();
         }
         let began = Instant::now();
+        crate::frame_check::sent(&request.to_string());
         ws.send(Message::text(request.to_string())).await.ok()?;
         loop {
             let value = match timeout(Duration::from_secs(10), ws.next()).await {
-                Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str::<Value>(&text).unwrap_or_default(),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    crate::frame_check::received(&text);
+                    serde_json::from_str::<Value>(&text).unwrap_or_default()
+                }
                 Ok(Some(Ok(_))) => continue,
                 _ => {
                     self.record.errors.push("subscribe_unanswered".into());
@@ -225,6 +229,7 @@ impl Life<'_> {
                 _ = tick.tick() => {
                     for (channel, since) in self.follower.due(ctx.settings.order_wait) {
                         let request = json!({ "action": "history", "channel": channel, "since": since.to_json(), "limit": 100, "ref": "h" });
+                        crate::frame_check::sent(&request.to_string());
                         if ws.send(Message::text(request.to_string())).await.is_err() {
                             return Ending::Dropped;
                         }
@@ -232,6 +237,7 @@ impl Life<'_> {
                 }
                 frame = ws.next() => match frame {
                     Some(Ok(Message::Text(text))) => {
+                        crate::frame_check::received(&text);
                         let value: Value = serde_json::from_str(&text).unwrap_or_default();
                         self.handle(&value);
                     }
@@ -322,6 +328,7 @@ async fn own_id(ws: &mut Socket, index: u32) -> Option<String> {
         json!({ "action": "subscribe", "channel": channel, "ref": "me" }),
         json!({ "action": "publish", "channel": channel, "data": 0, "ref": "me" }),
     ] {
+        crate::frame_check::sent(&request.to_string());
         ws.send(Message::text(request.to_string())).await.ok()?;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -329,6 +336,7 @@ async fn own_id(ws: &mut Socket, index: u32) -> Option<String> {
         let frame =
             timeout(deadline.saturating_duration_since(Instant::now()), ws.next()).await.ok()??.ok()?;
         let Message::Text(text) = frame else { continue };
+        crate::frame_check::received(&text);
         let value: Value = serde_json::from_str(&text).unwrap_or_default();
         if value["type"] == "message" && value["channel"] == channel.as_str() {
             return value["from"].as_str().map(str::to_owned);

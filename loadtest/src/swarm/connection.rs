@@ -74,6 +74,7 @@ where
     for pattern in patterns {
         let request = serde_json::json!({ "action": "subscribe", "channel": pattern }).to_string();
         'attempts: loop {
+            crate::frame_check::sent(&request);
             if ws.send(Message::text(request.clone())).await.is_err() {
                 return Err("send_failed".into());
             }
@@ -83,7 +84,10 @@ where
                     () = stop.cancelled() => return Err("cancelled".into()),
                 };
                 let text = match frame {
-                    Ok(Some(Ok(Message::Text(text)))) => text,
+                    Ok(Some(Ok(Message::Text(text)))) => {
+                        crate::frame_check::received(&text);
+                        text
+                    }
                     Ok(Some(Ok(_))) => continue,
                     Ok(Some(Err(err))) => return Err(error_kind(&err)),
                     Ok(None) => return Err("closed".into()),
@@ -175,6 +179,7 @@ pub(crate) async fn connection(
                 break;
             }
             Some(text) = outgoing.recv() => {
+                crate::frame_check::sent(&text);
                 let mut failed = false;
                 for frame in frames(text) {
                     failed = failed || sink.feed(frame).await.is_err();
@@ -187,6 +192,7 @@ pub(crate) async fn connection(
             }
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
+                    crate::frame_check::received(&text);
                     let at = shared.now_us();
                     match Stamp::find(&text) {
                         Some(stamp) => {

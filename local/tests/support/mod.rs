@@ -12,6 +12,7 @@ use shared::channel::MAX_SUBSCRIPTIONS;
 use shared::queue::MemoryQueue;
 use shared::store::MemoryStore;
 use shared::{ConnectionId, ConnectionRecord, ConnectionRef, ConnectionStore, Subscription};
+use testkit::contract::Direction;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -154,7 +155,10 @@ where
             .expect("the connection is open")
             .expect("a valid frame");
         match message {
-            Message::Text(text) => return text.to_string(),
+            Message::Text(text) => {
+                testkit::contract::check(Direction::Received, text.as_str());
+                return text.to_string();
+            }
             Message::Ping(_) | Message::Pong(_) => {}
             other => panic!("expected text, got {other:?}"),
         }
@@ -198,7 +202,23 @@ pub async fn request(client: &mut Client, request: serde_json::Value) -> serde_j
     serde_json::from_str(&next_text(client).await).expect("a JSON reply")
 }
 
+/// [`request`] for a request a bad-input test makes on purpose: sent unchecked, answered as any.
+pub async fn request_invalid(client: &mut Client, request: serde_json::Value) -> serde_json::Value {
+    send_invalid(client, &request.to_string()).await;
+    serde_json::from_str(&next_text(client).await).expect("a JSON reply")
+}
+
+/// Sends `text`, a frame `docs/asyncapi.yaml` describes (the test fails if it does not).
 pub async fn send_text<S>(client: &mut WebSocketStream<S>, text: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    testkit::contract::check(Direction::Sent, text);
+    client.send(Message::text(text)).await.unwrap();
+}
+
+/// Sends `text` as it is, unchecked: what a bad-input test sends on purpose.
+pub async fn send_invalid<S>(client: &mut WebSocketStream<S>, text: &str)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
