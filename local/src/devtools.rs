@@ -2,7 +2,7 @@
 //!
 //! - `GET /` without a WebSocket upgrade: the demo page (`client/index.html`), which loads its
 //!   script and style ([`DEMO_SCRIPT_PATH`], [`DEMO_STYLE_PATH`]) and the browser client
-//!   (`client/websocket-client.js`, [`CLIENT_PATH`]). All are served under [`CONTENT_SECURITY_POLICY`]:
+//!   (`client/websocket-client.js`, [`CLIENT_PATH`], and the modules it imports, [`CLIENT_MODULES`]). All are served under [`CONTENT_SECURITY_POLICY`]:
 //!   scripts and styles from the gateway only, no framing. A handshake on `/` is a handshake as before.
 //! - [`TOKEN_PATH`]: `GET /_local/token?sub=alice` mints a development token when the gateway
 //!   verifies tokens with `--jwt-secret` — for any user, so only to a request whose `Host` is the
@@ -34,7 +34,13 @@ pub const DEMO_STYLE_PATH: &str = "/_local/demo.css";
 pub const TOKEN_PATH: &str = "/_local/token";
 
 const PAGE: &str = include_str!("../../client/index.html");
-const CLIENT: &str = include_str!("../../client/websocket-client.js");
+/// The browser client's modules, by the path each is served at: the entry and the two it imports
+/// (`client/types.js` holds types only, which no browser fetches).
+pub const CLIENT_MODULES: [(&str, &str); 3] = [
+    (CLIENT_PATH, include_str!("../../client/websocket-client.js")),
+    ("/_local/requests.js", include_str!("../../client/requests.js")),
+    ("/_local/streams.js", include_str!("../../client/streams.js")),
+];
 const DEMO_SCRIPT: &str = include_str!("../../client/demo.js");
 const DEMO_STYLE: &str = include_str!("../../client/demo.css");
 
@@ -71,8 +77,9 @@ pub fn page(state: &AppState) -> Response {
     served("text/html; charset=utf-8", page)
 }
 
-pub async fn client() -> Response {
-    served("text/javascript; charset=utf-8", CLIENT)
+/// One of the client's modules.
+pub fn client_module(source: &'static str) -> Response {
+    served("text/javascript; charset=utf-8", source)
 }
 
 pub async fn demo_script() -> Response {

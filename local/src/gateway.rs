@@ -340,13 +340,15 @@ fn management_routes() -> axum::routing::MethodRouter<Arc<AppState>> {
 }
 
 fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let client = devtools::CLIENT_MODULES.iter().fold(Router::new(), |router, &(path, source)| {
+        router.route(path, get(move || async move { devtools::client_module(source) }))
+    });
+    client
         .route("/", get(connection::upgrade_root))
         .route("/{stage}", get(connection::upgrade_staged))
         .route("/@connections/{id}", management_routes())
         .route("/{stage}/@connections/{id}", management_routes())
         .route(STATS_PATH, get(devtools::stats))
-        .route(devtools::CLIENT_PATH, get(devtools::client))
         .route(devtools::DEMO_SCRIPT_PATH, get(devtools::demo_script))
         .route(devtools::DEMO_STYLE_PATH, get(devtools::demo_style))
         .route(devtools::TOKEN_PATH, get(devtools::token))

@@ -151,12 +151,10 @@ fn beyond_loopback_the_token_endpoint_is_off_unless_exposed_and_then_serves_ip_a
 #[tokio::test]
 async fn the_demo_page_its_script_style_and_client_come_with_a_policy_of_their_own_origin_and_no_framing() {
     let gateway = TestGateway::start(Settings::default()).await;
-    for path in [
-        "/",
-        local::devtools::DEMO_SCRIPT_PATH,
-        local::devtools::DEMO_STYLE_PATH,
-        local::devtools::CLIENT_PATH,
-    ] {
+    let modules = local::devtools::CLIENT_MODULES.map(|(path, _)| path);
+    for path in
+        ["/", local::devtools::DEMO_SCRIPT_PATH, local::devtools::DEMO_STYLE_PATH].into_iter().chain(modules)
+    {
         let response = reqwest::get(format!("{}{path}", gateway.http_url)).await.expect("an answer");
         assert_eq!(response.status(), 200, "{path}");
         let header =

@@ -1,5 +1,5 @@
 //! What an app built on the browser client sees of a channel: the client's ordering and recovery
-//! (`client/websocket-client.js`), in Rust, so that the swarm counts what an app would. Messages are
+//! (`client/streams.js`), in Rust, so that the swarm counts what an app would. Messages are
 //! delivered in offset order; one that arrives ahead of a missing offset waits, then the missing range
 //! is read from `history`; repeats are dropped by offset; a position that cannot be recovered, or an
 //! offset no longer kept, is a gap the app is told of.
