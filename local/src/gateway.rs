@@ -135,16 +135,9 @@ impl Gateway {
         let lifecycle = Lifecycle::new(settings.events_url.clone(), &settings.api.region);
         let events = presence.as_ref().map(|_| lifecycle.events.clone() as Arc<dyn Events>);
         let ingress_totals = Arc::new(ingress::metrics::Totals::default());
-        let ingress = MeteredIngress {
-            ingress: Ingress::new(ingress::Ports {
-                store: store.clone(),
-                queue: queue.clone(),
-                history: history.clone(),
-                presence: presence.clone(),
-                events: events.clone(),
-            }),
-            totals: ingress_totals.clone(),
-        };
+        let ports =
+            ingress::Ports { store: store.clone(), queue, history, presence: presence.clone(), events };
+        let ingress = MeteredIngress { ingress: Ingress::new(ports.clone()), totals: ingress_totals.clone() };
         let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
         let credentials = aws_credential_types::Credentials::new(
             &settings.credentials.access_key_id,
@@ -157,14 +150,7 @@ impl Gateway {
         let worker_totals = Arc::new(Totals::default());
         let worker = Arc::new(MeteredWorker {
             worker: Worker::new(
-                worker::Ports {
-                    store: store.clone(),
-                    poster: Arc::new(poster),
-                    queue: queue.clone(),
-                    history,
-                    presence: presence.clone(),
-                    events,
-                },
+                worker::Ports { stack: ports, poster: Arc::new(poster) },
                 settings.worker.clone(),
             ),
             totals: worker_totals.clone(),

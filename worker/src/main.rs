@@ -5,7 +5,6 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::poster::ApiGatewayPoster;
-use shared::stack::StackPorts;
 use worker::{Deployment, Ports, Worker, WorkerSettings};
 
 // Every `@connections` post is an SDK call that allocates freely; mimalloc makes those allocations
@@ -21,14 +20,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deployment: Deployment = shared::lambda::start().await?;
     let stack = &deployment.stack;
     let sdk = shared::lambda::sdk_config(&stack.region);
-    let StackPorts { store, queue, history, presence, events } = stack.ports(&sdk);
     let ports = Ports {
-        store,
+        stack: stack.ports(&sdk),
         poster: Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &deployment.connections_endpoint)),
-        queue,
-        history,
-        presence,
-        events,
     };
     let worker = Worker::new(ports, WorkerSettings::for_fleet(deployment.fleet));
     let worker = &worker;

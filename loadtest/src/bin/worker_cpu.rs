@@ -23,6 +23,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use shared::poster::ApiGatewayPoster;
 use shared::queue::MemoryQueue;
+use shared::stack::StackPorts;
 use shared::store::MemoryStore;
 use shared::{ConnectionId, ConnectionRecord, ConnectionStore, Envelope, Job};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -180,7 +181,8 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         ..WorkerSettings::default()
     };
     let queue = Arc::new(MemoryQueue::default());
-    let ports = Ports { store, poster, queue: queue.clone(), history: None, presence: None, events: None };
+    let stack = StackPorts { store, queue: queue.clone(), history: None, presence: None, events: None };
+    let ports = Ports { stack, poster };
     let worker = Worker::new(ports, settings);
     let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(900);
     let from = ConnectionId::parse("benchpublisher00")?;

@@ -12,6 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::value::RawValue;
 use shared::queue::MemoryQueue;
+use shared::stack::StackPorts;
 use shared::store::MemoryStore;
 use shared::sync::lock;
 use shared::testing::ObservedStore;
@@ -44,14 +45,14 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
     let poster = Arc::new(SimPoster::new(&settings, gone));
     let memory_queue = Arc::new(MemoryQueue::new(settings.queue));
     let queue = Arc::new(CountingQueue::new(memory_queue.clone()));
-    let ports = Ports {
+    let stack = StackPorts {
         store: store.clone(),
-        poster: poster.clone(),
         queue: queue.clone(),
         history: None,
         presence: None,
         events: None,
     };
+    let ports = Ports { stack, poster: poster.clone() };
     let function = Arc::new(TimedFunction::new(Worker::new(ports, settings.worker.clone())));
 
     let data = RawValue::from_string(format!("\"{}\"", "x".repeat(settings.message_bytes)))?;

@@ -27,11 +27,11 @@ impl Invocation<'_> {
         scope: Scope<'_>,
         shard: Shard,
     ) -> BoxStream<'_, Result<Vec<ConnectionRef>, StoreError>> {
-        let store = &self.ports.store;
+        let store = &self.ports.stack.store;
         let channel = match scope {
             Scope::Everyone => return store.scan_shard(shard),
             Scope::Watchers(channel) => {
-                return match &self.ports.presence {
+                return match &self.ports.stack.presence {
                     Some(presence) if shard.is_whole() => presence.watchers(channel),
                     _ => stream::iter([Ok(Vec::new())]).boxed(),
                 };

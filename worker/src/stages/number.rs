@@ -13,7 +13,7 @@ use super::invocation::Invocation;
 
 impl Invocation<'_> {
     pub async fn number(&self, batch: &mut Batch) {
-        if let Some(history) = &self.ports.history {
+        if let Some(history) = &self.ports.stack.history {
             for item in &mut batch.items {
                 let unplaced =
                     matches!(item.audience, Audience::Channel(_)) && item.envelope.offset.is_none();

@@ -142,7 +142,7 @@ impl Invocation<'_> {
                     Scope::Watchers(_) => None,
                 })
                 .collect();
-            let results = self.ports.queue.send_batch(&jobs, Duration::ZERO).await;
+            let results = self.ports.stack.queue.send_batch(&jobs, Duration::ZERO).await;
             plan.parts.entry(Part::Shard(scope, split[0])).or_default().push(item);
             for (&shard, result) in split[1..].iter().zip(&results) {
                 match result {

@@ -15,7 +15,7 @@ impl Invocation<'_> {
             return;
         }
         let stale: Vec<ConnectionId> = gone.into_iter().collect();
-        match self.ports.store.delete_many(&stale).await {
+        match self.ports.stack.store.delete_many(&stale).await {
             Ok(held) => {
                 report.pruned = stale.len();
                 let Some(membership) = self.ports.membership() else { return };

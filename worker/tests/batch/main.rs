@@ -17,6 +17,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use serde_json::{Value, json};
 use shared::clock::epoch_ms;
 use shared::queue::MemoryQueue;
+use shared::stack::StackPorts;
 use shared::store::MemoryStore;
 use shared::testing::{ObservedStore, Scripted, ScriptedPoster};
 use shared::{
@@ -89,7 +90,16 @@ fn worker_with(
     let queue = Arc::new(MemoryQueue::default());
     (
         Worker::new(
-            Ports { store, poster, queue: queue.clone(), history: None, presence: None, events: None },
+            Ports {
+                stack: StackPorts {
+                    store,
+                    queue: queue.clone(),
+                    history: None,
+                    presence: None,
+                    events: None,
+                },
+                poster,
+            },
             settings,
         ),
         queue,

@@ -8,14 +8,9 @@ use shared::{History, Position};
 use super::*;
 
 fn with_history(store: Arc<ObservedStore>, poster: Arc<ScriptedPoster>, history: Arc<dyn History>) -> Worker {
-    let ports = Ports {
-        store,
-        poster,
-        queue: Arc::new(MemoryQueue::default()),
-        history: Some(history),
-        presence: None,
-        events: None,
-    };
+    let queue = Arc::new(MemoryQueue::default());
+    let stack = StackPorts { store, queue, history: Some(history), presence: None, events: None };
+    let ports = Ports { stack, poster };
     Worker::new(ports, settings())
 }
 

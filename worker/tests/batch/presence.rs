@@ -16,14 +16,14 @@ fn with_presence(
     events: Arc<RecentEvents>,
 ) -> (Worker, Arc<MemoryQueue>) {
     let queue = Arc::new(MemoryQueue::default());
-    let ports = Ports {
+    let stack = StackPorts {
         store,
-        poster,
         queue: queue.clone(),
         history: None,
         presence: Some(presence),
         events: Some(events),
     };
+    let ports = Ports { stack, poster };
     (Worker::new(ports, settings()), queue)
 }
 

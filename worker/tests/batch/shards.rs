@@ -113,14 +113,14 @@ async fn shards_the_queue_refuses_are_posted_by_the_invocation_itself_once() {
     let store = with_connections(3_000, 100).await;
     let poster = Arc::new(ScriptedPoster::default());
     let settings = WorkerSettings { shard_size: 500, min_shards: 8, ..settings() };
-    let ports = Ports {
+    let stack = StackPorts {
         store: store.clone(),
-        poster: poster.clone(),
         queue: Arc::new(RefusingQueue),
         history: None,
         presence: None,
         events: None,
     };
+    let ports = Ports { stack, poster: poster.clone() };
     let worker = Worker::new(ports, settings);
 
     let report = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
