@@ -198,11 +198,12 @@ pub async fn send_fragmented(client: &mut Client, payload: &[u8], fragment: usiz
 
 /// Sends `request` and returns the next text frame as JSON: the answer, where nothing else is due.
 pub async fn request(client: &mut Client, request: serde_json::Value) -> serde_json::Value {
-    send_text(client, &request.to_string()).await;
-    serde_json::from_str(&next_text(client).await).expect("a JSON reply")
+    testkit::contract::check(Direction::Sent, &request.to_string());
+    request_invalid(client, request).await
 }
 
-/// [`request`] for a request a bad-input test makes on purpose: sent unchecked, answered as any.
+/// Sends `request` unchecked and returns the next text frame as JSON: [`request`] for a request a
+/// bad-input test makes on purpose, answered as any.
 pub async fn request_invalid(client: &mut Client, request: serde_json::Value) -> serde_json::Value {
     send_invalid(client, &request.to_string()).await;
     serde_json::from_str(&next_text(client).await).expect("a JSON reply")
@@ -214,7 +215,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     testkit::contract::check(Direction::Sent, text);
-    client.send(Message::text(text)).await.unwrap();
+    send_invalid(client, text).await;
 }
 
 /// Sends `text` as it is, unchecked: what a bad-input test sends on purpose.
