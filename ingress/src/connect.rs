@@ -38,7 +38,7 @@ pub(crate) async fn connect(
         ports.store.subscribe(&subscription).await.map_err(IngressError::OwnChannel)?;
         // A member of its own channel like any subscriber: `presence` of `user/<sub>` is that
         // user's devices, and its occupied and vacated events say when the user comes and goes.
-        if let Some(membership) = ports.membership() {
+        if let Some(membership) = ports.membership_of(&channel) {
             let member = Member::new(me, &identity, context.request_time_epoch, false);
             membership.join(&channel, &member, context.request_time_epoch).await?;
         }

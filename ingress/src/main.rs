@@ -7,6 +7,10 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 // Each event means SDK calls (DynamoDB, SQS) that allocate freely; mimalloc makes those allocations
 // much cheaper than glibc's malloc (see BENCHMARKS.md).
+// The namespace file the function is built with (`shared::namespaces::FILE`): a change to it takes
+// effect on the next `sam build && sam deploy`.
+const NAMESPACES: &str = include_str!("../../namespaces.toml");
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -17,7 +21,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deployment: Deployment = shared::lambda::start().await?;
     let stack = &deployment.stack;
     let sdk = shared::lambda::sdk_config(&stack.region);
-    let ingress = Ingress::new(stack.ports(&sdk));
+    let namespaces = match stack.namespaces(NAMESPACES) {
+        Ok(namespaces) => namespaces,
+        Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_NAMESPACES, err).await),
+    };
+    let ingress = Ingress::new(stack.ports(&sdk, namespaces));
     let ingress = &ingress;
     // Lambda names the function; its metrics are dimensioned by that name.
     let function = &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "ingress".to_owned());

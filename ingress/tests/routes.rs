@@ -112,6 +112,7 @@ fn fixture() -> Fixture {
         history: Some(history.clone()),
         presence: Some(presence.clone()),
         events: Some(events.clone()),
+        namespaces: Default::default(),
     };
     Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }
 }
@@ -125,8 +126,14 @@ fn fixture_with(
 ) -> Fixture {
     let store = Arc::new(MemoryStore::default());
     let queue = Arc::new(MemoryQueue::default());
-    let ports =
-        Ports { store: store.clone(), queue: queue.clone(), history: history_port, presence, events: None };
+    let ports = Ports {
+        store: store.clone(),
+        queue: queue.clone(),
+        history: history_port,
+        presence,
+        events: None,
+        namespaces: Default::default(),
+    };
     let events = Arc::new(RecentEvents::new(1, "000000000000", "us-east-1"));
     Fixture { store, queue, history, presence: Default::default(), events, ingress: Ingress::new(ports) }
 }
@@ -290,6 +297,7 @@ async fn a_queue_outage_tells_the_sender_to_try_again() {
         history: None,
         presence: None,
         events: None,
+        namespaces: Default::default(),
     });
     let response =
         ingress.handle(message_event(r#"{"action":"broadcast","data":"hi"}"#)).await.expect("handled");
@@ -1167,4 +1175,122 @@ async fn a_recovery_larger_than_one_history_answer_is_not_replayed_and_is_read_f
         }
     }
     assert_eq!((at, pages), (100, 100), "every message, one 100 KB message a page");
+}
+
+/// The ingress as deployed (history, presence and events on by default) with `namespaces.toml`
+/// holding `text`.
+fn fixture_in(text: &str) -> Fixture {
+    let namespaces = shared::namespaces::parse(
+        shared::namespaces::FILE,
+        text,
+        shared::namespaces::ChannelOptions::default(),
+    )
+    .expect("a valid namespace file");
+    let store = Arc::new(MemoryStore::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let history = Arc::new(MemoryHistory::of(namespaces.clone()));
+    let presence = Arc::new(MemoryPresence::new());
+    let events = Arc::new(RecentEvents::new(1000, "000000000000", "us-east-1"));
+    let ports = Ports {
+        store: store.clone(),
+        queue: queue.clone(),
+        history: Some(history.clone()),
+        presence: Some(presence.clone()),
+        events: Some(events.clone()),
+        namespaces,
+    };
+    Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }
+}
+
+const NAMESPACES: &str = r#"
+[cursor]
+history_size = 0
+presence = false
+
+[calm]
+join_leave = false
+
+[news]
+history_size = 2
+publish = "backend"
+"#;
+
+#[tokio::test]
+async fn a_namespace_without_history_or_presence_numbers_nothing_and_keeps_no_member() {
+    let f = fixture_in(NAMESPACES);
+    connect_as(&f, ID, &Value::Null).await;
+    let subscribed = say_as(&f, ID, &Value::Null, r#"{"action":"subscribe","channel":"cursor/doc"}"#).await;
+    assert_eq!(subscribed, json!({"type":"subscribed","channel":"cursor/doc"}), "no position");
+    let published =
+        say_as(&f, ID, &Value::Null, r#"{"action":"publish","channel":"cursor/doc","data":1}"#).await;
+    assert_eq!(published["type"], "published");
+    assert!(published.get("offset").is_none(), "{published}");
+    assert_eq!(take_jobs(&f)[0].envelope.offset, None);
+    assert_eq!(f.history.channels(), 0, "nothing kept for cursor/doc");
+    assert_eq!(
+        say_as(&f, ID, &Value::Null, r#"{"action":"history","channel":"cursor/doc"}"#).await,
+        json!({"type":"history","channel":"cursor/doc","messages":[],"more":false})
+    );
+    let reply = say_as(&f, ID, &Value::Null, r#"{"action":"presence","channel":"cursor/doc"}"#).await;
+    assert_eq!(reply["error"]["code"], "presence_off", "{reply}");
+    assert!(reply["error"]["message"].as_str().is_some_and(|m| m.contains("cursor/doc")), "{reply}");
+    let reply =
+        say_as(&f, ID, &Value::Null, r#"{"action":"subscribe","channel":"cursor/other","joinLeave":true}"#)
+            .await;
+    assert_eq!(reply["error"]["code"], "invalid_join_leave", "{reply}");
+    assert!(lifecycle(&f).is_empty(), "no member, so no event: {:?}", lifecycle(&f));
+
+    // Any other channel keeps what the defaults keep.
+    say_as(&f, ID, &Value::Null, r#"{"action":"subscribe","channel":"room/1","joinLeave":true}"#).await;
+    let published = say_as(&f, ID, &Value::Null, r#"{"action":"publish","channel":"room/1","data":1}"#).await;
+    assert_eq!(published["offset"], 1, "{published}");
+    let presence = say_as(&f, ID, &Value::Null, r#"{"action":"presence","channel":"room/1"}"#).await;
+    assert_eq!(presence["clients"], 1, "{presence}");
+}
+
+#[tokio::test]
+async fn a_namespace_without_join_and_leave_refuses_to_send_them_but_keeps_its_members() {
+    let f = fixture_in(NAMESPACES);
+    connect_as(&f, ID, &Value::Null).await;
+    for body in [
+        r#"{"action":"subscribe","channel":"calm/1","joinLeave":true}"#,
+        r#"{"action":"subscribe","channel":"calm/*","joinLeave":true}"#,
+    ] {
+        let reply = say_as(&f, ID, &Value::Null, body).await;
+        assert_eq!(reply["error"]["code"], "invalid_join_leave", "{body}: {reply}");
+    }
+    assert_eq!(f.store.subscription_count(), 0, "a refused subscribe is not stored");
+    let reply = say_as(&f, ID, &Value::Null, r#"{"action":"subscribe","channel":"calm/1"}"#).await;
+    assert_eq!(reply["type"], "subscribed", "{reply}");
+    let presence = say_as(&f, ID, &Value::Null, r#"{"action":"presence","channel":"calm/1"}"#).await;
+    assert_eq!(presence["clients"], 1, "{presence}");
+}
+
+#[tokio::test]
+async fn a_namespace_only_the_backend_publishes_to_refuses_a_clients_publish_and_numbers_nothing() {
+    let f = fixture_in(NAMESPACES);
+    connect_as(&f, ID, &alice()).await;
+    let epoch =
+        say_as(&f, ID, &Value::Null, r#"{"action":"subscribe","channel":"news"}"#).await["epoch"].clone();
+    let reply = say_as(&f, ID, &Value::Null, r#"{"action":"publish","channel":"news","data":1}"#).await;
+    assert_eq!(reply["error"]["code"], "forbidden_channel", "{reply}");
+    assert!(reply["error"]["message"].as_str().is_some_and(|m| m.contains("backend")), "{reply}");
+    assert!(f.queue.peek().is_empty(), "nothing queued");
+    let history = say_as(&f, ID, &Value::Null, r#"{"action":"history","channel":"news"}"#).await;
+    assert_eq!(history["offset"], 0, "nothing numbered: {history}");
+    assert_eq!(history["epoch"], epoch);
+    // Its history keeps two, as the file says, when the backend publishes (the worker numbers those).
+    let mut envelope = shared::Envelope::message(
+        Channel::parse("news").expect("a channel"),
+        shared::Sender::default(),
+        0,
+        serde_json::value::RawValue::from_string("1".into()).expect("json"),
+    )
+    .expect("an envelope");
+    for _ in 0..3 {
+        envelope.id = shared::MessageId::random();
+        shared::History::append(f.history.as_ref(), &mut envelope).await.expect("kept");
+    }
+    let history = say_as(&f, ID, &Value::Null, r#"{"action":"history","channel":"news"}"#).await;
+    assert_eq!(history["messages"].as_array().map(Vec::len), Some(2), "{history}");
 }

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::routing::get;
 use ingress::Ingress;
 use shared::history::{DynamoHistory, MemoryHistory};
+use shared::namespaces::{Namespaces, NamespacesError};
 use shared::poster::ApiGatewayPoster;
 use shared::presence::{DynamoPresence, MemoryPresence};
 use shared::queue::{MemoryQueue, SqsQueue};
@@ -44,17 +45,18 @@ struct Adapters {
 }
 
 impl Adapters {
-    fn new(settings: &Settings) -> Self {
-        let on = settings.history.is_on();
+    fn new(settings: &Settings, namespaces: &Namespaces) -> Self {
+        let on = namespaces.any_history();
+        let presence = namespaces.any_presence();
         match &settings.backend {
             Backend::Memory => {
-                let history = on.then(|| Arc::new(MemoryHistory::new(settings.history)) as Arc<dyn History>);
+                let history = on.then(|| Arc::new(MemoryHistory::of(namespaces.clone())) as Arc<dyn History>);
                 let store = Arc::new(MemoryStore::with_page_size(settings.scan_page_size));
                 let queue = Arc::new(MemoryQueue::new(settings.queue));
                 Self {
                     store: store.clone(),
                     history,
-                    presence: settings.presence.then(|| Arc::new(MemoryPresence::new()) as Arc<dyn Presence>),
+                    presence: presence.then(|| Arc::new(MemoryPresence::new()) as Arc<dyn Presence>),
                     queue: queue.clone(),
                     source: queue.clone(),
                     memory: Some((store, queue)),
@@ -64,11 +66,10 @@ impl Adapters {
                 let queue = Arc::new(SqsQueue::from_sdk(sdk, queue_url));
                 let store = Arc::new(DynamoStore::from_sdk(sdk, table));
                 let history = on.then(|| {
-                    Arc::new(DynamoHistory::from_sdk(sdk, table, settings.history)) as Arc<dyn History>
+                    Arc::new(DynamoHistory::from_sdk(sdk, table, namespaces.clone())) as Arc<dyn History>
                 });
-                let presence = settings
-                    .presence
-                    .then(|| Arc::new(DynamoPresence::from_sdk(sdk, table)) as Arc<dyn Presence>);
+                let presence =
+                    presence.then(|| Arc::new(DynamoPresence::from_sdk(sdk, table)) as Arc<dyn Presence>);
                 Self { store, history, presence, queue: queue.clone(), source: queue, memory: None }
             }
         }
@@ -99,6 +100,9 @@ impl std::fmt::Debug for Gateway {
 pub enum StartError {
     #[error(transparent)]
     Route(#[from] InvalidExpression),
+    /// The namespace file is wrong: nothing of it applies, and the gateway does not start.
+    #[error("{0}")]
+    Namespaces(#[from] NamespacesError),
     #[error("could not use the listener: {0}")]
     Io(#[from] std::io::Error),
     #[error("the SQS endpoint serves the in-process queue; with --backend aws, send to the real queue")]
@@ -131,12 +135,20 @@ impl Gateway {
             return Err(StartError::VisibilityTimeout { visibility, function });
         }
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
-        let Adapters { store, history, presence, queue, source, memory } = Adapters::new(&settings);
+        let namespaces = settings.namespaces()?;
+        let Adapters { store, history, presence, queue, source, memory } =
+            Adapters::new(&settings, &namespaces);
         let lifecycle = Lifecycle::new(settings.events_url.clone(), &settings.api.region);
         let events = presence.as_ref().map(|_| lifecycle.events.clone() as Arc<dyn Events>);
         let ingress_totals = Arc::new(ingress::metrics::Totals::default());
-        let ports =
-            ingress::Ports { store: store.clone(), queue, history, presence: presence.clone(), events };
+        let ports = ingress::Ports {
+            store: store.clone(),
+            queue,
+            history,
+            presence: presence.clone(),
+            events,
+            namespaces,
+        };
         let ingress = MeteredIngress { ingress: Ingress::new(ports.clone()), totals: ingress_totals.clone() };
         let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
         let credentials = aws_credential_types::Credentials::new(

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use shared::history::HistorySettings;
 use shared::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
+use shared::namespaces::{ChannelOptions, Namespaces, NamespacesError};
 use shared::queue::QueueSettings;
 use shared::store::MemoryStore;
 use worker::{Fleet, WorkerSettings};
@@ -53,6 +54,10 @@ pub struct Settings {
     /// Whether channels keep their members (the template's `Presence`): `presence`, `join` and
     /// `leave`, lifecycle events.
     pub presence: bool,
+    /// The namespace file (`namespaces.toml`) and what it holds, read at start over `history` and
+    /// `presence`, which are the defaults of a channel in no listed namespace; `None`: every
+    /// channel has them.
+    pub namespaces: Option<NamespaceFile>,
     /// Where lifecycle events are POSTed, as an EventBridge rule's target receives them (the
     /// template's `EventBusName` stands for it); `None`: they are only kept for `/_local/events`.
     pub events_url: Option<String>,
@@ -104,6 +109,7 @@ impl Default for Settings {
             }),
             history: HistorySettings::default(),
             presence: true,
+            namespaces: None,
             events_url: None,
             faults: Faults::default(),
             stage_throttle: Some(Bucket::STAGE),
@@ -115,6 +121,25 @@ impl Default for Settings {
             authorizer: None,
             dev_tokens: None,
             allowed_hosts: AllowedHosts::default(),
+        }
+    }
+}
+
+/// A namespace file, as read from disk: its name (for errors) and its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamespaceFile {
+    pub name: String,
+    pub text: String,
+}
+
+impl Settings {
+    /// Every channel's options: the namespace file's over the defaults, or an error naming the
+    /// file's line.
+    pub fn namespaces(&self) -> Result<Namespaces, NamespacesError> {
+        let defaults = ChannelOptions::defaults(self.history, self.presence);
+        match &self.namespaces {
+            Some(file) => shared::namespaces::parse(&file.name, &file.text, defaults),
+            None => Ok(Namespaces::uniform(defaults)),
         }
     }
 }

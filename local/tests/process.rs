@@ -251,3 +251,52 @@ async fn a_publish_to_something_that_is_not_a_queue_url_is_refused_before_any_cr
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_file_applies_from_the_start_and_one_that_is_wrong_stops_the_gateway_naming_its_line() {
+    let dir = std::env::temp_dir().join(format!("local-namespaces-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(&wrong, "[chat]\nhistory_size = 10\n\n[cursor]\nhistroy_size = 0\n").expect("write");
+    let twice = dir.join("twice.toml");
+    std::fs::write(&twice, "[chat]\npresence = false\n\n[chat]\npresence = true\n").expect("write");
+    let missing = dir.join("missing.toml");
+    let cases = [
+        (&wrong, "wrong.toml:5: unknown field `histroy_size`"),
+        (&twice, "twice.toml:4:"),
+        (&missing, "could not read"),
+    ];
+    for (path, says) in cases {
+        let output = tokio::time::timeout(
+            PATIENCE,
+            Command::new(env!("CARGO_BIN_EXE_local"))
+                .args(["--port", "0", "--sqs-port", "0", "--namespaces"])
+                .arg(path)
+                .output(),
+        )
+        .await
+        .expect("it stops at once rather than serving")
+        .expect("the local binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{}: {stderr}", path.display());
+        assert!(stderr.contains(says), "{}: {stderr}", path.display());
+        assert!(output.stdout.is_empty(), "no banner: nothing is served");
+    }
+
+    let good = dir.join("namespaces.toml");
+    std::fs::write(&good, "[cursor]\nhistory_size = 0\npresence = false\n\n[news]\npublish = \"backend\"\n")
+        .expect("write");
+    let Running { child, ws_url, stdout, .. } = start(&["--namespaces", good.to_str().expect("utf-8")]).await;
+    let listed = stdout.iter().find(|line| line.contains("namespaces:")).expect("the banner names them");
+    assert!(listed.contains("cursor, news"), "{listed}");
+    let (mut client, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("connect");
+    let reply = request(&mut client, serde_json::json!({"action":"publish","channel":"news","data":1})).await;
+    assert_eq!(reply["error"]["code"], "forbidden_channel", "{reply}");
+    let reply = request(&mut client, serde_json::json!({"action":"presence","channel":"cursor/1"})).await;
+    assert_eq!(reply["error"]["code"], "presence_off", "{reply}");
+    let reply =
+        request(&mut client, serde_json::json!({"action":"publish","channel":"room/1","data":1})).await;
+    assert_eq!(reply["offset"], 1, "any other channel keeps history: {reply}");
+    terminate(&child);
+    std::fs::remove_dir_all(&dir).expect("clean up");
+}

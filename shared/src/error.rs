@@ -141,8 +141,8 @@ pub enum InputError {
     InvalidLimit { found: String, max: usize },
     #[error("invalid \"joinLeave\": {detail}")]
     InvalidJoinLeave { detail: String },
-    #[error("this API keeps no presence (its PRESENCE setting is false)")]
-    PresenceOff,
+    #[error("\"{channel}\" keeps no presence (its namespace's presence, or the PRESENCE setting, is false)")]
+    PresenceOff { channel: String },
 }
 
 impl InputError {
@@ -167,7 +167,7 @@ impl InputError {
             Self::UnrecoverablePosition { .. } => ErrorCode::UnrecoverablePosition,
             Self::InvalidLimit { .. } => ErrorCode::InvalidLimit,
             Self::InvalidJoinLeave { .. } => ErrorCode::InvalidJoinLeave,
-            Self::PresenceOff => ErrorCode::PresenceOff,
+            Self::PresenceOff { .. } => ErrorCode::PresenceOff,
         }
     }
 

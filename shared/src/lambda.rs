@@ -85,6 +85,10 @@ impl LoadServiceConfig for EnvSettings {
 /// The `errorType` of a function that cannot start because of its environment.
 pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
 
+/// The `errorType` of a function built with a namespace file that is wrong (its message names the
+/// file's line); a function never starts with part of one.
+pub const INVALID_NAMESPACES: &str = "InvalidNamespaces";
+
 /// Tells Lambda that the function could not start, and why, through the Runtime API's
 /// `/runtime/init/error`: the invocation's error then carries `error_type` (say,
 /// [`INVALID_CONFIGURATION`]) and `message` instead of `Runtime.ExitError`. Returns the error for

@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
+use crate::channel::Channel;
 use crate::environment::Env;
 use crate::events::{EventBridgeEvents, Events};
 use crate::history::{DynamoHistory, History, HistorySettings};
+use crate::namespaces::{self, ChannelOptions, Namespaces, NamespacesError};
 use crate::presence::{DynamoPresence, Membership, Presence, PresenceSettings};
 use crate::queue::{Queue, SqsQueue};
 use crate::store::{ConnectionStore, DynamoStore};
@@ -32,18 +34,32 @@ pub struct Stack {
 
 /// The ports a [`Stack`] makes on AWS — its connection store and queue, and those its settings may
 /// leave off (`None` when they do) — as one value: all the ingress is given, and all the worker is
-/// given but its poster.
+/// given but its poster; with the [`Namespaces`] that say which of them serve a channel.
 #[derive(Clone)]
 pub struct StackPorts {
     pub store: Arc<dyn ConnectionStore>,
     pub queue: Arc<dyn Queue>,
+    /// `None` when no channel keeps history.
     pub history: Option<Arc<dyn History>>,
+    /// `None` when no channel keeps its members.
     pub presence: Option<Arc<dyn Presence>>,
     pub events: Option<Arc<dyn Events>>,
+    pub namespaces: Namespaces,
 }
 
 impl StackPorts {
-    /// What a membership change uses, when presence is on.
+    /// `channel`'s history, when its namespace keeps one.
+    pub fn history_of(&self, channel: &Channel) -> Option<&Arc<dyn History>> {
+        self.history.as_ref().filter(|_| self.namespaces.history(channel).is_on())
+    }
+
+    /// What a membership change of `channel` uses, when its namespace keeps members.
+    pub fn membership_of(&self, channel: &Channel) -> Option<Membership<'_>> {
+        self.namespaces.of(channel).presence.then(|| self.membership()).flatten()
+    }
+
+    /// What a membership change uses, when any channel keeps members: leaving every channel of a
+    /// connection that is gone.
     pub fn membership(&self) -> Option<Membership<'_>> {
         Membership::of(self.presence.as_ref(), &self.queue, self.events.as_ref())
     }
@@ -55,6 +71,7 @@ impl std::fmt::Debug for StackPorts {
             .field("history", &self.history.is_some())
             .field("presence", &self.presence.is_some())
             .field("events", &self.events.is_some())
+            .field("namespaces", &self.namespaces)
             .finish()
     }
 }
@@ -71,23 +88,36 @@ impl Stack {
         }
     }
 
-    /// The DynamoDB, SQS and EventBridge adapters of its ports, those its settings turn on.
-    pub fn ports(&self, sdk: &SdkConfig) -> StackPorts {
+    /// What a channel in no namespace keeps: `HISTORY_SIZE`, `HISTORY_TTL_SECONDS`, `PRESENCE`.
+    pub fn defaults(&self) -> ChannelOptions {
+        ChannelOptions::defaults(self.history, self.presence.on)
+    }
+
+    /// The namespaces of the file the function was built with ([`namespaces::FILE`]'s `text`), over
+    /// the stack's defaults.
+    pub fn namespaces(&self, text: &str) -> Result<Namespaces, NamespacesError> {
+        namespaces::parse(namespaces::FILE, text, self.defaults())
+    }
+
+    /// The DynamoDB, SQS and EventBridge adapters of its ports, those its settings and `namespaces`
+    /// turn on.
+    pub fn ports(&self, sdk: &SdkConfig, namespaces: Namespaces) -> StackPorts {
         StackPorts {
             store: Arc::new(DynamoStore::from_sdk(sdk, self.table.clone())),
             queue: Arc::new(SqsQueue::from_sdk(sdk, self.queue_url.clone())),
-            history: self.history.is_on().then(|| {
-                Arc::new(DynamoHistory::from_sdk(sdk, self.table.clone(), self.history)) as Arc<dyn History>
+            history: namespaces.any_history().then(|| {
+                Arc::new(DynamoHistory::from_sdk(sdk, self.table.clone(), namespaces.clone()))
+                    as Arc<dyn History>
             }),
-            presence: self
-                .presence
-                .on
+            presence: namespaces
+                .any_presence()
                 .then(|| Arc::new(DynamoPresence::from_sdk(sdk, self.table.clone())) as Arc<dyn Presence>),
             events: self
                 .presence
                 .event_bus
                 .as_ref()
                 .map(|bus| Arc::new(EventBridgeEvents::from_sdk(sdk, bus.clone())) as Arc<dyn Events>),
+            namespaces,
         }
     }
 }

@@ -415,7 +415,7 @@ fn offsets(page: &Page) -> Vec<u64> {
 async fn history(size: usize) -> (aws_config::SdkConfig, String, DynamoHistory) {
     let (sdk, table) = table().await;
     let settings = HistorySettings { size, ..HistorySettings::default() };
-    let history = DynamoHistory::from_sdk(&sdk, &table, settings);
+    let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &table, settings);
     (sdk, table, history)
 }
 

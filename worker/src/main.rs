@@ -9,6 +9,10 @@ use worker::{Deployment, Ports, Worker, WorkerSettings};
 
 // Every `@connections` post is an SDK call that allocates freely; mimalloc makes those allocations
 // much cheaper than glibc's malloc (see BENCHMARKS.md).
+// The namespace file the function is built with (`shared::namespaces::FILE`): a change to it takes
+// effect on the next `sam build && sam deploy`.
+const NAMESPACES: &str = include_str!("../../namespaces.toml");
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -20,8 +24,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deployment: Deployment = shared::lambda::start().await?;
     let stack = &deployment.stack;
     let sdk = shared::lambda::sdk_config(&stack.region);
+    let namespaces = match stack.namespaces(NAMESPACES) {
+        Ok(namespaces) => namespaces,
+        Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_NAMESPACES, err).await),
+    };
     let ports = Ports {
-        stack: stack.ports(&sdk),
+        stack: stack.ports(&sdk, namespaces),
         poster: Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &deployment.connections_endpoint)),
     };
     let worker = Worker::new(ports, WorkerSettings::for_fleet(deployment.fleet));

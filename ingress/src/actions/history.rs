@@ -52,7 +52,7 @@ impl Action for History {
             missing: Vec::new(),
             more: false,
         };
-        let Some(history) = &cx.ports.history else { return Ok(Reply::History(answer)) };
+        let Some(history) = cx.ports.history_of(&self.channel) else { return Ok(Reply::History(answer)) };
         let range = match &self.since {
             Some(since) => Range::After { offset: since.offset, limit: self.limit },
             None => Range::Newest(self.limit),

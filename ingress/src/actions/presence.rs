@@ -33,7 +33,9 @@ pub fn parse(fields: Fields) -> Result<Box<dyn Action>, InputError> {
 impl Action for Presence {
     async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
         cx.identity.may_subscribe(&ChannelPattern::from(self.channel.clone()))?;
-        let Some(membership) = cx.ports.membership() else { return Err(InputError::PresenceOff.into()) };
+        let Some(membership) = cx.ports.membership_of(&self.channel) else {
+            return Err(InputError::PresenceOff { channel: self.channel.to_string() }.into());
+        };
         let roster =
             membership.presence.members(&self.channel, cx.received_at_ms / 1000).await.map_err(|err| {
                 tracing::error!(channel = %self.channel, error = %err, "could not read a channel's members");

@@ -3,10 +3,12 @@
 //! `{"type":"published","channel":…,"id":…,"offset":…,"epoch":…}` once it is queued, with the id its
 //! subscribers will see and, when the channel keeps history, its place there: the offset is taken
 //! here, before the queue, so that what one client publishes in sequence is numbered in that order
-//! and every redelivery of the job carries the same offset.
+//! and every redelivery of the job carries the same offset. A channel whose namespace says
+//! `publish = "backend"` refuses every client's publish (`forbidden_channel`).
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
+use shared::namespaces::Publishers;
 use shared::{Channel, Envelope, InputError, Job, Sender};
 
 use super::contract::{Action, Context, enqueue};
@@ -27,11 +29,20 @@ pub fn parse(mut fields: Fields) -> Result<Box<dyn Action>, InputError> {
 impl Action for Publish {
     async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
         cx.identity.may_publish(&self.channel)?;
+        if cx.ports.namespaces.of(&self.channel).publishers == Publishers::Backend {
+            return Err(InputError::ForbiddenChannel {
+                verb: "publish to",
+                channel: self.channel.to_string(),
+                reason: "its namespace is published to by the app's backend alone",
+            }
+            .into());
+        }
         let sender =
             Sender { connection: Some(cx.connection.clone()), user: cx.identity.user().map(str::to_owned) };
         let channel = self.channel.to_string();
+        let history = cx.ports.history_of(&self.channel);
         let mut envelope = Envelope::message(self.channel, sender, cx.received_at_ms, self.data)?;
-        if let Some(history) = &cx.ports.history {
+        if let Some(history) = history {
             history.append(&mut envelope).await.map_err(|err| {
                 tracing::error!(connection = %cx.connection, error = %err, "could not number a publish in its channel's history");
                 Refusal::Unavailable("the message could not be kept in its channel's history; send it again".into())

@@ -49,6 +49,12 @@ pub fn parse(fields: Fields) -> Result<Box<dyn Action>, InputError> {
 impl Action for Subscribe {
     async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
         cx.identity.may_subscribe(&self.pattern)?;
+        if self.join_leave && !cx.ports.namespaces.of_pattern(&self.pattern).join_leave {
+            return Err(InputError::InvalidJoinLeave {
+                detail: "this channel's namespace sends no join and leave frames".into(),
+            }
+            .into());
+        }
         let me = ConnectionRef { id: cx.connection.clone(), connected_at_ms: cx.connected_at_ms };
         let subscription = Subscription {
             connection: me.clone(),
@@ -75,7 +81,9 @@ impl Action for Subscribe {
         }
         // A channel by its name; a pattern has no members and no one stream.
         let channel = subscription.pattern.as_channel();
-        if let (Some(membership), Some(channel)) = (cx.ports.membership(), &channel) {
+        if let Some(channel) = &channel
+            && let Some(membership) = cx.ports.membership_of(channel)
+        {
             let member = Member::new(me.clone(), cx.identity, cx.received_at_ms, self.join_leave);
             if let Err(err) = membership.join(channel, &member, cx.received_at_ms).await {
                 tracing::error!(connection = %cx.connection, error = %err, "could not store a membership");
@@ -85,7 +93,9 @@ impl Action for Subscribe {
         tracing::debug!(connection = %cx.connection, channel = %subscription.pattern, "subscribed");
         let mut ack = Ack::new("subscribed", subscription.pattern.as_str());
         ack.recovered = self.since.as_ref().map(|_| false);
-        if let (Some(history), Some(channel)) = (&cx.ports.history, channel) {
+        if let Some(channel) = channel
+            && let Some(history) = cx.ports.history_of(&channel)
+        {
             // The subscription stands whatever the history says: at worst the client reloads.
             match self.since {
                 Some(since) => recover(cx, history.as_ref(), &channel, &since, me, &mut ack).await,

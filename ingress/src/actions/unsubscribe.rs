@@ -24,7 +24,8 @@ impl Action for Unsubscribe {
             tracing::error!(connection = %cx.connection, error = %err, "could not remove a subscription");
             return Err(Refusal::Unavailable("the subscription could not be removed; send it again".into()));
         }
-        if let (Some(membership), Some(channel)) = (cx.ports.membership(), self.pattern.as_channel())
+        if let Some(channel) = self.pattern.as_channel()
+            && let Some(membership) = cx.ports.membership_of(&channel)
             && let Err(err) = membership.leave(&channel, cx.connection, cx.received_at_ms).await
         {
             tracing::error!(connection = %cx.connection, error = %err, "could not end a membership");

@@ -1,10 +1,13 @@
 //! The `local` command line: with no subcommand it serves ([`serve`]); `token` mints a development
 //! token ([`token`]); `publish` publishes as a backend does ([`publish`]); `index-connections` is an
-//! upgrade's step ([`index`]).
+//! upgrade's step ([`index`]); [`namespaces`] is where the gateway finds its namespace file, [`signals`] what
+//! stops it.
 
 pub mod index;
+mod namespaces;
 pub mod publish;
 pub mod serve;
+mod signals;
 pub mod token;
 
 use clap::Parser;

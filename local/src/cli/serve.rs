@@ -19,6 +19,9 @@ use shared::queue::QueueSettings;
 use tokio::net::TcpListener;
 use worker::{Fleet, WorkerSettings};
 
+use super::namespaces::{describe_namespaces, namespace_file};
+use super::signals::shutdown_signal;
+
 /// The gateway's defaults, which every flag's default is read from.
 fn defaults() -> Settings {
     Settings::default()
@@ -139,6 +142,12 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = defaults().history.ttl.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=HistorySettings::MAX_TTL.as_secs()))]
     pub(crate) history_ttl_secs: u64,
+    /// The namespace file: options by a channel's first segment (history, presence, joinLeave,
+    /// who publishes), over the flags above, which stay the defaults of every other channel.
+    /// Default: namespaces.toml where the gateway starts, when there is one. A file that is wrong
+    /// stops the gateway, naming its line.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) namespaces: Option<PathBuf>,
     /// Keep no channel members (the template's Presence=false): no `presence`, no `join` or
     /// `leave` frames, no lifecycle events.
     #[arg(long, conflicts_with = "events_url")]
@@ -273,6 +282,7 @@ impl ServeArgs {
                 ttl: Duration::from_secs(self.history_ttl_secs),
             },
             presence: !self.no_presence,
+            namespaces: namespace_file(self.namespaces.as_deref())?,
             events_url: self.events_url.clone(),
             stage_throttle: (!self.no_throttle)
                 .then_some(Bucket { rate: self.throttle_rate, burst: self.throttle_burst }),
@@ -291,6 +301,8 @@ impl ServeArgs {
         };
         settings.api.stage = self.stage.clone();
         settings.api.region = self.region.clone();
+        // Read before anything is made (a table, a queue): a file that is wrong starts nothing.
+        settings.namespaces()?;
         Ok(settings)
     }
 }
@@ -305,6 +317,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
     let memory = matches!(settings.backend, Backend::Memory);
+    let namespaces = describe_namespaces(&settings)?;
     let mut gateway = Gateway::new(listener, settings)?;
     if memory {
         let sqs = TcpListener::bind((args.host, args.sqs_port))
@@ -316,6 +329,7 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("{warning}");
     }
     banner(args, &gateway);
+    println!("  namespaces:   {namespaces}");
     gateway
         .run(async {
             shutdown_signal().await;
@@ -424,28 +438,6 @@ async fn backend(args: &ServeArgs) -> anyhow::Result<Backend> {
     }
     let queue_url = queue_url.context("no queue URL")?;
     Ok(Backend::Aws { sdk: Box::new(sdk), table: args.table.clone(), queue_url })
-}
-
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM, what `kill` and process managers send.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the gateway");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// What a gateway listening on `addr` (and serving SQS at `queue_url`) exposes beyond this

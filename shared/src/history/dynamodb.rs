@@ -26,6 +26,7 @@ use crate::channel::Channel;
 use crate::clock::epoch_ms;
 use crate::domain::{Envelope, Epoch, MessageId, Position};
 use crate::error::StoreError;
+use crate::namespaces::{ChannelOptions, Namespaces};
 
 const HISTORY_PREFIX: &str = "HIST#";
 const META: &str = "META";
@@ -39,20 +40,23 @@ type Item = HashMap<String, AttributeValue>;
 pub struct DynamoHistory {
     client: Client,
     table: String,
-    settings: HistorySettings,
+    /// How much each channel keeps, by its namespace.
+    namespaces: Namespaces,
 }
 
 impl DynamoHistory {
+    /// Every channel keeping as `settings` say.
     pub fn new(client: Client, table: impl Into<String>, settings: HistorySettings) -> Self {
-        Self { client, table: table.into(), settings }
+        Self::of(client, table, Namespaces::uniform(ChannelOptions::defaults(settings, true)))
     }
 
-    pub fn from_sdk(
-        sdk: &aws_config::SdkConfig,
-        table: impl Into<String>,
-        settings: HistorySettings,
-    ) -> Self {
-        Self::new(Client::new(sdk), table, settings)
+    /// Each channel keeping as its namespace says.
+    pub fn of(client: Client, table: impl Into<String>, namespaces: Namespaces) -> Self {
+        Self { client, table: table.into(), namespaces }
+    }
+
+    pub fn from_sdk(sdk: &aws_config::SdkConfig, table: impl Into<String>, namespaces: Namespaces) -> Self {
+        Self::of(Client::new(sdk), table, namespaces)
     }
 
     fn key(channel: &Channel, sk: String) -> Item {
@@ -70,9 +74,10 @@ impl DynamoHistory {
         epoch_ms() / 1000
     }
 
-    /// Epoch seconds at which a stream used now expires.
-    fn stream_ttl(&self) -> i64 {
-        Self::now_s() + i64::try_from(self.settings.stream_lifetime().as_secs()).unwrap_or(i64::MAX / 2)
+    /// Epoch seconds at which `channel`'s stream used now expires.
+    fn stream_ttl(&self, channel: &Channel) -> i64 {
+        let lifetime = self.namespaces.history(channel).stream_lifetime();
+        Self::now_s() + i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2)
     }
 
     /// Pushes the stream's `Ttl` back and, when `take`, takes its next offset — starting the stream
@@ -93,7 +98,7 @@ impl DynamoHistory {
                 .expression_attribute_names("#t", "Ttl")
                 .expression_attribute_values(":epoch", AttributeValue::S(Epoch::random().to_string()))
                 .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-                .expression_attribute_values(":ttl", AttributeValue::N(self.stream_ttl().to_string()))
+                .expression_attribute_values(":ttl", AttributeValue::N(self.stream_ttl(channel).to_string()))
                 .expression_attribute_values(":now", AttributeValue::N(Self::now_s().to_string()))
                 .return_values(ReturnValue::AllNew);
             let update = if take {
@@ -117,7 +122,7 @@ impl DynamoHistory {
         let mut item = Self::key(channel, META.to_owned());
         item.insert("Epoch".into(), AttributeValue::S(Epoch::random().to_string()));
         item.insert("Offset".into(), AttributeValue::N("0".into()));
-        item.insert("Ttl".into(), AttributeValue::N(self.stream_ttl().to_string()));
+        item.insert("Ttl".into(), AttributeValue::N(self.stream_ttl(channel).to_string()));
         let put = self
             .client
             .put_item()
@@ -149,7 +154,8 @@ impl DynamoHistory {
             "Frame".into(),
             AttributeValue::S(String::from_utf8(envelope.frame()).unwrap_or_default()),
         );
-        let expires = Self::now_s() + i64::try_from(self.settings.ttl.as_secs()).unwrap_or(i64::MAX / 2);
+        let ttl = self.namespaces.history(channel).ttl;
+        let expires = Self::now_s() + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
         item.insert("Ttl".into(), AttributeValue::N(expires.to_string()));
         item
     }
@@ -183,7 +189,7 @@ impl DynamoHistory {
         let mut item = Self::key(channel, format!("{MESSAGE_PREFIX}{id}"));
         item.insert("Offset".into(), AttributeValue::N(at.offset.to_string()));
         item.insert("Epoch".into(), AttributeValue::S(at.epoch.to_string()));
-        item.insert("Ttl".into(), AttributeValue::N(self.stream_ttl().to_string()));
+        item.insert("Ttl".into(), AttributeValue::N(self.stream_ttl(channel).to_string()));
         let put = self
             .client
             .put_item()
@@ -252,7 +258,7 @@ impl History for DynamoHistory {
 
     async fn read(&self, channel: &Channel, range: Range, budget: usize) -> Result<Page, StoreError> {
         let stream = self.stream(channel).await?;
-        let read = window(stream.offset, self.settings.size, range);
+        let read = window(stream.offset, self.namespaces.history(channel).size, range);
         let mut found = Vec::new();
         if !read.is_empty() {
             let now = Self::now_s();
@@ -356,7 +362,7 @@ mod tests {
             let mut item = DynamoHistory::key(&channel, META.to_owned());
             item.insert("Offset".into(), AttributeValue::N("1234567".into()));
             item.insert("Epoch".into(), AttributeValue::S(Epoch::random().to_string()));
-            item.insert("Ttl".into(), AttributeValue::N(history.stream_ttl().to_string()));
+            item.insert("Ttl".into(), AttributeValue::N(history.stream_ttl(&channel).to_string()));
             item
         };
         assert_eq!(

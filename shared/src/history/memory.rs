@@ -17,6 +17,7 @@ use super::port::{History, HistorySettings, Kept, Page, Range, Stream, cost, pag
 use crate::channel::Channel;
 use crate::domain::{Envelope, Epoch, MessageId, Position};
 use crate::error::StoreError;
+use crate::namespaces::{ChannelOptions, Namespaces};
 use crate::sync::lock;
 
 /// How often, at most, what has expired is swept: a sweep walks every channel.
@@ -25,7 +26,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Every channel's stream.
 #[derive(Debug)]
 pub struct MemoryHistory {
-    settings: HistorySettings,
+    /// How much each channel keeps, by its namespace.
+    namespaces: Namespaces,
     streams: Mutex<Streams>,
 }
 
@@ -82,14 +84,14 @@ impl StreamState {
 
 impl Streams {
     /// Forgets expired streams and messages, once a [`SWEEP_EVERY`] at most.
-    fn sweep(&mut self, now: Instant, size: usize) {
+    fn sweep(&mut self, now: Instant, namespaces: &Namespaces) {
         if now < self.swept_at + SWEEP_EVERY {
             return;
         }
         self.swept_at = now;
-        self.by_channel.retain(|_, state| {
+        self.by_channel.retain(|channel, state| {
             if let Some(log) = &mut state.log {
-                log.expire(now, state.offset, size);
+                log.expire(now, state.offset, namespaces.history(channel).size);
                 if log.is_empty() {
                     state.log = None;
                 }
@@ -103,15 +105,22 @@ impl Streams {
 }
 
 impl MemoryHistory {
+    /// Every channel keeping as `settings` say.
     pub fn new(settings: HistorySettings) -> Self {
+        Self::of(Namespaces::uniform(ChannelOptions::defaults(settings, true)))
+    }
+
+    /// Each channel keeping as its namespace says.
+    pub fn of(namespaces: Namespaces) -> Self {
         Self {
-            settings,
+            namespaces,
             streams: Mutex::new(Streams { by_channel: HashMap::new(), swept_at: Instant::now() }),
         }
     }
 
+    /// What a channel in no namespace keeps.
     pub fn settings(&self) -> HistorySettings {
-        self.settings
+        self.namespaces.defaults().history
     }
 
     /// Streams held, expired ones not yet swept included.
@@ -123,8 +132,8 @@ impl MemoryHistory {
     /// lifetime starts again.
     fn live<'a>(&self, streams: &'a mut Streams, channel: &Channel) -> &'a mut StreamState {
         let now = Instant::now();
-        streams.sweep(now, self.settings.size);
-        let expires = now + self.settings.stream_lifetime();
+        streams.sweep(now, &self.namespaces);
+        let expires = now + self.namespaces.history(channel).stream_lifetime();
         let state = streams.by_channel.entry(channel.clone()).or_insert_with(|| StreamState::new(expires));
         if state.expires <= now {
             *state = StreamState::new(expires);
@@ -133,16 +142,17 @@ impl MemoryHistory {
         state
     }
 
-    fn place(&self, state: &mut StreamState, envelope: &mut Envelope) {
+    fn place(&self, state: &mut StreamState, channel: &Channel, envelope: &mut Envelope) {
         let now = Instant::now();
+        let settings = self.namespaces.history(channel);
         state.offset += 1;
         envelope.place(Position { offset: state.offset, epoch: state.epoch.clone() });
         let frame = String::from_utf8(envelope.frame()).unwrap_or_default();
         let log = state.log.get_or_insert_with(Box::default);
-        log.messages.insert(state.offset, (frame, now + self.settings.ttl));
-        log.placed.insert(envelope.id.clone(), (state.offset, now + self.settings.stream_lifetime()));
+        log.messages.insert(state.offset, (frame, now + settings.ttl));
+        log.placed.insert(envelope.id.clone(), (state.offset, now + settings.stream_lifetime()));
         // No more than `size` messages, nor any expired one: what DynamoDB's reads skip.
-        log.expire(now, state.offset, self.settings.size);
+        log.expire(now, state.offset, settings.size);
     }
 }
 
@@ -162,7 +172,7 @@ impl History for MemoryHistory {
         let channel = channel_of(envelope)?.clone();
         let mut streams = lock(&self.streams);
         let state = self.live(&mut streams, &channel);
-        self.place(state, envelope);
+        self.place(state, &channel, envelope);
         Ok(())
     }
 
@@ -172,7 +182,7 @@ impl History for MemoryHistory {
         let state = self.live(&mut streams, &channel);
         match state.log.as_ref().and_then(|log| log.placed.get(&envelope.id)) {
             Some(&(offset, _)) => envelope.place(Position { offset, epoch: state.epoch.clone() }),
-            None => self.place(state, envelope),
+            None => self.place(state, &channel, envelope),
         }
         Ok(())
     }
@@ -182,7 +192,7 @@ impl History for MemoryHistory {
         let mut streams = lock(&self.streams);
         let state = self.live(&mut streams, channel);
         let stream = Stream { offset: state.offset, epoch: state.epoch.clone() };
-        let read = window(state.offset, self.settings.size, range);
+        let read = window(state.offset, self.namespaces.history(channel).size, range);
         let mut found = Vec::new();
         if let (false, Some(log)) = (read.is_empty(), &state.log) {
             let live = log

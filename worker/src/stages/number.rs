@@ -1,4 +1,4 @@
-//! Stage 2: a message on a channel that keeps history and has no place in it yet — a backend's
+//! Stage 2: a message on a channel whose namespace keeps history and has no place in it yet — a backend's
 //! publish, which reaches the queue without an ingress before it — gets its channel's next offset
 //! here, once per message id: SQS's redelivery of it gets the same offset. A client's publish was
 //! numbered by the ingress and passes untouched. A message that cannot be numbered is left to SQS's
@@ -15,8 +15,12 @@ impl Invocation<'_> {
     pub async fn number(&self, batch: &mut Batch) {
         if let Some(history) = &self.ports.stack.history {
             for item in &mut batch.items {
-                let unplaced =
-                    matches!(item.audience, Audience::Channel(_)) && item.envelope.offset.is_none();
+                let unplaced = match &item.audience {
+                    Audience::Channel(channel) => {
+                        item.envelope.offset.is_none() && self.ports.stack.namespaces.history(channel).is_on()
+                    }
+                    _ => false,
+                };
                 if unplaced && let Err(err) = history.append_once(&mut item.envelope).await {
                     tracing::error!(sqs_id = %item.sqs_id, error = %err, "could not number a message in its channel's history; it will be redelivered");
                     item.redeliver();

@@ -2,14 +2,24 @@
 //! client's, numbered by the ingress, passes untouched.
 
 use shared::history::{HistorySettings, MemoryHistory};
+use shared::namespaces::{self, ChannelOptions, Namespaces};
 use shared::testing::BrokenHistory;
 use shared::{History, Position};
 
 use super::*;
 
 fn with_history(store: Arc<ObservedStore>, poster: Arc<ScriptedPoster>, history: Arc<dyn History>) -> Worker {
+    with_namespaces(store, poster, history, Namespaces::default())
+}
+
+fn with_namespaces(
+    store: Arc<ObservedStore>,
+    poster: Arc<ScriptedPoster>,
+    history: Arc<dyn History>,
+    namespaces: Namespaces,
+) -> Worker {
     let queue = Arc::new(MemoryQueue::default());
-    let stack = StackPorts { store, queue, history: Some(history), presence: None, events: None };
+    let stack = StackPorts { store, queue, history: Some(history), presence: None, events: None, namespaces };
     let ports = Ports { stack, poster };
     Worker::new(ports, settings())
 }
@@ -83,4 +93,31 @@ async fn a_backend_publish_that_cannot_be_numbered_is_left_to_redelivery_before_
     let report = worker.process(sqs_event(&bodies), deadline(30.0)).await;
     assert_eq!(report.failed, [message_id(0)], "the publish only");
     assert_eq!(poster.calls(), 1, "the broadcast went; the publish reached no one");
+}
+
+#[tokio::test]
+async fn a_backend_publish_is_numbered_only_where_its_namespace_keeps_history() {
+    let store = with_connections(1, 10).await;
+    subscribe(&store, 0, "news").await;
+    subscribe(&store, 0, "cursor/doc").await;
+    let namespaces =
+        namespaces::parse(namespaces::FILE, "[cursor]\nhistory_size = 0\n", ChannelOptions::default())
+            .expect("valid");
+    let history = Arc::new(shared::history::MemoryHistory::of(namespaces.clone()));
+    let poster = Arc::new(ScriptedPoster::default());
+    let worker = with_namespaces(store, poster.clone(), history.clone(), namespaces);
+    let bodies = [
+        r#"{"action":"publish","channel":"cursor/doc","data":1}"#.to_owned(),
+        r#"{"action":"publish","channel":"news","data":2}"#.to_owned(),
+    ];
+    let report = worker.process(sqs_event(&bodies), deadline(30.0)).await;
+    assert!(report.failed.is_empty());
+    let frames: Vec<Value> =
+        poster.delivered().iter().map(|(_, f)| serde_json::from_slice(f).expect("json")).collect();
+    let offset_of = |channel: &str| {
+        frames.iter().find(|f| f["channel"] == channel).map(|f| f["offset"].clone()).expect("delivered")
+    };
+    assert_eq!(offset_of("cursor/doc"), Value::Null, "cursor keeps no history");
+    assert_eq!(offset_of("news"), 1);
+    assert_eq!(history.channels(), 1, "only news has a stream");
 }

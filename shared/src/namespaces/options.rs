@@ -1,0 +1,162 @@
+//! What a channel's namespace decides for it, and the table that answers for any channel.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::channel::{Channel, ChannelPattern};
+use crate::history::HistorySettings;
+
+/// Who may publish to a namespace's channels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Publishers {
+    /// Clients, as far as their token allows, and the backend.
+    #[default]
+    Clients,
+    /// The backend alone (through the queue): clients may only subscribe.
+    Backend,
+}
+
+/// The options of one channel: its namespace's, or the stack's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelOptions {
+    /// How much of its history is kept (size 0: none, and no offsets).
+    pub history: HistorySettings,
+    /// Whether its members are kept (`presence` answered, `join`/`leave` sent).
+    pub presence: bool,
+    /// Whether a subscriber may ask for `join` and `leave` frames (`joinLeave`).
+    pub join_leave: bool,
+    pub publishers: Publishers,
+}
+
+impl ChannelOptions {
+    /// The stack's defaults: what every channel had before namespaces, and what a channel in no
+    /// listed namespace still has.
+    pub fn defaults(history: HistorySettings, presence: bool) -> Self {
+        Self { history, presence, join_leave: presence, publishers: Publishers::Clients }
+    }
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        Self::defaults(HistorySettings::default(), true)
+    }
+}
+
+/// Every namespace's options, and the defaults for a channel in none. Cheap to clone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Namespaces {
+    table: Arc<Table>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Table {
+    defaults: ChannelOptions,
+    named: BTreeMap<String, ChannelOptions>,
+}
+
+impl Default for Namespaces {
+    fn default() -> Self {
+        Self::uniform(ChannelOptions::default())
+    }
+}
+
+impl Namespaces {
+    /// No namespace: every channel has `defaults`.
+    pub fn uniform(defaults: ChannelOptions) -> Self {
+        Self::new(defaults, BTreeMap::new())
+    }
+
+    pub(super) fn new(defaults: ChannelOptions, named: BTreeMap<String, ChannelOptions>) -> Self {
+        Self { table: Arc::new(Table { defaults, named }) }
+    }
+
+    /// The options of `channel`: its namespace's, or the defaults.
+    pub fn of(&self, channel: &Channel) -> &ChannelOptions {
+        self.named(first_segment(channel.as_str()))
+    }
+
+    /// The options of every channel `pattern` names: a pattern has at least one segment before its
+    /// `/*`, so all its channels share one namespace.
+    pub fn of_pattern(&self, pattern: &ChannelPattern) -> &ChannelOptions {
+        self.named(first_segment(pattern.as_str()))
+    }
+
+    /// How much of `channel`'s history is kept.
+    pub fn history(&self, channel: &Channel) -> HistorySettings {
+        self.of(channel).history
+    }
+
+    /// The defaults, for a channel in no listed namespace.
+    pub fn defaults(&self) -> &ChannelOptions {
+        &self.table.defaults
+    }
+
+    /// The listed namespaces and their options, by name.
+    pub fn listed(&self) -> impl Iterator<Item = (&str, &ChannelOptions)> {
+        self.table.named.iter().map(|(name, options)| (name.as_str(), options))
+    }
+
+    /// Whether any channel keeps history: whether the history port is needed at all.
+    pub fn any_history(&self) -> bool {
+        self.all().any(|options| options.history.is_on())
+    }
+
+    /// Whether any channel keeps its members: whether the presence port is needed at all.
+    pub fn any_presence(&self) -> bool {
+        self.all().any(|options| options.presence)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &ChannelOptions> {
+        std::iter::once(&self.table.defaults).chain(self.table.named.values())
+    }
+
+    fn named(&self, namespace: &str) -> &ChannelOptions {
+        self.table.named.get(namespace).unwrap_or(&self.table.defaults)
+    }
+}
+
+fn first_segment(path: &str) -> &str {
+    path.split('/').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat_keeps_nothing() -> Namespaces {
+        let chat = ChannelOptions {
+            history: HistorySettings { size: 0, ..HistorySettings::default() },
+            presence: false,
+            join_leave: false,
+            publishers: Publishers::Backend,
+        };
+        Namespaces::new(ChannelOptions::default(), BTreeMap::from([("chat".to_owned(), chat)]))
+    }
+
+    #[test]
+    fn a_channel_takes_its_first_segments_options_and_any_other_the_defaults() {
+        let namespaces = chat_keeps_nothing();
+        let channel = |raw| Channel::parse(raw).expect("a channel");
+        assert!(!namespaces.history(&channel("chat/general")).is_on());
+        assert!(!namespaces.of(&channel("chat")).presence);
+        assert_eq!(namespaces.of(&channel("chat/eu/paris")).publishers, Publishers::Backend);
+        assert_eq!(namespaces.of(&channel("chatter/x")), namespaces.defaults());
+        assert_eq!(namespaces.of(&channel("room/chat")), namespaces.defaults());
+        let pattern = ChannelPattern::parse("chat/*").expect("a pattern");
+        assert!(!namespaces.of_pattern(&pattern).presence);
+    }
+
+    #[test]
+    fn the_ports_are_needed_when_any_channel_uses_them() {
+        let namespaces = chat_keeps_nothing();
+        assert!(namespaces.any_history() && namespaces.any_presence());
+        let off = ChannelOptions::defaults(HistorySettings { size: 0, ..HistorySettings::default() }, false);
+        let on = ChannelOptions::default();
+        let some = Namespaces::new(off.clone(), BTreeMap::from([("chat".to_owned(), on)]));
+        assert!(some.any_history() && some.any_presence());
+        assert!(!Namespaces::uniform(off).any_history());
+    }
+}
