@@ -112,6 +112,7 @@ fn fixture() -> Fixture {
         history: Some(history.clone()),
         presence: Some(presence.clone()),
         events: Some(events.clone()),
+        hooks: None,
         namespaces: Default::default(),
     };
     Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }
@@ -132,6 +133,7 @@ fn fixture_with(
         history: history_port,
         presence,
         events: None,
+        hooks: None,
         namespaces: Default::default(),
     };
     let events = Arc::new(RecentEvents::new(1, "000000000000", "us-east-1"));
@@ -297,6 +299,7 @@ async fn a_queue_outage_tells_the_sender_to_try_again() {
         history: None,
         presence: None,
         events: None,
+        hooks: None,
         namespaces: Default::default(),
     });
     let response =
@@ -1197,6 +1200,7 @@ fn fixture_in(text: &str) -> Fixture {
         history: Some(history.clone()),
         presence: Some(presence.clone()),
         events: Some(events.clone()),
+        hooks: None,
         namespaces,
     };
     Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::routing::get;
 use ingress::Ingress;
 use shared::history::{DynamoHistory, MemoryHistory};
+use shared::hooks::{Hooks, LambdaHooks};
 use shared::namespaces::{Namespaces, NamespacesError};
 use shared::poster::ApiGatewayPoster;
 use shared::presence::{DynamoPresence, MemoryPresence};
@@ -76,6 +77,21 @@ impl Adapters {
     }
 }
 
+/// Where the namespace file's hooks are invoked: the Invoke API the user named.
+fn hooks(settings: &Settings, namespaces: &Namespaces) -> Result<Option<Arc<dyn Hooks>>, StartError> {
+    let functions = namespaces.functions();
+    match &settings.hooks_endpoint {
+        Some(endpoint) => Ok(Some(Arc::new(LambdaHooks::for_endpoint(
+            endpoint,
+            &settings.api.region,
+            &settings.credentials.access_key_id,
+            &settings.credentials.secret_access_key,
+        )))),
+        None if functions.is_empty() => Ok(None),
+        None => Err(StartError::HooksWithoutEndpoint(functions.join(", "))),
+    }
+}
+
 /// A bound, not yet running gateway.
 pub struct Gateway {
     listener: TcpListener,
@@ -103,6 +119,11 @@ pub enum StartError {
     /// The namespace file is wrong: nothing of it applies, and the gateway does not start.
     #[error("{0}")]
     Namespaces(#[from] NamespacesError),
+    #[error(
+        "the namespace file names hooks ({0}) but no endpoint invokes them: start the functions with \
+         `cargo lambda watch` (or `sam local start-lambda`) and give --hooks-endpoint http://127.0.0.1:9000"
+    )]
+    HooksWithoutEndpoint(String),
     #[error("could not use the listener: {0}")]
     Io(#[from] std::io::Error),
     #[error("the SQS endpoint serves the in-process queue; with --backend aws, send to the real queue")]
@@ -136,6 +157,7 @@ impl Gateway {
         }
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
         let namespaces = settings.namespaces()?;
+        let hooks = hooks(&settings, &namespaces)?;
         let Adapters { store, history, presence, queue, source, memory } =
             Adapters::new(&settings, &namespaces);
         let lifecycle = Lifecycle::new(settings.events_url.clone(), &settings.api.region);
@@ -147,6 +169,7 @@ impl Gateway {
             history,
             presence: presence.clone(),
             events,
+            hooks,
             namespaces,
         };
         let ingress = MeteredIngress { ingress: Ingress::new(ports.clone()), totals: ingress_totals.clone() };

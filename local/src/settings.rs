@@ -58,6 +58,10 @@ pub struct Settings {
     /// `presence`, which are the defaults of a channel in no listed namespace; `None`: every
     /// channel has them.
     pub namespaces: Option<NamespaceFile>,
+    /// The Lambda Invoke API the hooks a namespace names are invoked through (`cargo lambda watch`'s
+    /// `http://127.0.0.1:9000`, `sam local start-lambda`'s), signed with `credentials`; needed when
+    /// the namespace file names any hook.
+    pub hooks_endpoint: Option<String>,
     /// Where lifecycle events are POSTed, as an EventBridge rule's target receives them (the
     /// template's `EventBusName` stands for it); `None`: they are only kept for `/_local/events`.
     pub events_url: Option<String>,
@@ -110,6 +114,7 @@ impl Default for Settings {
             history: HistorySettings::default(),
             presence: true,
             namespaces: None,
+            hooks_endpoint: None,
             events_url: None,
             faults: Faults::default(),
             stage_throttle: Some(Bucket::STAGE),

@@ -124,6 +124,9 @@ pub enum InputError {
     TooManySubscriptions { limit: usize },
     #[error("not allowed to {verb} \"{channel}\": {reason}")]
     ForbiddenChannel { verb: &'static str, channel: String, reason: &'static str },
+    /// The channel's hook refused, saying why (one line, bounded: `hooks::shapes::one_line`).
+    #[error("not allowed to {verb} \"{channel}\": {message}")]
+    RefusedByHook { verb: &'static str, channel: String, message: String },
     #[error("the message would be larger than API Gateway's {limit} byte limit once delivered")]
     TooLarge { limit: usize },
     #[error("binary messages are not supported; send text")]
@@ -159,7 +162,7 @@ impl InputError {
             Self::MissingChannel => ErrorCode::MissingChannel,
             Self::InvalidChannel(_) | Self::ChannelNotAString { .. } => ErrorCode::InvalidChannel,
             Self::TooManySubscriptions { .. } => ErrorCode::TooManySubscriptions,
-            Self::ForbiddenChannel { .. } => ErrorCode::ForbiddenChannel,
+            Self::ForbiddenChannel { .. } | Self::RefusedByHook { .. } => ErrorCode::ForbiddenChannel,
             Self::TooLarge { .. } => ErrorCode::MessageTooLarge,
             Self::Binary => ErrorCode::BinaryNotSupported,
             Self::InvalidRef { .. } => ErrorCode::InvalidRef,

@@ -12,6 +12,7 @@ use crate::channel::Channel;
 use crate::environment::Env;
 use crate::events::{EventBridgeEvents, Events};
 use crate::history::{DynamoHistory, History, HistorySettings};
+use crate::hooks::{Hooks, LambdaHooks};
 use crate::namespaces::{self, ChannelOptions, Namespaces, NamespacesError};
 use crate::presence::{DynamoPresence, Membership, Presence, PresenceSettings};
 use crate::queue::{Queue, SqsQueue};
@@ -44,6 +45,8 @@ pub struct StackPorts {
     /// `None` when no channel keeps its members.
     pub presence: Option<Arc<dyn Presence>>,
     pub events: Option<Arc<dyn Events>>,
+    /// Where the functions a namespace names are invoked; `None` when it names none.
+    pub hooks: Option<Arc<dyn Hooks>>,
     pub namespaces: Namespaces,
 }
 
@@ -71,6 +74,7 @@ impl std::fmt::Debug for StackPorts {
             .field("history", &self.history.is_some())
             .field("presence", &self.presence.is_some())
             .field("events", &self.events.is_some())
+            .field("hooks", &self.hooks.is_some())
             .field("namespaces", &self.namespaces)
             .finish()
     }
@@ -117,6 +121,8 @@ impl Stack {
                 .event_bus
                 .as_ref()
                 .map(|bus| Arc::new(EventBridgeEvents::from_sdk(sdk, bus.clone())) as Arc<dyn Events>),
+            hooks: (!namespaces.functions().is_empty())
+                .then(|| Arc::new(LambdaHooks::from_sdk(sdk)) as Arc<dyn Hooks>),
             namespaces,
         }
     }

@@ -20,6 +20,7 @@ use shared::{Channel, ChannelPattern, InputError, Position};
 
 use super::contract::{Action, Context};
 use super::fields::Fields;
+use super::hooks;
 use super::reply::{HistoryAnswer, Refusal, Reply};
 
 /// The most messages one answer holds.
@@ -44,7 +45,9 @@ pub fn parse(fields: Fields) -> Result<Box<dyn Action>, InputError> {
 #[async_trait]
 impl Action for History {
     async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
-        cx.identity.may_subscribe(&ChannelPattern::from(self.channel.clone()))?;
+        let pattern = ChannelPattern::from(self.channel.clone());
+        cx.identity.may_subscribe(&pattern)?;
+        hooks::may_subscribe(cx, &pattern, "history").await?;
         let mut answer = HistoryAnswer {
             channel: self.channel.to_string(),
             position: None,

@@ -10,13 +10,15 @@
 //! repeats (acknowledgement or error): with it, a client matches answers to requests however they
 //! interleave. A broadcast, otherwise unanswered, is answered `{"type":"queued","id":…,"ref":…}`.
 //! [`contract`] is what every action is held to and may use; [`fields`] reads what an action needs
-//! of the message; [`reply`] is what goes back. This file is the table and [`read`], nothing else.
+//! of the message; [`reply`] is what goes back; [`hooks`] asks a channel's hooks. This file is the table
+//! and [`read`], nothing else.
 
 mod broadcast;
 mod contract;
 mod echo;
 mod fields;
 mod history;
+mod hooks;
 mod presence;
 mod publish;
 mod reply;

@@ -16,6 +16,7 @@ use shared::{Channel, ChannelPattern, InputError};
 
 use super::contract::{Action, Context};
 use super::fields::Fields;
+use super::hooks;
 use super::reply::{PresenceAnswer, Refusal, Reply};
 
 /// The most members one answer lists.
@@ -32,7 +33,9 @@ pub fn parse(fields: Fields) -> Result<Box<dyn Action>, InputError> {
 #[async_trait]
 impl Action for Presence {
     async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
-        cx.identity.may_subscribe(&ChannelPattern::from(self.channel.clone()))?;
+        let pattern = ChannelPattern::from(self.channel.clone());
+        cx.identity.may_subscribe(&pattern)?;
+        hooks::may_subscribe(cx, &pattern, "presence").await?;
         let Some(membership) = cx.ports.membership_of(&self.channel) else {
             return Err(InputError::PresenceOff { channel: self.channel.to_string() }.into());
         };

@@ -4,7 +4,9 @@
 //! subscribers will see and, when the channel keeps history, its place there: the offset is taken
 //! here, before the queue, so that what one client publishes in sequence is numbered in that order
 //! and every redelivery of the job carries the same offset. A channel whose namespace says
-//! `publish = "backend"` refuses every client's publish (`forbidden_channel`).
+//! `publish = "backend"` refuses every client's publish (`forbidden_channel`). A namespace's publish
+//! hook is asked first: it may refuse the message, change its data, or drop it — answered
+//! `"dropped":true`, with no offset, and delivered to no one.
 
 use async_trait::async_trait;
 use serde_json::value::RawValue;
@@ -13,6 +15,7 @@ use shared::{Channel, Envelope, InputError, Job, Sender};
 
 use super::contract::{Action, Context, enqueue};
 use super::fields::Fields;
+use super::hooks;
 use super::reply::{Ack, Refusal, Reply};
 
 pub struct Publish {
@@ -41,14 +44,19 @@ impl Action for Publish {
             Sender { connection: Some(cx.connection.clone()), user: cx.identity.user().map(str::to_owned) };
         let channel = self.channel.to_string();
         let history = cx.ports.history_of(&self.channel);
-        let mut envelope = Envelope::message(self.channel, sender, cx.received_at_ms, self.data)?;
+        let envelope = Envelope::message(self.channel, sender, cx.received_at_ms, self.data)?;
+        let id = envelope.id.clone();
+        let Some(mut envelope) = hooks::publish(cx, envelope).await? else {
+            tracing::debug!(connection = %cx.connection, message = %id, "publish dropped by its hook");
+            return Ok(Reply::Ack(Ack { id: Some(id), dropped: true, ..Ack::new("published", &channel) }));
+        };
         if let Some(history) = history {
             history.append(&mut envelope).await.map_err(|err| {
                 tracing::error!(connection = %cx.connection, error = %err, "could not number a publish in its channel's history");
                 Refusal::Unavailable("the message could not be kept in its channel's history; send it again".into())
             })?;
         }
-        let (id, position) = (envelope.id.clone(), envelope.position());
+        let position = envelope.position();
         enqueue(cx, &Job::publish(envelope)).await?;
         tracing::debug!(connection = %cx.connection, message = %id, "publish queued");
         Ok(Reply::Ack(Ack { id: Some(id), position, ..Ack::new("published", &channel) }))

@@ -34,11 +34,13 @@ pub struct Ack {
     pub position: Option<Position>,
     /// Whether a subscribe's `since` was recovered; absent when it gave none.
     pub recovered: Option<bool>,
+    /// A publish its channel's publish hook dropped: published to no one.
+    pub dropped: bool,
 }
 
 impl Ack {
     pub fn new(kind: &'static str, channel: &str) -> Self {
-        Self { kind, channel: channel.to_owned(), id: None, position: None, recovered: None }
+        Self { kind, channel: channel.to_owned(), id: None, position: None, recovered: None, dropped: false }
     }
 }
 
@@ -170,6 +172,8 @@ struct Wire<'a> {
     epoch: Option<&'a Epoch>,
     #[serde(skip_serializing_if = "Option::is_none")]
     recovered: Option<bool>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dropped: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     messages: Option<&'a [Box<RawValue>]>,
     #[serde(skip_serializing_if = "<[u64]>::is_empty")]
@@ -189,6 +193,7 @@ impl<'a> Wire<'a> {
             offset: None,
             epoch: None,
             recovered: None,
+            dropped: false,
             messages: None,
             missing: &[],
             more: None,
@@ -210,6 +215,7 @@ impl Reply {
                 offset: ack.position.as_ref().map(|p| p.offset),
                 epoch: ack.position.as_ref().map(|p| &p.epoch),
                 recovered: ack.recovered,
+                dropped: ack.dropped,
                 ..Wire::new(ack.kind, reference)
             })),
             Self::Queued(id) => {

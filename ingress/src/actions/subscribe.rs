@@ -26,6 +26,7 @@ use shared::{
 
 use super::contract::{Action, Context};
 use super::fields::Fields;
+use super::hooks;
 use super::reply::{Ack, Refusal, Reply};
 
 pub struct Subscribe {
@@ -55,6 +56,7 @@ impl Action for Subscribe {
             }
             .into());
         }
+        hooks::may_subscribe(cx, &self.pattern, "subscribe").await?;
         let me = ConnectionRef { id: cx.connection.clone(), connected_at_ms: cx.connected_at_ms };
         let subscription = Subscription {
             connection: me.clone(),

@@ -181,7 +181,15 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         ..WorkerSettings::default()
     };
     let queue = Arc::new(MemoryQueue::default());
-    let stack = StackPorts { store, queue: queue.clone(), history: None, presence: None, events: None, namespaces: Default::default() };
+    let stack = StackPorts {
+        store,
+        queue: queue.clone(),
+        history: None,
+        presence: None,
+        events: None,
+        hooks: None,
+        namespaces: Default::default(),
+    };
     let ports = Ports { stack, poster };
     let worker = Worker::new(ports, settings);
     let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(900);

@@ -51,6 +51,7 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
         history: None,
         presence: None,
         events: None,
+        hooks: None,
         namespaces: Default::default(),
     };
     let ports = Ports { stack, poster: poster.clone() };

@@ -1,5 +1,5 @@
 //! The namespace file as the gateway finds it — `--namespaces FILE`, or `namespaces.toml` where it
-//! starts — and what its banner says of it.
+//! starts — the endpoint its hooks are invoked at, and what the banner says of them.
 
 use std::path::{Path, PathBuf};
 
@@ -31,4 +31,13 @@ pub fn describe_namespaces(settings: &Settings) -> anyhow::Result<String> {
             format!("{} (from {}); any other channel has the flags' options", names.join(", "), file.name)
         }
     })
+}
+
+/// A `--hooks-endpoint`: the http(s) URL of a Lambda Invoke API.
+pub fn hooks_endpoint(raw: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(raw).map_err(|err| format!("not a URL: {err}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("the Invoke API is served over http or https, not {}", url.scheme()));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
 }

@@ -19,7 +19,7 @@ use shared::queue::QueueSettings;
 use tokio::net::TcpListener;
 use worker::{Fleet, WorkerSettings};
 
-use super::namespaces::{describe_namespaces, namespace_file};
+use super::namespaces::{describe_namespaces, hooks_endpoint, namespace_file};
 use super::signals::shutdown_signal;
 
 /// The gateway's defaults, which every flag's default is read from.
@@ -148,6 +148,10 @@ pub struct ServeArgs {
     /// stops the gateway, naming its line.
     #[arg(long, value_name = "FILE")]
     pub(crate) namespaces: Option<PathBuf>,
+    /// The Lambda Invoke API that runs the hooks the namespace file names: `cargo lambda watch`
+    /// serves one at http://127.0.0.1:9000, `sam local start-lambda` at the port it is given.
+    #[arg(long, value_name = "URL", value_parser = hooks_endpoint)]
+    pub(crate) hooks_endpoint: Option<String>,
     /// Keep no channel members (the template's Presence=false): no `presence`, no `join` or
     /// `leave` frames, no lifecycle events.
     #[arg(long, conflicts_with = "events_url")]
@@ -283,6 +287,7 @@ impl ServeArgs {
             },
             presence: !self.no_presence,
             namespaces: namespace_file(self.namespaces.as_deref())?,
+            hooks_endpoint: self.hooks_endpoint.clone(),
             events_url: self.events_url.clone(),
             stage_throttle: (!self.no_throttle)
                 .then_some(Bucket { rate: self.throttle_rate, burst: self.throttle_burst }),

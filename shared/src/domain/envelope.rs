@@ -173,6 +173,13 @@ impl Envelope {
         Ok(self)
     }
 
+    /// The same message with `data` in place of its own (a publish hook's change), held to the same
+    /// limit.
+    pub fn with_data(mut self, data: Box<RawValue>) -> Result<Self, InputError> {
+        self.data = Some(data);
+        self.within_limit()
+    }
+
     /// The message's position in its channel, once it has one.
     pub fn position(&self) -> Option<Position> {
         Some(Position { offset: self.offset?, epoch: self.epoch.clone()? })

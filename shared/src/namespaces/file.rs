@@ -7,6 +7,8 @@
 //! presence = true           # members kept, `presence` answered
 //! join_leave = true         # subscribers may ask for join and leave frames (needs presence)
 //! publish = "clients"       # or "backend": clients may then only subscribe
+//! subscribe_hook = { function = "rooms", timeout_ms = 1000, on_failure = "refuse" }
+//! publish_hook = { function = "moderate" }   # on_failure "allow" lets a request through
 //! ```
 //!
 //! Anything wrong — TOML that does not parse, an option or a namespace named twice, an unknown
@@ -20,7 +22,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::options::{ChannelOptions, Namespaces, Publishers};
+use super::options::{ChannelOptions, Hook, Namespaces, OnFailure, Publishers};
 use crate::channel::{Channel, MAX_SEGMENT_CHARS};
 use crate::history::HistorySettings;
 
@@ -45,7 +47,20 @@ struct Options {
     presence: Option<bool>,
     join_leave: Option<Spanned<bool>>,
     publish: Option<Publishers>,
+    subscribe_hook: Option<Spanned<RawHook>>,
+    publish_hook: Option<Spanned<RawHook>>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHook {
+    function: Spanned<String>,
+    timeout_ms: Option<Spanned<u64>>,
+    on_failure: Option<OnFailure>,
+}
+
+/// The longest function name or ARN `Invoke` takes (an ARN with a version or alias).
+const MAX_FUNCTION_CHARS: usize = 170;
 
 /// Reads `text`, the contents of `file`, over `defaults`.
 pub fn parse(file: &str, text: &str, defaults: ChannelOptions) -> Result<Namespaces, NamespacesError> {
@@ -103,12 +118,52 @@ fn resolve(raw: Options, defaults: &ChannelOptions) -> Result<ChannelOptions, (R
         Some(asked) => asked.into_inner(),
         None => presence,
     };
+    let publishers = raw.publish.unwrap_or(defaults.publishers);
+    let publish_hook = match raw.publish_hook {
+        Some(asked) if publishers == Publishers::Backend => {
+            return Err((
+                asked.span(),
+                "publish_hook asks about clients' publishes, and publish = \"backend\" lets none through \
+                 (the backend's skip publish hooks)"
+                    .into(),
+            ));
+        }
+        asked => asked.map(hook).transpose()?,
+    };
     Ok(ChannelOptions {
         history,
         presence,
         join_leave,
-        publishers: raw.publish.unwrap_or(defaults.publishers),
+        publishers,
+        subscribe_hook: raw.subscribe_hook.map(hook).transpose()?,
+        publish_hook,
     })
+}
+
+fn hook(raw: Spanned<RawHook>) -> Result<Hook, (Range<usize>, String)> {
+    let raw = raw.into_inner();
+    let function = raw.function;
+    let name = function.get_ref();
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '$');
+    if name.is_empty() || name.len() > MAX_FUNCTION_CHARS || !name.chars().all(valid) {
+        return Err((
+            function.span(),
+            format!(
+                "function must be a Lambda function's name or ARN (1 to {MAX_FUNCTION_CHARS} of A-Z a-z 0-9 - _ . : $)"
+            ),
+        ));
+    }
+    let timeout = match raw.timeout_ms {
+        None => Hook::DEFAULT_TIMEOUT,
+        Some(ms) => {
+            let max = Hook::MAX_TIMEOUT.as_millis() as u64;
+            if !(1..=max).contains(ms.get_ref()) {
+                return Err((ms.span(), format!("timeout_ms must be from 1 to {max}")));
+            }
+            std::time::Duration::from_millis(ms.into_inner())
+        }
+    };
+    Ok(Hook { function: function.into_inner(), timeout, on_failure: raw.on_failure.unwrap_or_default() })
 }
 
 fn line_of(text: &str, at: usize) -> usize {
@@ -174,6 +229,34 @@ mod tests {
             ("[\"chat/eu\"]\npresence = false\n", "namespaces.toml:1:", "is not a namespace"),
             ("[\"*\"]\n", "namespaces.toml:1:", "is not a namespace"),
             ("[chat\n", "namespaces.toml:1:", ""),
+            ("[chat]\nsubscribe_hook = { function = \"\" }\n", "namespaces.toml:2:", "function must be"),
+            ("[chat]\nsubscribe_hook = { function = \"a b\" }\n", "namespaces.toml:2:", "function must be"),
+            (
+                "[chat]\n\npublish_hook = { function = \"m\", timeout_ms = 0 }\n",
+                "namespaces.toml:3:",
+                "timeout_ms",
+            ),
+            (
+                "[chat]\npublish_hook = { function = \"m\", timeout_ms = 60000 }\n",
+                "namespaces.toml:2:",
+                "from 1 to 10000",
+            ),
+            (
+                "[chat]\npublish_hook = { function = \"m\", on_failure = \"ignore\" }\n",
+                "namespaces.toml:2:",
+                "unknown variant",
+            ),
+            (
+                "[chat]\npublish_hook = { function = \"m\", retries = 3 }\n",
+                "namespaces.toml:2:",
+                "unknown field `retries`",
+            ),
+            ("[chat]\nsubscribe_hook = \"rooms\"\n", "namespaces.toml:2:", "invalid type"),
+            (
+                "[chat]\npublish = \"backend\"\npublish_hook = { function = \"m\" }\n",
+                "namespaces.toml:3:",
+                "publish_hook",
+            ),
         ];
         for (text, place, what) in cases {
             let message = refused(text);
@@ -192,5 +275,28 @@ mod tests {
         let on_here = parse(FILE, "[room]\npresence = true\n", off).expect("valid");
         assert!(on_here.of(&channel("room/1")).join_leave);
         assert!(on_here.any_presence());
+    }
+
+    #[test]
+    fn a_hook_names_its_function_and_takes_a_second_and_refusal_unless_told_otherwise() {
+        let namespaces = read(
+            "[chat]\nsubscribe_hook = { function = \"rooms\" }\n\
+             publish_hook = { function = \"arn:aws:lambda:eu-west-1:123456789012:function:moderate:live\", \
+             timeout_ms = 250, on_failure = \"allow\" }\n\n[doc]\nsubscribe_hook = { function = \"rooms\" }\n",
+        )
+        .expect("valid");
+        let chat = namespaces.of(&Channel::parse("chat/1").expect("a channel"));
+        let subscribe = chat.subscribe_hook.as_ref().expect("a subscribe hook");
+        assert_eq!((subscribe.function.as_str(), subscribe.timeout), ("rooms", Hook::DEFAULT_TIMEOUT));
+        assert_eq!(subscribe.on_failure, OnFailure::Refuse);
+        let publish = chat.publish_hook.as_ref().expect("a publish hook");
+        assert_eq!(publish.timeout, std::time::Duration::from_millis(250));
+        assert_eq!(publish.on_failure, OnFailure::Allow);
+        assert_eq!(
+            namespaces.functions(),
+            ["arn:aws:lambda:eu-west-1:123456789012:function:moderate:live", "rooms"],
+            "each function once"
+        );
+        assert!(namespaces.of(&Channel::parse("room/1").expect("a channel")).subscribe_hook.is_none());
     }
 }

@@ -9,4 +9,4 @@ pub mod file;
 pub mod options;
 
 pub use file::{FILE, NamespacesError, parse};
-pub use options::{ChannelOptions, Namespaces, Publishers};
+pub use options::{ChannelOptions, Hook, Namespaces, OnFailure, Publishers};

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -19,6 +20,36 @@ pub enum Publishers {
     Backend,
 }
 
+/// A function the ingress asks before it lets a subscribe or a publish through, and what it does
+/// when the function does not answer (a timeout, an error, an answer it cannot read).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hook {
+    /// A Lambda function's name or ARN, as `Invoke` takes it.
+    pub function: String,
+    /// How long the ingress waits for the answer.
+    pub timeout: Duration,
+    pub on_failure: OnFailure,
+}
+
+impl Hook {
+    /// Long enough for a warm function and its network round trip many times over; a cold start
+    /// of a small function fits too.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
+    /// Well inside API Gateway's 29 s integration timeout and the ingress's own.
+    pub const MAX_TIMEOUT: Duration = Duration::from_millis(10_000);
+}
+
+/// What a hook that does not answer means.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// The request is refused `unavailable` ("send it again"): nothing passes unchecked.
+    #[default]
+    Refuse,
+    /// The request goes through as if the hook had allowed it unchanged.
+    Allow,
+}
+
 /// The options of one channel: its namespace's, or the stack's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChannelOptions {
@@ -29,13 +60,28 @@ pub struct ChannelOptions {
     /// Whether a subscriber may ask for `join` and `leave` frames (`joinLeave`).
     pub join_leave: bool,
     pub publishers: Publishers,
+    /// Asked about every subscribe (and resubscribe), `history` and `presence` of its channels.
+    pub subscribe_hook: Option<Hook>,
+    /// Asked about every client's publish to its channels, before the message takes an offset.
+    pub publish_hook: Option<Hook>,
 }
 
 impl ChannelOptions {
     /// The stack's defaults: what every channel had before namespaces, and what a channel in no
     /// listed namespace still has.
     pub fn defaults(history: HistorySettings, presence: bool) -> Self {
-        Self { history, presence, join_leave: presence, publishers: Publishers::Clients }
+        Self {
+            history,
+            presence,
+            join_leave: presence,
+            publishers: Publishers::Clients,
+            subscribe_hook: None,
+            publish_hook: None,
+        }
+    }
+
+    fn hooks(&self) -> impl Iterator<Item = &Hook> {
+        self.subscribe_hook.iter().chain(&self.publish_hook)
     }
 }
 
@@ -109,6 +155,15 @@ impl Namespaces {
         self.all().any(|options| options.presence)
     }
 
+    /// Every function a namespace names, once each: what the ingress may invoke.
+    pub fn functions(&self) -> Vec<&str> {
+        let mut functions: Vec<&str> =
+            self.all().flat_map(ChannelOptions::hooks).map(|hook| hook.function.as_str()).collect();
+        functions.sort_unstable();
+        functions.dedup();
+        functions
+    }
+
     fn all(&self) -> impl Iterator<Item = &ChannelOptions> {
         std::iter::once(&self.table.defaults).chain(self.table.named.values())
     }
@@ -132,6 +187,8 @@ mod tests {
             presence: false,
             join_leave: false,
             publishers: Publishers::Backend,
+            subscribe_hook: None,
+            publish_hook: None,
         };
         Namespaces::new(ChannelOptions::default(), BTreeMap::from([("chat".to_owned(), chat)]))
     }

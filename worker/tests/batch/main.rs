@@ -97,6 +97,7 @@ fn worker_with(
                     history: None,
                     presence: None,
                     events: None,
+                    hooks: None,
                     namespaces: Default::default(),
                 },
                 poster,

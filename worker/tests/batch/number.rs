@@ -19,7 +19,15 @@ fn with_namespaces(
     namespaces: Namespaces,
 ) -> Worker {
     let queue = Arc::new(MemoryQueue::default());
-    let stack = StackPorts { store, queue, history: Some(history), presence: None, events: None, namespaces };
+    let stack = StackPorts {
+        store,
+        queue,
+        history: Some(history),
+        presence: None,
+        events: None,
+        hooks: None,
+        namespaces,
+    };
     let ports = Ports { stack, poster };
     Worker::new(ports, settings())
 }

@@ -22,6 +22,7 @@ fn with_presence(
         history: None,
         presence: Some(presence),
         events: Some(events),
+        hooks: None,
         namespaces: Default::default(),
     };
     let ports = Ports { stack, poster };

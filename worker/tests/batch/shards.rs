@@ -119,6 +119,7 @@ async fn shards_the_queue_refuses_are_posted_by_the_invocation_itself_once() {
         history: None,
         presence: None,
         events: None,
+        hooks: None,
         namespaces: Default::default(),
     };
     let ports = Ports { stack, poster: poster.clone() };
