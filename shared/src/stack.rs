@@ -61,6 +61,14 @@ impl StackPorts {
         self.namespaces.of(channel).presence.then(|| self.membership()).flatten()
     }
 
+    /// With the Lambda adapter of the hooks the namespaces name, when they name any: the ingress's.
+    pub fn with_hooks(mut self, sdk: &SdkConfig) -> Self {
+        if !self.namespaces.functions().is_empty() {
+            self.hooks = Some(Arc::new(LambdaHooks::from_sdk(sdk)));
+        }
+        self
+    }
+
     /// What a membership change uses, when any channel keeps members: leaving every channel of a
     /// connection that is gone.
     pub fn membership(&self) -> Option<Membership<'_>> {
@@ -121,8 +129,9 @@ impl Stack {
                 .event_bus
                 .as_ref()
                 .map(|bus| Arc::new(EventBridgeEvents::from_sdk(sdk, bus.clone())) as Arc<dyn Events>),
-            hooks: (!namespaces.functions().is_empty())
-                .then(|| Arc::new(LambdaHooks::from_sdk(sdk)) as Arc<dyn Hooks>),
+            // The ingress adds them (`with_hooks`): the worker asks no hook, and leaves the Lambda
+            // client out of its bootstrap.
+            hooks: None,
             namespaces,
         }
     }
