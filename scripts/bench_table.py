@@ -169,7 +169,7 @@ worst_init = max(r["init_ms"]["p50"] for r in init.values())
 print(f"| init ≤ 10 ms | {worst_init:.2f} ms (p50, slower function) | {'yes' if worst_init <= 10 else 'no'} |")
 sizes = [b.stat().st_size / 1e6 for b in bootstraps]
 if sizes:
-    print(f"| bootstraps ≤ 8 MB | {', '.join(f'{s:.1f} MB' for s in sizes)} (arm64) | {'yes' if max(sizes) <= 8 else 'no'} |")
+    print(f"| bootstraps ≤ 9 MB | {', '.join(f'{s:.1f} MB' for s in sizes)} (arm64) | {'yes' if max(sizes) <= 9 else 'no'} |")
 
 # Sections other scripts measure (scripts/bench-channels), kept from the file this run replaces.
 kept = Path(sys.argv[1]) / "kept.md"

@@ -5,12 +5,12 @@ use ingress::Deployment;
 use ingress::Ingress;
 use lambda_runtime::{LambdaEvent, service_fn};
 
-// Each event means SDK calls (DynamoDB, SQS) that allocate freely; mimalloc makes those allocations
-// much cheaper than glibc's malloc (see BENCHMARKS.md).
 // The namespace file the function is built with (`shared::namespaces::FILE`): a change to it takes
 // effect on the next `sam build && sam deploy`.
 const NAMESPACES: &str = include_str!("../../namespaces.toml");
 
+// Each event means SDK calls (DynamoDB, SQS) that allocate freely; mimalloc makes those allocations
+// much cheaper than glibc's malloc (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -7,12 +7,12 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use shared::poster::ApiGatewayPoster;
 use worker::{Deployment, Ports, Worker, WorkerSettings};
 
-// Every `@connections` post is an SDK call that allocates freely; mimalloc makes those allocations
-// much cheaper than glibc's malloc (see BENCHMARKS.md).
 // The namespace file the function is built with (`shared::namespaces::FILE`): a change to it takes
 // effect on the next `sam build && sam deploy`.
 const NAMESPACES: &str = include_str!("../../namespaces.toml");
 
+// Every `@connections` post is an SDK call that allocates freely; mimalloc makes those allocations
+// much cheaper than glibc's malloc (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
