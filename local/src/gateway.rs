@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use worker::Worker;
 use worker::metrics::Totals;
 
+use crate::async_invoke::QueuedHooks;
 use crate::devtools::{self, EVENTS_PATH, STATS_PATH, count_records};
 use crate::esm::Mapping;
 use crate::function::{Function, MeteredIngress, MeteredWorker};
@@ -81,12 +82,12 @@ impl Adapters {
 fn hooks(settings: &Settings, namespaces: &Namespaces) -> Result<Option<Arc<dyn Hooks>>, StartError> {
     let functions = namespaces.functions();
     match &settings.hooks_endpoint {
-        Some(endpoint) => Ok(Some(Arc::new(LambdaHooks::for_endpoint(
+        Some(endpoint) => Ok(Some(Arc::new(QueuedHooks::start(Arc::new(LambdaHooks::for_endpoint(
             endpoint,
             &settings.api.region,
             &settings.credentials.access_key_id,
             &settings.credentials.secret_access_key,
-        )))),
+        )))))),
         None if functions.is_empty() => Ok(None),
         None => Err(StartError::HooksWithoutEndpoint(functions.join(", "))),
     }

@@ -18,12 +18,14 @@
 //! - [`integration`], [`routing`], [`ids`]: the exact JSON API Gateway sends its integration, and how
 //!   it routes.
 //! - [`sqs`]: SQS's `SendMessage` for the in-process queue, for backends that publish.
-//! - [`function`]: Lambda functions as JSON in, JSON out; [`esm`] the SQS event source mapping.
+//! - [`function`]: Lambda functions as JSON in, JSON out; [`esm`] the SQS event source mapping;
+//!   [`async_invoke`] Lambda's queue of asynchronous invocations, for event hooks.
 //! - [`faults`]: faults injected on demand.
 //! - [`lifecycle`]: lifecycle events as EventBridge would carry them: `--events-url` and
 //!   `/_local/events`.
 //! - [`devtools`]: not AWS APIs: the demo page, its client, development tokens and `/_local/stats`.
 
+pub mod async_invoke;
 pub mod authorize;
 pub mod connection;
 pub mod devtools;

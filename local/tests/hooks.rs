@@ -124,3 +124,52 @@ async fn a_hook_written_with_powertools_appsync_events_resolver_works_unchanged(
     assert_eq!(delivered["data"], json!({ "text": "hi", "checked": true }));
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_hook_gets_every_message_with_its_offset_and_a_failed_run_is_tried_again_as_lambda_does() {
+    let api = InvokeApi::start().await;
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = runs.clone();
+    // Its first two runs fail, as a function deployed with a bug and then fixed, or a runner
+    // restarting: the gateway's stand-in for Lambda's async queue tries a third time.
+    api.function("archive", move |_| {
+        if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            Outcome::Raises { error_type: "RuntimeError".into(), message: "the database is down".into() }
+        } else {
+            Outcome::Returns(Value::Null)
+        }
+    });
+    let file = "[log]\nevent_hook = { function = \"archive\" }\n";
+    let gateway = TestGateway::start(Settings {
+        namespaces: Some(NamespaceFile { name: "namespaces.toml".into(), text: file.into() }),
+        hooks_endpoint: Some(api.endpoint()),
+        ..Settings::default()
+    })
+    .await;
+    let mut alice = gateway.connect().await;
+    assert_eq!(
+        request(&mut alice, json!({"action":"subscribe","channel":"log/app"})).await["type"],
+        "subscribed"
+    );
+    let published =
+        request(&mut alice, json!({"action":"publish","channel":"log/app","data":"started"})).await;
+    let delivered: Value = serde_json::from_str(&next_text(&mut alice).await).expect("json");
+    assert_eq!(delivered["id"], published["id"], "delivered while the hook's runs fail");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while runs.load(std::sync::atomic::Ordering::SeqCst) < 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = api.received();
+    assert_eq!(received.len(), 3, "one run and two retries: {received:?}");
+    for (function, event) in &received {
+        assert_eq!(function, "archive");
+        assert_eq!(event["events"][0]["id"], published["id"]);
+        assert_eq!(event["events"][0]["payload"], "started");
+        assert_eq!(event["websocket"]["offset"], published["offset"]);
+        assert_eq!(event["websocket"]["epoch"], published["epoch"]);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(api.received().len(), 3, "a run that succeeded is not tried again");
+    gateway.stop().await;
+}

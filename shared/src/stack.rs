@@ -31,6 +31,9 @@ pub struct Stack {
     pub history: HistorySettings,
     /// `PRESENCE` and `EVENT_BUS_NAME`: whether members are kept, and where lifecycle events go.
     pub presence: PresenceSettings,
+    /// `HOOK_FUNCTIONS`: the ARNs of the functions the role may invoke (the template's
+    /// `HookFunctionArns`, comma-separated); every hook the namespace file names must be one.
+    pub hook_functions: Vec<String>,
 }
 
 /// The ports a [`Stack`] makes on AWS — its connection store and queue, and those its settings may
@@ -61,14 +64,6 @@ impl StackPorts {
         self.namespaces.of(channel).presence.then(|| self.membership()).flatten()
     }
 
-    /// With the Lambda adapter of the hooks the namespaces name, when they name any: the ingress's.
-    pub fn with_hooks(mut self, sdk: &SdkConfig) -> Self {
-        if !self.namespaces.functions().is_empty() {
-            self.hooks = Some(Arc::new(LambdaHooks::from_sdk(sdk)));
-        }
-        self
-    }
-
     /// What a membership change uses, when any channel keeps members: leaving every channel of a
     /// connection that is gone.
     pub fn membership(&self) -> Option<Membership<'_>> {
@@ -97,6 +92,10 @@ impl Stack {
             queue_url: env.required("QUEUE_URL"),
             history: HistorySettings::from_env(env),
             presence: PresenceSettings::from_env(env),
+            hook_functions: env
+                .present("HOOK_FUNCTIONS")
+                .map(|arns| arns.split(',').filter(|arn| !arn.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -106,12 +105,26 @@ impl Stack {
     }
 
     /// The namespaces of the file the function was built with ([`namespaces::FILE`]'s `text`), over
-    /// the stack's defaults.
+    /// the stack's defaults; refused when it names a hook the role may not invoke, which would
+    /// otherwise refuse every request it hooks with Lambda's `AccessDenied`.
     pub fn namespaces(&self, text: &str) -> Result<Namespaces, NamespacesError> {
-        namespaces::parse(namespaces::FILE, text, self.defaults())
+        let namespaces = namespaces::parse(namespaces::FILE, text, self.defaults())?;
+        let granted = |function: &str| self.hook_functions.iter().any(|arn| names(arn, function));
+        match namespaces.functions().into_iter().find(|function| !granted(function)) {
+            None => Ok(namespaces),
+            Some(function) => Err(NamespacesError {
+                file: namespaces::FILE.to_owned(),
+                line: text.lines().position(|line| line.contains(function)).map_or(1, |at| at + 1),
+                message: format!(
+                    "the hook function {function} is not among the functions the stack may invoke \
+                     (HOOK_FUNCTIONS: {:?}); deploy with --parameter-overrides HookFunctionArns=<its ARN,…>",
+                    self.hook_functions.join(",")
+                ),
+            }),
+        }
     }
 
-    /// The DynamoDB, SQS and EventBridge adapters of its ports, those its settings and `namespaces`
+    /// The DynamoDB, SQS, EventBridge and Lambda adapters of its ports, those its settings and `namespaces`
     /// turn on.
     pub fn ports(&self, sdk: &SdkConfig, namespaces: Namespaces) -> StackPorts {
         StackPorts {
@@ -129,10 +142,62 @@ impl Stack {
                 .event_bus
                 .as_ref()
                 .map(|bus| Arc::new(EventBridgeEvents::from_sdk(sdk, bus.clone())) as Arc<dyn Events>),
-            // The ingress adds them (`with_hooks`): the worker asks no hook, and leaves the Lambda
-            // client out of its bootstrap.
-            hooks: None,
+            hooks: (!namespaces.functions().is_empty())
+                .then(|| Arc::new(LambdaHooks::from_sdk(sdk)) as Arc<dyn Hooks>),
             namespaces,
         }
+    }
+}
+/// Whether the granted `arn` is how `function` (a name, or an ARN with or without a qualifier) is
+/// invoked: the ARN itself, or the name of the unqualified function it grants.
+fn names(arn: &str, function: &str) -> bool {
+    arn == function || arn.rsplit_once(":function:").is_some_and(|(_, name)| name == function)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack(hook_functions: Option<&str>) -> Stack {
+        let vars = [
+            ("AWS_REGION", Some("eu-west-1")),
+            ("CONNECTIONS_TABLE", Some("connections")),
+            ("QUEUE_URL", Some("https://sqs.eu-west-1.amazonaws.com/123456789012/jobs")),
+            ("HOOK_FUNCTIONS", hook_functions),
+        ];
+        let lookup =
+            |name: &str| vars.iter().find(|(n, _)| *n == name).and_then(|(_, v)| v.map(str::to_owned));
+        let mut env = Env::new(lookup);
+        let stack = Stack::read(&mut env);
+        env.finish().expect("the variables are valid");
+        stack
+    }
+
+    const HOOKED: &str = "[chat]\nsubscribe_hook = { function = \"rooms\" }\n\n[log]\n\
+                          event_hook = { function = \"arn:aws:lambda:eu-west-1:123456789012:function:archive\" }\n";
+
+    #[test]
+    fn a_file_whose_hooks_the_role_may_all_invoke_is_read() {
+        let granted = "arn:aws:lambda:eu-west-1:123456789012:function:rooms,\
+                       arn:aws:lambda:eu-west-1:123456789012:function:archive";
+        let namespaces = stack(Some(granted)).namespaces(HOOKED).expect("every hook granted");
+        assert_eq!(namespaces.functions().len(), 2);
+        assert!(stack(None).namespaces("[chat]\nhistory_size = 5\n").is_ok(), "no hook needs no grant");
+    }
+
+    #[test]
+    fn a_hook_the_role_may_not_invoke_stops_the_function_at_init_naming_its_line() {
+        let only_rooms = "arn:aws:lambda:eu-west-1:123456789012:function:rooms";
+        let err = stack(Some(only_rooms)).namespaces(HOOKED).expect_err("archive is not granted");
+        assert_eq!(err.line, 5, "{err}");
+        assert!(err.to_string().contains("HookFunctionArns"), "{err}");
+        let err = stack(Some(""))
+            .namespaces("[chat]\nsubscribe_hook = { function = \"rooms\" }\n")
+            .expect_err("nothing granted");
+        assert!(err.line == 2 && err.message.contains("rooms"), "{err}");
+        let elsewhere = "arn:aws:lambda:eu-west-1:123456789012:function:rooms-v2";
+        assert!(
+            stack(Some(elsewhere)).namespaces("[chat]\nsubscribe_hook = { function = \"rooms\" }\n").is_err()
+        );
     }
 }

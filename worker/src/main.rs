@@ -28,8 +28,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(namespaces) => namespaces,
         Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_NAMESPACES, err).await),
     };
-    // The worker asks no hook (its ports' `hooks` is `None`): a backend's publish is trusted, and
-    // fan-out decides nothing.
     let ports = Ports {
         stack: stack.ports(&sdk, namespaces),
         poster: Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &deployment.connections_endpoint)),

@@ -1,4 +1,4 @@
-//! Hooks on Lambda: `Invoke` (`RequestResponse`) through the SDK — the real service on AWS, or
+//! Hooks on Lambda: `Invoke` (`RequestResponse`, or `Event` for an event hook) through the SDK — the real service on AWS, or
 //! locally any Invoke API the user names (`cargo lambda watch` on port 9000, `sam local
 //! start-lambda`), so that the user's own function runs unchanged.
 
@@ -94,7 +94,28 @@ impl Hooks for LambdaHooks {
         }
         Ok(Invoked::Answer(body))
     }
+
+    async fn notify(&self, function: &str, request: Vec<u8>) -> Result<(), HookError> {
+        let call = self
+            .client
+            .invoke()
+            .function_name(function)
+            .invocation_type(InvocationType::Event)
+            .payload(Blob::new(request))
+            .send();
+        match tokio::time::timeout(QUEUED_WITHIN, call).await {
+            Err(_) => Err(HookError::Unavailable(format!(
+                "Lambda did not queue the event within {QUEUED_WITHIN:?}"
+            ))),
+            Ok(Err(err)) => Err(sorted(err)),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
 }
+
+/// How long Lambda may take to accept an `Event` invocation (202) before the message is left to
+/// SQS's redelivery: it only queues the event, in milliseconds when it is well.
+const QUEUED_WITHIN: Duration = Duration::from_secs(5);
 
 fn sorted<E, R>(err: SdkError<E, R>) -> HookError
 where

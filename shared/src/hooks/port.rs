@@ -1,5 +1,5 @@
 //! The port itself: a function invoked with a JSON request and waited for, as Lambda's `Invoke`
-//! (`RequestResponse`) does it.
+//! (`RequestResponse`) does it, or handed one to run later (`Event`).
 
 use std::time::Duration;
 
@@ -41,4 +41,9 @@ pub trait Hooks: Send + Sync {
     /// Invokes `function` with `request` and waits at most `timeout` for what it did.
     async fn invoke(&self, function: &str, request: Vec<u8>, timeout: Duration)
     -> Result<Invoked, HookError>;
+
+    /// Hands `function` `request` to run later (Lambda's `Event` invocation): `Ok` once it is
+    /// queued — Lambda then runs it, retrying a failed run by itself (twice by default, then the
+    /// function's on-failure destination). At least once: a function dedupes by the event's id.
+    async fn notify(&self, function: &str, request: Vec<u8>) -> Result<(), HookError>;
 }

@@ -9,6 +9,7 @@
 //! publish = "clients"       # or "backend": clients may then only subscribe
 //! subscribe_hook = { function = "rooms", timeout_ms = 1000, on_failure = "refuse" }
 //! publish_hook = { function = "moderate" }   # on_failure "allow" lets a request through
+//! event_hook = { function = "archive" }       # every message, after its offset, asynchronously
 //! ```
 //!
 //! Anything wrong — TOML that does not parse, an option or a namespace named twice, an unknown
@@ -22,7 +23,7 @@ use std::ops::Range;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::options::{ChannelOptions, Hook, Namespaces, OnFailure, Publishers};
+use super::options::{ChannelOptions, EventHook, Hook, Namespaces, OnFailure, Publishers};
 use crate::channel::{Channel, MAX_SEGMENT_CHARS};
 use crate::history::HistorySettings;
 
@@ -49,6 +50,7 @@ struct Options {
     publish: Option<Publishers>,
     subscribe_hook: Option<Spanned<RawHook>>,
     publish_hook: Option<Spanned<RawHook>>,
+    event_hook: Option<Spanned<RawEventHook>>,
 }
 
 #[derive(Deserialize)]
@@ -57,6 +59,12 @@ struct RawHook {
     function: Spanned<String>,
     timeout_ms: Option<Spanned<u64>>,
     on_failure: Option<OnFailure>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEventHook {
+    function: Spanned<String>,
 }
 
 /// The longest function name or ARN `Invoke` takes (an ARN with a version or alias).
@@ -137,12 +145,14 @@ fn resolve(raw: Options, defaults: &ChannelOptions) -> Result<ChannelOptions, (R
         publishers,
         subscribe_hook: raw.subscribe_hook.map(hook).transpose()?,
         publish_hook,
+        event_hook: raw
+            .event_hook
+            .map(|raw| function(raw.into_inner().function).map(|function| EventHook { function }))
+            .transpose()?,
     })
 }
 
-fn hook(raw: Spanned<RawHook>) -> Result<Hook, (Range<usize>, String)> {
-    let raw = raw.into_inner();
-    let function = raw.function;
+fn function(function: Spanned<String>) -> Result<String, (Range<usize>, String)> {
     let name = function.get_ref();
     let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '$');
     if name.is_empty() || name.len() > MAX_FUNCTION_CHARS || !name.chars().all(valid) {
@@ -153,6 +163,12 @@ fn hook(raw: Spanned<RawHook>) -> Result<Hook, (Range<usize>, String)> {
             ),
         ));
     }
+    Ok(function.into_inner())
+}
+
+fn hook(raw: Spanned<RawHook>) -> Result<Hook, (Range<usize>, String)> {
+    let raw = raw.into_inner();
+    let function = function(raw.function)?;
     let timeout = match raw.timeout_ms {
         None => Hook::DEFAULT_TIMEOUT,
         Some(ms) => {
@@ -163,7 +179,7 @@ fn hook(raw: Spanned<RawHook>) -> Result<Hook, (Range<usize>, String)> {
             std::time::Duration::from_millis(ms.into_inner())
         }
     };
-    Ok(Hook { function: function.into_inner(), timeout, on_failure: raw.on_failure.unwrap_or_default() })
+    Ok(Hook { function, timeout, on_failure: raw.on_failure.unwrap_or_default() })
 }
 
 fn line_of(text: &str, at: usize) -> usize {
@@ -257,6 +273,12 @@ mod tests {
                 "namespaces.toml:3:",
                 "publish_hook",
             ),
+            ("[chat]\n\nevent_hook = { function = \"a/b\" }\n", "namespaces.toml:3:", "function must be"),
+            (
+                "[chat]\nevent_hook = { function = \"archive\", timeout_ms = 100 }\n",
+                "namespaces.toml:2:",
+                "unknown field `timeout_ms`",
+            ),
         ];
         for (text, place, what) in cases {
             let message = refused(text);
@@ -298,5 +320,17 @@ mod tests {
             "each function once"
         );
         assert!(namespaces.of(&Channel::parse("room/1").expect("a channel")).subscribe_hook.is_none());
+    }
+
+    #[test]
+    fn an_event_hook_names_only_its_function_and_counts_among_the_functions_invoked() {
+        let namespaces = read(
+            "[chat]\nevent_hook = { function = \"archive\" }\nsubscribe_hook = { function = \"rooms\" }\n",
+        )
+        .expect("valid");
+        let chat = namespaces.of(&Channel::parse("chat/1").expect("a channel"));
+        assert_eq!(chat.event_hook, Some(EventHook { function: "archive".into() }));
+        assert_eq!(namespaces.functions(), ["archive", "rooms"]);
+        assert!(namespaces.of(&Channel::parse("room/1").expect("a channel")).event_hook.is_none());
     }
 }

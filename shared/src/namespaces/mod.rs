@@ -9,4 +9,4 @@ pub mod file;
 pub mod options;
 
 pub use file::{FILE, NamespacesError, parse};
-pub use options::{ChannelOptions, Hook, Namespaces, OnFailure, Publishers};
+pub use options::{ChannelOptions, EventHook, Hook, Namespaces, OnFailure, Publishers};

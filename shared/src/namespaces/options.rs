@@ -39,6 +39,15 @@ impl Hook {
     pub const MAX_TIMEOUT: Duration = Duration::from_millis(10_000);
 }
 
+/// A function handed every message published to a namespace's channels — by a client or the
+/// backend — once it has its offset, asynchronously: Lambda's `Event` invocation, which Lambda
+/// queues and retries by itself; no one waits for it and its answer decides nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventHook {
+    /// A Lambda function's name or ARN, as `Invoke` takes it.
+    pub function: String,
+}
+
 /// What a hook that does not answer means.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +73,8 @@ pub struct ChannelOptions {
     pub subscribe_hook: Option<Hook>,
     /// Asked about every client's publish to its channels, before the message takes an offset.
     pub publish_hook: Option<Hook>,
+    /// Handed every message published to its channels, after it has its offset.
+    pub event_hook: Option<EventHook>,
 }
 
 impl ChannelOptions {
@@ -77,11 +88,13 @@ impl ChannelOptions {
             publishers: Publishers::Clients,
             subscribe_hook: None,
             publish_hook: None,
+            event_hook: None,
         }
     }
 
-    fn hooks(&self) -> impl Iterator<Item = &Hook> {
-        self.subscribe_hook.iter().chain(&self.publish_hook)
+    fn functions(&self) -> impl Iterator<Item = &str> {
+        let asked = self.subscribe_hook.iter().chain(&self.publish_hook).map(|hook| hook.function.as_str());
+        asked.chain(self.event_hook.iter().map(|hook| hook.function.as_str()))
     }
 }
 
@@ -155,10 +168,9 @@ impl Namespaces {
         self.all().any(|options| options.presence)
     }
 
-    /// Every function a namespace names, once each: what the ingress may invoke.
+    /// Every function a namespace names, once each: what the functions may invoke.
     pub fn functions(&self) -> Vec<&str> {
-        let mut functions: Vec<&str> =
-            self.all().flat_map(ChannelOptions::hooks).map(|hook| hook.function.as_str()).collect();
+        let mut functions: Vec<&str> = self.all().flat_map(ChannelOptions::functions).collect();
         functions.sort_unstable();
         functions.dedup();
         functions
@@ -189,6 +201,7 @@ mod tests {
             publishers: Publishers::Backend,
             subscribe_hook: None,
             publish_hook: None,
+            event_hook: None,
         };
         Namespaces::new(ChannelOptions::default(), BTreeMap::from([("chat".to_owned(), chat)]))
     }

@@ -1,4 +1,4 @@
-//! Stage 4: every (message, connection) post, page by page as the audiences are listed.
+//! Stage 5: every (message, connection) post, page by page as the audiences are listed.
 //!
 //! Each part of the [`Plan`] is listed once for all of its messages, retry jobs name their targets,
 //! and at most `post_concurrency` posts ([`super::post`]) are in flight at a time. What became of

@@ -8,22 +8,25 @@ pub(crate) mod batch;
 ///    frame rendered, once.
 pub(crate) mod number;
 
-/// 3. Who each message goes to: audiences sampled, large ones split into shard jobs.
+/// 3. A new message on a channel with an event hook handed to it, asynchronously.
+pub(crate) mod notify;
+
+/// 4. Who each message goes to: audiences sampled, large ones split into shard jobs.
 pub(crate) mod plan;
 
-/// 4. Every (message, connection) post, page by page as the audiences are listed.
+/// 5. Every (message, connection) post, page by page as the audiences are listed.
 pub(crate) mod fan_out;
 
-/// 5. One post, paced, with its retries and the stuck-client rule.
+/// 6. One post, paced, with its retries and the stuck-client rule.
 pub(crate) mod post;
 
-/// 6. The outcomes gathered: delivered, gone, unfinished; a listing that failed fails its messages.
+/// 7. The outcomes gathered: delivered, gone, unfinished; a listing that failed fails its messages.
 pub(crate) mod tally;
 
-/// 7. Connections not reached yet back on the queue, in retry jobs.
+/// 8. Connections not reached yet back on the queue, in retry jobs.
 pub(crate) mod requeue;
 
-/// 8. Gone connections deleted.
+/// 9. Gone connections deleted.
 pub(crate) mod prune;
 
 /// What every stage of one invocation shares.

@@ -1,4 +1,4 @@
-//! Stage 3: who each message of the batch goes to, decided before the first post.
+//! Stage 4: who each message of the batch goes to, decided before the first post.
 //!
 //! Each broadcast or publish's audience (a [`Scope`]) is estimated from a sample, one of
 //! [`SAMPLE_SHARDS`] shards; a batch's samples are read at once. A small audience posts what the

@@ -1,4 +1,4 @@
-//! Stage 5: one post to one connection, within the invocation's pace ([`shared::pacing::AdaptiveRate`]), retrying
+//! Stage 6: one post to one connection, within the invocation's pace ([`shared::pacing::AdaptiveRate`]), retrying
 //! throttling and transient failures with exponential backoff and jitter for at most the
 //! connection's retry budget, and never past the time the invocation must stop. A connection that
 //! has stopped reading ([`super::stuck`]) gets one probe a second at most, and its posts go into

@@ -1,4 +1,4 @@
-//! Stage 6: the outcomes of the fan-out, gathered as they come. Deliveries, retries, latencies and
+//! Stage 7: the outcomes of the fan-out, gathered as they come. Deliveries, retries, latencies and
 //! rejections go straight into the report; a message whose audience could not be listed to its end
 //! is left to SQS's redelivery in the [`Batch`]; what the later stages act on is kept: the
 //! connections each message has still to reach, and those that are gone.

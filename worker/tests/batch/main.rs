@@ -3,6 +3,7 @@
 
 mod channels;
 mod delivery;
+mod notify;
 mod number;
 mod presence;
 mod retries;
