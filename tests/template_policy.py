@@ -14,7 +14,7 @@ Alarms on the dead-letter queue, the worker's errors and throttles, each notifyi
 topics, and the alarms on the project's own metrics reading what the worker writes.
 
 The optional parts (the stack's KMS key, X-Ray, access logging, a custom domain, reserved
-concurrency, authorization, alarm topics, lifecycle events to an EventBridge bus) are checked as CloudFormation would deploy them: every
+concurrency, authorization, alarm topics, lifecycle events to an EventBridge bus, hooks' functions) are checked as CloudFormation would deploy them: every
 check runs on the template as written and on it evaluated with every combination of the options'
 values (CHOICES; conditions decided, each Fn::If resolved, AWS::NoValue dropped), and the Rules
 must refuse the combinations in REFUSED. With --write DIR it also writes the ten representative
@@ -61,15 +61,23 @@ NEEDS = {
 # that resource (deployed_violations).
 EVENTS_ACTION = "events:PutEvents"
 EVENT_BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}
+HOOKS_ACTION = "lambda:InvokeFunction"
+HOOK_ARNS = {"Fn::Split": [",", {"Ref": "HookFunctionArns"}]}
+CONDITIONAL = {EVENTS_ACTION: "EventBusName", HOOKS_ACTION: "HookFunctionArns"}
 
 ADAPTERS = {
     "dynamodb": ["shared/src/store/dynamodb.rs", "shared/src/history/dynamodb.rs", "shared/src/presence/dynamodb.rs"],
     "sqs": ["shared/src/queue/sqs.rs"],
     "events": ["shared/src/events/eventbridge.rs"],
+    "lambda": ["shared/src/hooks/lambda.rs"],
 }
 
 # IAM authorizes SQS's batch calls with the single call's action.
-IAM_ACTION = {"sqs:SendMessageBatch": "sqs:SendMessage", "sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
+IAM_ACTION = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "lambda:Invoke": HOOKS_ACTION,
+}
 
 
 def sdk_calls():
@@ -169,6 +177,7 @@ _DOMAIN = {
     "DomainName": "ws.example.com",
     "CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
 }
+_HOOKS = "arn:aws:lambda:us-east-1:123456789012:function:rooms,arn:aws:lambda:us-east-1:123456789012:function:archive:live"
 COMBINATIONS = {
     "defaults": {},
     "auth-and-alarms": {**_AUTH, **_ALARMS},
@@ -181,7 +190,7 @@ COMBINATIONS = {
     "lifecycle-events": {"EventBusName": "app-events"},
     "everything": {
         "CustomerManagedKey": "true", "Tracing": "Active", "AccessLogging": "on-and-set-account-role",
-        "EventBusName": "app-events", **_DOMAIN, **_AUTH, **_ALARMS,
+        "EventBusName": "app-events", "HookFunctionArns": _HOOKS, **_DOMAIN, **_AUTH, **_ALARMS,
     },
 }
 
@@ -197,6 +206,7 @@ CHOICES = {
     "AlarmEmail": [{}, {"AlarmEmail": _ALARMS["AlarmEmail"]}],
     "AlarmTopicArn": [{}, {"AlarmTopicArn": _ALARMS["AlarmTopicArn"]}],
     "EventBusName": [{}, {"EventBusName": "app-events"}],
+    "HookFunctionArns": [{}, {"HookFunctionArns": _HOOKS}],
 }
 
 
@@ -227,6 +237,11 @@ MALFORMED = {
     "AlarmTopicArn": ["arn:aws:sqs:us-east-1:123456789012:pager"],
     "EventBusName": ["arn:aws:events:us-east-1:123456789012:event-bus/app", "app events", "a" * 257],
     "Presence": ["yes", "True", ""],
+    "HookFunctionArns": [
+        "rooms", "arn:aws:lambda:us-east-1:123456789012:function:*", "arn:aws:sqs:us-east-1:123456789012:rooms",
+        "arn:aws:lambda:us-east-1:123456789012:function:rooms,", ",arn:aws:lambda:us-east-1:123456789012:function:rooms",
+        "arn:aws:lambda:us-east-1:123456789012:function:rooms, arn:aws:lambda:us-east-1:123456789012:function:archive",
+    ],
 }
 
 
@@ -453,21 +468,26 @@ def deployed_violations(t, params):
     elif domains or "${DomainName}" in url:
         found.append("a custom domain in the default deploy")
 
-    bus = bool(params.get("EventBusName"))
-    for role in ("IngressRole", "WorkerRole"):
-        if role not in res:
-            continue
-        events = [s for s in statements_of(res[role]) if EVENTS_ACTION in as_list(s.get("Action", []))]
-        if bus and not grants(res[role], EVENTS_ACTION, EVENT_BUS_ARN):
-            found.append(f"{role}: EventBusName is set but the role may not put events on that bus")
-        if any(as_list(s.get("Resource", [])) != [EVENT_BUS_ARN] or as_list(s["Action"]) != [EVENTS_ACTION] for s in events):
-            found.append(f"{role}: {EVENTS_ACTION} granted on more than the named bus, or with other actions")
-        if not bus and events:
-            found.append(f"{role}: may put events although EventBusName is empty")
+    # Lifecycle events and hooks: each granted, to both functions, exactly when its parameter is set,
+    # alone in its statement, on exactly what the parameter names.
+    for action, parameter, named in ((EVENTS_ACTION, "EventBusName", EVENT_BUS_ARN), (HOOKS_ACTION, "HookFunctionArns", HOOK_ARNS)):
+        on = bool(params.get(parameter))
+        for role in ("IngressRole", "WorkerRole"):
+            if role not in res:
+                continue
+            granting = [s for s in statements_of(res[role]) if action in as_list(s.get("Action", []))]
+            if on and not any(s.get("Resource") == named for s in granting):
+                found.append(f"{role}: {parameter} is set but the role may not call {action} on what it names")
+            if any(s.get("Resource") != named or as_list(s["Action"]) != [action] for s in granting):
+                found.append(f"{role}: {action} granted on more than {parameter} names, or with other actions")
+            if not on and granting:
+                found.append(f"{role}: may call {action} although {parameter} is empty")
     for name in ("IngressFunction", "WorkerFunction"):
         variables = functions.get(name, {}).get("Properties", {}).get("Environment", {}).get("Variables", {})
         if variables.get("EVENT_BUS_NAME") != {"Ref": "EventBusName"} or variables.get("PRESENCE") != {"Ref": "Presence"}:
             found.append(f"{name}: EVENT_BUS_NAME and PRESENCE must follow their parameters")
+        if variables.get("HOOK_FUNCTIONS") != {"Ref": "HookFunctionArns"}:
+            found.append(f"{name}: HOOK_FUNCTIONS must follow HookFunctionArns, which the function checks its hooks against")
 
     reservations = {"IngressFunction": "IngressReservedConcurrency", "AuthorizerFunction": "AuthorizerReservedConcurrency"}
     for name, parameter in reservations.items():
@@ -489,10 +509,11 @@ def role_violations(template):
             for action in sorted(needs - granted(roles[name])):
                 found.append(f"{name}: its function calls {action}, which the role does not grant")
     everything = set().union(*(granted(role) for role in roles.values())) if roles else set()
-    for action in sorted(sdk_calls() - everything - {EVENTS_ACTION}):
+    for action in sorted(sdk_calls() - everything - set(CONDITIONAL)):
         found.append(f"the adapters call {action}, which no role grants")
-    if EVENTS_ACTION not in sdk_calls():
-        found.append(f"the events adapter no longer calls {EVENTS_ACTION}: the check of its grant checks nothing")
+    for action, parameter in CONDITIONAL.items():
+        if action not in sdk_calls():
+            found.append(f"no adapter calls {action} any more: the check of its grant ({parameter}) checks nothing")
     for name, role in roles.items():
         # API Gateway's account-wide logging role serves every API: AWS's policy for it is the one.
         if name in FUNCTION_ROLES.values() and role["Properties"].get("ManagedPolicyArns"):
@@ -707,6 +728,12 @@ def breakages(template):
         "a worker that cannot put its events": broken(lambda t: [statements(t, "WorkerRole").remove(s) for s in list(statements(t, "WorkerRole")) if EVENTS_ACTION in json.dumps(s)]),
         "events allowed without presence": broken(lambda t: t["Rules"].pop("EventsNeedPresence")),
         "a bus name pattern that allows an ARN": broken(lambda t: t["Parameters"]["EventBusName"].update(AllowedPattern=".*")),
+        "hooks on every function": broken(lambda t: statement(t, "IngressRole", HOOKS_ACTION).update(Resource="*")),
+        "hooks granted without functions named": broken(lambda t: statements(t, "WorkerRole").append({"Effect": "Allow", "Action": HOOKS_ACTION, "Resource": HOOK_ARNS})),
+        "a worker that cannot hand its event hooks": broken(lambda t: [statements(t, "WorkerRole").remove(s) for s in list(statements(t, "WorkerRole")) if HOOKS_ACTION in json.dumps(s)]),
+        "hooks granted with more": broken(lambda t: statement(t, "IngressRole", HOOKS_ACTION).update(Action=[HOOKS_ACTION, "lambda:InvokeAsync"])),
+        "a function that does not know its grant": broken(lambda t: resource(t, "IngressFunction")["Environment"]["Variables"].pop("HOOK_FUNCTIONS")),
+        "a hook pattern that allows a name": broken(lambda t: t["Parameters"]["HookFunctionArns"].update(AllowedPattern=".*")),
         "a worker that cannot prune a member": broken(lambda t: statement(t, "WorkerRole", "dynamodb:DeleteItem").update(Action=["dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "dynamodb:GetItem", "dynamodb:PutItem"])),
     }
 
