@@ -1,0 +1,12 @@
+//! The `rooms` hook as a Lambda function: see [`hook_example::rooms`].
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
+        Ok::<Value, Error>(hook_example::rooms(&event.payload))
+    }))
+    .await
+}
