@@ -1,10 +1,12 @@
 //! Lambda's queue for asynchronous invocations, as the gateway's stand-in: an event hook's `Event`
 //! invocation is taken at once (Lambda answers 202) and run later by a task that invokes the
-//! function through the local Invoke API and, as Lambda does, tries a failed run twice more —
-//! a function that raised, an Invoke API that cannot be reached (the user's `cargo lambda watch`
-//! restarting, say) — before giving the event up with an error line, where Lambda would send it to
-//! the function's on-failure destination. Lambda waits a minute, then two, between the tries; the
-//! gateway [`RETRY_DELAYS`], so that a test or a developer sees the retry. Local runners
+//! function through the local Invoke API. As Lambda does, it tries a run whose function raised twice
+//! more before giving the event up with an error line, where Lambda would send it to the function's
+//! on-failure destination; Lambda waits a minute, then two, between the tries, the gateway
+//! [`RETRY_DELAYS`], so that a test or a developer sees the retry. A run that could not start — the
+//! Invoke API unreachable (the user's `cargo lambda watch` restarting, say), throttled, failing — is
+//! Lambda's throttling or system error, which it retries with backoff for as long as the event may
+//! live (six hours) without counting it against those two: so does the gateway. Local runners
 //! (`cargo lambda watch`, `sam local start-lambda`) run functions as `RequestResponse`, which is why
 //! the run is one.
 
@@ -18,6 +20,12 @@ use tokio::sync::{Semaphore, mpsc};
 
 /// Between a failed run and the next: Lambda's minute and two minutes, shortened.
 pub const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+
+/// How long an event that could not start may wait for its function: Lambda's maximum event age.
+pub const MAX_EVENT_AGE: Duration = Duration::from_secs(6 * 3600);
+
+/// Between tries of a run that could not start: doubling from the first, up to the last.
+const START_BACKOFF: (Duration, Duration) = (Duration::from_millis(200), Duration::from_secs(5));
 
 /// Events waiting to run, at most: past it an `Event` invocation is refused as throttled, as
 /// Lambda's would be, and the worker leaves the message to SQS's redelivery.
@@ -73,18 +81,29 @@ impl QueuedHooks {
 }
 
 async fn run(hooks: &dyn Hooks, function: &str, request: Vec<u8>, totals: &AsyncTotals) {
+    let queued = tokio::time::Instant::now();
     for (attempt, delay) in std::iter::once(None).chain(RETRY_DELAYS.map(Some)).enumerate() {
         if let Some(delay) = delay {
             totals.retried.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(delay).await;
         }
-        let failure = match hooks.invoke(function, request.clone(), RUN_TIMEOUT).await {
-            Ok(Invoked::Answer(_)) => {
-                totals.ran.fetch_add(1, Ordering::Relaxed);
-                return;
+        let mut backoff = START_BACKOFF.0;
+        let failure = loop {
+            match hooks.invoke(function, request.clone(), RUN_TIMEOUT).await {
+                Ok(Invoked::Answer(_)) => {
+                    totals.ran.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Ok(Invoked::Raised { error_type, message }) => {
+                    break format!("it raised {error_type}: {message}");
+                }
+                Err(err) if err.is_retryable() && queued.elapsed() < MAX_EVENT_AGE => {
+                    tracing::debug!(function, error = %err, "an event hook's run could not start; trying again");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(START_BACKOFF.1);
+                }
+                Err(err) => break err.to_string(),
             }
-            Ok(Invoked::Raised { error_type, message }) => format!("it raised {error_type}: {message}"),
-            Err(err) => err.to_string(),
         };
         tracing::warn!(function, attempt = attempt + 1, failure, "an event hook's run failed");
     }

@@ -173,3 +173,40 @@ async fn an_event_hook_gets_every_message_with_its_offset_and_a_failed_run_is_tr
     assert_eq!(api.received().len(), 3, "a run that succeeded is not tried again");
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_hook_that_cannot_start_is_tried_until_it_can_and_runs_once() {
+    let api = InvokeApi::start().await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    // Throttled five times, as Lambda's queue meets a function with no concurrency left or a
+    // runner that is restarting: not a failed run, so not one of the two retries.
+    api.function("archive", move |_| {
+        if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 5 {
+            Outcome::Throttled
+        } else {
+            Outcome::Returns(Value::Null)
+        }
+    });
+    let file = "[log]\nevent_hook = { function = \"archive\" }\n";
+    let gateway = TestGateway::start(Settings {
+        namespaces: Some(NamespaceFile { name: "namespaces.toml".into(), text: file.into() }),
+        hooks_endpoint: Some(api.endpoint()),
+        ..Settings::default()
+    })
+    .await;
+    let mut alice = gateway.connect().await;
+    let published = request(&mut alice, json!({"action":"publish","channel":"log/app","data":1})).await;
+    assert_eq!(published["type"], "published");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while calls.load(std::sync::atomic::Ordering::SeqCst) < 6 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        6,
+        "five throttled, then one run, and no more"
+    );
+    gateway.stop().await;
+}

@@ -2,7 +2,7 @@
 //! serve it: `POST /2015-03-31/functions/{name}/invocations` with the event as the body, answered
 //! 200 with the function's JSON, or 200 with `X-Amz-Function-Error: Unhandled` and
 //! `{"errorType","errorMessage"}` when it raised, or 404 `ResourceNotFoundException` for a
-//! function it does not have. Each function is a closure the test gives; every request is kept.
+//! function it does not have, or 429 `TooManyRequestsException` for one the test throttles. Each function is a closure the test gives; every request is kept.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,6 +29,8 @@ pub enum Outcome {
     Raises { error_type: String, message: String },
     /// Does the inner thing after a while.
     After(Duration, Box<Outcome>),
+    /// Never runs: Lambda's 429 `TooManyRequestsException`, as when the function is throttled.
+    Throttled,
 }
 
 type Function = Arc<dyn Fn(&Value) -> Outcome + Send + Sync>;
@@ -103,6 +105,12 @@ async fn invoke(State(shared): State<Shared>, Path(name): Path<String>, body: By
             }
             Outcome::Returns(value) => (StatusCode::OK, value.to_string()).into_response(),
             Outcome::ReturnsText(text) => (StatusCode::OK, text).into_response(),
+            Outcome::Throttled => (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("x-amzn-errortype", "TooManyRequestsException"), ("content-type", "application/json")],
+                r#"{"Type":"User","message":"Rate Exceeded."}"#,
+            )
+                .into_response(),
             Outcome::Raises { error_type, message } => (
                 StatusCode::OK,
                 [("x-amz-function-error", "Unhandled"), ("content-type", "application/json")],
