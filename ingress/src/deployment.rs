@@ -1,23 +1,28 @@
 //! What the template tells the ingress through its environment, read once per cold start: its
-//! table and its queue ([`Stack`]). Every variable is read before it fails, so one log line names
+//! table and its queue ([`Stack`]), and the clients' quotas ([`QuotaSettings`]). Every variable is read before it fails, so one log line names
 //! everything wrong.
 
 use shared::EnvError;
 use shared::environment::{Env, FromEnv};
+use shared::quota::QuotaSettings;
 use shared::stack::Stack;
 
-/// What the template tells the ingress: the stack's table, queue and channel settings, nothing more.
+/// What the template tells the ingress: the stack's table, queue and channel settings, and what
+/// one connection and one user may send a second.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deployment {
     pub stack: Stack,
+    /// `PUBLISH_RATE_PER_CONNECTION` and `PUBLISH_RATE_PER_USER`.
+    pub quotas: QuotaSettings,
 }
 
 impl FromEnv for Deployment {
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, EnvError> {
         let mut env = Env::new(lookup);
         let stack = Stack::read(&mut env);
+        let quotas = QuotaSettings::from_env(&mut env);
         env.finish()?;
-        Ok(Self { stack })
+        Ok(Self { stack, quotas })
     }
 }
 

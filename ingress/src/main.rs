@@ -25,7 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(namespaces) => namespaces,
         Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_NAMESPACES, err).await),
     };
-    let ingress = Ingress::new(stack.ports(&sdk, namespaces));
+    let ingress = Ingress::new(stack.ports(&sdk, namespaces).with_quotas(deployment.quotas));
     let ingress = &ingress;
     // Lambda names the function; its metrics are dimensioned by that name.
     let function = &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "ingress".to_owned());

@@ -43,6 +43,7 @@ async fn fixture(text: &str) -> Fixture {
         presence: Some(Arc::new(MemoryPresence::new())),
         events: None,
         hooks: Some(Arc::new(hooks)),
+        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
         namespaces,
     };
     Fixture { api, store, queue, history, ingress: Ingress::new(ports) }

@@ -113,6 +113,7 @@ fn fixture() -> Fixture {
         presence: Some(presence.clone()),
         events: Some(events.clone()),
         hooks: None,
+        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
         namespaces: Default::default(),
     };
     Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }
@@ -134,6 +135,7 @@ fn fixture_with(
         presence,
         events: None,
         hooks: None,
+        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
         namespaces: Default::default(),
     };
     let events = Arc::new(RecentEvents::new(1, "000000000000", "us-east-1"));
@@ -300,6 +302,7 @@ async fn a_queue_outage_tells_the_sender_to_try_again() {
         presence: None,
         events: None,
         hooks: None,
+        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
         namespaces: Default::default(),
     });
     let response =
@@ -1201,6 +1204,7 @@ fn fixture_in(text: &str) -> Fixture {
         presence: Some(presence.clone()),
         events: Some(events.clone()),
         hooks: None,
+        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
         namespaces,
     };
     Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }

@@ -15,6 +15,7 @@ use shared::namespaces::{Namespaces, NamespacesError};
 use shared::poster::ApiGatewayPoster;
 use shared::presence::{DynamoPresence, MemoryPresence};
 use shared::queue::{MemoryQueue, SqsQueue};
+use shared::quota::MemoryQuotas;
 use shared::store::{DynamoStore, MemoryStore};
 use shared::{ConnectionStore, Events, History, Presence, Queue, QueueSource};
 use tokio::net::TcpListener;
@@ -171,6 +172,7 @@ impl Gateway {
             presence: presence.clone(),
             events,
             hooks,
+            quotas: Arc::new(MemoryQuotas::new(settings.quotas)),
             namespaces,
         };
         let ingress = MeteredIngress { ingress: Ingress::new(ports.clone()), totals: ingress_totals.clone() };

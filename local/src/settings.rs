@@ -7,6 +7,7 @@ use shared::history::HistorySettings;
 use shared::limits::{IDLE_TIMEOUT, MAX_CONNECTION_DURATION};
 use shared::namespaces::{ChannelOptions, Namespaces, NamespacesError};
 use shared::queue::QueueSettings;
+use shared::quota::QuotaSettings;
 use shared::store::MemoryStore;
 use worker::{Fleet, WorkerSettings};
 
@@ -62,6 +63,9 @@ pub struct Settings {
     /// `http://127.0.0.1:9000`, `sam local start-lambda`'s), signed with `credentials`; needed when
     /// the namespace file names any hook.
     pub hooks_endpoint: Option<String>,
+    /// What one connection and one user may publish or broadcast a second (the template's
+    /// `PublishRatePerConnection` and `PublishRatePerUser`); exact here, where one ingress counts all.
+    pub quotas: QuotaSettings,
     /// Where lifecycle events are POSTed, as an EventBridge rule's target receives them (the
     /// template's `EventBusName` stands for it); `None`: they are only kept for `/_local/events`.
     pub events_url: Option<String>,
@@ -115,6 +119,7 @@ impl Default for Settings {
             presence: true,
             namespaces: None,
             hooks_endpoint: None,
+            quotas: QuotaSettings::default(),
             events_url: None,
             faults: Faults::default(),
             stage_throttle: Some(Bucket::STAGE),

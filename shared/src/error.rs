@@ -36,12 +36,15 @@ pub enum ErrorCode {
     InvalidLimit,
     InvalidJoinLeave,
     PresenceOff,
+    /// The connection's or its user's quota of messages a second is spent: `retryAfterMs` says when
+    /// one more fits.
+    RateLimited,
     /// Not the client's mistake: the store or the queue failed, and sending again may help.
     Unavailable,
 }
 
 impl ErrorCode {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::EmptyMessage,
         Self::InvalidJson,
         Self::TooDeeplyNested,
@@ -61,6 +64,7 @@ impl ErrorCode {
         Self::InvalidLimit,
         Self::InvalidJoinLeave,
         Self::PresenceOff,
+        Self::RateLimited,
         Self::Unavailable,
     ];
 
@@ -86,6 +90,7 @@ impl ErrorCode {
             Self::InvalidLimit => "invalid_limit",
             Self::InvalidJoinLeave => "invalid_join_leave",
             Self::PresenceOff => "presence_off",
+            Self::RateLimited => "rate_limited",
             Self::Unavailable => "unavailable",
         }
     }

@@ -16,6 +16,7 @@ use crate::hooks::{Hooks, LambdaHooks};
 use crate::namespaces::{self, ChannelOptions, Namespaces, NamespacesError};
 use crate::presence::{DynamoPresence, Membership, Presence, PresenceSettings};
 use crate::queue::{Queue, SqsQueue};
+use crate::quota::{MemoryQuotas, QuotaSettings, Quotas};
 use crate::store::{ConnectionStore, DynamoStore};
 
 /// What every function that keeps connections is told.
@@ -50,6 +51,8 @@ pub struct StackPorts {
     pub events: Option<Arc<dyn Events>>,
     /// Where the functions a namespace names are invoked; `None` when it names none.
     pub hooks: Option<Arc<dyn Hooks>>,
+    /// What one connection and one user may publish or broadcast a second: the ingress's.
+    pub quotas: Arc<dyn Quotas>,
     pub namespaces: Namespaces,
 }
 
@@ -62,6 +65,13 @@ impl StackPorts {
     /// What a membership change of `channel` uses, when its namespace keeps members.
     pub fn membership_of(&self, channel: &Channel) -> Option<Membership<'_>> {
         self.namespaces.of(channel).presence.then(|| self.membership()).flatten()
+    }
+
+    /// With clients' messages counted against `settings`, in this process (`quota::memory` says
+    /// what that allows on AWS): the ingress's.
+    pub fn with_quotas(mut self, settings: QuotaSettings) -> Self {
+        self.quotas = Arc::new(MemoryQuotas::new(settings));
+        self
     }
 
     /// What a membership change uses, when any channel keeps members: leaving every channel of a
@@ -144,6 +154,8 @@ impl Stack {
                 .map(|bus| Arc::new(EventBridgeEvents::from_sdk(sdk, bus.clone())) as Arc<dyn Events>),
             hooks: (!namespaces.functions().is_empty())
                 .then(|| Arc::new(LambdaHooks::from_sdk(sdk)) as Arc<dyn Hooks>),
+            // The ingress sets its own (`with_quotas`); the worker counts nothing.
+            quotas: Arc::new(MemoryQuotas::unlimited()),
             namespaces,
         }
     }

@@ -10,7 +10,7 @@
 //! repeats (acknowledgement or error): with it, a client matches answers to requests however they
 //! interleave. A broadcast, otherwise unanswered, is answered `{"type":"queued","id":…,"ref":…}`.
 //! [`contract`] is what every action is held to and may use; [`fields`] reads what an action needs
-//! of the message; [`reply`] is what goes back; [`hooks`] asks a channel's hooks. This file is the table
+//! of the message; [`reply`] is what goes back; [`hooks`] asks a channel's hooks, [`quota`] counts a client's messages. This file is the table
 //! and [`read`], nothing else.
 
 mod broadcast;
@@ -21,6 +21,7 @@ mod history;
 mod hooks;
 mod presence;
 mod publish;
+mod quota;
 mod reply;
 mod subscribe;
 mod unsubscribe;

@@ -15,8 +15,8 @@ use shared::{Channel, Envelope, InputError, Job, Sender};
 
 use super::contract::{Action, Context, enqueue};
 use super::fields::Fields;
-use super::hooks;
 use super::reply::{Ack, Refusal, Reply};
+use super::{hooks, quota};
 
 pub struct Publish {
     channel: Channel,
@@ -32,6 +32,7 @@ pub fn parse(mut fields: Fields) -> Result<Box<dyn Action>, InputError> {
 impl Action for Publish {
     async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
         cx.identity.may_publish(&self.channel)?;
+        quota::take(cx).await?;
         if cx.ports.namespaces.of(&self.channel).publishers == Publishers::Backend {
             return Err(InputError::ForbiddenChannel {
                 verb: "publish to",

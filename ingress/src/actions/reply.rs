@@ -267,6 +267,11 @@ pub enum Refusal {
     Input(InputError),
     /// The store or the queue failed; the message says whether sending again may help.
     Unavailable(String),
+    /// The connection's or its user's quota is spent; one more message fits after this long.
+    RateLimited {
+        retry_after_ms: u64,
+        per_user: bool,
+    },
 }
 
 impl From<InputError> for Refusal {
@@ -281,8 +286,18 @@ impl Refusal {
         let (code, message) = match self {
             Self::Input(err) => (err.code(), err.to_string()),
             Self::Unavailable(message) => (ErrorCode::Unavailable.as_str(), message.clone()),
+            Self::RateLimited { retry_after_ms, per_user } => (
+                ErrorCode::RateLimited.as_str(),
+                format!(
+                    "{} sending too fast; send again in {retry_after_ms} ms",
+                    if *per_user { "this user's connections are" } else { "this connection is" }
+                ),
+            ),
         };
         let mut body = serde_json::json!({ "error": { "code": code, "message": message } });
+        if let Self::RateLimited { retry_after_ms, .. } = self {
+            body["error"]["retryAfterMs"] = (*retry_after_ms).into();
+        }
         if let Some(reference) = reference {
             body["ref"] = reference.into();
         }

@@ -188,6 +188,7 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         presence: None,
         events: None,
         hooks: None,
+        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
         namespaces: Default::default(),
     };
     let ports = Ports { stack, poster };

@@ -52,6 +52,7 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
         presence: None,
         events: None,
         hooks: None,
+        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
         namespaces: Default::default(),
     };
     let ports = Ports { stack, poster: poster.clone() };

@@ -16,6 +16,7 @@ use local::settings::{DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SQS_PORT, DEFAULT_TABL
 use local::{Backend, Bucket, Credentials, Faults, Gateway, Settings};
 use shared::history::HistorySettings;
 use shared::queue::QueueSettings;
+use shared::quota::QuotaSettings;
 use tokio::net::TcpListener;
 use worker::{Fleet, WorkerSettings};
 
@@ -152,6 +153,14 @@ pub struct ServeArgs {
     /// serves one at http://127.0.0.1:9000, `sam local start-lambda` at the port it is given.
     #[arg(long, value_name = "URL", value_parser = hooks_endpoint)]
     pub(crate) hooks_endpoint: Option<String>,
+    /// `publish` and `broadcast` messages one connection may send a second, with two seconds' burst
+    /// (the template's PublishRatePerConnection, 25); past it the client is answered `rate_limited`.
+    /// 0: no limit. `--no-throttle` makes it 0 unless given.
+    #[arg(long, value_name = "N")]
+    pub(crate) publish_rate_per_connection: Option<u32>,
+    /// The same for all of one user's connections together (PublishRatePerUser, 50). 0: no limit.
+    #[arg(long, value_name = "N")]
+    pub(crate) publish_rate_per_user: Option<u32>,
     /// Keep no channel members (the template's Presence=false): no `presence`, no `join` or
     /// `leave` frames, no lifecycle events.
     #[arg(long, conflicts_with = "events_url")]
@@ -233,6 +242,16 @@ pub enum BackendKind {
 }
 
 impl ServeArgs {
+    /// The quotas given, or the template's defaults — none under `--no-throttle`, which turns off
+    /// every limit on clients for load tests of the pipeline itself.
+    fn quotas(&self) -> QuotaSettings {
+        let default =
+            |given: Option<u32>, default: u32| given.unwrap_or(if self.no_throttle { 0 } else { default });
+        QuotaSettings::new(
+            default(self.publish_rate_per_connection, QuotaSettings::DEFAULT_PER_CONNECTION),
+            default(self.publish_rate_per_user, QuotaSettings::DEFAULT_PER_USER),
+        )
+    }
     /// The gateway's settings, `backend` being where it keeps connections and jobs.
     fn settings(&self, backend: Backend) -> anyhow::Result<Settings> {
         let mut settings = Settings {
@@ -288,6 +307,7 @@ impl ServeArgs {
             presence: !self.no_presence,
             namespaces: namespace_file(self.namespaces.as_deref())?,
             hooks_endpoint: self.hooks_endpoint.clone(),
+            quotas: self.quotas(),
             events_url: self.events_url.clone(),
             stage_throttle: (!self.no_throttle)
                 .then_some(Bucket { rate: self.throttle_rate, burst: self.throttle_burst }),

@@ -3,17 +3,20 @@
 //!
 //! - [`ScriptedPoster`]: `@connections` answering each connection as a test scripts it.
 //! - [`ObservedStore`]: the in-memory store, counting its reads and failing them on request.
-//! - [`BrokenHistory`], [`BrokenPresence`]: history and presence whose every call fails.
+//! - [`BrokenHistory`], [`BrokenPresence`], [`BrokenQuotas`]: history, presence and quotas whose
+//!   every call fails.
 //! - [`vars`]: an environment made up by a test.
 
 mod env;
 mod history;
 mod poster;
 mod presence;
+mod quota;
 mod store;
 
 pub use env::vars;
 pub use history::BrokenHistory;
 pub use poster::{Scripted, ScriptedPoster};
 pub use presence::BrokenPresence;
+pub use quota::BrokenQuotas;
 pub use store::ObservedStore;

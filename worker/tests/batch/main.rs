@@ -99,6 +99,7 @@ fn worker_with(
                     presence: None,
                     events: None,
                     hooks: None,
+                    quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
                     namespaces: Default::default(),
                 },
                 poster,

@@ -42,6 +42,7 @@ fn hooked(store: Arc<ObservedStore>, poster: Arc<ScriptedPoster>, hooks: Arc<Rec
         presence: None,
         events: None,
         hooks: Some(hooks),
+        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
         namespaces,
     };
     Worker::new(Ports { stack, poster }, settings())

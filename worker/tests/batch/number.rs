@@ -26,6 +26,7 @@ fn with_namespaces(
         presence: None,
         events: None,
         hooks: None,
+        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
         namespaces,
     };
     let ports = Ports { stack, poster };

@@ -23,6 +23,7 @@ fn with_presence(
         presence: Some(presence),
         events: Some(events),
         hooks: None,
+        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
         namespaces: Default::default(),
     };
     let ports = Ports { stack, poster };

@@ -120,6 +120,7 @@ async fn shards_the_queue_refuses_are_posted_by_the_invocation_itself_once() {
         presence: None,
         events: None,
         hooks: None,
+        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
         namespaces: Default::default(),
     };
     let ports = Ports { stack, poster: poster.clone() };

@@ -1,0 +1,142 @@
+//! Quotas counted in the process: token buckets keyed by connection and by user (`governor`).
+//!
+//! Exact for the local gateway, which runs one ingress. On AWS each ingress instance counts what it
+//! sees: no write unit, no round trip, but API Gateway spreads one connection's messages over the
+//! warm instances, so a client can get up to as many times its quota as instances are running (the
+//! stage throttle, 100 a second by default, keeps about five busy; `IngressReservedConcurrency` caps
+//! them at 50). A counter in DynamoDB would be exact across instances for one write unit a message
+//! ($1.25 a million on demand, beside the $1.00 API Gateway charges for the message itself).
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use governor::clock::{Clock, DefaultClock};
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+
+use super::port::{QuotaError, QuotaSettings, Quotas, Rate, Taken};
+use crate::domain::ConnectionId;
+
+type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
+
+/// Every this many messages, buckets that have refilled completely are forgotten: a gone connection
+/// leaves nothing behind for long.
+const SWEEP_EVERY: u64 = 10_000;
+
+pub struct MemoryQuotas {
+    per_connection: Option<Keyed>,
+    per_user: Option<Keyed>,
+    clock: DefaultClock,
+    taken: AtomicU64,
+}
+
+impl std::fmt::Debug for MemoryQuotas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryQuotas")
+            .field("per_connection", &self.per_connection.is_some())
+            .field("per_user", &self.per_user.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+fn keyed(rate: Rate) -> Keyed {
+    let per_second = NonZeroU32::new(rate.per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(rate.burst).unwrap_or(per_second);
+    RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
+}
+
+impl MemoryQuotas {
+    pub fn new(settings: QuotaSettings) -> Self {
+        Self {
+            per_connection: settings.per_connection.map(keyed),
+            per_user: settings.per_user.map(keyed),
+            clock: DefaultClock::default(),
+            taken: AtomicU64::new(0),
+        }
+    }
+
+    /// No quota: every message allowed.
+    pub fn unlimited() -> Self {
+        Self::new(QuotaSettings::UNLIMITED)
+    }
+
+    fn check(&self, limiter: Option<&Keyed>, key: &str) -> Option<std::time::Duration> {
+        let limiter = limiter?;
+        limiter.check_key(&key.to_owned()).err().map(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+}
+
+#[async_trait]
+impl Quotas for MemoryQuotas {
+    async fn take(&self, connection: &ConnectionId, user: Option<&str>) -> Result<Taken, QuotaError> {
+        if self.taken.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            for limiter in self.per_connection.iter().chain(&self.per_user) {
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+        }
+        if let Some(retry_after) = self.check(self.per_connection.as_ref(), connection.as_str()) {
+            return Ok(Taken::Limited { retry_after, per_user: false });
+        }
+        if let Some(user) = user
+            && let Some(retry_after) = self.check(self.per_user.as_ref(), user)
+        {
+            return Ok(Taken::Limited { retry_after, per_user: true });
+        }
+        Ok(Taken::Allowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> ConnectionId {
+        ConnectionId::parse(&format!("connection{n:06}")).expect("an id")
+    }
+
+    async fn allowed(
+        quotas: &MemoryQuotas,
+        connection: &ConnectionId,
+        user: Option<&str>,
+        n: usize,
+    ) -> usize {
+        let mut allowed = 0;
+        for _ in 0..n {
+            if quotas.take(connection, user).await.expect("memory never fails") == Taken::Allowed {
+                allowed += 1;
+            }
+        }
+        allowed
+    }
+
+    #[tokio::test]
+    async fn a_connection_gets_its_burst_at_once_then_is_refused_with_how_long_to_wait() {
+        let quotas = MemoryQuotas::new(QuotaSettings::new(5, 0));
+        assert_eq!(allowed(&quotas, &id(1), None, 100).await, 10, "two seconds' worth at once");
+        match quotas.take(&id(1), None).await.expect("taken") {
+            Taken::Limited { retry_after, per_user } => {
+                assert!(!per_user);
+                assert!(
+                    retry_after > std::time::Duration::ZERO
+                        && retry_after <= std::time::Duration::from_millis(200)
+                );
+            }
+            Taken::Allowed => panic!("the quota is spent"),
+        }
+        assert_eq!(allowed(&quotas, &id(2), None, 3).await, 3, "another connection is untouched");
+    }
+
+    #[tokio::test]
+    async fn a_users_connections_share_the_users_quota() {
+        let quotas = MemoryQuotas::new(QuotaSettings::new(100, 3));
+        let taken = allowed(&quotas, &id(1), Some("mallory"), 4).await
+            + allowed(&quotas, &id(2), Some("mallory"), 4).await;
+        assert_eq!(taken, 6, "three a second, six at once, across both connections");
+        let refused = quotas.take(&id(3), Some("mallory")).await.expect("taken");
+        assert!(matches!(refused, Taken::Limited { per_user: true, .. }), "{refused:?}");
+        assert_eq!(allowed(&quotas, &id(4), Some("alice"), 6).await, 6);
+        assert_eq!(allowed(&MemoryQuotas::unlimited(), &id(1), Some("a"), 1000).await, 1000);
+    }
+}

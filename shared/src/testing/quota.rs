@@ -1,0 +1,16 @@
+//! Quotas whose store cannot be reached: every `take` fails.
+
+use async_trait::async_trait;
+
+use crate::domain::ConnectionId;
+use crate::quota::{QuotaError, Quotas, Taken};
+
+#[derive(Debug, Default)]
+pub struct BrokenQuotas;
+
+#[async_trait]
+impl Quotas for BrokenQuotas {
+    async fn take(&self, _: &ConnectionId, _: Option<&str>) -> Result<Taken, QuotaError> {
+        Err(QuotaError::Unavailable("the quota store cannot be reached".into()))
+    }
+}
