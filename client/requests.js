@@ -10,14 +10,17 @@
 /** The API refused a request, or it could not be made: `code` says which (docs/protocol.md, Errors). */
 export class RequestError extends Error {
   /**
-   * @param {string} code `invalid_channel`, `forbidden_channel`, … or, from the client itself,
-   *   `timeout`, `connection_lost`, `closed`.
+   * @param {string} code `invalid_channel`, `forbidden_channel`, `rate_limited`, … or, from the
+   *   client itself, `timeout`, `connection_lost`, `closed`.
    * @param {string} message
+   * @param {number} [retryAfterMs] With `rate_limited`: milliseconds until one more message fits.
    */
-  constructor(code, message) {
+  constructor(code, message, retryAfterMs) {
     super(message);
     this.name = "RequestError";
     this.code = code;
+    /** With `rate_limited`: when to send again, in milliseconds; else undefined. */
+    this.retryAfterMs = retryAfterMs;
   }
 }
 
@@ -99,7 +102,8 @@ export class Requests {
     clearTimeout(pending.timer);
     const error = message.error && typeof message.error === "object" ? /** @type {Record<string, unknown>} */ (message.error) : null;
     if (error) {
-      pending.reject(new RequestError(String(error.code), String(error.message)));
+      const retryAfterMs = typeof error.retryAfterMs === "number" ? error.retryAfterMs : undefined;
+      pending.reject(new RequestError(String(error.code), String(error.message), retryAfterMs));
     } else {
       pending.resolve(message);
     }

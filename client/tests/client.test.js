@@ -153,7 +153,7 @@ test("repeats are dropped by id and by offset, and counted", async () => {
   assert.equal(c.duplicatesDropped, 3);
 });
 
-test("answers are matched to their requests by ref, whatever their order, and refusals, timeouts and drops reject", async () => {
+test("answers are matched to their requests by ref, whatever their order, and refusals (with when to retry), timeouts and drops reject", async () => {
   const { c } = client({ requestTimeoutMs: 5000 });
   const socket = await connected(c);
   const first = c.publish("news", 1);
@@ -167,6 +167,10 @@ test("answers are matched to their requests by ref, whatever their order, and re
   const refused = c.publish("user/bob", 1);
   socket.answer("publish", { error: { code: "forbidden_channel", message: "not yours" } });
   await assert.rejects(refused, (err) => err instanceof RequestError && err.code === "forbidden_channel");
+
+  const limited = c.publish("news", 3);
+  socket.answer("publish", { error: { code: "rate_limited", message: "this connection is sending too fast; send again in 40 ms", retryAfterMs: 40 } });
+  await assert.rejects(limited, (err) => err instanceof RequestError && err.code === "rate_limited" && err.retryAfterMs === 40);
 
   const unanswered = assert.rejects(c.history("news"), (err) => err instanceof RequestError && err.code === "timeout");
   await tick(4999);

@@ -8,12 +8,15 @@
 /** The API refused a request, or it could not be made: `code` says which (docs/protocol.md, Errors). */
 export class RequestError extends Error {
     /**
-     * @param {string} code `invalid_channel`, `forbidden_channel`, … or, from the client itself,
-     *   `timeout`, `connection_lost`, `closed`.
+     * @param {string} code `invalid_channel`, `forbidden_channel`, `rate_limited`, … or, from the
+     *   client itself, `timeout`, `connection_lost`, `closed`.
      * @param {string} message
+     * @param {number} [retryAfterMs] With `rate_limited`: milliseconds until one more message fits.
      */
-    constructor(code: string, message: string);
+    constructor(code: string, message: string, retryAfterMs?: number);
     code: string;
+    /** With `rate_limited`: when to send again, in milliseconds; else undefined. */
+    retryAfterMs: number | undefined;
 }
 /**
  * @typedef {object} Pending
