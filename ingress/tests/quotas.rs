@@ -17,6 +17,13 @@ mod events;
 use events::context;
 
 fn ingress(quotas: Arc<dyn Quotas>) -> (Ingress, Arc<MemoryQueue>) {
+    ingress_with(quotas, Default::default())
+}
+
+fn ingress_with(
+    quotas: Arc<dyn Quotas>,
+    namespaces: shared::namespaces::Namespaces,
+) -> (Ingress, Arc<MemoryQueue>) {
     let queue = Arc::new(MemoryQueue::default());
     let ports = Ports {
         store: Arc::new(MemoryStore::default()),
@@ -26,20 +33,23 @@ fn ingress(quotas: Arc<dyn Quotas>) -> (Ingress, Arc<MemoryQueue>) {
         events: None,
         hooks: None,
         quotas,
-        namespaces: Default::default(),
+        namespaces,
     };
     (Ingress::new(ports), queue)
 }
 
 /// A broadcast from `connection`, whose token's `sub` is `user` (`None`: anonymous).
 fn broadcast(connection: &str, user: Option<&str>) -> ApiGatewayWebsocketProxyRequest {
+    message(connection, user, r#"{"action":"broadcast","data":"hi","ref":"r"}"#)
+}
+
+fn message(connection: &str, user: Option<&str>, body: &str) -> ApiGatewayWebsocketProxyRequest {
     let mut context = context("$default", "MESSAGE");
     context["connectionId"] = json!(connection);
     if let Some(user) = user {
         context["authorizer"] = json!({ "principalId": user, "sub": user });
     }
-    let event = json!({ "requestContext": context, "isBase64Encoded": false,
-                        "body": r#"{"action":"broadcast","data":"hi","ref":"r"}"# });
+    let event = json!({ "requestContext": context, "isBase64Encoded": false, "body": body });
     serde_json::from_value(event).expect("an event")
 }
 
@@ -47,15 +57,21 @@ fn broadcast(connection: &str, user: Option<&str>) -> ApiGatewayWebsocketProxyRe
 async fn send(ingress: &Ingress, connection: &str, user: Option<&str>, n: usize) -> Vec<Value> {
     let mut answers = Vec::new();
     for _ in 0..n {
-        let response = ingress.handle(broadcast(connection, user)).await.expect("handled");
+        answers.push(answer(ingress, broadcast(connection, user)).await);
+    }
+    answers
+}
+
+async fn answer(ingress: &Ingress, event: ApiGatewayWebsocketProxyRequest) -> Value {
+    {
+        let response = ingress.handle(event).await.expect("handled");
         let text = match &response.body {
             Some(aws_lambda_events::encodings::Body::Text(text)) => text.clone(),
             other => panic!("a text reply, not {other:?}"),
         };
         testkit::contract::check(testkit::contract::Direction::Received, &text);
-        answers.push(serde_json::from_str(&text).expect("JSON"));
+        serde_json::from_str(&text).expect("JSON")
     }
-    answers
 }
 
 fn queued(answers: &[Value]) -> usize {
@@ -98,4 +114,34 @@ async fn a_quota_store_that_fails_lets_every_message_through() {
     let (ingress, queue) = ingress(Arc::new(BrokenQuotas));
     assert_eq!(queued(&send(&ingress, "TWegAcC4EowCHnA=", Some("mallory"), 20).await), 20);
     assert_eq!(queue.stats().visible, 20, "failing open loses nothing");
+}
+
+#[tokio::test]
+async fn a_namespace_with_quotas_of_its_own_is_counted_apart_from_the_stacks() {
+    let file = "[cursor]\npublish_rate_per_connection = 30\n";
+    let namespaces = shared::namespaces::parse("namespaces.toml", file, Default::default()).expect("valid");
+    let (ingress, queue) = ingress_with(Arc::new(MemoryQuotas::new(QuotaSettings::new(1, 0))), namespaces);
+    let publish = |channel: &str| {
+        message(
+            "TWegAcC4EowCHnA=",
+            None,
+            &format!(r#"{{"action":"publish","channel":"{channel}","data":1}}"#),
+        )
+    };
+    let mut in_cursor = 0;
+    for _ in 0..80 {
+        if answer(&ingress, publish("cursor/doc")).await["type"] == "published" {
+            in_cursor += 1;
+        }
+    }
+    // Two seconds' burst of 30 a second, and what refilled while the test ran.
+    assert!((60..=70).contains(&in_cursor), "the namespace's own quota: {in_cursor}");
+    let mut elsewhere = 0;
+    for _ in 0..5 {
+        if answer(&ingress, publish("chat/room")).await["type"] == "published" {
+            elsewhere += 1;
+        }
+    }
+    assert_eq!(elsewhere, 2, "the stack's one a second, its own bucket");
+    assert_eq!(queue.stats().visible, in_cursor + elsewhere);
 }

@@ -21,7 +21,7 @@ pub fn parse(mut fields: Fields) -> Result<Box<dyn Action>, InputError> {
 #[async_trait]
 impl Action for Broadcast {
     async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
-        quota::take(cx).await?;
+        quota::take(cx, None).await?;
         let envelope = Envelope::broadcast(cx.connection.clone(), cx.received_at_ms, self.data)?;
         let message = envelope.id.clone();
         enqueue(cx, &Job::broadcast(envelope)).await?;

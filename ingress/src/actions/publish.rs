@@ -32,7 +32,7 @@ pub fn parse(mut fields: Fields) -> Result<Box<dyn Action>, InputError> {
 impl Action for Publish {
     async fn apply(self: Box<Self>, cx: &Context<'_>) -> Result<Reply, Refusal> {
         cx.identity.may_publish(&self.channel)?;
-        quota::take(cx).await?;
+        quota::take(cx, Some(&self.channel)).await?;
         if cx.ports.namespaces.of(&self.channel).publishers == Publishers::Backend {
             return Err(InputError::ForbiddenChannel {
                 verb: "publish to",

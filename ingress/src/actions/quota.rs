@@ -1,16 +1,23 @@
 //! What a `publish` or a `broadcast` spends first: one of its connection's and its user's quota
-//! ([`shared::quota`]). Spent, the message is refused `rate_limited` with how long to wait — nothing
-//! asked of a hook, numbered or queued. A quota store that fails lets the message through (fails
-//! open): quotas guard the bill and the others' share, and refusing a message for a store's fault
-//! would lose it for nothing.
+//! ([`shared::quota`]) — a publish to a channel whose namespace has quotas of its own spends those.
+//! Spent, the message is refused `rate_limited` with how long to wait — nothing asked of a hook,
+//! numbered or queued. A quota store that fails lets the message through (fails open): quotas guard
+//! the bill and the others' share, and refusing a message for a store's fault would lose it for
+//! nothing.
 
+use shared::Channel;
 use shared::quota::Taken;
 
 use super::contract::Context;
 use super::reply::Refusal;
 
-pub(super) async fn take(cx: &Context<'_>) -> Result<(), Refusal> {
-    match cx.ports.quotas.take(cx.connection, cx.identity.user()).await {
+/// Takes one message of the quota that counts for `channel` (`None`: a broadcast, the stack's).
+pub(super) async fn take(cx: &Context<'_>, channel: Option<&Channel>) -> Result<(), Refusal> {
+    let namespace = channel.and_then(|channel| {
+        let quotas = cx.ports.namespaces.of(channel).quotas?;
+        Some((channel.as_str().split('/').next().unwrap_or_default(), quotas))
+    });
+    match cx.ports.quotas.take(cx.connection, cx.identity.user(), namespace).await {
         Ok(Taken::Allowed) => Ok(()),
         Ok(Taken::Limited { retry_after, per_user }) => {
             tracing::debug!(connection = %cx.connection, per_user, "message refused: quota spent");

@@ -10,6 +10,8 @@
 //! subscribe_hook = { function = "rooms", timeout_ms = 1000, on_failure = "refuse" }
 //! publish_hook = { function = "moderate" }   # on_failure "allow" lets a request through
 //! event_hook = { function = "archive" }       # every message, after its offset, asynchronously
+//! publish_rate_per_connection = 60  # a client's publishes a second here (0: none), counted apart
+//! publish_rate_per_user = 120
 //! ```
 //!
 //! Anything wrong — TOML that does not parse, an option or a namespace named twice, an unknown
@@ -26,6 +28,7 @@ use toml::Spanned;
 use super::options::{ChannelOptions, EventHook, Hook, Namespaces, OnFailure, Publishers};
 use crate::channel::{Channel, MAX_SEGMENT_CHARS};
 use crate::history::HistorySettings;
+use crate::quota::QuotaOverride;
 
 /// The file's name, at the repository's root: the functions are built with it, and the local
 /// gateway reads it from where it starts.
@@ -51,6 +54,8 @@ struct Options {
     subscribe_hook: Option<Spanned<RawHook>>,
     publish_hook: Option<Spanned<RawHook>>,
     event_hook: Option<Spanned<RawEventHook>>,
+    publish_rate_per_connection: Option<Spanned<u32>>,
+    publish_rate_per_user: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -66,6 +71,9 @@ struct RawHook {
 struct RawEventHook {
     function: Spanned<String>,
 }
+
+/// The most messages a second a quota may allow, as the template's parameters.
+const MAX_PUBLISH_RATE: u32 = 10_000;
 
 /// The longest function name or ARN `Invoke` takes (an ARN with a version or alias).
 const MAX_FUNCTION_CHARS: usize = 170;
@@ -138,7 +146,18 @@ fn resolve(raw: Options, defaults: &ChannelOptions) -> Result<ChannelOptions, (R
         }
         asked => asked.map(hook).transpose()?,
     };
+    let rate = |given: Option<Spanned<u32>>, key: &str| match given {
+        Some(rate) if *rate.get_ref() > MAX_PUBLISH_RATE => {
+            Err((rate.span(), format!("{key} must be at most {MAX_PUBLISH_RATE} (0: no limit)")))
+        }
+        given => Ok(given.map(Spanned::into_inner)),
+    };
+    let per_connection = rate(raw.publish_rate_per_connection, "publish_rate_per_connection")?;
+    let per_user = rate(raw.publish_rate_per_user, "publish_rate_per_user")?;
+    let quotas = (per_connection.is_some() || per_user.is_some())
+        .then_some(QuotaOverride { per_connection, per_user });
     Ok(ChannelOptions {
+        quotas,
         history,
         presence,
         join_leave,
@@ -274,6 +293,8 @@ mod tests {
                 "publish_hook",
             ),
             ("[chat]\n\nevent_hook = { function = \"a/b\" }\n", "namespaces.toml:3:", "function must be"),
+            ("[chat]\npublish_rate_per_user = 20000\n", "namespaces.toml:2:", "at most 10000"),
+            ("[chat]\npublish_rate_per_connection = -1\n", "namespaces.toml:2:", ""),
             (
                 "[chat]\nevent_hook = { function = \"archive\", timeout_ms = 100 }\n",
                 "namespaces.toml:2:",

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::channel::{Channel, ChannelPattern};
 use crate::history::HistorySettings;
+use crate::quota::QuotaOverride;
 
 /// Who may publish to a namespace's channels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -75,6 +76,9 @@ pub struct ChannelOptions {
     pub publish_hook: Option<Hook>,
     /// Handed every message published to its channels, after it has its offset.
     pub event_hook: Option<EventHook>,
+    /// Quotas of its own in place of the stack's: a client's publishes to its channels are
+    /// counted apart from the rest.
+    pub quotas: Option<QuotaOverride>,
 }
 
 impl ChannelOptions {
@@ -89,6 +93,7 @@ impl ChannelOptions {
             subscribe_hook: None,
             publish_hook: None,
             event_hook: None,
+            quotas: None,
         }
     }
 
@@ -202,6 +207,7 @@ mod tests {
             subscribe_hook: None,
             publish_hook: None,
             event_hook: None,
+            quotas: None,
         };
         Namespaces::new(ChannelOptions::default(), BTreeMap::from([("chat".to_owned(), chat)]))
     }

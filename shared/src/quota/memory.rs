@@ -7,15 +7,17 @@
 //! them at 50). A counter in DynamoDB would be exact across instances for one write unit a message
 //! ($1.25 a million on demand, beside the $1.00 API Gateway charges for the message itself).
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use super::port::{QuotaError, QuotaSettings, Quotas, Rate, Taken};
+use super::port::{QuotaError, QuotaOverride, QuotaSettings, Quotas, Rate, Taken};
 use crate::domain::ConnectionId;
 
 type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
@@ -24,19 +26,37 @@ type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
 /// leaves nothing behind for long.
 const SWEEP_EVERY: u64 = 10_000;
 
-pub struct MemoryQuotas {
+/// The buckets of one scope: the stack's, or one namespace's with quotas of its own.
+struct Buckets {
     per_connection: Option<Keyed>,
     per_user: Option<Keyed>,
+}
+
+impl Buckets {
+    fn new(settings: QuotaSettings) -> Self {
+        Self { per_connection: settings.per_connection.map(keyed), per_user: settings.per_user.map(keyed) }
+    }
+
+    fn sweep(&self) {
+        for limiter in self.per_connection.iter().chain(&self.per_user) {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+pub struct MemoryQuotas {
+    settings: QuotaSettings,
+    stack: Buckets,
+    /// Namespaces with quotas of their own, made at their first message.
+    namespaces: Mutex<HashMap<String, Arc<Buckets>>>,
     clock: DefaultClock,
     taken: AtomicU64,
 }
 
 impl std::fmt::Debug for MemoryQuotas {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryQuotas")
-            .field("per_connection", &self.per_connection.is_some())
-            .field("per_user", &self.per_user.is_some())
-            .finish_non_exhaustive()
+        f.debug_struct("MemoryQuotas").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
@@ -49,8 +69,9 @@ fn keyed(rate: Rate) -> Keyed {
 impl MemoryQuotas {
     pub fn new(settings: QuotaSettings) -> Self {
         Self {
-            per_connection: settings.per_connection.map(keyed),
-            per_user: settings.per_user.map(keyed),
+            settings,
+            stack: Buckets::new(settings),
+            namespaces: Mutex::default(),
             clock: DefaultClock::default(),
             taken: AtomicU64::new(0),
         }
@@ -65,22 +86,37 @@ impl MemoryQuotas {
         let limiter = limiter?;
         limiter.check_key(&key.to_owned()).err().map(|not_until| not_until.wait_time_from(self.clock.now()))
     }
+
+    fn namespaces(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Buckets>>> {
+        self.namespaces.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 #[async_trait]
 impl Quotas for MemoryQuotas {
-    async fn take(&self, connection: &ConnectionId, user: Option<&str>) -> Result<Taken, QuotaError> {
+    async fn take(
+        &self,
+        connection: &ConnectionId,
+        user: Option<&str>,
+        namespace: Option<(&str, QuotaOverride)>,
+    ) -> Result<Taken, QuotaError> {
         if self.taken.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            for limiter in self.per_connection.iter().chain(&self.per_user) {
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
-            }
+            self.stack.sweep();
+            self.namespaces().values().for_each(|buckets| buckets.sweep());
         }
-        if let Some(retry_after) = self.check(self.per_connection.as_ref(), connection.as_str()) {
+        let own = namespace.map(|(name, quotas)| {
+            let mut namespaces = self.namespaces();
+            namespaces
+                .entry(name.to_owned())
+                .or_insert_with(|| Arc::new(Buckets::new(quotas.over(self.settings))))
+                .clone()
+        });
+        let buckets = own.as_deref().unwrap_or(&self.stack);
+        if let Some(retry_after) = self.check(buckets.per_connection.as_ref(), connection.as_str()) {
             return Ok(Taken::Limited { retry_after, per_user: false });
         }
         if let Some(user) = user
-            && let Some(retry_after) = self.check(self.per_user.as_ref(), user)
+            && let Some(retry_after) = self.check(buckets.per_user.as_ref(), user)
         {
             return Ok(Taken::Limited { retry_after, per_user: true });
         }
@@ -104,7 +140,7 @@ mod tests {
     ) -> usize {
         let mut allowed = 0;
         for _ in 0..n {
-            if quotas.take(connection, user).await.expect("memory never fails") == Taken::Allowed {
+            if quotas.take(connection, user, None).await.expect("memory never fails") == Taken::Allowed {
                 allowed += 1;
             }
         }
@@ -115,7 +151,7 @@ mod tests {
     async fn a_connection_gets_its_burst_at_once_then_is_refused_with_how_long_to_wait() {
         let quotas = MemoryQuotas::new(QuotaSettings::new(5, 0));
         assert_eq!(allowed(&quotas, &id(1), None, 100).await, 10, "two seconds' worth at once");
-        match quotas.take(&id(1), None).await.expect("taken") {
+        match quotas.take(&id(1), None, None).await.expect("taken") {
             Taken::Limited { retry_after, per_user } => {
                 assert!(!per_user);
                 assert!(
@@ -134,9 +170,28 @@ mod tests {
         let taken = allowed(&quotas, &id(1), Some("mallory"), 4).await
             + allowed(&quotas, &id(2), Some("mallory"), 4).await;
         assert_eq!(taken, 6, "three a second, six at once, across both connections");
-        let refused = quotas.take(&id(3), Some("mallory")).await.expect("taken");
+        let refused = quotas.take(&id(3), Some("mallory"), None).await.expect("taken");
         assert!(matches!(refused, Taken::Limited { per_user: true, .. }), "{refused:?}");
         assert_eq!(allowed(&quotas, &id(4), Some("alice"), 6).await, 6);
         assert_eq!(allowed(&MemoryQuotas::unlimited(), &id(1), Some("a"), 1000).await, 1000);
+    }
+
+    #[tokio::test]
+    async fn a_namespace_with_quotas_of_its_own_counts_in_buckets_of_its_own() {
+        let quotas = MemoryQuotas::new(QuotaSettings::new(1, 0));
+        let cursor = Some(("cursor", QuotaOverride { per_connection: Some(30), per_user: None }));
+        let mut in_cursor = 0;
+        for _ in 0..100 {
+            if quotas.take(&id(1), None, cursor).await.expect("taken") == Taken::Allowed {
+                in_cursor += 1;
+            }
+        }
+        // Two seconds' burst of 30 a second, and what refilled while the test ran.
+        assert!((60..=70).contains(&in_cursor), "the namespace's own quota: {in_cursor}");
+        assert_eq!(
+            allowed(&quotas, &id(1), None, 5).await,
+            2,
+            "the stack's one a second, untouched by the namespace's"
+        );
     }
 }

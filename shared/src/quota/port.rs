@@ -60,6 +60,25 @@ impl Default for QuotaSettings {
     }
 }
 
+/// A namespace's own quotas (`namespaces.toml`'s `publish_rate_per_connection` and
+/// `publish_rate_per_user`), each in place of the stack's where given: its channels are counted in
+/// buckets of their own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuotaOverride {
+    pub per_connection: Option<u32>,
+    pub per_user: Option<u32>,
+}
+
+impl QuotaOverride {
+    /// The quotas this namespace's channels have over the stack's `defaults`.
+    pub fn over(self, defaults: QuotaSettings) -> QuotaSettings {
+        QuotaSettings {
+            per_connection: self.per_connection.map_or(defaults.per_connection, Rate::per_second),
+            per_user: self.per_user.map_or(defaults.per_user, Rate::per_second),
+        }
+    }
+}
+
 /// What one more message was given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Taken {
@@ -84,6 +103,12 @@ pub enum QuotaError {
 /// Counts clients' messages against their quotas.
 #[async_trait]
 pub trait Quotas: Send + Sync {
-    /// Takes one message from `connection` (and from `user`, when it has one) if both quotas allow.
-    async fn take(&self, connection: &ConnectionId, user: Option<&str>) -> Result<Taken, QuotaError>;
+    /// Takes one message from `connection` (and from `user`, when it has one) if both quotas allow:
+    /// the stack's, or those of `namespace` when it has its own.
+    async fn take(
+        &self,
+        connection: &ConnectionId,
+        user: Option<&str>,
+        namespace: Option<(&str, QuotaOverride)>,
+    ) -> Result<Taken, QuotaError>;
 }

@@ -3,14 +3,19 @@
 use async_trait::async_trait;
 
 use crate::domain::ConnectionId;
-use crate::quota::{QuotaError, Quotas, Taken};
+use crate::quota::{QuotaError, QuotaOverride, Quotas, Taken};
 
 #[derive(Debug, Default)]
 pub struct BrokenQuotas;
 
 #[async_trait]
 impl Quotas for BrokenQuotas {
-    async fn take(&self, _: &ConnectionId, _: Option<&str>) -> Result<Taken, QuotaError> {
+    async fn take(
+        &self,
+        _: &ConnectionId,
+        _: Option<&str>,
+        _: Option<(&str, QuotaOverride)>,
+    ) -> Result<Taken, QuotaError> {
         Err(QuotaError::Unavailable("the quota store cannot be reached".into()))
     }
 }
