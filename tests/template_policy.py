@@ -49,6 +49,8 @@ NEEDS = {
     "IngressRole": {
         "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem", "dynamodb:Query", "sqs:SendMessage",
+        # A connection flooding past its quota closed (DELETE @connections).
+        "execute-api:ManageConnections",
     },
     "WorkerRole": {
         "dynamodb:Scan", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem",
@@ -514,6 +516,13 @@ def role_violations(template):
     for action, parameter in CONDITIONAL.items():
         if action not in sdk_calls():
             found.append(f"no adapter calls {action} any more: the check of its grant ({parameter}) checks nothing")
+    # The ingress only closes connections (DELETE), never posts to them: that is the worker's.
+    for statement in statements_of(roles.get("IngressRole", {"Properties": {}})):
+        if "execute-api:ManageConnections" in as_list(statement.get("Action", [])):
+            for resource in as_list(statement.get("Resource", [])):
+                text = resource.get("Fn::Sub", "") if isinstance(resource, dict) else str(resource)
+                if not str(text).endswith("/DELETE/@connections/*"):
+                    found.append(f"IngressRole: execute-api:ManageConnections on more than DELETE @connections: {resource}")
     for name, role in roles.items():
         # API Gateway's account-wide logging role serves every API: AWS's policy for it is the one.
         if name in FUNCTION_ROLES.values() and role["Properties"].get("ManagedPolicyArns"):
@@ -728,6 +737,7 @@ def breakages(template):
         "a worker that cannot put its events": broken(lambda t: [statements(t, "WorkerRole").remove(s) for s in list(statements(t, "WorkerRole")) if EVENTS_ACTION in json.dumps(s)]),
         "events allowed without presence": broken(lambda t: t["Rules"].pop("EventsNeedPresence")),
         "a bus name pattern that allows an ARN": broken(lambda t: t["Parameters"]["EventBusName"].update(AllowedPattern=".*")),
+        "an ingress that may post to connections": broken(lambda t: statement(t, "IngressRole", "execute-api:ManageConnections").update(Resource={"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/POST/@connections/*"})),
         "hooks on every function": broken(lambda t: statement(t, "IngressRole", HOOKS_ACTION).update(Resource="*")),
         "hooks granted without functions named": broken(lambda t: statements(t, "WorkerRole").append({"Effect": "Allow", "Action": HOOKS_ACTION, "Resource": HOOK_ARNS})),
         "a worker that cannot hand its event hooks": broken(lambda t: [statements(t, "WorkerRole").remove(s) for s in list(statements(t, "WorkerRole")) if HOOKS_ACTION in json.dumps(s)]),

@@ -14,6 +14,8 @@ pub struct Deployment {
     pub stack: Stack,
     /// `PUBLISH_RATE_PER_CONNECTION` and `PUBLISH_RATE_PER_USER`.
     pub quotas: QuotaSettings,
+    /// `CONNECTIONS_ENDPOINT`: `@connections`, where a connection flooding past its quota is closed.
+    pub connections_endpoint: String,
 }
 
 impl FromEnv for Deployment {
@@ -21,8 +23,9 @@ impl FromEnv for Deployment {
         let mut env = Env::new(lookup);
         let stack = Stack::read(&mut env);
         let quotas = QuotaSettings::from_env(&mut env);
+        let connections_endpoint = env.required("CONNECTIONS_ENDPOINT");
         env.finish()?;
-        Ok(Self { stack, quotas })
+        Ok(Self { stack, quotas, connections_endpoint })
     }
 }
 
@@ -35,6 +38,6 @@ mod tests {
     fn a_blank_variable_is_a_missing_one_and_every_missing_one_is_named() {
         let lookup = vars(&[("QUEUE_URL", " "), ("AWS_REGION", "eu-west-1")]);
         let err = Deployment::from_lookup(lookup).expect_err("blank");
-        assert_eq!(err.missing, ["CONNECTIONS_TABLE", "QUEUE_URL"]);
+        assert_eq!(err.missing, ["CONNECTIONS_TABLE", "QUEUE_URL", "CONNECTIONS_ENDPOINT"]);
     }
 }

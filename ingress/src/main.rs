@@ -1,9 +1,12 @@
 //! The ingress Lambda's bootstrap: its deployment and SDK clients once, then the runtime loop.
 
+use std::sync::Arc;
+
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use ingress::Deployment;
 use ingress::Ingress;
 use lambda_runtime::{LambdaEvent, service_fn};
+use shared::poster::ApiGatewayPoster;
 
 // The namespace file the function is built with (`shared::namespaces::FILE`): a change to it takes
 // effect on the next `sam build && sam deploy`.
@@ -25,7 +28,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(namespaces) => namespaces,
         Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_NAMESPACES, err).await),
     };
-    let ingress = Ingress::new(stack.ports(&sdk, namespaces).with_quotas(deployment.quotas));
+    let closer = ApiGatewayPoster::for_endpoint(&sdk, &deployment.connections_endpoint);
+    let ports = stack.ports(&sdk, namespaces).with_quotas(deployment.quotas).with_closer(Arc::new(closer));
+    let ingress = Ingress::new(ports);
     let ingress = &ingress;
     // Lambda names the function; its metrics are dimensioned by that name.
     let function = &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "ingress".to_owned());

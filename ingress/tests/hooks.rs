@@ -44,6 +44,7 @@ async fn fixture(text: &str) -> Fixture {
         events: None,
         hooks: Some(Arc::new(hooks)),
         quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+        closer: None,
         namespaces,
     };
     Fixture { api, store, queue, history, ingress: Ingress::new(ports) }

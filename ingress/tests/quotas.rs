@@ -33,6 +33,7 @@ fn ingress_with(
         events: None,
         hooks: None,
         quotas,
+        closer: None,
         namespaces,
     };
     (Ingress::new(ports), queue)

@@ -114,6 +114,7 @@ fn fixture() -> Fixture {
         events: Some(events.clone()),
         hooks: None,
         quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+        closer: None,
         namespaces: Default::default(),
     };
     Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }
@@ -136,6 +137,7 @@ fn fixture_with(
         events: None,
         hooks: None,
         quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+        closer: None,
         namespaces: Default::default(),
     };
     let events = Arc::new(RecentEvents::new(1, "000000000000", "us-east-1"));
@@ -303,6 +305,7 @@ async fn a_queue_outage_tells_the_sender_to_try_again() {
         events: None,
         hooks: None,
         quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+        closer: None,
         namespaces: Default::default(),
     });
     let response =
@@ -1205,6 +1208,7 @@ fn fixture_in(text: &str) -> Fixture {
         events: Some(events.clone()),
         hooks: None,
         quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+        closer: None,
         namespaces,
     };
     Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }

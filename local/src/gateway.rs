@@ -164,6 +164,17 @@ impl Gateway {
             Adapters::new(&settings, &namespaces);
         let lifecycle = Lifecycle::new(settings.events_url.clone(), &settings.api.region);
         let events = presence.as_ref().map(|_| lifecycle.events.clone() as Arc<dyn Events>);
+        let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
+        let credentials = aws_credential_types::Credentials::new(
+            &settings.credentials.access_key_id,
+            &settings.credentials.secret_access_key,
+            None,
+            None,
+            "local-gateway",
+        );
+        // `@connections` for both functions, as on AWS: the worker posts, the ingress closes floods.
+        let poster =
+            Arc::new(ApiGatewayPoster::for_local_endpoint(&endpoint, &settings.api.region, credentials));
         let ingress_totals = Arc::new(ingress::metrics::Totals::default());
         let ports = ingress::Ports {
             store: store.clone(),
@@ -173,24 +184,13 @@ impl Gateway {
             events,
             hooks,
             quotas: Arc::new(MemoryQuotas::new(settings.quotas)),
+            closer: Some(poster.clone()),
             namespaces,
         };
         let ingress = MeteredIngress { ingress: Ingress::new(ports.clone()), totals: ingress_totals.clone() };
-        let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
-        let credentials = aws_credential_types::Credentials::new(
-            &settings.credentials.access_key_id,
-            &settings.credentials.secret_access_key,
-            None,
-            None,
-            "local-gateway",
-        );
-        let poster = ApiGatewayPoster::for_local_endpoint(&endpoint, &settings.api.region, credentials);
         let worker_totals = Arc::new(Totals::default());
         let worker = Arc::new(MeteredWorker {
-            worker: Worker::new(
-                worker::Ports { stack: ports, poster: Arc::new(poster) },
-                settings.worker.clone(),
-            ),
+            worker: Worker::new(worker::Ports { stack: ports, poster }, settings.worker.clone()),
             totals: worker_totals.clone(),
         });
         let settings_authorizer = settings.authorizer.clone().map(|a| a as Arc<dyn Function>);

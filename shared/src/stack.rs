@@ -14,6 +14,7 @@ use crate::events::{EventBridgeEvents, Events};
 use crate::history::{DynamoHistory, History, HistorySettings};
 use crate::hooks::{Hooks, LambdaHooks};
 use crate::namespaces::{self, ChannelOptions, Namespaces, NamespacesError};
+use crate::poster::Closer;
 use crate::presence::{DynamoPresence, Membership, Presence, PresenceSettings};
 use crate::queue::{Queue, SqsQueue};
 use crate::quota::{MemoryQuotas, QuotaSettings, Quotas};
@@ -53,6 +54,8 @@ pub struct StackPorts {
     pub hooks: Option<Arc<dyn Hooks>>,
     /// What one connection and one user may publish or broadcast a second: the ingress's.
     pub quotas: Arc<dyn Quotas>,
+    /// How the ingress closes a connection flooding past its quota; `None`: it does not.
+    pub closer: Option<Arc<dyn Closer>>,
     pub namespaces: Namespaces,
 }
 
@@ -71,6 +74,12 @@ impl StackPorts {
     /// what that allows on AWS): the ingress's.
     pub fn with_quotas(mut self, settings: QuotaSettings) -> Self {
         self.quotas = Arc::new(MemoryQuotas::new(settings));
+        self
+    }
+
+    /// With `closer` ending the connections that flood past their quota: the ingress's.
+    pub fn with_closer(mut self, closer: Arc<dyn Closer>) -> Self {
+        self.closer = Some(closer);
         self
     }
 
@@ -156,6 +165,7 @@ impl Stack {
                 .then(|| Arc::new(LambdaHooks::from_sdk(sdk)) as Arc<dyn Hooks>),
             // The ingress sets its own (`with_quotas`); the worker counts nothing.
             quotas: Arc::new(MemoryQuotas::unlimited()),
+            closer: None,
             namespaces,
         }
     }

@@ -1,7 +1,10 @@
 //! What a `publish` or a `broadcast` spends first: one of its connection's and its user's quota
 //! ([`shared::quota`]) — a publish to a channel whose namespace has quotas of its own spends those.
 //! Spent, the message is refused `rate_limited` with how long to wait — nothing asked of a hook,
-//! numbered or queued. A quota store that fails lets the message through (fails open): quotas guard
+//! numbered or queued. A connection that goes on sending after being refused (four times its quota
+//! in refusals: no client that waits as it is told) is closed: API Gateway's stage throttle is one
+//! bucket for every client, spent before any function runs, so only closing a flood protects the
+//! others' share of it. A quota store that fails lets the message through (fails open): quotas guard
 //! the bill and the others' share, and refusing a message for a store's fault would lose it for
 //! nothing.
 
@@ -19,8 +22,14 @@ pub(super) async fn take(cx: &Context<'_>, channel: Option<&Channel>) -> Result<
     });
     match cx.ports.quotas.take(cx.connection, cx.identity.user(), namespace).await {
         Ok(Taken::Allowed) => Ok(()),
-        Ok(Taken::Limited { retry_after, per_user }) => {
+        Ok(Taken::Limited { retry_after, per_user, flooding }) => {
             tracing::debug!(connection = %cx.connection, per_user, "message refused: quota spent");
+            if flooding && let Some(closer) = &cx.ports.closer {
+                tracing::warn!(connection = %cx.connection, user = cx.identity.user(), "closing a connection flooding past its quota");
+                if let Err(err) = closer.close(cx.connection).await {
+                    tracing::error!(connection = %cx.connection, error = %err, "could not close a flooding connection");
+                }
+            }
             // Rounded up: a client that waits exactly this long finds room.
             let retry_after_ms = u64::try_from(retry_after.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
             Err(Refusal::RateLimited { retry_after_ms: retry_after_ms.max(1), per_user })

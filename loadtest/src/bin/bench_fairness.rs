@@ -85,7 +85,7 @@ async fn ordinary(url: String, n: usize, secs: u64, counts: Arc<Ordinary>) -> an
 }
 
 /// The abuser: publishes without waiting, as fast as the socket takes them, and counts the answers.
-async fn abuser(url: String, secs: u64) -> anyhow::Result<(u64, u64, u64)> {
+async fn abuser(url: String, secs: u64) -> anyhow::Result<(u64, u64, u64, Option<Duration>)> {
     let (socket, _) = tokio_tungstenite::connect_async(url).await?;
     let (mut sink, mut stream) = socket.split();
     let sent = Arc::new(AtomicU64::new(0));
@@ -100,9 +100,14 @@ async fn abuser(url: String, secs: u64) -> anyhow::Result<(u64, u64, u64)> {
             counting.fetch_add(1, Ordering::Relaxed);
         }
     });
-    let (mut published, mut limited) = (0, 0);
-    let deadline = Instant::now() + Duration::from_secs(secs + 3);
+    let (mut published, mut limited, mut closed) = (0, 0, None);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs + 3);
     while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, stream.next()).await {
+        if let Message::Close(_) = frame {
+            closed = Some(started.elapsed());
+            break;
+        }
         if let Message::Text(text) = frame {
             let frame: Value = serde_json::from_str(&text)?;
             if frame["type"] == "published" {
@@ -113,7 +118,7 @@ async fn abuser(url: String, secs: u64) -> anyhow::Result<(u64, u64, u64)> {
         }
     }
     writer.abort();
-    Ok((sent.load(Ordering::Relaxed), published, limited))
+    Ok((sent.load(Ordering::Relaxed), published, limited, closed))
 }
 
 async fn run(args: &Args, with_abuser: bool, quotas: QuotaSettings) -> anyhow::Result<()> {
@@ -147,8 +152,12 @@ async fn run(args: &Args, with_abuser: bool, quotas: QuotaSettings) -> anyhow::R
         latency.max() as f64 / 1000.0,
     );
     if let Some(flood) = flood {
-        let (sent, published, limited) = flood.await??;
-        println!("  the abuser sent {sent}: {published} published, {limited} answered rate_limited");
+        let (sent, published, limited, closed) = flood.await??;
+        let closed = closed
+            .map_or("never closed".to_owned(), |after| format!("closed after {:.2} s", after.as_secs_f64()));
+        println!(
+            "  the abuser sent {sent}: {published} published, {limited} answered rate_limited; {closed}"
+        );
     }
     stop.cancel();
     server.await??;

@@ -23,6 +23,7 @@ use hdrhistogram::Histogram;
 use local::settings::NamespaceFile;
 use local::{Gateway, Settings};
 use serde_json::{Value, json};
+use shared::quota::QuotaSettings;
 use testkit::{InvokeApi, Outcome};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -106,7 +107,9 @@ async fn main() -> anyhow::Result<()> {
     let settings = Settings {
         namespaces: Some(NamespaceFile { name: "bench_hooks".into(), text: FILE.into() }),
         hooks_endpoint: Some(api.endpoint()),
+        // What hooks cost, not what a client may send: one client publishes 1,000 a second here.
         stage_throttle: None,
+        quotas: QuotaSettings::UNLIMITED,
         ..Settings::default()
     };
     let gateway = Gateway::new(listener, settings)?;

@@ -189,6 +189,7 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         events: None,
         hooks: None,
         quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+        closer: None,
         namespaces: Default::default(),
     };
     let ports = Ports { stack, poster };

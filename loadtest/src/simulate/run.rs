@@ -53,6 +53,7 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
         events: None,
         hooks: None,
         quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+        closer: None,
         namespaces: Default::default(),
     };
     let ports = Ports { stack, poster: poster.clone() };

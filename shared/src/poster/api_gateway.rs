@@ -7,7 +7,7 @@ use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectio
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use bytes::Bytes;
 
-use super::port::Poster;
+use super::port::{Closer, Poster};
 use crate::domain::ConnectionId;
 use crate::error::PostError;
 
@@ -76,7 +76,8 @@ fn lean(builder: aws_sdk_apigatewaymanagement::config::Builder) -> aws_sdk_apiga
 
 impl ApiGatewayPoster {
     /// `DELETE @connections/{id}`: closes the connection as a backend does (API Gateway then runs its
-    /// `$disconnect`). Not part of the port: the worker never closes connections; the load tools do.
+    /// `$disconnect`). Not the worker's: the ingress closes a flooding client ([`Closer`]), and the
+    /// load tools close theirs.
     pub async fn disconnect(&self, id: &ConnectionId) -> Result<(), PostError> {
         match self.client.delete_connection().connection_id(id.as_str()).send().await {
             Ok(_) => Ok(()),
@@ -84,6 +85,17 @@ impl ApiGatewayPoster {
                 Err(PostError::Gone)
             }
             Err(err) => Err(PostError::Other(Box::new(err))),
+        }
+    }
+}
+
+#[async_trait]
+impl Closer for ApiGatewayPoster {
+    async fn close(&self, connection: &ConnectionId) -> Result<(), PostError> {
+        match self.disconnect(connection).await {
+            // Gone already: what closing wanted.
+            Err(PostError::Gone) => Ok(()),
+            other => other,
         }
     }
 }

@@ -17,7 +17,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
-use super::port::{QuotaError, QuotaOverride, QuotaSettings, Quotas, Rate, Taken};
+use super::port::{FLOOD_FACTOR, QuotaError, QuotaOverride, QuotaSettings, Quotas, Rate, Taken};
 use crate::domain::ConnectionId;
 
 type Keyed = RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock>;
@@ -30,15 +30,25 @@ const SWEEP_EVERY: u64 = 10_000;
 struct Buckets {
     per_connection: Option<Keyed>,
     per_user: Option<Keyed>,
+    /// The refusals a connection may get: [`FLOOD_FACTOR`] times its quota. Spent, it is flooding.
+    refusals: Option<Keyed>,
 }
 
 impl Buckets {
     fn new(settings: QuotaSettings) -> Self {
-        Self { per_connection: settings.per_connection.map(keyed), per_user: settings.per_user.map(keyed) }
+        let flood = |rate: Rate| Rate {
+            per_second: rate.per_second.saturating_mul(FLOOD_FACTOR),
+            burst: rate.burst.saturating_mul(FLOOD_FACTOR),
+        };
+        Self {
+            per_connection: settings.per_connection.map(keyed),
+            per_user: settings.per_user.map(keyed),
+            refusals: settings.per_connection.map(flood).map(keyed),
+        }
     }
 
     fn sweep(&self) {
-        for limiter in self.per_connection.iter().chain(&self.per_user) {
+        for limiter in self.per_connection.iter().chain(&self.per_user).chain(&self.refusals) {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -112,13 +122,17 @@ impl Quotas for MemoryQuotas {
                 .clone()
         });
         let buckets = own.as_deref().unwrap_or(&self.stack);
+        let refused = |retry_after, per_user| {
+            let flooding = self.check(buckets.refusals.as_ref(), connection.as_str()).is_some();
+            Ok(Taken::Limited { retry_after, per_user, flooding })
+        };
         if let Some(retry_after) = self.check(buckets.per_connection.as_ref(), connection.as_str()) {
-            return Ok(Taken::Limited { retry_after, per_user: false });
+            return refused(retry_after, false);
         }
         if let Some(user) = user
             && let Some(retry_after) = self.check(buckets.per_user.as_ref(), user)
         {
-            return Ok(Taken::Limited { retry_after, per_user: true });
+            return refused(retry_after, true);
         }
         Ok(Taken::Allowed)
     }
@@ -152,7 +166,7 @@ mod tests {
         let quotas = MemoryQuotas::new(QuotaSettings::new(5, 0));
         assert_eq!(allowed(&quotas, &id(1), None, 100).await, 10, "two seconds' worth at once");
         match quotas.take(&id(1), None, None).await.expect("taken") {
-            Taken::Limited { retry_after, per_user } => {
+            Taken::Limited { retry_after, per_user, .. } => {
                 assert!(!per_user);
                 assert!(
                     retry_after > std::time::Duration::ZERO
@@ -192,6 +206,28 @@ mod tests {
             allowed(&quotas, &id(1), None, 5).await,
             2,
             "the stack's one a second, untouched by the namespace's"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_goes_on_sending_after_being_refused_is_flooding_and_one_that_waits_is_not() {
+        let quotas = MemoryQuotas::new(QuotaSettings::new(5, 0));
+        let flooding = |taken| matches!(taken, Taken::Limited { flooding: true, .. });
+        let mut first_flood = None;
+        for n in 0..200 {
+            if flooding(quotas.take(&id(1), None, None).await.expect("taken")) {
+                first_flood = Some(n);
+                break;
+            }
+        }
+        // Its burst of 10, then four times that in refusals.
+        assert!(first_flood.is_some_and(|n| (50..=60).contains(&n)), "{first_flood:?}");
+        let patient = id(2);
+        allowed(&quotas, &patient, None, 10).await;
+        let refused = quotas.take(&patient, None, None).await.expect("taken");
+        assert!(
+            matches!(refused, Taken::Limited { flooding: false, .. }),
+            "one refusal is no flood: {refused:?}"
         );
     }
 }

@@ -84,11 +84,18 @@ impl QuotaOverride {
 pub enum Taken {
     Allowed,
     /// Refused: the connection's or the user's quota is spent; one more fits after `retry_after`.
+    /// `flooding`: the connection has gone on sending after being refused, [`FLOOD_FACTOR`] times
+    /// its quota and more — not a client that waits as it is told: the ingress closes it.
     Limited {
         retry_after: Duration,
         per_user: bool,
+        flooding: bool,
     },
 }
+
+/// How many times its quota a connection may go on sending after being refused before it counts as
+/// flooding: a client that waits `retryAfterMs` is refused about once a wait, never this often.
+pub const FLOOD_FACTOR: u32 = 4;
 
 /// Why the counts could not be read or kept.
 #[derive(Debug, thiserror::Error)]

@@ -100,6 +100,7 @@ fn worker_with(
                     events: None,
                     hooks: None,
                     quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+                    closer: None,
                     namespaces: Default::default(),
                 },
                 poster,

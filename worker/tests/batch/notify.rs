@@ -43,6 +43,7 @@ fn hooked(store: Arc<ObservedStore>, poster: Arc<ScriptedPoster>, hooks: Arc<Rec
         events: None,
         hooks: Some(hooks),
         quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+        closer: None,
         namespaces,
     };
     Worker::new(Ports { stack, poster }, settings())

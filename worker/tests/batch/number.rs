@@ -27,6 +27,7 @@ fn with_namespaces(
         events: None,
         hooks: None,
         quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+        closer: None,
         namespaces,
     };
     let ports = Ports { stack, poster };

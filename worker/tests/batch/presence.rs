@@ -24,6 +24,7 @@ fn with_presence(
         events: Some(events),
         hooks: None,
         quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+        closer: None,
         namespaces: Default::default(),
     };
     let ports = Ports { stack, poster };

@@ -121,6 +121,7 @@ async fn shards_the_queue_refuses_are_posted_by_the_invocation_itself_once() {
         events: None,
         hooks: None,
         quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
+        closer: None,
         namespaces: Default::default(),
     };
     let ports = Ports { stack, poster: poster.clone() };
