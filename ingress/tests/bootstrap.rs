@@ -80,6 +80,8 @@ async fn the_bootstrap_stores_answers_queues_and_forgets_as_the_template_configu
     env.extend([
         ("CONNECTIONS_TABLE".to_owned(), table.clone()),
         ("QUEUE_URL".to_owned(), queue_url.clone()),
+        // Where a flooding connection would be closed: nothing floods here.
+        ("CONNECTIONS_ENDPOINT".to_owned(), "http://127.0.0.1:9/Prod".to_owned()),
         ("AWS_ENDPOINT_URL".to_owned(), moto_endpoint()),
     ]);
     let bootstrap = Bootstrap::start(BOOTSTRAP, env);
@@ -138,7 +140,10 @@ async fn a_bootstrap_missing_its_variables_reports_invalid_configuration_and_exi
         ("InvalidConfiguration", &json!("InvalidConfiguration"))
     );
     let message = body["errorMessage"].as_str().expect("a message");
-    assert!(message.contains("CONNECTIONS_TABLE") && message.contains("QUEUE_URL"), "{message}");
+    assert!(
+        ["CONNECTIONS_TABLE", "QUEUE_URL", "CONNECTIONS_ENDPOINT"].iter().all(|name| message.contains(name)),
+        "{message}"
+    );
     let status = bootstrap.exited(Duration::from_secs(10)).await.expect("it exits");
     assert!(!status.success());
 }
