@@ -9,6 +9,7 @@
 //! nothing.
 
 use shared::Channel;
+use shared::namespaces::Namespaces;
 use shared::quota::Taken;
 
 use super::contract::Context;
@@ -18,7 +19,7 @@ use super::reply::Refusal;
 pub(super) async fn take(cx: &Context<'_>, channel: Option<&Channel>) -> Result<(), Refusal> {
     let namespace = channel.and_then(|channel| {
         let quotas = cx.ports.namespaces.of(channel).quotas?;
-        Some((channel.as_str().split('/').next().unwrap_or_default(), quotas))
+        Some((Namespaces::name_of(channel), quotas))
     });
     match cx.ports.quotas.take(cx.connection, cx.identity.user(), namespace).await {
         Ok(Taken::Allowed) => Ok(()),

@@ -93,10 +93,47 @@ pub fn request(caller: Caller<'_>, asked: Asked<'_>) -> Vec<u8> {
             (channel.as_str(), "PUBLISH", "publish", json!([{ "id": id.to_string(), "payload": payload }]))
         }
     };
-    let segments: Vec<&str> = path.split('/').collect();
     let info = caller.identity.info().and_then(|info| serde_json::from_str::<Value>(info.as_str()).ok());
+    let websocket = json!({
+        "connectionId": caller.connection.to_string(),
+        "user": caller.identity.user(),
+        "info": info,
+        "action": action,
+    });
+    context(path, operation, identity(caller.identity), events, websocket)
+}
+
+/// The request an event hook is handed for a message published to `channel`: AppSync Events'
+/// `PUBLISH` context with the one event, as its `EVENT` invocations send it, and in `websocket` the
+/// message's place — `offset` and `epoch` (absent when the channel keeps no history), `sentAt` —
+/// and its sender: `connectionId` and `action` `publish` for a client's, `null` and `backend` for
+/// the backend's. The `identity` carries the sender's `sub` alone: the token's other claims stayed
+/// with the connection.
+pub fn event_request(channel: &Channel, envelope: &Envelope) -> Vec<u8> {
+    let payload: Value =
+        envelope.data.as_ref().and_then(|data| serde_json::from_str(data.get()).ok()).unwrap_or(Value::Null);
+    let identity = match &envelope.user {
+        Some(sub) => json!({ "sub": sub, "claims": { "sub": sub } }),
+        None => Value::Null,
+    };
+    let websocket = json!({
+        "connectionId": envelope.from.as_ref().map(ToString::to_string),
+        "user": envelope.user,
+        "action": if envelope.from.is_some() { "publish" } else { "backend" },
+        "offset": envelope.offset,
+        "epoch": envelope.epoch.as_ref().map(|epoch| epoch.as_str()),
+        "sentAt": envelope.sent_at,
+    });
+    let events = json!([{ "id": envelope.id.to_string(), "payload": payload }]);
+    context(channel.as_str(), "PUBLISH", identity, events, websocket)
+}
+
+/// AppSync Events' context for `path` (a channel or a pattern, without its leading `/`), with the
+/// fields AppSync sends empty, and this project's `websocket` object.
+fn context(path: &str, operation: &str, identity: Value, events: Value, websocket: Value) -> Vec<u8> {
+    let segments: Vec<&str> = path.split('/').collect();
     json!({
-        "identity": identity(caller.identity),
+        "identity": identity,
         "result": null,
         "request": { "headers": {}, "domainName": null },
         "info": {
@@ -109,54 +146,7 @@ pub fn request(caller: Caller<'_>, asked: Asked<'_>) -> Vec<u8> {
         "stash": {},
         "outErrors": [],
         "events": events,
-        "websocket": {
-            "connectionId": caller.connection.to_string(),
-            "user": caller.identity.user(),
-            "info": info,
-            "action": action,
-        },
-    })
-    .to_string()
-    .into_bytes()
-}
-
-/// The request an event hook is handed for a message published to `channel`: AppSync Events'
-/// `PUBLISH` context with the one event, as its `EVENT` invocations send it, and in `websocket` the
-/// message's place — `offset` and `epoch` (absent when the channel keeps no history), `sentAt` —
-/// and its sender: `connectionId` and `action` `publish` for a client's, `null` and `backend` for
-/// the backend's. The `identity` carries the sender's `sub` alone: the token's other claims stayed
-/// with the connection.
-pub fn event_request(channel: &Channel, envelope: &Envelope) -> Vec<u8> {
-    let path = channel.as_str();
-    let segments: Vec<&str> = path.split('/').collect();
-    let payload: Value =
-        envelope.data.as_ref().and_then(|data| serde_json::from_str(data.get()).ok()).unwrap_or(Value::Null);
-    let identity = match &envelope.user {
-        Some(sub) => json!({ "sub": sub, "claims": { "sub": sub } }),
-        None => Value::Null,
-    };
-    json!({
-        "identity": identity,
-        "result": null,
-        "request": { "headers": {}, "domainName": null },
-        "info": {
-            "channel": { "path": format!("/{path}"), "segments": segments },
-            "channelNamespace": { "name": segments.first().copied().unwrap_or_default() },
-            "operation": "PUBLISH",
-        },
-        "error": null,
-        "prev": null,
-        "stash": {},
-        "outErrors": [],
-        "events": [{ "id": envelope.id.to_string(), "payload": payload }],
-        "websocket": {
-            "connectionId": envelope.from.as_ref().map(ToString::to_string),
-            "user": envelope.user,
-            "action": if envelope.from.is_some() { "publish" } else { "backend" },
-            "offset": envelope.offset,
-            "epoch": envelope.epoch.as_ref().map(|epoch| epoch.as_str()),
-            "sentAt": envelope.sent_at,
-        },
+        "websocket": websocket,
     })
     .to_string()
     .into_bytes()

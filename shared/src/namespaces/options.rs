@@ -148,6 +148,11 @@ impl Namespaces {
         self.named(first_segment(pattern.as_str()))
     }
 
+    /// The namespace `channel` is in: its first segment, listed or not.
+    pub fn name_of(channel: &Channel) -> &str {
+        first_segment(channel.as_str())
+    }
+
     /// How much of `channel`'s history is kept.
     pub fn history(&self, channel: &Channel) -> HistorySettings {
         self.of(channel).history
