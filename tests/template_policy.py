@@ -142,9 +142,10 @@ def alarm_violations(template):
     dlq_name = dlq.get("Fn::GetAtt", [None])[0] if isinstance(dlq, dict) else None
     if not dlq_name or not watching("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq_name):
         found.append("no alarm on messages waiting in the broadcast queue's dead-letter queue")
-    for metric in ("Errors", "Throttles"):
-        if not watching("AWS/Lambda", metric, "WorkerFunction"):
-            found.append(f"no alarm on the worker's {metric}")
+    for worker, _, _ in LANES:
+        for metric in ("Errors", "Throttles"):
+            if not watching("AWS/Lambda", metric, worker):
+                found.append(f"no alarm on {worker}'s {metric}")
     params = template.get("Parameters", {})
     topic = res.get("AlarmTopic")
     if "AlarmEmail" in params and (topic is None or topic.get("Condition") != "HasAlarmEmail"):
@@ -362,7 +363,13 @@ def grants(role, action, resource=None):
 
 # The only actions a statement may grant on every resource: IAM has no narrower resource for them.
 RESOURCELESS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
-FUNCTION_ROLES = {"IngressFunction": "IngressRole", "WorkerFunction": "WorkerRole", "AuthorizerFunction": "AuthorizerRole"}
+FUNCTION_ROLES = {"IngressFunction": "IngressRole", "WorkerFunction": "WorkerRole", "BulkWorkerFunction": "WorkerRole", "AuthorizerFunction": "AuthorizerRole"}
+# Each lane's worker, the queue its mapping drains, and the parameter that sets both its mapping's
+# concurrency and its reservation (fewer reserved would throttle the mapping).
+LANES = [
+    ("WorkerFunction", "BroadcastQueue", "WorkerMaxConcurrency"),
+    ("BulkWorkerFunction", "BulkQueue", "BulkWorkerMaxConcurrency"),
+]
 ACCESS_LOG_FIELDS = ["$context.requestId", "$context.connectionId", "$context.eventType", "$context.routeKey", "$context.status"]
 KEY = {"Ref": "EncryptionKey"}
 KEY_ARN = {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
@@ -516,6 +523,13 @@ def role_violations(template):
     for action, parameter in CONDITIONAL.items():
         if action not in sdk_calls():
             found.append(f"no adapter calls {action} any more: the check of its grant ({parameter}) checks nothing")
+    # Both lanes' workers share the role: each receives from its queue, and shard and retry jobs go
+    # on either.
+    if "WorkerRole" in roles:
+        for _, queue, _ in LANES:
+            for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:SendMessage"):
+                if not grants(roles["WorkerRole"], action, {"Fn::GetAtt": [queue, "Arn"]}):
+                    found.append(f"WorkerRole: {action} on {queue} is not granted")
     # The ingress only closes connections (DELETE), never posts to them: that is the worker's.
     for statement in statements_of(roles.get("IngressRole", {"Properties": {}})):
         if "execute-api:ManageConnections" in as_list(statement.get("Action", [])):
@@ -572,8 +586,9 @@ def violations(template):
             found.append(f"{name}: must run on arm64")
         if fn.get("Metadata", {}).get("BuildMethod") != "rust-cargolambda":
             found.append(f"{name}: must be built by rust-cargolambda")
-        if name == "WorkerFunction" and props.get("ReservedConcurrentExecutions") != {"Ref": "WorkerMaxConcurrency"}:
-            found.append(f"{name}: its reserved concurrency must be WorkerMaxConcurrency (fewer throttles the mapping)")
+        for worker, _, concurrency in LANES:
+            if name == worker and props.get("ReservedConcurrentExecutions") != {"Ref": concurrency}:
+                found.append(f"{name}: its reserved concurrency must be {concurrency} (fewer throttles the mapping)")
         if "LogGroup" not in props.get("LoggingConfig", {}):
             found.append(f"{name}: needs its own log group with a retention")
 
@@ -600,21 +615,32 @@ def violations(template):
         if props.get("SqsManagedSseEnabled") is not True and "KmsMasterKeyId" not in props:
             found.append(f"{name}: queue must be encrypted")
 
-    worker = functions.get("WorkerFunction")
-    broadcast = res.get("BroadcastQueue", {}).get("Properties", {})
-    redrive = broadcast.get("RedrivePolicy", {})
-    dlq = redrive.get("deadLetterTargetArn", {})
-    if not (isinstance(dlq, dict) and dlq.get("Fn::GetAtt", [None])[0] in queues):
-        found.append("BroadcastQueue: needs a RedrivePolicy to a dead-letter queue in the template")
-    if worker is None:
-        found.append("no WorkerFunction")
-    else:
+    for name, queue_name, concurrency in LANES:
+        worker = functions.get(name)
+        queue = res.get(queue_name, {}).get("Properties", {})
+        redrive = queue.get("RedrivePolicy", {})
+        dlq = redrive.get("deadLetterTargetArn", {})
+        if not (isinstance(dlq, dict) and dlq.get("Fn::GetAtt", [None])[0] in queues):
+            found.append(f"{queue_name}: needs a RedrivePolicy to a dead-letter queue in the template")
+        if worker is None:
+            found.append(f"no {name}")
+            continue
         timeout = worker["Properties"].get("Timeout", globals_fn.get("Timeout", 3))
-        if int(broadcast.get("VisibilityTimeout", 30)) < 6 * int(timeout):
-            found.append("BroadcastQueue: VisibilityTimeout must be at least six times the worker's Timeout")
+        if int(queue.get("VisibilityTimeout", 30)) < 6 * int(timeout):
+            found.append(f"{queue_name}: VisibilityTimeout must be at least six times the worker's Timeout")
         events = [e for e in worker["Properties"].get("Events", {}).values() if e.get("Type") == "SQS"]
         if not events or any("ReportBatchItemFailures" not in e["Properties"].get("FunctionResponseTypes", []) for e in events):
-            found.append("WorkerFunction: its SQS event must report batch item failures")
+            found.append(f"{name}: its SQS event must report batch item failures")
+        if [e["Properties"].get("Queue") for e in events] != [{"Fn::GetAtt": [queue_name, "Arn"]}]:
+            found.append(f"{name}: must drain {queue_name} and nothing else")
+        if any(e["Properties"].get("ScalingConfig", {}).get("MaximumConcurrency") != {"Ref": concurrency} for e in events):
+            found.append(f"{name}: its mapping's MaximumConcurrency must be {concurrency}")
+        variables = worker["Properties"].get("Environment", {}).get("Variables", {})
+        lane = "bulk" if queue_name == "BulkQueue" else "interactive"
+        if variables.get("LANE") != lane or variables.get("BULK_QUEUE_URL") != {"Ref": "BulkQueue"}:
+            found.append(f"{name}: must be told LANE={lane} and the bulk queue (BULK_QUEUE_URL)")
+        if variables.get("QUEUE_URL") != {"Ref": "BroadcastQueue"}:
+            found.append(f"{name}: must be told the main queue (QUEUE_URL)")
 
     routes = resources_of(template, "AWS::ApiGatewayV2::Route")
     defaults = [n for n, r in routes.items() if r["Properties"].get("RouteKey") == "$default"]
@@ -698,6 +724,15 @@ def breakages(template):
         "missing DLQ": broken(lambda t: t["Resources"]["BroadcastQueue"]["Properties"].pop("RedrivePolicy")),
         "short visibility": broken(lambda t: t["Resources"]["BroadcastQueue"]["Properties"].update(VisibilityTimeout=60)),
         "no partial batch": broken(lambda t: t["Resources"]["WorkerFunction"]["Properties"]["Events"]["Broadcasts"]["Properties"].pop("FunctionResponseTypes")),
+        "no partial batch on the bulk lane": broken(lambda t: t["Resources"]["BulkWorkerFunction"]["Properties"]["Events"]["Shards"]["Properties"].pop("FunctionResponseTypes")),
+        "a bulk worker draining the main queue": broken(lambda t: t["Resources"]["BulkWorkerFunction"]["Properties"]["Events"]["Shards"]["Properties"].update(Queue={"Fn::GetAtt": ["BroadcastQueue", "Arn"]})),
+        "a bulk worker told it is interactive": broken(lambda t: t["Resources"]["BulkWorkerFunction"]["Properties"]["Environment"]["Variables"].update(LANE="interactive")),
+        "a worker not told the bulk queue": broken(lambda t: t["Resources"]["WorkerFunction"]["Properties"]["Environment"]["Variables"].pop("BULK_QUEUE_URL")),
+        "a worker that cannot queue shard jobs": broken(lambda t: statement(t, "WorkerRole", "sqs:SendMessage").update(Resource={"Fn::GetAtt": ["BroadcastQueue", "Arn"]})),
+        "a bulk queue without a dead-letter queue": broken(lambda t: resource(t, "BulkQueue").pop("RedrivePolicy")),
+        "a bulk lane without a throttle alarm": broken(lambda t: t["Resources"]["BulkWorkerThrottlesAlarm"]["Properties"]["Dimensions"][0].update(Value={"Ref": "WorkerFunction"})),
+        "a bulk reservation below its concurrency": broken(lambda t: resource(t, "BulkWorkerFunction").update(ReservedConcurrentExecutions={"Ref": "WorkerMaxConcurrency"})),
+        "a bulk mapping past its reservation": broken(lambda t: t["Resources"]["BulkWorkerFunction"]["Properties"]["Events"]["Shards"]["Properties"]["ScalingConfig"].update(MaximumConcurrency={"Ref": "WorkerMaxConcurrency"})),
         "SAM policies": broken(lambda t: t["Resources"]["IngressFunction"]["Properties"].update(Policies=["AWSLambdaBasicExecutionRole"])),
         "al2": broken(lambda t: t["Globals"]["Function"].update(Runtime="provided.al2")),
         "no route response": broken(lambda t: [t["Resources"].pop(n) for n in list(t["Resources"]) if n == "DefaultRouteResponse"]),

@@ -37,15 +37,11 @@ async fn fixture(text: &str) -> Fixture {
     let history = Arc::new(MemoryHistory::of(namespaces.clone()));
     let hooks = LambdaHooks::for_endpoint(&api.endpoint(), "us-east-1", "local", "local");
     let ports = Ports {
-        store: store.clone(),
-        queue: queue.clone(),
         history: Some(history.clone()),
         presence: Some(Arc::new(MemoryPresence::new())),
-        events: None,
         hooks: Some(Arc::new(hooks)),
-        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-        closer: None,
         namespaces,
+        ..Ports::new(store.clone(), queue.clone())
     };
     Fixture { api, store, queue, history, ingress: Ingress::new(ports) }
 }

@@ -25,17 +25,7 @@ fn ingress_with(
     namespaces: shared::namespaces::Namespaces,
 ) -> (Ingress, Arc<MemoryQueue>) {
     let queue = Arc::new(MemoryQueue::default());
-    let ports = Ports {
-        store: Arc::new(MemoryStore::default()),
-        queue: queue.clone(),
-        history: None,
-        presence: None,
-        events: None,
-        hooks: None,
-        quotas,
-        closer: None,
-        namespaces,
-    };
+    let ports = Ports { quotas, namespaces, ..Ports::new(Arc::new(MemoryStore::default()), queue.clone()) };
     (Ingress::new(ports), queue)
 }
 

@@ -107,15 +107,10 @@ fn fixture() -> Fixture {
     let presence = Arc::new(MemoryPresence::new());
     let events = Arc::new(RecentEvents::new(1000, "000000000000", "us-east-1"));
     let ports = Ports {
-        store: store.clone(),
-        queue: queue.clone(),
         history: Some(history.clone()),
         presence: Some(presence.clone()),
         events: Some(events.clone()),
-        hooks: None,
-        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-        closer: None,
-        namespaces: Default::default(),
+        ..Ports::new(store.clone(), queue.clone())
     };
     Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }
 }
@@ -129,17 +124,7 @@ fn fixture_with(
 ) -> Fixture {
     let store = Arc::new(MemoryStore::default());
     let queue = Arc::new(MemoryQueue::default());
-    let ports = Ports {
-        store: store.clone(),
-        queue: queue.clone(),
-        history: history_port,
-        presence,
-        events: None,
-        hooks: None,
-        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-        closer: None,
-        namespaces: Default::default(),
-    };
+    let ports = Ports { history: history_port, presence, ..Ports::new(store.clone(), queue.clone()) };
     let events = Arc::new(RecentEvents::new(1, "000000000000", "us-east-1"));
     Fixture { store, queue, history, presence: Default::default(), events, ingress: Ingress::new(ports) }
 }
@@ -297,17 +282,7 @@ impl Queue for BrokenQueue {
 
 #[tokio::test]
 async fn a_queue_outage_tells_the_sender_to_try_again() {
-    let ingress = Ingress::new(Ports {
-        store: Arc::new(MemoryStore::default()),
-        queue: Arc::new(BrokenQueue),
-        history: None,
-        presence: None,
-        events: None,
-        hooks: None,
-        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-        closer: None,
-        namespaces: Default::default(),
-    });
+    let ingress = Ingress::new(Ports::new(Arc::new(MemoryStore::default()), Arc::new(BrokenQueue)));
     let response =
         ingress.handle(message_event(r#"{"action":"broadcast","data":"hi"}"#)).await.expect("handled");
     assert_eq!(response.status_code, 503);
@@ -1201,15 +1176,11 @@ fn fixture_in(text: &str) -> Fixture {
     let presence = Arc::new(MemoryPresence::new());
     let events = Arc::new(RecentEvents::new(1000, "000000000000", "us-east-1"));
     let ports = Ports {
-        store: store.clone(),
-        queue: queue.clone(),
         history: Some(history.clone()),
         presence: Some(presence.clone()),
         events: Some(events.clone()),
-        hooks: None,
-        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-        closer: None,
         namespaces,
+        ..Ports::new(store.clone(), queue.clone())
     };
     Fixture { store, queue, history, presence, events, ingress: Ingress::new(ports) }
 }

@@ -193,7 +193,7 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Response {
                 .into_response();
         }
     };
-    let queue = state.queue_stats.as_ref().map(|queue| {
+    let queue_json = |queue: &Arc<shared::queue::MemoryQueue>| {
         let stats = queue.stats();
         serde_json::json!({
             "visible": stats.visible,
@@ -201,11 +201,14 @@ pub async fn stats(State(state): State<Arc<AppState>>) -> Response {
             "delayed": stats.delayed,
             "dead": stats.dead,
         })
-    });
+    };
+    let queue = state.queue_stats.as_ref().map(queue_json);
+    let bulk_queue = state.bulk_queue_stats.as_ref().map(queue_json);
     let body = serde_json::json!({
         "connections": state.registry.len(),
         "records": records,
         "queue": queue,
+        "bulk_queue": bulk_queue,
         "faults_injected": state.injected.to_json(),
         "posts_refused_buffer_full": state.buffer_full.load(Ordering::Relaxed),
         "calls_refused_account_throttle": state.account_throttled.load(Ordering::Relaxed),

@@ -26,7 +26,7 @@ use worker::metrics::Totals;
 
 use crate::async_invoke::QueuedHooks;
 use crate::devtools::{self, EVENTS_PATH, STATS_PATH, count_records};
-use crate::esm::Mapping;
+use crate::esm::{EsmSettings, Mapping};
 use crate::function::{Function, MeteredIngress, MeteredWorker};
 use crate::lifecycle::Lifecycle;
 use crate::registry::Registry;
@@ -44,7 +44,10 @@ struct Adapters {
     presence: Option<Arc<dyn Presence>>,
     queue: Arc<dyn Queue>,
     source: Arc<dyn QueueSource>,
+    /// The bulk lane's queue, as the worker sends to it and as its mapping polls it.
+    bulk: Option<(Arc<dyn Queue>, Arc<dyn QueueSource>)>,
     memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
+    memory_bulk: Option<Arc<MemoryQueue>>,
 }
 
 impl Adapters {
@@ -56,16 +59,21 @@ impl Adapters {
                 let history = on.then(|| Arc::new(MemoryHistory::of(namespaces.clone())) as Arc<dyn History>);
                 let store = Arc::new(MemoryStore::with_page_size(settings.scan_page_size));
                 let queue = Arc::new(MemoryQueue::new(settings.queue));
+                let bulk = settings.lanes.map(|_| Arc::new(MemoryQueue::new(settings.queue)));
                 Self {
                     store: store.clone(),
                     history,
                     presence: presence.then(|| Arc::new(MemoryPresence::new()) as Arc<dyn Presence>),
                     queue: queue.clone(),
                     source: queue.clone(),
+                    bulk: bulk
+                        .clone()
+                        .map(|bulk| (bulk.clone() as Arc<dyn Queue>, bulk as Arc<dyn QueueSource>)),
                     memory: Some((store, queue)),
+                    memory_bulk: bulk,
                 }
             }
-            Backend::Aws { sdk, table, queue_url } => {
+            Backend::Aws { sdk, table, queue_url, bulk_queue_url } => {
                 let queue = Arc::new(SqsQueue::from_sdk(sdk, queue_url));
                 let store = Arc::new(DynamoStore::from_sdk(sdk, table));
                 let history = on.then(|| {
@@ -73,7 +81,20 @@ impl Adapters {
                 });
                 let presence =
                     presence.then(|| Arc::new(DynamoPresence::from_sdk(sdk, table)) as Arc<dyn Presence>);
-                Self { store, history, presence, queue: queue.clone(), source: queue, memory: None }
+                let bulk = bulk_queue_url.as_ref().filter(|_| settings.lanes.is_some()).map(|url| {
+                    let bulk = Arc::new(SqsQueue::from_sdk(sdk, url));
+                    (bulk.clone() as Arc<dyn Queue>, bulk as Arc<dyn QueueSource>)
+                });
+                Self {
+                    store,
+                    history,
+                    presence,
+                    queue: queue.clone(),
+                    source: queue,
+                    bulk,
+                    memory: None,
+                    memory_bulk: None,
+                }
             }
         }
     }
@@ -102,7 +123,10 @@ pub struct Gateway {
     presence: Option<Arc<dyn Presence>>,
     source: Arc<dyn QueueSource>,
     memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
+    memory_bulk: Option<Arc<MemoryQueue>>,
     worker: Arc<MeteredWorker>,
+    /// The bulk lane: its queue as its mapping polls it, and its worker.
+    bulk: Option<(Arc<dyn QueueSource>, Arc<MeteredWorker>)>,
     /// The SQS endpoint for backends, when one was asked for.
     sqs: Option<(TcpListener, Arc<SqsEndpoint>)>,
 }
@@ -160,7 +184,7 @@ impl Gateway {
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
         let namespaces = settings.namespaces()?;
         let hooks = hooks(&settings, &namespaces)?;
-        let Adapters { store, history, presence, queue, source, memory } =
+        let Adapters { store, history, presence, queue, source, bulk, memory, memory_bulk } =
             Adapters::new(&settings, &namespaces);
         let lifecycle = Lifecycle::new(settings.events_url.clone(), &settings.api.region);
         let events = presence.as_ref().map(|_| lifecycle.events.clone() as Arc<dyn Events>);
@@ -189,10 +213,18 @@ impl Gateway {
         };
         let ingress = MeteredIngress { ingress: Ingress::new(ports.clone()), totals: ingress_totals.clone() };
         let worker_totals = Arc::new(Totals::default());
-        let worker = Arc::new(MeteredWorker {
-            worker: Worker::new(worker::Ports { stack: ports, poster }, settings.worker.clone()),
-            totals: worker_totals.clone(),
-        });
+        // One worker function per queue, as the template deploys them, both counted in the stats.
+        let metered = |worker| Arc::new(MeteredWorker { worker, totals: worker_totals.clone() });
+        let worker_ports = worker::Ports::new(ports, poster);
+        let (worker, bulk) = match (bulk, settings.lanes) {
+            (Some((bulk_queue, bulk_source)), Some(lanes)) => {
+                let worker_ports = worker_ports.with_bulk_queue(bulk_queue);
+                let [interactive, bulk] = settings.worker.lanes(lanes);
+                let bulk = metered(Worker::new(worker_ports.clone(), bulk));
+                (metered(Worker::new(worker_ports, interactive)), Some((bulk_source, bulk)))
+            }
+            _ => (metered(Worker::new(worker_ports, settings.worker.clone())), None),
+        };
         let settings_authorizer = settings.authorizer.clone().map(|a| a as Arc<dyn Function>);
         let state = Arc::new(AppState {
             throttle: settings.stage_throttle.map(Bucket::limiter),
@@ -205,6 +237,7 @@ impl Gateway {
             store: store.clone(),
             lifecycle,
             queue_stats: memory.as_ref().map(|(_, queue)| queue.clone()),
+            bulk_queue_stats: memory_bulk.clone(),
             worker_totals,
             ingress_totals,
             injected: faults::Injected::default(),
@@ -217,7 +250,7 @@ impl Gateway {
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),
         });
-        Ok(Self { listener, state, store, presence, source, memory, worker, sqs: None })
+        Ok(Self { listener, state, store, presence, source, memory, memory_bulk, worker, bulk, sqs: None })
     }
 
     /// Serves SQS's `SendMessage` for the in-process queue on `listener`, so backends can publish
@@ -285,6 +318,11 @@ impl Gateway {
         self.memory.as_ref().map(|(_, queue)| queue.clone())
     }
 
+    /// The bulk lane's in-memory queue, when the backend is [`Backend::Memory`] and lanes are on.
+    pub fn memory_bulk_queue(&self) -> Option<Arc<MemoryQueue>> {
+        self.memory_bulk.clone()
+    }
+
     /// The live connections, as API Gateway sees them.
     pub fn state(&self) -> Arc<AppState> {
         self.state.clone()
@@ -294,7 +332,7 @@ impl Gateway {
     /// `$disconnect`s, gives requests and worker invocations in progress a moment to finish, and
     /// returns: within a few seconds, whatever clients and functions are doing.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Self { listener, state, source, worker, store, sqs, .. } = self;
+        let Self { listener, state, source, worker, bulk, store, sqs, .. } = self;
         let token = state.shutdown.clone();
         let mapping = Mapping {
             queue: source,
@@ -304,6 +342,19 @@ impl Gateway {
             settings: state.settings.esm,
         };
         let esm = tokio::spawn(mapping.run(token.clone()));
+        let bulk_esm = bulk.zip(state.settings.lanes).map(|((source, worker), lanes)| {
+            let mapping = Mapping {
+                queue: source,
+                queue_name: format!("{}-bulk", state.settings.queue_name),
+                api: state.settings.api.clone(),
+                function: worker,
+                settings: EsmSettings {
+                    max_concurrency: lanes.bulk_concurrency as usize,
+                    ..state.settings.esm
+                },
+            };
+            tokio::spawn(mapping.run(token.clone()))
+        });
         let forwarder = state.lifecycle.forwarder(token.clone()).map(tokio::spawn);
         let signal = tokio::spawn({
             let token = token.clone();
@@ -333,8 +384,12 @@ impl Gateway {
         );
         state.connections.close();
         let (_, esm) = tokio::join!(state.connections.wait(), esm);
-        if esm.is_err() {
-            tracing::error!("the event source mapping panicked");
+        let bulk_esm = match bulk_esm {
+            Some(bulk_esm) => bulk_esm.await,
+            None => Ok(()),
+        };
+        if esm.is_err() || bulk_esm.is_err() {
+            tracing::error!("an event source mapping panicked");
         }
         signal.abort();
         if let Some(forwarder) = forwarder {

@@ -9,7 +9,7 @@ use shared::namespaces::{ChannelOptions, Namespaces, NamespacesError};
 use shared::queue::QueueSettings;
 use shared::quota::QuotaSettings;
 use shared::store::MemoryStore;
-use worker::{Fleet, WorkerSettings};
+use worker::{Fleet, Lanes, WorkerSettings};
 
 use crate::esm::EsmSettings;
 use crate::faults::Faults;
@@ -25,7 +25,9 @@ pub enum Backend {
     /// The DynamoDB and SQS adapters through the AWS SDK, at the endpoints its configuration names
     /// (`AWS_ENDPOINT_URL`, or per service `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SQS`):
     /// moto, DynamoDB Local, or AWS itself. The gateway polls the queue like the event source mapping.
-    Aws { sdk: Box<aws_config::SdkConfig>, table: String, queue_url: String },
+    /// `bulk_queue_url`: the bulk lane's queue; without one, shard jobs go on the main queue, as in
+    /// a stack deployed before lanes.
+    Aws { sdk: Box<aws_config::SdkConfig>, table: String, queue_url: String, bulk_queue_url: Option<String> },
 }
 
 /// Everything that can be configured, with API Gateway's and the template's defaults.
@@ -47,8 +49,14 @@ pub struct Settings {
     pub queue: QueueSettings,
     pub queue_name: String,
     pub esm: EsmSettings,
-    /// The worker's pacing and retries (`POST_CONCURRENCY`, its share of `ACCOUNT_POST_RATE`).
+    /// The worker's pacing and retries (`POST_CONCURRENCY`, its share of `ACCOUNT_POST_RATE`), as
+    /// a one-queue worker's; with `lanes`, each lane's worker is made from them
+    /// ([`WorkerSettings::lanes`]).
     pub worker: WorkerSettings,
+    /// The bulk lane beside the main queue (the template's `BulkQueue` and `BulkWorkerFunction`):
+    /// its worker's concurrency and the account's rate it leaves the interactive lane. `None`: one
+    /// queue for everything.
+    pub lanes: Option<Lanes>,
     /// How much of each channel's history is kept (the template's `HistorySize` and
     /// `HistoryTtlSeconds`); a size of 0 turns history and offsets off.
     pub history: HistorySettings,
@@ -115,6 +123,7 @@ impl Default for Settings {
                 post_concurrency: LOCAL_POST_CONCURRENCY,
                 ..Fleet::default()
             }),
+            lanes: Some(Lanes::default()),
             history: HistorySettings::default(),
             presence: true,
             namespaces: None,

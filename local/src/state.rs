@@ -42,6 +42,8 @@ pub struct AppState {
     pub lifecycle: crate::lifecycle::Lifecycle,
     /// The in-memory queue, for [`STATS_PATH`]; SQS keeps its own figures.
     pub queue_stats: Option<Arc<MemoryQueue>>,
+    /// The bulk lane's, when it has one.
+    pub bulk_queue_stats: Option<Arc<MemoryQueue>>,
     /// What the worker's batches did: the figures its EMF lines carry on AWS.
     pub worker_totals: Arc<Totals>,
     /// The ingress's events by route and errors by code.

@@ -35,8 +35,16 @@ async fn start() -> Running {
     ensure_table(&sdk, &name).await.expect("moto is unreachable: could not create the table");
     let (queue_url, _) =
         ensure_queue(&sdk, &name, Duration::from_secs(30), 5).await.expect("create the queue");
+    let (bulk_queue_url, _) = ensure_queue(&sdk, &format!("{name}-bulk"), Duration::from_secs(30), 5)
+        .await
+        .expect("create the bulk queue");
     let settings = Settings {
-        backend: Backend::Aws { sdk: Box::new(sdk), table: name, queue_url },
+        backend: Backend::Aws {
+            sdk: Box::new(sdk),
+            table: name,
+            queue_url,
+            bulk_queue_url: Some(bulk_queue_url),
+        },
         ..Settings::default()
     };
     let gateway =

@@ -69,12 +69,13 @@ fn assert_same(function: &str, reads: BTreeSet<String>, template: &str) {
 fn each_function_reads_exactly_the_variables_the_template_sets_it() {
     assert_same("IngressFunction", ingress_reads(), TEMPLATE);
     assert_same("WorkerFunction", worker_reads(), TEMPLATE);
+    assert_same("BulkWorkerFunction", worker_reads(), TEMPLATE);
     assert_same("AuthorizerFunction", authorizer_reads(), TEMPLATE);
 }
 
 #[test]
 fn the_template_sets_none_of_the_variables_lambda_reserves() {
-    for function in ["IngressFunction", "WorkerFunction", "AuthorizerFunction"] {
+    for function in ["IngressFunction", "WorkerFunction", "BulkWorkerFunction", "AuthorizerFunction"] {
         let set = set_for(TEMPLATE, function);
         assert!(set.iter().all(|name| !SET_BY_LAMBDA.contains(&name.as_str())), "{function}: {set:?}");
     }

@@ -123,6 +123,15 @@ impl AdaptiveRate {
         true
     }
 
+    /// Like [`AdaptiveRate::new`], with an empty bucket: the first call waits its turn. For an
+    /// invocation that starts while others already use the account's rate, whose burst would only
+    /// meet 429s and slow it down for seconds after.
+    pub fn steady(start: u32, max: u32) -> Self {
+        let rate = Self::new(start, max);
+        rate.lock().tokens = 0.0;
+        rate
+    }
+
     /// Counts a call's answer: `throttled` for a 429.
     pub fn answered(&self, throttled: bool) {
         let mut state = self.lock();

@@ -60,6 +60,22 @@ pub struct StackPorts {
 }
 
 impl StackPorts {
+    /// `store` and `queue` with every optional port off, no quota and no namespace: what a test or
+    /// a tool starts from, setting the ports it needs with `..StackPorts::new(store, queue)`.
+    pub fn new(store: Arc<dyn ConnectionStore>, queue: Arc<dyn Queue>) -> Self {
+        Self {
+            store,
+            queue,
+            history: None,
+            presence: None,
+            events: None,
+            hooks: None,
+            quotas: Arc::new(crate::quota::MemoryQuotas::unlimited()),
+            closer: None,
+            namespaces: Namespaces::default(),
+        }
+    }
+
     /// `channel`'s history, when its namespace keeps one.
     pub fn history_of(&self, channel: &Channel) -> Option<&Arc<dyn History>> {
         self.history.as_ref().filter(|_| self.namespaces.history(channel).is_on())

@@ -43,7 +43,7 @@ pub use crate::deployment::Deployment;
 pub use crate::latency::LatencySample;
 pub use crate::ports::Ports;
 pub use crate::report::BatchReport;
-pub use crate::settings::{Fleet, WorkerSettings, min_shards};
+pub use crate::settings::{Fleet, Lane, Lanes, WorkerSettings, min_shards};
 use crate::stages::invocation::Invocation;
 use crate::stages::stuck::StuckConnections;
 use crate::stages::tally::Tally;

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::poster::ApiGatewayPoster;
-use worker::{Deployment, Ports, Worker, WorkerSettings};
+use shared::queue::SqsQueue;
+use worker::{Deployment, Ports, Worker};
 
 // The namespace file the function is built with (`shared::namespaces::FILE`): a change to it takes
 // effect on the next `sam build && sam deploy`.
@@ -28,11 +29,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok(namespaces) => namespaces,
         Err(err) => return Err(shared::lambda::init_failed(shared::lambda::INVALID_NAMESPACES, err).await),
     };
-    let ports = Ports {
-        stack: stack.ports(&sdk, namespaces),
-        poster: Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &deployment.connections_endpoint)),
-    };
-    let worker = Worker::new(ports, WorkerSettings::for_fleet(deployment.fleet));
+    let mut ports = Ports::new(
+        stack.ports(&sdk, namespaces),
+        Arc::new(ApiGatewayPoster::for_endpoint(&sdk, &deployment.connections_endpoint)),
+    );
+    if let Some(url) = &deployment.bulk_queue_url {
+        ports = ports.with_bulk_queue(Arc::new(SqsQueue::from_sdk(&sdk, url.clone())));
+    }
+    let worker = Worker::new(ports, deployment.settings());
     let worker = &worker;
     // Lambda names the function; its metrics are dimensioned by that name.
     let function = &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "worker".to_owned());

@@ -41,6 +41,61 @@ pub struct WorkerSettings {
     /// Invocations a broadcast may go through (the first and its retry jobs) before the connections it
     /// still could not reach are given up on.
     pub max_job_attempts: u32,
+    /// Which queue this worker drains, and so where its own jobs go ([`Lane`]).
+    pub lane: Lane,
+}
+
+/// The two queues a stack's work flows through, each drained by its own worker function with its
+/// own concurrency and its own part of the account's `@connections` rate. Everything the ingress
+/// and backends queue arrives on the interactive lane; an audience too large for one shard is
+/// split there into shard jobs on the bulk lane. So a message to one connection, a channel of a
+/// few hundred, a recovery replay or a `join` frame never waits behind the hundreds of shard jobs of
+/// a large broadcast, and the bulk lane leaves the interactive lane a reserve of the account's rate
+/// (`InteractivePostRate`) that its posts never meet a 429 within. Each lane's retry jobs stay on
+/// their lane, and one message's order is what it always was: one channel's messages are numbered
+/// before either queue and recovered by offset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lane {
+    /// The main queue: every job as first queued, and retry jobs of those.
+    #[default]
+    Interactive,
+    /// The bulk queue: shard jobs and their retry jobs.
+    Bulk,
+}
+
+/// A stack's second lane: the bulk worker's concurrency, and the part of the account's rate it
+/// leaves the interactive lane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lanes {
+    pub bulk_concurrency: u32,
+    pub interactive_post_rate: u32,
+}
+
+impl Default for Lanes {
+    fn default() -> Self {
+        Self {
+            bulk_concurrency: Fleet::DEFAULT_BULK_MAX_CONCURRENCY,
+            interactive_post_rate: Fleet::DEFAULT_INTERACTIVE_POST_RATE,
+        }
+    }
+}
+
+impl Lane {
+    /// The `LANE` variable's value, which the template gives each worker function.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "interactive" => Some(Self::Interactive),
+            "bulk" => Some(Self::Bulk),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Interactive => "interactive",
+            Self::Bulk => "bulk",
+        }
+    }
 }
 
 impl Default for WorkerSettings {
@@ -51,9 +106,9 @@ impl Default for WorkerSettings {
 }
 
 impl WorkerSettings {
-    /// The settings of a worker in `fleet`: its share of the account's rate to start from, the
-    /// account's rate as its ceiling, and enough shards for every invocation; the rest is tuning that
-    /// no deployment changes. The bootstrap, the local gateway and `simulate` all start here.
+    /// The settings of a worker that drains the only queue there is (a stack without a bulk
+    /// queue): its share of the account's rate to start from, the account's rate as its ceiling,
+    /// and enough shards for every invocation; the rest is tuning that no deployment changes.
     pub fn for_fleet(fleet: Fleet) -> Self {
         Self {
             post_concurrency: fleet.post_concurrency,
@@ -61,6 +116,7 @@ impl WorkerSettings {
             account_rate: fleet.account_post_rate,
             shard_size: fleet.shard_size,
             min_shards: min_shards(fleet.max_concurrency),
+
             deadline_reserve: DEFAULT_DEADLINE_RESERVE,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
@@ -70,12 +126,54 @@ impl WorkerSettings {
             probe_every: DEFAULT_PROBE_EVERY,
             prune_grace: PRUNE_GRACE,
             max_job_attempts: DEFAULT_MAX_JOB_ATTEMPTS,
+            lane: Lane::Interactive,
         }
+    }
+
+    /// The settings of the worker of `lane` in a stack of two lanes ([`WorkerSettings::lanes`]).
+    /// The bootstrap, the local gateway and `simulate` start here.
+    pub fn for_lane(fleet: Fleet, lane: Lane) -> Self {
+        let [interactive, bulk] = Self::for_fleet(fleet).lanes(Lanes {
+            bulk_concurrency: fleet.bulk_max_concurrency,
+            interactive_post_rate: fleet.interactive_post_rate,
+        });
+        match lane {
+            Lane::Interactive => interactive,
+            Lane::Bulk => bulk,
+        }
+    }
+
+    /// These settings of a one-queue worker made into the two lanes' — the interactive's, then
+    /// the bulk's. Each bulk invocation keeps to its share of the account's rate less the
+    /// interactive reserve, from its first call (no burst) to its last (no growth): API Gateway
+    /// answers the account's throttling and a client's full buffer alike with 429, so a bulk lane
+    /// that probed the account's limit as the one-queue worker does would throttle the interactive
+    /// lane's posts too, and a direct message meeting a streak of them counts its client stuck
+    /// (1,000,000 with 50 direct messages a second: p99 3.8 s probing, 31 ms keeping to the share;
+    /// `simulate --connections 1000000 --direct-rate 50`). The interactive lane paces as a
+    /// one-queue worker does, from its share of the account's rate up to all of it, so that a
+    /// publish to a channel of a thousand is as quick as before lanes. Both split an audience into
+    /// whole rounds of batches for the bulk invocations.
+    pub fn lanes(&self, lanes: Lanes) -> [Self; 2] {
+        let reserve = lanes.interactive_post_rate.clamp(1, self.account_rate.saturating_sub(1).max(1));
+        let bulk_rate = self.account_rate.saturating_sub(reserve).max(1);
+        let min_shards = min_shards(lanes.bulk_concurrency);
+        [
+            Self { lane: Lane::Interactive, min_shards, ..self.clone() },
+            Self {
+                lane: Lane::Bulk,
+                post_rate: shared::pacing::post_rate_share(bulk_rate, lanes.bulk_concurrency),
+                account_rate: shared::pacing::post_rate_share(bulk_rate, lanes.bulk_concurrency),
+                min_shards,
+                ..self.clone()
+            },
+        ]
     }
 }
 
-/// What a deployment decides about its worker fleet — the template's `PostConcurrency`,
-/// `AccountPostRate`, `WorkerMaxConcurrency` and `FanoutShardSize` — from which its pacing follows.
+/// What a deployment decides about its worker fleets — the template's `PostConcurrency`,
+/// `AccountPostRate`, `InteractivePostRate`, `WorkerMaxConcurrency`, `BulkWorkerMaxConcurrency`
+/// and `FanoutShardSize` — from which each lane's pacing follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fleet {
     /// `@connections` calls in flight at once per invocation.
@@ -83,8 +181,13 @@ pub struct Fleet {
     /// `@connections` calls per second the whole fleet may make: API Gateway's account-wide limit,
     /// or the share of it left to this API.
     pub account_post_rate: u32,
-    /// The event source mapping's maximum concurrency: the invocations that share the account's rate.
+    /// The part of `account_post_rate` the bulk lane leaves to the interactive lane.
+    pub interactive_post_rate: u32,
+    /// The main queue's event source mapping's maximum concurrency (the interactive lane's, or the
+    /// only lane's in a stack without a bulk queue).
     pub max_concurrency: u32,
+    /// The bulk queue's: the invocations that share the account's rate during a large fan-out.
+    pub bulk_max_concurrency: u32,
     /// Connections per shard of a broadcast or a publish; 0 never splits.
     pub shard_size: usize,
 }
@@ -97,6 +200,12 @@ impl Fleet {
     pub const DEFAULT_POST_CONCURRENCY: usize = 128;
     pub const DEFAULT_ACCOUNT_POST_RATE: u32 = shared::limits::ACCOUNT_POST_RATE;
     pub const DEFAULT_MAX_CONCURRENCY: u32 = 5;
+    pub const DEFAULT_BULK_MAX_CONCURRENCY: u32 = 5;
+    /// 1 % of the default account rate, twice what 50 direct messages a second need: beside a
+    /// million-connection broadcast they arrived with p99 31 ms and the broadcast took 4.2 % over
+    /// the account's floor; with 300 (3 %) the broadcast took 6.3 % over it (BENCHMARKS.md *Lanes*,
+    /// `cargo run --release -p loadtest --bin simulate -- --connections 1000000 --direct-rate 50`).
+    pub const DEFAULT_INTERACTIVE_POST_RATE: u32 = 100;
     /// About a second of one invocation's share of the default account rate (10,000/s ÷ 5): a
     /// broadcast to 10,000 is posted by five invocations at once, one to a million by all of them in
     /// turn, each invocation's batch of ten shards well within its timeout
@@ -115,7 +224,9 @@ impl Default for Fleet {
         Self {
             post_concurrency: Self::DEFAULT_POST_CONCURRENCY,
             account_post_rate: Self::DEFAULT_ACCOUNT_POST_RATE,
+            interactive_post_rate: Self::DEFAULT_INTERACTIVE_POST_RATE,
             max_concurrency: Self::DEFAULT_MAX_CONCURRENCY,
+            bulk_max_concurrency: Self::DEFAULT_BULK_MAX_CONCURRENCY,
             shard_size: Self::DEFAULT_SHARD_SIZE,
         }
     }

@@ -1,12 +1,14 @@
 //! `simulate`: one broadcast to `--connections` simulated connections, through the real worker and
-//! event source mapping under a paused clock (see `loadtest::simulate`). Prints the report as JSON.
+//! event source mappings (one per lane, or one queue with `--one-queue`) under a paused clock (see
+//! `loadtest::simulate`), with `--direct-rate` messages a second to one other connection beside
+//! it. Prints the report as JSON.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use loadtest::simulate::{SimSettings, run};
-use worker::{Fleet, WorkerSettings};
+use worker::{Fleet, Lanes, WorkerSettings};
 
 /// One broadcast to --connections simulated connections, through the real worker and event source
 /// mapping under a paused clock; prints what it did as JSON.
@@ -38,9 +40,24 @@ struct Args {
     /// ÷ WorkerMaxConcurrency for a fixed share, as the worker paced before it adapted.
     #[arg(long)]
     worker_max_rate: Option<u32>,
-    /// Worker invocations at once (WorkerMaxConcurrency).
+    /// Worker invocations at once on the main queue (WorkerMaxConcurrency).
     #[arg(long, default_value_t = Fleet::DEFAULT_MAX_CONCURRENCY)]
     max_concurrency: u32,
+    /// Bulk worker invocations at once (BulkWorkerMaxConcurrency).
+    #[arg(long, default_value_t = Fleet::DEFAULT_BULK_MAX_CONCURRENCY)]
+    bulk_concurrency: u32,
+    /// The account's calls per second the bulk lane leaves the interactive lane (InteractivePostRate).
+    #[arg(long, default_value_t = Fleet::DEFAULT_INTERACTIVE_POST_RATE)]
+    interactive_post_rate: u32,
+    /// One queue for everything, as before lanes: shard jobs and every other message together.
+    #[arg(long)]
+    one_queue: bool,
+    /// Messages a second to one other connection, queued from the broadcast's start (0: none).
+    #[arg(long, default_value_t = 0.0)]
+    direct_rate: f64,
+    /// For how long, in seconds (default: the account's floor for the broadcast).
+    #[arg(long)]
+    direct_secs: Option<f64>,
     /// Calls in flight per invocation (PostConcurrency).
     #[arg(long, default_value_t = Fleet::DEFAULT_POST_CONCURRENCY)]
     post_concurrency: usize,
@@ -74,9 +91,17 @@ fn main() -> anyhow::Result<()> {
     let mut worker = WorkerSettings::for_fleet(Fleet {
         post_concurrency: args.post_concurrency,
         account_post_rate: args.account_rate,
+        interactive_post_rate: args.interactive_post_rate,
         max_concurrency: args.max_concurrency,
+        bulk_max_concurrency: args.bulk_concurrency,
         shard_size: args.shard_size,
     });
+    let lanes = (!args.one_queue).then_some(Lanes {
+        bulk_concurrency: args.bulk_concurrency.max(1),
+        interactive_post_rate: args.interactive_post_rate,
+    });
+    let direct_secs =
+        args.direct_secs.unwrap_or(args.connections as f64 / f64::from(args.account_rate.max(1)));
     if let Some(rate) = args.worker_max_rate {
         worker.account_rate = rate;
     }
@@ -95,6 +120,9 @@ fn main() -> anyhow::Result<()> {
         account_rate: f64::from(args.account_rate),
         account_burst: f64::from(args.account_rate / 2),
         worker,
+        lanes,
+        direct_rate: args.direct_rate,
+        direct_for: Duration::from_secs_f64(direct_secs.max(0.0)),
         esm: local::esm::EsmSettings {
             max_concurrency: args.max_concurrency as usize,
             function_timeout: Duration::from_secs(args.timeout_secs),

@@ -181,18 +181,8 @@ async fn measure(args: Args) -> anyhow::Result<()> {
         ..WorkerSettings::default()
     };
     let queue = Arc::new(MemoryQueue::default());
-    let stack = StackPorts {
-        store,
-        queue: queue.clone(),
-        history: None,
-        presence: None,
-        events: None,
-        hooks: None,
-        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-        closer: None,
-        namespaces: Default::default(),
-    };
-    let ports = Ports { stack, poster };
+    let stack = StackPorts::new(store, queue.clone());
+    let ports = Ports::new(stack, poster);
     let worker = Worker::new(ports, settings);
     let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(900);
     let from = ConnectionId::parse("benchpublisher00")?;

@@ -1,10 +1,10 @@
 //! `@connections` as the account sees it: each call takes a latency drawn from a range, takes a
 //! token from the account's bucket or answers 429, is served one after another when a capacity is
 //! set, and answers 410 for connections that are gone; every post that gets through is counted per
-//! connection.
+//! connection, and a direct message's arrival timed.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +15,7 @@ use shared::sync::lock;
 use shared::{ConnectionId, PostError, Poster};
 use tokio::time::Instant;
 
+use super::direct::DirectMessages;
 use super::settings::SimSettings;
 
 /// The id of simulated connection `index`.
@@ -40,6 +41,7 @@ pub struct SimPoster {
     service: Option<(Duration, Mutex<Instant>)>,
     rng: Mutex<StdRng>,
     gone: Vec<bool>,
+    direct_target: ConnectionId,
     /// Posts that got through, per connection.
     pub received: Vec<AtomicU32>,
     pub last_delivery: Mutex<Option<Instant>>,
@@ -47,6 +49,8 @@ pub struct SimPoster {
     pub throttled_by_account: AtomicU64,
     pub throttled_injected: AtomicU64,
     pub gone_answers: AtomicU64,
+    /// The direct messages' arrivals at [`super::direct::target`].
+    pub direct: Arc<DirectMessages>,
 }
 
 impl SimPoster {
@@ -66,11 +70,13 @@ impl SimPoster {
             rng: Mutex::new(StdRng::seed_from_u64(settings.seed.wrapping_add(1))),
             received: (0..settings.connections).map(|_| AtomicU32::new(0)).collect(),
             gone,
+            direct_target: super::direct::target(),
             last_delivery: Mutex::new(None),
             calls: AtomicU64::new(0),
             throttled_by_account: AtomicU64::new(0),
             throttled_injected: AtomicU64::new(0),
             gone_answers: AtomicU64::new(0),
+            direct: Arc::default(),
         }
     }
 
@@ -91,7 +97,7 @@ impl SimPoster {
 
 #[async_trait]
 impl Poster for SimPoster {
-    async fn post(&self, to: &ConnectionId, _frame: Bytes) -> Result<(), PostError> {
+    async fn post(&self, to: &ConnectionId, frame: Bytes) -> Result<(), PostError> {
         let (latency, injected) = {
             let mut rng = lock(&self.rng);
             (rng.random_range(self.latency.0..=self.latency.1), rng.random_bool(self.throttle))
@@ -117,6 +123,10 @@ impl Poster for SimPoster {
             Err(PostError::Throttled)
         } else {
             match index(to) {
+                None if *to == self.direct_target => {
+                    self.direct.arrived(&frame);
+                    Ok(())
+                }
                 Some(i) if i < self.gone.len() && !self.gone[i] => {
                     self.received[i].fetch_add(1, Ordering::Relaxed);
                     *lock(&self.last_delivery) = Some(Instant::now());

@@ -15,9 +15,11 @@
 //! - [`settings`]: what to simulate; [`run`] runs one broadcast and returns its [`SimReport`]
 //!   ([`report`], with its cost at AWS's list prices).
 //! - [`endpoint`]: the simulated `@connections`; [`cpu`]: each invocation's share of a core;
+//!   [`direct`]: messages to one connection published beside the broadcast, each timed;
 //!   [`observed`]: the queue counted and each invocation timed, as the report needs them.
 
 pub mod cpu;
+pub mod direct;
 pub mod endpoint;
 pub mod observed;
 pub mod report;

@@ -18,6 +18,12 @@ use worker::Worker;
 #[derive(Debug)]
 pub struct CountingQueue {
     inner: Arc<MemoryQueue>,
+    pub counts: Arc<JobCounts>,
+}
+
+/// What was sent to the queues counted together.
+#[derive(Debug, Default)]
+pub struct JobCounts {
     pub shard_jobs: AtomicU64,
     pub retry_jobs: AtomicU64,
     /// `SendMessage(Batch)` requests, ten jobs a request.
@@ -26,25 +32,26 @@ pub struct CountingQueue {
 
 impl CountingQueue {
     pub fn new(inner: Arc<MemoryQueue>) -> Self {
-        Self {
-            inner,
-            shard_jobs: AtomicU64::new(0),
-            retry_jobs: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
-        }
+        Self { inner, counts: Arc::default() }
+    }
+
+    /// Another queue, counted with `other`: the bulk lane's beside the main one.
+    pub fn sharing(other: &Self, inner: Arc<MemoryQueue>) -> Self {
+        Self { inner, counts: other.counts.clone() }
     }
 
     fn count(&self, jobs: &[Job]) {
+        let counts = &self.counts;
         for job in jobs {
             match &job.audience {
                 Audience::Shard(_) | Audience::ChannelShard { .. } => {
-                    self.shard_jobs.fetch_add(1, Ordering::Relaxed)
+                    counts.shard_jobs.fetch_add(1, Ordering::Relaxed)
                 }
-                Audience::Connections(_) => self.retry_jobs.fetch_add(1, Ordering::Relaxed),
+                Audience::Connections(_) => counts.retry_jobs.fetch_add(1, Ordering::Relaxed),
                 Audience::Everyone | Audience::Channel(_) | Audience::Watchers(_) => 0,
             };
         }
-        self.requests.fetch_add(jobs.len().div_ceil(10) as u64, Ordering::Relaxed);
+        counts.requests.fetch_add(jobs.len().div_ceil(10) as u64, Ordering::Relaxed);
     }
 }
 

@@ -46,6 +46,10 @@ pub struct SimReport {
     pub cost_usd: f64,
     pub cost: Cost,
     pub finished: bool,
+    /// Whether shard jobs went on a bulk queue of their own.
+    pub lanes: bool,
+    /// The messages to one connection published beside the broadcast, when there were any.
+    pub direct: Option<super::direct::DirectReport>,
     pub settings: EchoedSettings,
 }
 

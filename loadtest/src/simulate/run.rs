@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use local::esm::Mapping;
+use local::esm::{EsmSettings, Mapping};
 use local::integration::Api;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -45,39 +45,59 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
     let poster = Arc::new(SimPoster::new(&settings, gone));
     let memory_queue = Arc::new(MemoryQueue::new(settings.queue));
     let queue = Arc::new(CountingQueue::new(memory_queue.clone()));
-    let stack = StackPorts {
-        store: store.clone(),
-        queue: queue.clone(),
-        history: None,
-        presence: None,
-        events: None,
-        hooks: None,
-        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-        closer: None,
-        namespaces: Default::default(),
-    };
-    let ports = Ports { stack, poster: poster.clone() };
-    let function = Arc::new(TimedFunction::new(Worker::new(ports, settings.worker.clone())));
+    let ports = Ports::new(StackPorts::new(store.clone(), queue.clone()), poster.clone());
+    let api = Api { api_id: "sim".into(), stage: "sim".into(), region: "us-east-1".into() };
+    // One worker function per queue, each with its mapping, as the template deploys them.
+    let mut lanes = Vec::new();
+    match settings.lanes {
+        None => lanes.push((memory_queue.clone(), settings.worker.clone(), settings.esm, ports)),
+        Some(split) => {
+            let bulk_queue = Arc::new(MemoryQueue::new(settings.queue));
+            let ports = ports.with_bulk_queue(Arc::new(CountingQueue::sharing(&queue, bulk_queue.clone())));
+            let [interactive, bulk] = settings.worker.lanes(split);
+            let bulk_esm = EsmSettings { max_concurrency: split.bulk_concurrency as usize, ..settings.esm };
+            lanes.push((memory_queue.clone(), interactive, settings.esm, ports.clone()));
+            lanes.push((bulk_queue, bulk, bulk_esm, ports));
+        }
+    }
+    let functions: Vec<Arc<TimedFunction>> = lanes
+        .iter()
+        .map(|(_, worker, _, ports)| Arc::new(TimedFunction::new(Worker::new(ports.clone(), worker.clone()))))
+        .collect();
 
     let data = RawValue::from_string(format!("\"{}\"", "x".repeat(settings.message_bytes)))?;
     let envelope = Envelope::broadcast(id(0), shared::clock::epoch_ms(), data)?;
     let began = Instant::now();
     queue.send(&Job::broadcast(envelope)).await?;
+    let direct = (settings.direct_rate > 0.0).then(|| {
+        let (messages, queue) = (poster.direct.clone(), queue.clone() as Arc<dyn Queue>);
+        let (rate, duration) = (settings.direct_rate, settings.direct_for);
+        tokio::spawn(async move { messages.publish(queue, rate, duration).await })
+    });
 
-    let mapping = Mapping {
-        queue: memory_queue.clone(),
-        queue_name: "simulated-broadcasts".into(),
-        api: Api { api_id: "sim".into(), stage: "sim".into(), region: "us-east-1".into() },
-        function: function.clone(),
-        settings: settings.esm,
-    };
     let shutdown = CancellationToken::new();
-    let polling = tokio::spawn(mapping.run(shutdown.clone()));
+    let polling: Vec<_> = lanes
+        .iter()
+        .zip(&functions)
+        .enumerate()
+        .map(|(lane, ((source, _, esm, _), function))| {
+            let mapping = Mapping {
+                queue: source.clone(),
+                queue_name: format!("simulated-lane-{lane}"),
+                api: api.clone(),
+                function: function.clone(),
+                settings: *esm,
+            };
+            tokio::spawn(mapping.run(shutdown.clone()))
+        })
+        .collect();
     let finished = loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let stats = memory_queue.stats();
-        let idle = stats.visible + stats.in_flight + stats.delayed == 0
-            && function.running.load(Ordering::Relaxed) == 0;
+        let idle = lanes.iter().all(|(source, ..)| {
+            let stats = source.stats();
+            stats.visible + stats.in_flight + stats.delayed == 0
+        }) && functions.iter().all(|function| function.running.load(Ordering::Relaxed) == 0)
+            && direct.as_ref().is_none_or(|publishing| publishing.is_finished());
         if idle {
             break true;
         }
@@ -86,14 +106,21 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
         }
     };
     shutdown.cancel();
-    polling.await?;
+    for polling in polling {
+        polling.await?;
+    }
 
     let counts: Vec<u32> = poster.received.iter().map(|n| n.load(Ordering::Relaxed)).collect();
     let delivered = counts.iter().filter(|n| **n > 0).count();
     let duplicated: u64 = counts.iter().map(|n| u64::from(n.saturating_sub(1))).sum();
     let last = *lock(&poster.last_delivery);
-    let invocations = function.started.load(Ordering::Relaxed);
-    let (busy_s, longest) = *lock(&function.durations);
+    let invocations: u64 = functions.iter().map(|function| function.started.load(Ordering::Relaxed)).sum();
+    let finished_invocations: u64 =
+        functions.iter().map(|function| function.finished.load(Ordering::Relaxed)).sum();
+    let (busy_s, longest) = functions.iter().fold((0.0, 0.0_f64), |(busy, longest), function| {
+        let (b, l) = *lock(&function.durations);
+        (busy + b, longest.max(l))
+    });
     let pages = store.pages();
     let read_units = report::read_units(&pages);
     let gone_answers = poster.gone_answers.load(Ordering::Relaxed);
@@ -103,13 +130,15 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
         busy_s,
         memory_mb: settings.memory_mb,
         invocations,
-        sqs_requests: queue.requests.load(Ordering::Relaxed) + 2 * invocations,
+        sqs_requests: queue.counts.requests.load(Ordering::Relaxed) + 2 * invocations,
         read_units,
         pruned: gone_answers,
     });
     let calls = poster.calls.load(Ordering::Relaxed);
     let floor_s = (live as f64 - settings.account_burst).max(0.0) / settings.account_rate.max(1.0);
-    let invocations_at_once = settings.esm.max_concurrency.max(1) as f64;
+    let invocations_at_once =
+        settings.lanes.map_or(settings.esm.max_concurrency, |lanes| lanes.bulk_concurrency as usize).max(1)
+            as f64;
     let mean_latency = (settings.latency.0 + settings.latency.1).as_secs_f64() / 2.0;
     let model = settings.cpu();
     let floors = report::Floors {
@@ -132,11 +161,13 @@ pub async fn run(settings: SimSettings) -> anyhow::Result<SimReport> {
         time_to_last_delivery_s: last.map_or(0.0, |last| last.duration_since(began).as_secs_f64()),
         floor_s,
         invocations,
-        timed_out: invocations - function.finished.load(Ordering::Relaxed),
+        timed_out: invocations - finished_invocations,
         longest_invocation_s: longest,
-        shard_jobs: queue.shard_jobs.load(Ordering::Relaxed),
-        retry_jobs: queue.retry_jobs.load(Ordering::Relaxed),
-        dead_letters: memory_queue.stats().dead,
+        shard_jobs: queue.counts.shard_jobs.load(Ordering::Relaxed),
+        retry_jobs: queue.counts.retry_jobs.load(Ordering::Relaxed),
+        dead_letters: lanes.iter().map(|(source, ..)| source.stats().dead).sum(),
+        lanes: settings.lanes.is_some(),
+        direct: direct.is_some().then(|| poster.direct.report()),
         calls,
         throttled_by_account: poster.throttled_by_account.load(Ordering::Relaxed),
         throttled_injected: poster.throttled_injected.load(Ordering::Relaxed),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use local::esm::EsmSettings;
 use shared::queue::QueueSettings;
-use worker::WorkerSettings;
+use worker::{Lanes, WorkerSettings};
 
 /// The template's `WorkerMemorySize` (a test holds them together).
 pub const DEFAULT_MEMORY_MB: u32 = 256;
@@ -34,8 +34,17 @@ pub struct SimSettings {
     /// The account's `@connections` calls per second, and its burst.
     pub account_rate: f64,
     pub account_burst: f64,
+    /// The one-queue worker's settings; with `lanes`, each lane's are made from them
+    /// ([`WorkerSettings::lanes`]).
     pub worker: WorkerSettings,
+    /// The main queue's event source mapping (the interactive lane's, with `lanes`).
     pub esm: EsmSettings,
+    /// A bulk queue and its own worker beside the main one; `None`: one queue, as before lanes.
+    pub lanes: Option<Lanes>,
+    /// Messages a second to one connection (not one of the broadcast's), queued from the
+    /// broadcast's start for `direct_for`: what the lanes keep prompt. 0 sends none.
+    pub direct_rate: f64,
+    pub direct_for: Duration,
     pub queue: QueueSettings,
     /// Connections per page of a scan: DynamoDB's 1 MB pages hold about this many connection items.
     pub page_size: usize,
@@ -63,6 +72,9 @@ impl Default for SimSettings {
             account_burst: f64::from(shared::limits::ACCOUNT_POST_RATE / 2),
             worker: WorkerSettings::default(),
             esm: EsmSettings::default(),
+            lanes: Some(Lanes::default()),
+            direct_rate: 0.0,
+            direct_for: Duration::ZERO,
             // The template's queue: six times the worker's timeout, five receives before the DLQ, and,
             // as SQS, no bound on what it holds.
             queue: QueueSettings {

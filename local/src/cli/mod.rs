@@ -1,8 +1,9 @@
 //! The `local` command line: with no subcommand it serves ([`serve`]); `token` mints a development
 //! token ([`token`]); `publish` publishes as a backend does ([`publish`]); `index-connections` is an
-//! upgrade's step ([`index`]); [`namespaces`] is where the gateway finds its namespace file, [`signals`] what
-//! stops it.
+//! upgrade's step ([`index`]); [`namespaces`] is where the gateway finds its namespace file, [`backend`]
+//! where it keeps connections and queues, [`signals`] what stops it.
 
+mod backend;
 pub mod index;
 mod namespaces;
 pub mod publish;

@@ -9,17 +9,17 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use authorizer::jwks::{FileJwks, JwksSource, Keys};
 use authorizer::{Authorizer, Verifier};
-use clap::ValueEnum;
 use local::esm::EsmSettings;
 use local::host::AllowedHosts;
-use local::settings::{DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SQS_PORT, DEFAULT_TABLE, DevTokens};
+use local::settings::{DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SQS_PORT, DevTokens};
 use local::{Backend, Bucket, Credentials, Faults, Gateway, Settings};
 use shared::history::HistorySettings;
 use shared::queue::QueueSettings;
 use shared::quota::QuotaSettings;
 use tokio::net::TcpListener;
-use worker::{Fleet, WorkerSettings};
+use worker::{Fleet, Lanes, WorkerSettings};
 
+use super::backend::{BackendArgs, Queues, backend};
 use super::namespaces::{describe_namespaces, hooks_endpoint, namespace_file};
 use super::signals::shutdown_signal;
 
@@ -32,20 +32,8 @@ fn defaults() -> Settings {
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("auth").args(["jwt_secret", "jwks"])))]
 pub struct ServeArgs {
-    /// Where connections and broadcasts are kept: in this process, or DynamoDB and SQS through the
-    /// AWS SDK at the endpoints its usual configuration names (AWS_ENDPOINT_URL, AWS_REGION, ...).
-    #[arg(long, value_enum, default_value_t = BackendKind::Memory)]
-    pub(crate) backend: BackendKind,
-    /// With --backend aws: the DynamoDB table of connections.
-    #[arg(long, env = "CONNECTIONS_TABLE", default_value = DEFAULT_TABLE)]
-    pub(crate) table: String,
-    /// With --backend aws: the SQS queue of broadcasts.
-    #[arg(long, env = "QUEUE_URL")]
-    pub(crate) queue_url: Option<String>,
-    /// With --backend aws: create the table, and the queue `local-broadcasts` with its dead-letter
-    /// queue, if they do not exist (for moto or DynamoDB Local; on AWS, deploy the template instead).
-    #[arg(long)]
-    pub(crate) create: bool,
+    #[command(flatten)]
+    pub(crate) store: BackendArgs,
     /// Address to bind; anything but loopback exposes the API to the network.
     #[arg(long, default_value_t = DEFAULT_HOST, env = "LOCAL_HOST")]
     pub(crate) host: IpAddr,
@@ -96,6 +84,19 @@ pub struct ServeArgs {
     /// WorkerMaxConcurrency).
     #[arg(long, default_value_t = defaults().esm.max_concurrency)]
     pub(crate) worker_concurrency: usize,
+    /// Bulk worker invocations at once: the bulk lane's mapping, which posts the shard jobs of large
+    /// audiences (the template's BulkWorkerMaxConcurrency).
+    #[arg(long, default_value_t = Lanes::default().bulk_concurrency)]
+    pub(crate) bulk_worker_concurrency: u32,
+    /// `@connections` calls per second of --account-rate the bulk lane leaves to the interactive
+    /// lane, so that small audiences are posted promptly during a large fan-out (the template's
+    /// InteractivePostRate).
+    #[arg(long, default_value_t = Lanes::default().interactive_post_rate)]
+    pub(crate) interactive_post_rate: u32,
+    /// One queue for everything, as a stack deployed before lanes: shard jobs wait on the main
+    /// queue with every other message.
+    #[arg(long)]
+    pub(crate) one_queue: bool,
     /// The queue's visibility timeout, in seconds.
     #[arg(long, default_value_t = defaults().queue.visibility_timeout.as_secs())]
     pub(crate) visibility_timeout_secs: u64,
@@ -235,12 +236,6 @@ pub struct ServeArgs {
     pub(crate) fault_worker_failure: f64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendKind {
-    Memory,
-    Aws,
-}
-
 impl ServeArgs {
     /// The quotas given, or the template's defaults — none under `--no-throttle`, which turns off
     /// every limit on clients for load tests of the pipeline itself.
@@ -296,10 +291,16 @@ impl ServeArgs {
                 ..WorkerSettings::for_fleet(Fleet {
                     post_concurrency: self.post_concurrency,
                     account_post_rate: self.account_rate,
+                    interactive_post_rate: self.interactive_post_rate,
                     max_concurrency: u32::try_from(self.worker_concurrency).unwrap_or(u32::MAX),
+                    bulk_max_concurrency: self.bulk_worker_concurrency,
                     shard_size: self.shard_size,
                 })
             },
+            lanes: (!self.one_queue).then_some(Lanes {
+                bulk_concurrency: self.bulk_worker_concurrency.max(1),
+                interactive_post_rate: self.interactive_post_rate,
+            }),
             history: HistorySettings {
                 size: self.history_size as usize,
                 ttl: Duration::from_secs(self.history_ttl_secs),
@@ -337,7 +338,13 @@ pub async fn run(args: &ServeArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.jwks {
         check_jwks(path).await?;
     }
-    let settings = args.settings(backend(args).await?)?;
+    let queues = Queues {
+        name: &defaults().queue_name,
+        visibility_timeout: Duration::from_secs(args.visibility_timeout_secs),
+        max_receive_count: args.max_receive_count,
+        one_queue: args.one_queue,
+    };
+    let settings = args.settings(backend(&args.store, queues).await?)?;
     let listener = TcpListener::bind((args.host, args.port))
         .await
         .with_context(|| format!("could not listen on {}:{}", args.host, args.port))?;
@@ -436,33 +443,6 @@ pub(crate) fn fraction(text: &str) -> Result<f64, String> {
         Ok(value) if (0.0..=1.0).contains(&value) => Ok(value),
         _ => Err(format!("{text:?} is not a fraction between 0 and 1")),
     }
-}
-
-async fn backend(args: &ServeArgs) -> anyhow::Result<Backend> {
-    if args.backend == BackendKind::Memory {
-        return Ok(Backend::Memory);
-    }
-    if args.queue_url.is_none() && !args.create {
-        bail!("--backend aws needs --queue-url (or QUEUE_URL), or --create to make the queue");
-    }
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let mut queue_url = args.queue_url.clone();
-    if args.create {
-        shared::aws::provision::ensure_table(&sdk, &args.table)
-            .await
-            .map_err(|err| anyhow::anyhow!("could not create table {}: {err}", args.table))?;
-        let (url, _dlq) = shared::aws::provision::ensure_queue(
-            &sdk,
-            &defaults().queue_name,
-            Duration::from_secs(args.visibility_timeout_secs),
-            args.max_receive_count,
-        )
-        .await
-        .map_err(|err| anyhow::anyhow!("could not create the queue: {err}"))?;
-        queue_url.get_or_insert(url);
-    }
-    let queue_url = queue_url.context("no queue URL")?;
-    Ok(Backend::Aws { sdk: Box::new(sdk), table: args.table.clone(), queue_url })
 }
 
 /// What a gateway listening on `addr` (and serving SQS at `queue_url`) exposes beyond this

@@ -30,6 +30,8 @@ pub struct TestGateway {
     pub http_url: String,
     pub store: Arc<MemoryStore>,
     pub queue: Arc<MemoryQueue>,
+    /// The bulk lane's queue, when the gateway has lanes.
+    pub bulk_queue: Option<Arc<MemoryQueue>>,
     pub state: Arc<AppState>,
     /// Where channels' members are kept, when presence is on.
     pub presence: Option<Arc<dyn shared::Presence>>,
@@ -67,11 +69,23 @@ impl TestGateway {
         let http_url = format!("http://{}", gateway.local_addr());
         let store = gateway.memory_store().expect("the in-memory backend");
         let queue = gateway.memory_queue().expect("the in-memory backend");
+        let bulk_queue = gateway.memory_bulk_queue();
         let state = gateway.state();
         let presence = gateway.presence();
         let queue_url = gateway.queue_url();
         let task = tokio::spawn(gateway.run(shutdown.clone().cancelled_owned()));
-        Self { ws_url, http_url, store, queue, state, presence, queue_url, shutdown, task: Some(task) }
+        Self {
+            ws_url,
+            http_url,
+            store,
+            queue,
+            bulk_queue,
+            state,
+            presence,
+            queue_url,
+            shutdown,
+            task: Some(task),
+        }
     }
 
     pub async fn connect(&self) -> Client {

@@ -49,7 +49,7 @@ impl Invocation<'_> {
         }
         let count = targets.len();
         let jobs = Job::retries(&message.envelope, targets, attempt, SQS_MAX_MESSAGE_BYTES);
-        let results = self.ports.stack.queue.send_batch(&jobs, self.retry_job_delay(attempt)).await;
+        let results = self.retry_queue().send_batch(&jobs, self.retry_job_delay(attempt)).await;
         match results.iter().find_map(|result| result.as_ref().err()) {
             None => {
                 report.requeued += count;

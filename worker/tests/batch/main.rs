@@ -3,6 +3,7 @@
 
 mod channels;
 mod delivery;
+mod lanes;
 mod notify;
 mod number;
 mod presence;
@@ -89,26 +90,7 @@ fn worker_with(
     settings: WorkerSettings,
 ) -> (Worker, Arc<MemoryQueue>) {
     let queue = Arc::new(MemoryQueue::default());
-    (
-        Worker::new(
-            Ports {
-                stack: StackPorts {
-                    store,
-                    queue: queue.clone(),
-                    history: None,
-                    presence: None,
-                    events: None,
-                    hooks: None,
-                    quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-                    closer: None,
-                    namespaces: Default::default(),
-                },
-                poster,
-            },
-            settings,
-        ),
-        queue,
-    )
+    (Worker::new(Ports::new(StackPorts::new(store, queue.clone()), poster), settings), queue)
 }
 
 /// Lambda's deadline for an invocation that has `secs` to run.

@@ -36,17 +36,12 @@ const FILE: &str = "[chat]\nevent_hook = { function = \"archive\" }\n";
 fn hooked(store: Arc<ObservedStore>, poster: Arc<ScriptedPoster>, hooks: Arc<RecordingHooks>) -> Worker {
     let namespaces = namespaces::parse(namespaces::FILE, FILE, ChannelOptions::default()).expect("valid");
     let stack = StackPorts {
-        store,
-        queue: Arc::new(MemoryQueue::default()),
         history: Some(Arc::new(shared::history::MemoryHistory::of(namespaces.clone()))),
-        presence: None,
-        events: None,
         hooks: Some(hooks),
-        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-        closer: None,
         namespaces,
+        ..StackPorts::new(store, Arc::new(MemoryQueue::default()))
     };
-    Worker::new(Ports { stack, poster }, settings())
+    Worker::new(Ports::new(stack, poster), settings())
 }
 
 #[tokio::test]

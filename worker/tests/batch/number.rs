@@ -19,18 +19,8 @@ fn with_namespaces(
     namespaces: Namespaces,
 ) -> Worker {
     let queue = Arc::new(MemoryQueue::default());
-    let stack = StackPorts {
-        store,
-        queue,
-        history: Some(history),
-        presence: None,
-        events: None,
-        hooks: None,
-        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-        closer: None,
-        namespaces,
-    };
-    let ports = Ports { stack, poster };
+    let stack = StackPorts { history: Some(history), namespaces, ..StackPorts::new(store, queue) };
+    let ports = Ports::new(stack, poster);
     Worker::new(ports, settings())
 }
 

@@ -17,17 +17,11 @@ fn with_presence(
 ) -> (Worker, Arc<MemoryQueue>) {
     let queue = Arc::new(MemoryQueue::default());
     let stack = StackPorts {
-        store,
-        queue: queue.clone(),
-        history: None,
         presence: Some(presence),
         events: Some(events),
-        hooks: None,
-        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-        closer: None,
-        namespaces: Default::default(),
+        ..StackPorts::new(store, queue.clone())
     };
-    let ports = Ports { stack, poster };
+    let ports = Ports::new(stack, poster);
     (Worker::new(ports, settings()), queue)
 }
 

@@ -113,18 +113,8 @@ async fn shards_the_queue_refuses_are_posted_by_the_invocation_itself_once() {
     let store = with_connections(3_000, 100).await;
     let poster = Arc::new(ScriptedPoster::default());
     let settings = WorkerSettings { shard_size: 500, min_shards: 8, ..settings() };
-    let stack = StackPorts {
-        store: store.clone(),
-        queue: Arc::new(RefusingQueue),
-        history: None,
-        presence: None,
-        events: None,
-        hooks: None,
-        quotas: Arc::new(shared::quota::MemoryQuotas::unlimited()),
-        closer: None,
-        namespaces: Default::default(),
-    };
-    let ports = Ports { stack, poster: poster.clone() };
+    let stack = StackPorts::new(store.clone(), Arc::new(RefusingQueue));
+    let ports = Ports::new(stack, poster.clone());
     let worker = Worker::new(ports, settings);
 
     let report = worker.process(sqs_event(&[broadcast_body(0, "1")]), deadline(30.0)).await;
