@@ -242,6 +242,21 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_steady_rate_starts_with_an_empty_bucket() {
+        let (burst, steady) = (AdaptiveRate::new(1_000, 1_000), AdaptiveRate::steady(1_000, 1_000));
+        let far = Instant::now() + Duration::from_secs(60);
+        let began = Instant::now();
+        for _ in 0..100 {
+            assert!(burst.acquire(far).await);
+        }
+        assert_eq!(began.elapsed(), Duration::ZERO, "half a second of its rate at once");
+        for _ in 0..100 {
+            assert!(steady.acquire(far).await);
+        }
+        assert!(began.elapsed() >= Duration::from_millis(99), "each call in its turn: {:?}", began.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_call_that_would_wait_past_the_deadline_is_refused_at_once() {
         let rate = AdaptiveRate::new(1, 1);
         let stop_at = Instant::now() + Duration::from_millis(500);

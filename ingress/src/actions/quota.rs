@@ -2,15 +2,16 @@
 //! ([`shared::quota`]) — a publish to a channel whose namespace has quotas of its own spends those.
 //! Spent, the message is refused `rate_limited` with how long to wait — nothing asked of a hook,
 //! numbered or queued. A connection that goes on sending after being refused (four times its quota
-//! in refusals: no client that waits as it is told) is closed: API Gateway's stage throttle is one
-//! bucket for every client, spent before any function runs, so only closing a flood protects the
-//! others' share of it. A quota store that fails lets the message through (fails open): quotas guard
+//! in refusals: no client that waits as it is told) is closed, and its user refused new connections
+//! for [`BARRED_FOR`]: API Gateway's stage throttle is one bucket
+//! for every client, spent before any function runs, so only closing a flood, and keeping it from
+//! coming back at once, protects the others' share of it. A quota store that fails lets the message through (fails open): quotas guard
 //! the bill and the others' share, and refusing a message for a store's fault would lose it for
 //! nothing.
 
 use shared::Channel;
 use shared::namespaces::Namespaces;
-use shared::quota::Taken;
+use shared::quota::{BARRED_FOR, Taken};
 
 use super::contract::Context;
 use super::reply::Refusal;
@@ -29,6 +30,12 @@ pub(super) async fn take(cx: &Context<'_>, channel: Option<&Channel>) -> Result<
                 tracing::warn!(connection = %cx.connection, user = cx.identity.user(), "closing a connection flooding past its quota");
                 if let Err(err) = closer.close(cx.connection).await {
                     tracing::error!(connection = %cx.connection, error = %err, "could not close a flooding connection");
+                }
+                // And its user refused a new connection for a while, or it would reconnect and go on.
+                if let Some(user) = cx.identity.user()
+                    && let Err(err) = cx.ports.quotas.bar(user, BARRED_FOR).await
+                {
+                    tracing::warn!(user, error = %err, "could not bar a flooder's new connections");
                 }
             }
             // Rounded up: a client that waits exactly this long finds room.

@@ -140,7 +140,8 @@ async fn run(args: &Args, with_abuser: bool, quotas: QuotaSettings) -> anyhow::R
     println!(
         "{}: ordinary clients published {} (refused {}), delivered {}; delivery p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         match (with_abuser, quotas == QuotaSettings::UNLIMITED) {
-            (false, _) => "alone",
+            (false, false) => "alone",
+            (false, true) => "alone, no quotas (the limit check's baseline)",
             (true, false) => "beside the abuser",
             (true, true) => "beside the abuser, no quotas",
         },
@@ -175,6 +176,8 @@ async fn main() -> anyhow::Result<()> {
         "bench_fairness: {} ordinary clients at 1/s for {} s, stage throttle off, default quotas",
         args.clients, args.secs
     );
+    // The limit check's cost: the same ordinary clients with no quota to check.
+    run(&args, false, QuotaSettings::UNLIMITED).await?;
     run(&args, false, QuotaSettings::default()).await?;
     run(&args, true, QuotaSettings::default()).await?;
     if args.without_quotas {

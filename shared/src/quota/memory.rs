@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use governor::clock::{Clock, DefaultClock};
@@ -62,6 +63,8 @@ pub struct MemoryQuotas {
     namespaces: Mutex<HashMap<String, Arc<Buckets>>>,
     clock: DefaultClock,
     taken: AtomicU64,
+    /// Users refused new connections, until when.
+    bars: Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for MemoryQuotas {
@@ -84,6 +87,7 @@ impl MemoryQuotas {
             namespaces: Mutex::default(),
             clock: DefaultClock::default(),
             taken: AtomicU64::new(0),
+            bars: Mutex::default(),
         }
     }
 
@@ -135,6 +139,20 @@ impl Quotas for MemoryQuotas {
             return refused(retry_after, true);
         }
         Ok(Taken::Allowed)
+    }
+
+    async fn bar(&self, user: &str, period: Duration) -> Result<(), QuotaError> {
+        let now = Instant::now();
+        let mut bars = self.bars.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Flooders are few; a bar past its time is forgotten at the next.
+        bars.retain(|_, until| *until > now);
+        bars.insert(user.to_owned(), now + period);
+        Ok(())
+    }
+
+    async fn barred(&self, user: &str) -> Result<Option<Duration>, QuotaError> {
+        let bars = self.bars.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(bars.get(user).and_then(|until| until.checked_duration_since(Instant::now())))
     }
 }
 
@@ -229,5 +247,16 @@ mod tests {
             matches!(refused, Taken::Limited { flooding: false, .. }),
             "one refusal is no flood: {refused:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_bar_refuses_its_user_until_its_time_and_no_one_else() {
+        let quotas = MemoryQuotas::new(QuotaSettings::default());
+        quotas.bar("mallory", Duration::from_millis(200)).await.expect("barred");
+        let left = quotas.barred("mallory").await.expect("read").expect("barred now");
+        assert!(left > Duration::from_millis(100) && left <= Duration::from_millis(200), "{left:?}");
+        assert_eq!(quotas.barred("alice").await.expect("read"), None);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(quotas.barred("mallory").await.expect("read"), None, "the bar has run out");
     }
 }

@@ -10,4 +10,4 @@ pub mod memory;
 pub mod port;
 
 pub use memory::MemoryQuotas;
-pub use port::{FLOOD_FACTOR, QuotaError, QuotaOverride, QuotaSettings, Quotas, Rate, Taken};
+pub use port::{BARRED_FOR, FLOOD_FACTOR, QuotaError, QuotaOverride, QuotaSettings, Quotas, Rate, Taken};

@@ -97,6 +97,12 @@ pub enum Taken {
 /// flooding: a client that waits `retryAfterMs` is refused about once a wait, never this often.
 pub const FLOOD_FACTOR: u32 = 4;
 
+/// How long a user whose connection was closed for flooding is refused a new one (`$connect`
+/// answered 429): a flooder that reconnects to go on would otherwise spend the stage's shared bucket
+/// again, a quota's burst and four times it in refusals per connection. A minute makes that not
+/// worth it, and a client whose user fixed it is back soon.
+pub const BARRED_FOR: Duration = Duration::from_secs(60);
+
 /// Why the counts could not be read or kept.
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
@@ -118,4 +124,12 @@ pub trait Quotas: Send + Sync {
         user: Option<&str>,
         namespace: Option<(&str, QuotaOverride)>,
     ) -> Result<Taken, QuotaError>;
+
+    /// Refuses `user`'s new connections (their token's `sub`) for `period`. Only users are barred:
+    /// an anonymous client is known by its address alone, which a whole office or a carrier's NAT
+    /// may share, and the local gateway's every client too.
+    async fn bar(&self, user: &str, period: Duration) -> Result<(), QuotaError>;
+
+    /// How much longer `user`'s new connections are refused, if they are.
+    async fn barred(&self, user: &str) -> Result<Option<Duration>, QuotaError>;
 }

@@ -1,4 +1,4 @@
-//! Quotas whose store cannot be reached: every `take` fails.
+//! Quotas whose store cannot be reached: every call fails.
 
 use async_trait::async_trait;
 
@@ -16,6 +16,14 @@ impl Quotas for BrokenQuotas {
         _: Option<&str>,
         _: Option<(&str, QuotaOverride)>,
     ) -> Result<Taken, QuotaError> {
+        Err(QuotaError::Unavailable("the quota store cannot be reached".into()))
+    }
+
+    async fn bar(&self, _: &str, _: std::time::Duration) -> Result<(), QuotaError> {
+        Err(QuotaError::Unavailable("the quota store cannot be reached".into()))
+    }
+
+    async fn barred(&self, _: &str) -> Result<Option<std::time::Duration>, QuotaError> {
         Err(QuotaError::Unavailable("the quota store cannot be reached".into()))
     }
 }
