@@ -12,6 +12,7 @@ use shared::queue::MemoryQueue;
 use shared::quota::{MemoryQuotas, QuotaSettings};
 use shared::store::MemoryStore;
 use shared::testing::BrokenQuotas;
+use shared::usage::Usage;
 
 mod events;
 use events::context;
@@ -135,4 +136,43 @@ async fn a_namespace_with_quotas_of_its_own_is_counted_apart_from_the_stacks() {
     }
     assert_eq!(elsewhere, 2, "the stack's one a second, its own bucket");
     assert_eq!(queue.stats().visible, in_cursor + elsewhere);
+}
+
+/// An ingress whose fan-out ceiling is `per_minute` deliveries, counted in `usage`.
+fn with_ceiling(usage: Arc<dyn shared::usage::Usage>, per_minute: u64) -> (Ingress, Arc<MemoryQueue>) {
+    let queue = Arc::new(MemoryQueue::default());
+    let ceiling = Some(shared::usage::Ceiling { usage, per_minute });
+    let ports = Ports { ceiling, ..Ports::new(Arc::new(MemoryStore::default()), queue.clone()) };
+    (Ingress::new(ports), queue)
+}
+
+#[tokio::test]
+async fn a_sender_whose_messages_made_the_ceilings_deliveries_this_minute_is_refused_until_the_next() {
+    let usage = Arc::new(shared::usage::MemoryUsage::default());
+    let (ingress, queue) = with_ceiling(usage.clone(), 1_000);
+    let event = broadcast("TWegAcC4EowCHnA=", Some("mallory"));
+    let (minute, _) = shared::usage::minute_of(event.request_context.request_time_epoch);
+    usage.add("user:mallory", minute, 999).await.expect("counted");
+    assert_eq!(queued(&[answer(&ingress, event).await]), 1, "under the ceiling, however large its audience");
+    usage.add("user:mallory", minute, 1).await.expect("counted");
+
+    let refused = answer(&ingress, broadcast("OTHERcC4EowCHnA=", Some("mallory"))).await;
+
+    assert_eq!(refused["error"]["code"], "rate_limited", "{refused}");
+    assert!(refused["error"]["message"].as_str().is_some_and(|m| m.contains("1000 deliveries this minute")));
+    let wait = refused["error"]["retryAfterMs"].as_u64().expect("retryAfterMs");
+    assert!((1..=60_000).contains(&wait), "until the next minute: {wait}");
+    assert_eq!(queue.stats().visible, 1, "the refused reached no queue");
+    assert_eq!(
+        queued(&send(&ingress, "THIRDcC4EowCHnA=", Some("alice"), 1).await),
+        1,
+        "another user's count"
+    );
+}
+
+#[tokio::test]
+async fn a_fanout_count_that_fails_lets_every_message_through() {
+    let (ingress, queue) = with_ceiling(Arc::new(shared::testing::BrokenUsage), 1);
+    assert_eq!(queued(&send(&ingress, "TWegAcC4EowCHnA=", Some("mallory"), 3).await), 3);
+    assert_eq!(queue.stats().visible, 3, "failing open loses nothing");
 }

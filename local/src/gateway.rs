@@ -17,6 +17,7 @@ use shared::presence::{DynamoPresence, MemoryPresence};
 use shared::queue::{MemoryQueue, SqsQueue};
 use shared::quota::MemoryQuotas;
 use shared::store::{DynamoStore, MemoryStore};
+use shared::usage::{Ceiling, DynamoUsage, MemoryUsage, Usage};
 use shared::{ConnectionStore, Events, History, Presence, Queue, QueueSource};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,8 @@ struct Adapters {
     source: Arc<dyn QueueSource>,
     /// The bulk lane's queue, as the worker sends to it and as its mapping polls it.
     bulk: Option<(Arc<dyn Queue>, Arc<dyn QueueSource>)>,
+    /// Where each sender's deliveries are counted, for the fan-out ceiling.
+    usage: Arc<dyn Usage>,
     memory: Option<(Arc<MemoryStore>, Arc<MemoryQueue>)>,
     memory_bulk: Option<Arc<MemoryQueue>>,
 }
@@ -69,6 +72,7 @@ impl Adapters {
                     bulk: bulk
                         .clone()
                         .map(|bulk| (bulk.clone() as Arc<dyn Queue>, bulk as Arc<dyn QueueSource>)),
+                    usage: Arc::new(MemoryUsage::default()),
                     memory: Some((store, queue)),
                     memory_bulk: bulk,
                 }
@@ -92,6 +96,7 @@ impl Adapters {
                     queue: queue.clone(),
                     source: queue,
                     bulk,
+                    usage: Arc::new(DynamoUsage::from_sdk(sdk, table)),
                     memory: None,
                     memory_bulk: None,
                 }
@@ -184,7 +189,7 @@ impl Gateway {
         let selector = RouteSelector::parse(&settings.route_selection_expression, settings.routes.clone())?;
         let namespaces = settings.namespaces()?;
         let hooks = hooks(&settings, &namespaces)?;
-        let Adapters { store, history, presence, queue, source, bulk, memory, memory_bulk } =
+        let Adapters { store, history, presence, queue, source, bulk, usage, memory, memory_bulk } =
             Adapters::new(&settings, &namespaces);
         let lifecycle = Lifecycle::new(settings.events_url.clone(), &settings.api.region);
         let events = presence.as_ref().map(|_| lifecycle.events.clone() as Arc<dyn Events>);
@@ -209,6 +214,8 @@ impl Gateway {
             hooks,
             quotas: Arc::new(MemoryQuotas::new(settings.quotas)),
             closer: Some(poster.clone()),
+            ceiling: (settings.fanout_per_minute > 0)
+                .then(|| Ceiling { usage: usage.clone(), per_minute: settings.fanout_per_minute }),
             namespaces,
         };
         let ingress = MeteredIngress { ingress: Ingress::new(ports.clone()), totals: ingress_totals.clone() };

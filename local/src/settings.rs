@@ -74,6 +74,9 @@ pub struct Settings {
     /// What one connection and one user may publish or broadcast a second (the template's
     /// `PublishRatePerConnection` and `PublishRatePerUser`); exact here, where one ingress counts all.
     pub quotas: QuotaSettings,
+    /// The most deliveries one sender's messages may make a minute (the template's
+    /// `FanoutPerUserPerMinute`); 0: no ceiling.
+    pub fanout_per_minute: u64,
     /// Where lifecycle events are POSTed, as an EventBridge rule's target receives them (the
     /// template's `EventBusName` stands for it); `None`: they are only kept for `/_local/events`.
     pub events_url: Option<String>,
@@ -129,6 +132,7 @@ impl Default for Settings {
             namespaces: None,
             hooks_endpoint: None,
             quotas: QuotaSettings::default(),
+            fanout_per_minute: 0,
             events_url: None,
             faults: Faults::default(),
             stage_throttle: Some(Bucket::STAGE),

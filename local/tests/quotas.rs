@@ -132,3 +132,42 @@ async fn a_user_closed_for_flooding_is_refused_a_new_connection_and_another_user
     assert_eq!(answer["type"], "published", "{answer}");
     gateway.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_past_the_fanout_ceiling_is_refused_until_the_next_minute_and_others_are_not() {
+    let gateway =
+        TestGateway::start(Settings { fanout_per_minute: 50, stage_throttle: None, ..Settings::default() })
+            .await;
+    let mut subscribers = Vec::new();
+    for _ in 0..30 {
+        let mut client = gateway.connect().await;
+        let answer = request(&mut client, json!({"action":"subscribe","channel":"room/1"})).await;
+        assert_eq!(answer["type"], "subscribed");
+        subscribers.push(client);
+    }
+    let mut sender = gateway.connect().await;
+    // Each publish reaches 30: the second passes the ceiling of 50, and the worker counts it as it
+    // posts, so one of the next few is refused.
+    let mut accepted = 0;
+    let refused = loop {
+        assert!(accepted < 10, "never refused after {accepted} publishes of 30 deliveries");
+        let answer =
+            request(&mut sender, json!({"action":"publish","channel":"room/1","data":accepted})).await;
+        if answer["type"] != "published" {
+            break answer;
+        }
+        accepted += 1;
+        for subscriber in &mut subscribers {
+            let frame: serde_json::Value = serde_json::from_str(&next_text(subscriber).await).expect("JSON");
+            assert_eq!(frame["data"], accepted - 1);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(accepted >= 2, "refused before its messages made 50 deliveries: {accepted}");
+    assert_eq!(refused["error"]["code"], "rate_limited", "{refused}");
+    assert!(refused["error"]["retryAfterMs"].as_u64().is_some_and(|ms| (1..=60_000).contains(&ms)));
+    let (subscriber, _) = subscribers.split_first_mut().expect("one");
+    let answer = request(subscriber, json!({"action":"publish","channel":"room/1","data":"mine"})).await;
+    assert_eq!(answer["type"], "published", "another sender's count: {answer}");
+    gateway.stop().await;
+}

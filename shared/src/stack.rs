@@ -19,6 +19,7 @@ use crate::presence::{DynamoPresence, Membership, Presence, PresenceSettings};
 use crate::queue::{Queue, SqsQueue};
 use crate::quota::{MemoryQuotas, QuotaSettings, Quotas};
 use crate::store::{ConnectionStore, DynamoStore};
+use crate::usage::{Ceiling, DynamoUsage};
 
 /// What every function that keeps connections is told.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +37,9 @@ pub struct Stack {
     /// `HOOK_FUNCTIONS`: the ARNs of the functions the role may invoke (the template's
     /// `HookFunctionArns`, comma-separated); every hook the namespace file names must be one.
     pub hook_functions: Vec<String>,
+    /// `FANOUT_PER_USER_PER_MINUTE`: the most deliveries one sender's messages may make a minute
+    /// (the cost guard); 0, the default, sets none.
+    pub fanout_per_minute: u64,
 }
 
 /// The ports a [`Stack`] makes on AWS — its connection store and queue, and those its settings may
@@ -56,6 +60,9 @@ pub struct StackPorts {
     pub quotas: Arc<dyn Quotas>,
     /// How the ingress closes a connection flooding past its quota; `None`: it does not.
     pub closer: Option<Arc<dyn Closer>>,
+    /// The fan-out ceiling: the worker adds each sender's deliveries, the ingress refuses a sender
+    /// past it. `None`: no ceiling.
+    pub ceiling: Option<Ceiling>,
     pub namespaces: Namespaces,
 }
 
@@ -72,6 +79,7 @@ impl StackPorts {
             hooks: None,
             quotas: Arc::new(crate::quota::MemoryQuotas::unlimited()),
             closer: None,
+            ceiling: None,
             namespaces: Namespaces::default(),
         }
     }
@@ -113,6 +121,7 @@ impl std::fmt::Debug for StackPorts {
             .field("presence", &self.presence.is_some())
             .field("events", &self.events.is_some())
             .field("hooks", &self.hooks.is_some())
+            .field("ceiling", &self.ceiling)
             .field("namespaces", &self.namespaces)
             .finish()
     }
@@ -131,6 +140,7 @@ impl Stack {
                 .present("HOOK_FUNCTIONS")
                 .map(|arns| arns.split(',').filter(|arn| !arn.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),
+            fanout_per_minute: env.optional("FANOUT_PER_USER_PER_MINUTE", 0),
         }
     }
 
@@ -182,6 +192,10 @@ impl Stack {
             // The ingress sets its own (`with_quotas`); the worker counts nothing.
             quotas: Arc::new(MemoryQuotas::unlimited()),
             closer: None,
+            ceiling: (self.fanout_per_minute > 0).then(|| Ceiling {
+                usage: Arc::new(DynamoUsage::from_sdk(sdk, self.table.clone())),
+                per_minute: self.fanout_per_minute,
+            }),
             namespaces,
         }
     }

@@ -641,3 +641,33 @@ async fn lifecycle_events_go_to_the_named_bus_and_a_bus_that_does_not_exist_is_r
         Ok(()) => panic!("a bus that does not exist took the events"),
     }
 }
+
+#[tokio::test]
+#[ignore = "needs moto_server: run scripts/test"]
+async fn a_senders_deliveries_are_counted_by_minute_in_an_item_of_their_own_which_no_scan_lists() {
+    use shared::usage::{DynamoUsage, Usage};
+    let (sdk, table) = table().await;
+    let usage = DynamoUsage::from_sdk(&sdk, &table);
+    let store = DynamoStore::from_sdk(&sdk, &table);
+    store.put(&record(1)).await.expect("put");
+
+    usage.add("user:mallory", 29_000_000, 2_000).await.expect("added");
+    usage.add("user:mallory", 29_000_000, 500).await.expect("added");
+    usage.add("user:mallory", 29_000_001, 7).await.expect("added");
+
+    assert_eq!(usage.used("user:mallory", 29_000_000).await.expect("read"), 2_500);
+    assert_eq!(usage.used("user:mallory", 29_000_001).await.expect("read"), 7);
+    assert_eq!(usage.used("user:alice", 29_000_000).await.expect("read"), 0, "no item: nothing used");
+    let item = aws_sdk_dynamodb::Client::new(&sdk)
+        .get_item()
+        .table_name(&table)
+        .key("Pk", AttributeValue::S("USAGE#user:mallory".into()))
+        .key("Sk", AttributeValue::S("MIN#29000000".into()))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("the item");
+    assert_eq!(item["Ttl"], AttributeValue::N(((29_000_000 + 3) * 60).to_string()), "gone two minutes after");
+    assert_eq!(scanned_ids(&store).await, [id(1)], "a broadcast's scan lists connections alone");
+}

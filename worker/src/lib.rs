@@ -21,7 +21,7 @@
 //!
 //! A batch goes through [`stages`] in order, one file each, each a method of the invocation: parsed
 //! into a batch that keeps every message's fate, numbered (a backend's publish, in its channel's
-//! history) and rendered, handed to its namespace's event hook, planned, fanned out post by post, tallied, requeued, pruned;
+//! history) and rendered, handed to its namespace's event hook, planned, fanned out post by post, tallied, metered (the fan-out ceiling's count), requeued, pruned;
 //! [`Worker::process`] reads in that order and says what it did in a [`BatchReport`] ([`report`];
 //! [`metrics`] writes it as an EMF line). [`deployment`] reads what the template tells the function,
 //! [`settings`] holds the pacing and its defaults, and [`Ports`] the ports.
@@ -88,7 +88,8 @@ impl Worker {
             invocation.notify(&batch).await;
             let plan = invocation.plan(&batch, &mut report).await;
             let outcomes = invocation.fan_out(&batch, &plan);
-            let Tally { unfinished, gone } = invocation.tally(outcomes, &batch, &mut report).await;
+            let Tally { unfinished, gone, delivered } = invocation.tally(outcomes, &batch, &mut report).await;
+            invocation.meter(&batch, &delivered).await;
             invocation.requeue(&batch, unfinished, &mut report).await;
             invocation.prune(gone, &mut report).await;
         }

@@ -5,13 +5,16 @@
 //! in refusals: no client that waits as it is told) is closed, and its user refused new connections
 //! for [`BARRED_FOR`]: API Gateway's stage throttle is one bucket
 //! for every client, spent before any function runs, so only closing a flood, and keeping it from
-//! coming back at once, protects the others' share of it. A quota store that fails lets the message through (fails open): quotas guard
+//! coming back at once, protects the others' share of it. Then the fan-out ceiling, when the stack
+//! sets one: a sender whose messages have made its deliveries this minute is refused `rate_limited`
+//! until the next minute. A quota store that fails lets the message through (fails open): quotas guard
 //! the bill and the others' share, and refusing a message for a store's fault would lose it for
 //! nothing.
 
 use shared::Channel;
 use shared::namespaces::Namespaces;
 use shared::quota::{BARRED_FOR, Taken};
+use shared::usage::{minute_of, sender_of};
 
 use super::contract::Context;
 use super::reply::Refusal;
@@ -23,7 +26,7 @@ pub(super) async fn take(cx: &Context<'_>, channel: Option<&Channel>) -> Result<
         Some((Namespaces::name_of(channel), quotas))
     });
     match cx.ports.quotas.take(cx.connection, cx.identity.user(), namespace).await {
-        Ok(Taken::Allowed) => Ok(()),
+        Ok(Taken::Allowed) => within_ceiling(cx).await,
         Ok(Taken::Limited { retry_after, per_user, flooding }) => {
             tracing::debug!(connection = %cx.connection, per_user, "message refused: quota spent");
             if flooding && let Some(closer) = &cx.ports.closer {
@@ -44,6 +47,27 @@ pub(super) async fn take(cx: &Context<'_>, channel: Option<&Channel>) -> Result<
         }
         Err(err) => {
             tracing::warn!(connection = %cx.connection, error = %err, "quotas unavailable; the message goes through");
+            within_ceiling(cx).await
+        }
+    }
+}
+
+/// Refuses a message whose sender's messages have made the fan-out ceiling's deliveries this minute
+/// (`FANOUT_PER_USER_PER_MINUTE`). A message under it goes however large its audience: the count is
+/// of deliveries made, which the worker adds as it posts. A store that fails lets it through.
+async fn within_ceiling(cx: &Context<'_>) -> Result<(), Refusal> {
+    let Some(ceiling) = &cx.ports.ceiling else { return Ok(()) };
+    let sender = sender_of(cx.identity.user(), Some(cx.connection));
+    let (minute, left) = minute_of(cx.received_at_ms);
+    match ceiling.usage.used(&sender, minute).await {
+        Ok(used) if used >= ceiling.per_minute => {
+            tracing::info!(%sender, used, "message refused: the fan-out ceiling is spent for this minute");
+            let retry_after_ms = u64::try_from(left.as_millis()).unwrap_or(60_000).max(1);
+            Err(Refusal::FanoutSpent { retry_after_ms, per_minute: ceiling.per_minute })
+        }
+        Ok(_) => Ok(()),
+        Err(err) => {
+            tracing::warn!(%sender, error = %err, "the fan-out count is unavailable; the message goes through");
             Ok(())
         }
     }

@@ -272,6 +272,12 @@ pub enum Refusal {
         retry_after_ms: u64,
         per_user: bool,
     },
+    /// The sender's messages have made the fan-out ceiling's deliveries this minute; the next
+    /// minute begins in `retry_after_ms`.
+    FanoutSpent {
+        retry_after_ms: u64,
+        per_minute: u64,
+    },
 }
 
 impl From<InputError> for Refusal {
@@ -286,6 +292,12 @@ impl Refusal {
         let (code, message) = match self {
             Self::Input(err) => (err.code(), err.to_string()),
             Self::Unavailable(message) => (ErrorCode::Unavailable.as_str(), message.clone()),
+            Self::FanoutSpent { retry_after_ms, per_minute } => (
+                ErrorCode::RateLimited.as_str(),
+                format!(
+                    "this sender's messages reached {per_minute} deliveries this minute; send again in {retry_after_ms} ms"
+                ),
+            ),
             Self::RateLimited { retry_after_ms, per_user } => (
                 ErrorCode::RateLimited.as_str(),
                 format!(
@@ -295,7 +307,7 @@ impl Refusal {
             ),
         };
         let mut body = serde_json::json!({ "error": { "code": code, "message": message } });
-        if let Self::RateLimited { retry_after_ms, .. } = self {
+        if let Self::RateLimited { retry_after_ms, .. } | Self::FanoutSpent { retry_after_ms, .. } = self {
             body["error"]["retryAfterMs"] = (*retry_after_ms).into();
         }
         if let Some(reference) = reference {

@@ -162,6 +162,11 @@ pub struct ServeArgs {
     /// The same for all of one user's connections together (PublishRatePerUser, 50). 0: no limit.
     #[arg(long, value_name = "N")]
     pub(crate) publish_rate_per_user: Option<u32>,
+    /// The most deliveries one user's messages (an anonymous connection's) may make a minute, the
+    /// cost guard (FanoutPerUserPerMinute); past it their publishes and broadcasts are answered
+    /// `rate_limited` until the next minute. 0: no ceiling.
+    #[arg(long, value_name = "N", default_value_t = defaults().fanout_per_minute)]
+    pub(crate) fanout_per_user_per_minute: u64,
     /// Keep no channel members (the template's Presence=false): no `presence`, no `join` or
     /// `leave` frames, no lifecycle events.
     #[arg(long, conflicts_with = "events_url")]
@@ -309,6 +314,7 @@ impl ServeArgs {
             namespaces: namespace_file(self.namespaces.as_deref())?,
             hooks_endpoint: self.hooks_endpoint.clone(),
             quotas: self.quotas(),
+            fanout_per_minute: self.fanout_per_user_per_minute,
             events_url: self.events_url.clone(),
             stage_throttle: (!self.no_throttle)
                 .then_some(Bucket { rate: self.throttle_rate, burst: self.throttle_burst }),

@@ -3,8 +3,8 @@
 //!
 //! - [`ScriptedPoster`]: `@connections` answering each connection as a test scripts it.
 //! - [`ObservedStore`]: the in-memory store, counting its reads and failing them on request.
-//! - [`BrokenHistory`], [`BrokenPresence`], [`BrokenQuotas`]: history, presence and quotas whose
-//!   every call fails.
+//! - [`BrokenHistory`], [`BrokenPresence`], [`BrokenQuotas`], [`BrokenUsage`]: history, presence,
+//!   quotas and the fan-out count whose every call fails.
 //! - [`vars`]: an environment made up by a test.
 
 mod env;
@@ -13,6 +13,7 @@ mod poster;
 mod presence;
 mod quota;
 mod store;
+mod usage;
 
 pub use env::vars;
 pub use history::BrokenHistory;
@@ -20,3 +21,4 @@ pub use poster::{Scripted, ScriptedPoster};
 pub use presence::BrokenPresence;
 pub use quota::BrokenQuotas;
 pub use store::ObservedStore;
+pub use usage::BrokenUsage;

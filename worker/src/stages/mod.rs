@@ -23,10 +23,13 @@ pub(crate) mod post;
 /// 7. The outcomes gathered: delivered, gone, unfinished; a listing that failed fails its messages.
 pub(crate) mod tally;
 
-/// 8. Connections not reached yet back on the queue, in retry jobs.
+/// 8. Each sender's deliveries counted against the fan-out ceiling.
+pub(crate) mod meter;
+
+/// 9. Connections not reached yet back on the queue, in retry jobs.
 pub(crate) mod requeue;
 
-/// 9. Gone connections deleted.
+/// 10. Gone connections deleted.
 pub(crate) mod prune;
 
 /// What every stage of one invocation shares.

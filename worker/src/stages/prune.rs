@@ -1,4 +1,4 @@
-//! Stage 9: connections that answered 410 Gone, and are old enough not to be completing their
+//! Stage 10: connections that answered 410 Gone, and are old enough not to be completing their
 //! `$connect`, are deleted with their subscriptions in one batched call, and leave the channels
 //! they were members of (as a `$disconnect` would have made them).
 

@@ -1,4 +1,4 @@
-//! Stage 8: the connections a message has not reached yet go back on the queue, in retry jobs naming
+//! Stage 9: the connections a message has not reached yet go back on the queue, in retry jobs naming
 //! only them, delayed so that they do not spin (1, 2, 4, 8 s by default), until the message has had
 //! its attempts; only a queue that refuses leaves the whole message to SQS's redelivery.
 

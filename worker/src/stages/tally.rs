@@ -20,6 +20,8 @@ pub(crate) struct Tally {
     pub unfinished: Vec<Vec<ConnectionRef>>,
     /// Connections that answered 410 and are old enough to prune.
     pub gone: HashSet<ConnectionId>,
+    /// By item of the batch: the connections it reached.
+    pub delivered: Vec<u64>,
 }
 
 impl Invocation<'_> {
@@ -32,7 +34,11 @@ impl Invocation<'_> {
         report: &mut BatchReport,
     ) -> Tally {
         let prune_before = self.prune_before();
-        let mut tally = Tally { unfinished: vec![Vec::new(); batch.items.len()], gone: HashSet::new() };
+        let mut tally = Tally {
+            unfinished: vec![Vec::new(); batch.items.len()],
+            gone: HashSet::new(),
+            delivered: vec![0; batch.items.len()],
+        };
         let mut connecting = HashSet::new();
         while let Some(outcome) = outcomes.next().await {
             match outcome {
@@ -42,7 +48,10 @@ impl Invocation<'_> {
                         report.post_latency.record(latency_us);
                     }
                     match posted {
-                        Posted::Delivered => report.delivered += 1,
+                        Posted::Delivered => {
+                            report.delivered += 1;
+                            tally.delivered[item] += 1;
+                        }
                         // A young record may be a connection whose handshake is still completing.
                         Posted::Gone if to.connected_at_ms < prune_before => {
                             tally.gone.insert(to.id);

@@ -4,6 +4,7 @@
 mod channels;
 mod delivery;
 mod lanes;
+mod meter;
 mod notify;
 mod number;
 mod presence;
