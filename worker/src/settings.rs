@@ -63,23 +63,6 @@ pub enum Lane {
     Bulk,
 }
 
-/// A stack's second lane: the bulk worker's concurrency, and the part of the account's rate it
-/// leaves the interactive lane.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Lanes {
-    pub bulk_concurrency: u32,
-    pub interactive_post_rate: u32,
-}
-
-impl Default for Lanes {
-    fn default() -> Self {
-        Self {
-            bulk_concurrency: Fleet::DEFAULT_BULK_MAX_CONCURRENCY,
-            interactive_post_rate: Fleet::DEFAULT_INTERACTIVE_POST_RATE,
-        }
-    }
-}
-
 impl Lane {
     /// The `LANE` variable's value, which the template gives each worker function.
     pub fn parse(text: &str) -> Option<Self> {
@@ -94,6 +77,23 @@ impl Lane {
         match self {
             Self::Interactive => "interactive",
             Self::Bulk => "bulk",
+        }
+    }
+}
+
+/// A stack's second lane: the bulk worker's concurrency, and the part of the account's rate it
+/// leaves the interactive lane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lanes {
+    pub bulk_concurrency: u32,
+    pub interactive_post_rate: u32,
+}
+
+impl Default for Lanes {
+    fn default() -> Self {
+        Self {
+            bulk_concurrency: Fleet::DEFAULT_BULK_MAX_CONCURRENCY,
+            interactive_post_rate: Fleet::DEFAULT_INTERACTIVE_POST_RATE,
         }
     }
 }
@@ -116,7 +116,6 @@ impl WorkerSettings {
             account_rate: fleet.account_post_rate,
             shard_size: fleet.shard_size,
             min_shards: min_shards(fleet.max_concurrency),
-
             deadline_reserve: DEFAULT_DEADLINE_RESERVE,
             min_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),

@@ -129,9 +129,11 @@ impl Invocation<'_> {
         // Enough shards for every invocation to take a batch, three times over: with fewer, one
         // invocation would get them all (measured: 10,000 connections in 5 shards took 5.1 s,
         // `simulate --connections 10000 --min-shards 1`), however many the mapping may run.
-        // And a whole number of rounds: a last round of one batch would leave one invocation
+        // And a whole number of rounds: a last round of one batch would leave one bulk invocation
         // posting for seconds at its share of the rate while the others idle (1,000,000 in 508
-        // shards took 109.5 s, in 550 of them 10x.x s, `simulate --connections 1000000`).
+        // shards took 109.5 s, in 550 of them 105.8 s, both with a reserve of 300 calls/s,
+        // `simulate --connections 1000000 --interactive-post-rate 300`). `Shard::all` keeps to
+        // `MAX_SHARDS` whatever this asks.
         let round = (self.settings.min_shards / SHARD_ROUNDS).max(1);
         let shards = shards.max(self.settings.min_shards).div_ceil(round).saturating_mul(round);
         let split: Vec<Shard> = Shard::all(shards).collect();
