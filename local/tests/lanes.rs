@@ -10,7 +10,7 @@ use local::Settings;
 use local::settings::Bucket;
 use serde_json::json;
 use shared::queue::MemoryQueue;
-use shared::{ConnectionId, ConnectionRecord, ConnectionStore};
+use shared::{Audience, ConnectionId, ConnectionRecord, ConnectionStore, Job};
 use support::*;
 use worker::{Fleet, Lanes, WorkerSettings};
 
@@ -28,9 +28,14 @@ fn settings(lanes: Option<Lanes>) -> Settings {
     }
 }
 
-/// Shard jobs not yet taken by any invocation.
+/// Shard jobs not yet taken by any invocation (not the retry jobs of connections the account's
+/// throttle kept a post from, which come back on the queue a second later).
 fn waiting(queue: &MemoryQueue) -> usize {
-    queue.stats().visible
+    queue
+        .peek()
+        .iter()
+        .filter(|body| Job::parse(body).is_ok_and(|job| matches!(job.audience, Audience::Shard(_))))
+        .count()
 }
 
 /// Starts a broadcast to [`ABSENT`] connections and the recipient, then publishes to a channel the
@@ -69,10 +74,10 @@ async fn a_direct_message_published_during_a_large_broadcast_passes_its_waiting_
     let gateway = TestGateway::start(settings(Some(Lanes::default()))).await;
     let bulk = gateway.bulk_queue.clone().expect("a bulk queue");
 
-    let waiting = shards_waiting_when_the_direct_message_arrives(&gateway, &bulk).await;
+    let left = shards_waiting_when_the_direct_message_arrives(&gateway, &bulk).await;
 
-    assert!(waiting > 0, "the broadcast's shards were all taken before the direct message arrived");
-    assert_eq!(gateway.queue.stats().visible, 0, "no shard job on the main queue");
+    assert!(left > 0, "the broadcast's shards were all taken before the direct message arrived");
+    assert_eq!(waiting(&gateway.queue), 0, "no shard job on the main queue");
     gateway.stop().await;
 }
 
@@ -82,8 +87,8 @@ async fn with_one_queue_a_direct_message_waits_behind_every_shard_job() {
     assert!(gateway.bulk_queue.is_none());
     let queue = gateway.queue.clone();
 
-    let waiting = shards_waiting_when_the_direct_message_arrives(&gateway, &queue).await;
+    let left = shards_waiting_when_the_direct_message_arrives(&gateway, &queue).await;
 
-    assert_eq!(waiting, 0, "queued after them, taken after them");
+    assert_eq!(left, 0, "queued after them, taken after them");
     gateway.stop().await;
 }
