@@ -31,14 +31,15 @@ pub(super) async fn take(cx: &Context<'_>, channel: Option<&Channel>) -> Result<
             tracing::debug!(connection = %cx.connection, per_user, "message refused: quota spent");
             if flooding && let Some(closer) = &cx.ports.closer {
                 tracing::warn!(connection = %cx.connection, user = cx.identity.user(), "closing a connection flooding past its quota");
-                if let Err(err) = closer.close(cx.connection).await {
-                    tracing::error!(connection = %cx.connection, error = %err, "could not close a flooding connection");
-                }
-                // And its user refused a new connection for a while, or it would reconnect and go on.
+                // Its user barred first, so that no reconnect made the moment the close arrives
+                // finds the door open.
                 if let Some(user) = cx.identity.user()
                     && let Err(err) = cx.ports.quotas.bar(user, BARRED_FOR).await
                 {
                     tracing::warn!(user, error = %err, "could not bar a flooder's new connections");
+                }
+                if let Err(err) = closer.close(cx.connection).await {
+                    tracing::error!(connection = %cx.connection, error = %err, "could not close a flooding connection");
                 }
             }
             // Rounded up: a client that waits exactly this long finds room.
