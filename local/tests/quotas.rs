@@ -74,7 +74,6 @@ async fn a_client_past_its_quota_is_rate_limited_and_the_client_beside_it_is_not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_goes_on_flooding_after_being_refused_is_closed_and_the_client_beside_it_is_not() {
-    use futures::SinkExt;
     let gateway = TestGateway::start(Settings {
         quotas: QuotaSettings::new(10, 0),
         stage_throttle: None,
@@ -85,23 +84,8 @@ async fn a_client_that_goes_on_flooding_after_being_refused_is_closed_and_the_cl
     let mut neighbour = gateway.connect().await;
     // Without waiting for answers, as a flood does: its burst of 20, then refusals until it has had
     // four times its quota of them.
-    let publish = json!({"action":"publish","channel":"room/1","data":1}).to_string();
-    for _ in 0..400 {
-        if flooder.send(tokio_tungstenite::tungstenite::Message::text(publish.clone())).await.is_err() {
-            break;
-        }
-    }
-    let close = loop {
-        match tokio::time::timeout(std::time::Duration::from_secs(10), futures::StreamExt::next(&mut flooder))
-            .await
-        {
-            Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame)))) => break frame,
-            Ok(Some(Ok(_))) => continue,
-            other => panic!("the flood was not closed: {other:?}"),
-        }
-    };
-    let close = close.expect("a close frame");
-    assert_eq!(u16::from(close.code), 1000, "closed through @connections, as API Gateway closes: {close:?}");
+    let code = flood_until_closed(&mut flooder).await;
+    assert_eq!(code, 1000, "closed through @connections, as API Gateway closes (1005: no close frame)");
     let answer = request(&mut neighbour, json!({"action":"publish","channel":"room/1","data":"hi"})).await;
     assert_eq!(answer["type"], "published", "{answer}");
     gateway.stop().await;

@@ -58,7 +58,7 @@ pub(super) async fn take(cx: &Context<'_>, channel: Option<&Channel>) -> Result<
 /// of deliveries made, which the worker adds as it posts. A store that fails lets it through.
 async fn within_ceiling(cx: &Context<'_>) -> Result<(), Refusal> {
     let Some(ceiling) = &cx.ports.ceiling else { return Ok(()) };
-    let sender = sender_of(cx.identity.user(), Some(cx.connection));
+    let sender = sender_of(cx.identity.user(), cx.connection);
     let (minute, left) = minute_of(cx.received_at_ms);
     match ceiling.usage.used(&sender, minute).await {
         Ok(used) if used >= ceiling.per_minute => {

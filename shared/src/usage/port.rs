@@ -33,19 +33,19 @@ pub fn sender_key(envelope: &Envelope) -> Option<String> {
     if !matches!(envelope.kind, EnvelopeKind::Broadcast | EnvelopeKind::Message) {
         return None;
     }
-    match (&envelope.user, &envelope.from) {
-        (Some(user), _) => Some(sender_of(Some(user), None)),
-        (None, Some(connection)) => Some(sender_of(None, Some(connection))),
-        (None, None) => None,
-    }
+    key(envelope.user.as_deref(), envelope.from.as_ref())
 }
 
-/// The count of a client: its user's when it has one, else its connection's.
-pub fn sender_of(user: Option<&str>, connection: Option<&ConnectionId>) -> String {
+/// The count of a client on `connection`, as [`sender_key`] names it: the ingress's.
+pub fn sender_of(user: Option<&str>, connection: &ConnectionId) -> String {
+    key(user, Some(connection)).unwrap_or_default()
+}
+
+fn key(user: Option<&str>, connection: Option<&ConnectionId>) -> Option<String> {
     match (user, connection) {
-        (Some(user), _) => format!("user:{user}"),
-        (None, Some(connection)) => format!("conn:{connection}"),
-        (None, None) => "backend".to_owned(),
+        (Some(user), _) => Some(format!("user:{user}")),
+        (None, Some(connection)) => Some(format!("conn:{connection}")),
+        (None, None) => None,
     }
 }
 
