@@ -11,16 +11,18 @@ least six times the worker's timeout, partial batch responses, the `$default` ro
 on provided.al2023. The `$connect` authorizer only under the AuthEnabled condition, with the query
 string token as identity source and a secret parameter that is never echoed and has no default.
 Alarms on the dead-letter queue, the worker's errors and throttles, each notifying the optional
-topics, and the alarms on the project's own metrics reading what the worker writes.
+topics, and the alarms on the project's own metrics reading what the worker writes. The server API:
+every route behind SigV4 (/iam/api/) or the server-scope token (/api/, with authorization on), none
+open, its own throttle, and the ingress closing and telling connections of its own stage alone.
 
 The optional parts (the stack's KMS key, X-Ray, access logging, a custom domain, reserved
 concurrency, authorization, alarm topics, lifecycle events to an EventBridge bus, hooks' functions) are checked as CloudFormation would deploy them: every
 check runs on the template as written and on it evaluated with every combination of the options'
 values (CHOICES; conditions decided, each Fn::If resolved, AWS::NoValue dropped), and the Rules
-must refuse the combinations in REFUSED. With --write DIR it also writes the ten representative
+must refuse the combinations in REFUSED. With --write DIR it also writes the eleven representative
 COMBINATIONS as templates whose parameter defaults are that combination, for cfn-lint.
 Then it breaks a copy of the template in each of those ways and checks that every break is caught
-(on the ten combinations, which together turn every option on).
+(on the eleven combinations, which together turn every option on).
 """
 
 import copy
@@ -49,7 +51,8 @@ NEEDS = {
     "IngressRole": {
         "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem", "dynamodb:Query", "sqs:SendMessage",
-        # A connection flooding past its quota closed (DELETE @connections).
+        # A connection flooding past its quota, or disconnected by the server API, closed (DELETE
+        # @connections); one the server API disconnects or unsubscribes told why (POST).
         "execute-api:ManageConnections",
     },
     "WorkerRole": {
@@ -176,10 +179,10 @@ def alarm_violations(template):
 # first; "everything" is the largest stack the template makes.
 _AUTH = {"JwtSecret": "a-development-secret-of-at-least-32-bytes"}
 _ALARMS = {"AlarmEmail": "ops@example.com", "AlarmTopicArn": "arn:aws:sns:us-east-1:123456789012:pager"}
-_DOMAIN = {
-    "DomainName": "ws.example.com",
-    "CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
-}
+_CERTIFICATE = {"CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"}
+# One certificate for both names (a wildcard, or one with both).
+_DOMAIN = {"DomainName": "ws.example.com", "ServerApiDomainName": "api.example.com", **_CERTIFICATE}
+_SERVER_DOMAIN = {"ServerApiDomainName": "api.example.com", **_CERTIFICATE}
 _HOOKS = "arn:aws:lambda:us-east-1:123456789012:function:rooms,arn:aws:lambda:us-east-1:123456789012:function:archive:live"
 COMBINATIONS = {
     "defaults": {},
@@ -189,6 +192,7 @@ COMBINATIONS = {
     "access-logs": {"AccessLogging": "on"},
     "access-logs-and-account-role": {"AccessLogging": "on-and-set-account-role"},
     "custom-domain": _DOMAIN,
+    "server-api-domain": _SERVER_DOMAIN,
     "no-reservations": {"IngressReservedConcurrency": "none", "AuthorizerReservedConcurrency": "none", **_AUTH},
     "lifecycle-events": {"EventBusName": "app-events"},
     "everything": {
@@ -222,7 +226,8 @@ def every_combination():
 # Parameter values CloudFormation must refuse before it creates anything (the template's Rules).
 REFUSED = {
     "a domain without its certificate": {"DomainName": "ws.example.com"},
-    "a certificate without a domain": {"CertificateArn": _DOMAIN["CertificateArn"]},
+    "a certificate without a domain": _CERTIFICATE,
+    "a server API domain without its certificate": {"ServerApiDomainName": "api.example.com"},
     "both kinds of token key": {**_AUTH, "JwksUrl": "https://issuer.example.com/.well-known/jwks.json"},
     "lifecycle events without presence": {"EventBusName": "app-events", "Presence": "false"},
 }
@@ -231,6 +236,7 @@ REFUSED = {
 # whole value), beside the values CHOICES uses, which it must accept.
 MALFORMED = {
     "DomainName": ["WS.example.com", "https://ws.example.com", "ws.example.com/", "ws..example.com", "localhost"],
+    "ServerApiDomainName": ["API.example.com", "https://api.example.com", "api.example.com/api", "localhost"],
     "CertificateArn": ["arn:aws:iam::123456789012:server-certificate/ws", "0a1b2c3d-4e5f-6789-abcd-ef0123456789"],
     "IngressReservedConcurrency": ["", "-1", "lots", "50 "],
     "AuthorizerReservedConcurrency": ["", "None", "2.5"],
@@ -459,10 +465,28 @@ def deployed_violations(t, params):
         if (params["AccessLogging"] == "on-and-set-account-role") != bool(accounts):
             found.append("the account's API Gateway logging role must be set exactly with AccessLogging=on-and-set-account-role")
 
-    domains = resources_of(t, "AWS::ApiGatewayV2::DomainName")
+    server_stage = res.get("ServerApiStage", {}).get("Properties", {})
+    if (params.get("AccessLogging", "off") == "off") != ("AccessLogSettings" not in server_stage):
+        found.append("ServerApiStage: its access logs must follow AccessLogging")
+    server_domains = {n: d for n, d in resources_of(t, "AWS::ApiGatewayV2::DomainName").items() if d["Properties"].get("DomainName") == {"Ref": "ServerApiDomainName"}}
+    server_mappings = {n: m for n, m in resources_of(t, "AWS::ApiGatewayV2::ApiMapping").items() if m["Properties"].get("ApiId") == {"Ref": "ServerApi"}}
+    server_url = json.dumps(t.get("Outputs", {}).get("ServerApiUrl", {}).get("Value"))
+    if params.get("ServerApiDomainName"):
+        if not server_domains or [m["Properties"].get("Stage") for m in server_mappings.values()] != [{"Ref": "ServerApiStage"}]:
+            found.append("ServerApiDomainName is set but the stack maps no domain name to the server API's stage")
+        for name, domain in server_domains.items():
+            for config in domain["Properties"].get("DomainNameConfigurations", []):
+                if config.get("SecurityPolicy") != "TLS_1_2" or config.get("EndpointType") != "REGIONAL":
+                    found.append(f"{name}: must be a REGIONAL endpoint with TLS 1.2")
+        if "${ServerApiDomainName}" not in server_url:
+            found.append("ServerApiUrl: does not follow the server API's custom domain")
+    elif server_domains or server_mappings or "${ServerApiDomainName}" in server_url:
+        found.append("a server API custom domain although ServerApiDomainName is empty")
+
+    domains = {n: d for n, d in resources_of(t, "AWS::ApiGatewayV2::DomainName").items() if n not in server_domains}
     url = json.dumps(t.get("Outputs", {}).get("ApiUrl", {}).get("Value"))
     if params.get("DomainName"):
-        mappings = resources_of(t, "AWS::ApiGatewayV2::ApiMapping")
+        mappings = {n: m for n, m in resources_of(t, "AWS::ApiGatewayV2::ApiMapping").items() if n not in server_mappings}
         if not domains or not mappings:
             found.append("DomainName is set but the stack makes no domain name and API mapping")
         for name, domain in domains.items():
@@ -530,13 +554,21 @@ def role_violations(template):
             for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:SendMessage"):
                 if not grants(roles["WorkerRole"], action, {"Fn::GetAtt": [queue, "Arn"]}):
                     found.append(f"WorkerRole: {action} on {queue} is not granted")
-    # The ingress only closes connections (DELETE), never posts to them: that is the worker's.
-    for statement in statements_of(roles.get("IngressRole", {"Properties": {}})):
-        if "execute-api:ManageConnections" in as_list(statement.get("Action", [])):
-            for resource in as_list(statement.get("Resource", [])):
-                text = resource.get("Fn::Sub", "") if isinstance(resource, dict) else str(resource)
-                if not str(text).endswith("/DELETE/@connections/*"):
-                    found.append(f"IngressRole: execute-api:ManageConnections on more than DELETE @connections: {resource}")
+    # The ingress closes (DELETE) and tells (POST) one connection at a time, of its own WebSocket API's
+    # stage; it never reads one (GET), and fan-out is the worker's.
+    if "IngressRole" in roles:
+        methods = set()
+        for statement in statements_of(roles["IngressRole"]):
+            if "execute-api:ManageConnections" in as_list(statement.get("Action", [])):
+                for resource in as_list(statement.get("Resource", [])):
+                    text = str(resource.get("Fn::Sub", "") if isinstance(resource, dict) else resource)
+                    method = re.fullmatch(r".*:\$\{WebSocketApi\}/\$\{StageName\}/(DELETE|POST)/@connections/\*", text)
+                    if method is None:
+                        found.append(f"IngressRole: execute-api:ManageConnections on more than POST and DELETE @connections of its stage: {resource}")
+                    else:
+                        methods.add(method.group(1))
+        if "execute-api:ManageConnections" in granted(roles["IngressRole"]) and methods != {"DELETE", "POST"}:
+            found.append(f"IngressRole: the server API closes and tells connections, but only {sorted(methods)} @connections is granted")
     for name, role in roles.items():
         # API Gateway's account-wide logging role serves every API: AWS's policy for it is the one.
         if name in FUNCTION_ROLES.values() and role["Properties"].get("ManagedPolicyArns"):
@@ -562,12 +594,20 @@ def violations(template):
     found += role_violations(template)
 
     authorizers = resources_of(template, "AWS::ApiGatewayV2::Authorizer")
-    conditional = ["AuthorizerFunction", "AuthorizerRole", "AuthorizerLogGroup", "AuthorizerInvokePermission"]
+    conditional = ["AuthorizerFunction", "AuthorizerRole", "AuthorizerLogGroup", "AuthorizerInvokePermission",
+                   "ServerApiAuthorizerInvokePermission", "ServerApiTokenRoute"]
     for name in list(authorizers) + [n for n in conditional if n in res]:
         if res[name].get("Condition") != "AuthEnabled":
             found.append(f"{name}: must exist only under the AuthEnabled condition, so the default deploy is unchanged")
     for name, authorizer in authorizers.items():
-        if authorizer["Properties"].get("IdentitySource") != ["route.request.querystring.token"]:
+        props = authorizer["Properties"]
+        if props.get("ApiId") == {"Ref": "ServerApi"}:
+            # A backend sends its token in a header; the function answers the HTTP API's simple shape.
+            if props.get("IdentitySource") != ["$request.header.Authorization"]:
+                found.append(f"{name}: the server API's identity source must be the Authorization header")
+            if props.get("AuthorizerPayloadFormatVersion") != "2.0" or props.get("EnableSimpleResponses") is not True:
+                found.append(f"{name}: the server API's authorizer must take payload format 2.0 and answer simple responses")
+        elif props.get("IdentitySource") != ["route.request.querystring.token"]:
             found.append(f"{name}: the identity source must be the query string token (browsers cannot set headers)")
     secret = template.get("Parameters", {}).get("JwtSecret")
     if secret is not None and (secret.get("NoEcho") is not True or secret.get("Default", "") != ""):
@@ -643,6 +683,7 @@ def violations(template):
             found.append(f"{name}: must be told the main queue (QUEUE_URL)")
 
     routes = resources_of(template, "AWS::ApiGatewayV2::Route")
+    found += server_api_violations(template, routes)
     defaults = [n for n, r in routes.items() if r["Properties"].get("RouteKey") == "$default"]
     responses = resources_of(template, "AWS::ApiGatewayV2::RouteResponse")
     if not defaults or not any(
@@ -650,6 +691,37 @@ def violations(template):
     ):
         found.append("the $default route needs a route response, or errors never reach the sender")
     return found + alarm_violations(template)
+
+
+def server_api_violations(template, routes):
+    """The server API: every route behind one kind of authorization — SigV4 under /iam/api/, the
+    server-scope token under /api/ (only with authorization on) — none open; the ingress behind it
+    with payload format 2.0; its own throttle."""
+    found = []
+    res = template["Resources"]
+    served = {n: r for n, r in routes.items() if r["Properties"].get("ApiId") == {"Ref": "ServerApi"}}
+    if not any(r["Properties"].get("AuthorizationType") == "AWS_IAM" for r in served.values()):
+        found.append("the server API has no SigV4 route")
+    for name, route in served.items():
+        props = route["Properties"]
+        key, kind = props.get("RouteKey", ""), props.get("AuthorizationType", "NONE")
+        if key.startswith("POST /iam/api/"):
+            if kind != "AWS_IAM":
+                found.append(f"{name}: {key} must be authorized with AWS_IAM (SigV4)")
+        elif key.startswith("POST /api/"):
+            if kind != "CUSTOM" or props.get("AuthorizerId") != {"Ref": "ServerApiAuthorizer"}:
+                found.append(f"{name}: {key} must be authorized by the server API's token authorizer")
+        else:
+            found.append(f"{name}: {key} is neither POST /api/… nor POST /iam/api/…")
+        if kind == "NONE":
+            found.append(f"{name}: a server API route open to anyone")
+    integration = res.get("ServerApiIntegration", {}).get("Properties", {})
+    if integration.get("PayloadFormatVersion") != "2.0" or integration.get("IntegrationUri") != {"Fn::GetAtt": ["IngressFunction", "Arn"]}:
+        found.append("ServerApiIntegration: must hand the ingress payload format 2.0 events")
+    settings = res.get("ServerApiStage", {}).get("Properties", {}).get("DefaultRouteSettings", {})
+    if settings.get("ThrottlingRateLimit") != {"Ref": "ServerApiThrottlingRateLimit"} or settings.get("ThrottlingBurstLimit") != {"Ref": "ServerApiThrottlingBurstLimit"}:
+        found.append("ServerApiStage: its throttle must follow ServerApiThrottlingRateLimit and ServerApiThrottlingBurstLimit")
+    return found
 
 
 def samconfig_violations(template, config):
@@ -772,7 +844,22 @@ def breakages(template):
         "a worker that cannot put its events": broken(lambda t: [statements(t, "WorkerRole").remove(s) for s in list(statements(t, "WorkerRole")) if EVENTS_ACTION in json.dumps(s)]),
         "events allowed without presence": broken(lambda t: t["Rules"].pop("EventsNeedPresence")),
         "a bus name pattern that allows an ARN": broken(lambda t: t["Parameters"]["EventBusName"].update(AllowedPattern=".*")),
-        "an ingress that may post to connections": broken(lambda t: statement(t, "IngressRole", "execute-api:ManageConnections").update(Resource={"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/POST/@connections/*"})),
+        "an ingress that may read connections": broken(lambda t: statement(t, "IngressRole", "execute-api:ManageConnections")["Resource"].append({"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/GET/@connections/*"})),
+        "an ingress that cannot tell a connection why": broken(lambda t: statement(t, "IngressRole", "execute-api:ManageConnections")["Resource"].pop()),
+        "an ingress that may manage any API's connections": broken(lambda t: statement(t, "IngressRole", "execute-api:ManageConnections").update(Resource={"Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:*/${StageName}/POST/@connections/*"})),
+        "a server API route open to anyone": broken(lambda t: resource(t, "ServerApiIamRoute").update(AuthorizationType="NONE")),
+        "a token route without its authorizer": broken(lambda t: resource(t, "ServerApiTokenRoute").update(AuthorizationType="AWS_IAM")),
+        "a token route without authorization": broken(lambda t: t["Resources"]["ServerApiTokenRoute"].pop("Condition")),
+        "a route outside the server API's paths": broken(lambda t: resource(t, "ServerApiIamRoute").update(RouteKey="ANY /{proxy+}")),
+        "a server API authorizer always on": broken(lambda t: t["Resources"]["ServerApiAuthorizer"].pop("Condition")),
+        "a server token in the query string": broken(lambda t: resource(t, "ServerApiAuthorizer").update(IdentitySource=["$request.querystring.token"])),
+        "a server API authorizer answering IAM policies": broken(lambda t: resource(t, "ServerApiAuthorizer").pop("EnableSimpleResponses")),
+        "a server API on payload format 1.0": broken(lambda t: resource(t, "ServerApiIntegration").update(PayloadFormatVersion="1.0")),
+        "a server API without its throttle": broken(lambda t: resource(t, "ServerApiStage").pop("DefaultRouteSettings")),
+        "server API access logs on by default": broken(lambda t: resource(t, "ServerApiStage").update(AccessLogSettings=resource(t, "ServerApiStage")["AccessLogSettings"]["Fn::If"][1])),
+        "a server API domain in the default deploy": broken(lambda t: t["Resources"]["ServerApiCustomDomain"].pop("Condition")),
+        "a ServerApiUrl that ignores its domain": broken(lambda t: t["Outputs"]["ServerApiUrl"].update(Value={"Fn::Sub": "https://${ServerApi}.execute-api.${AWS::Region}.amazonaws.com"})),
+        "a server API domain allowed without its certificate": broken(lambda t: t["Rules"].pop("ServerApiDomainNeedsCertificate")),
         "hooks on every function": broken(lambda t: statement(t, "IngressRole", HOOKS_ACTION).update(Resource="*")),
         "hooks granted without functions named": broken(lambda t: statements(t, "WorkerRole").append({"Effect": "Allow", "Action": HOOKS_ACTION, "Resource": HOOK_ARNS})),
         "a worker that cannot hand its event hooks": broken(lambda t: [statements(t, "WorkerRole").remove(s) for s in list(statements(t, "WorkerRole")) if HOOKS_ACTION in json.dumps(s)]),

@@ -101,6 +101,10 @@ impl Authorizer {
         Self { verifier }
     }
 
+    pub(crate) fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
     /// Answers one REQUEST authorizer event.
     pub async fn handle(
         &self,

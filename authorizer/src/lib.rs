@@ -3,7 +3,7 @@
 //! every later event of the connection.
 //!
 //! [`config`] reads the environment, [`verify`] checks a token against an HS256 secret or an issuer's JWKS and reads its claims,
-//! [`jwks`] is where the keys come from (a URL on AWS, a file locally), [`token`] mints development
+//! [`server`] answers the server API's HTTP API (a token with the server scope, or nothing), [`jwks`] is where the keys come from (a URL on AWS, a file locally), [`token`] mints development
 //! tokens, and [`handler`] answers API Gateway ([`Authorizer::handle`]): Allow with the claims as
 //! `context`, Deny for any token that does not verify, an error (a 500) only when the keys cannot be
 //! had.
@@ -11,6 +11,7 @@
 pub mod deployment;
 pub mod handler;
 pub mod jwks;
+pub mod server;
 pub mod token;
 pub mod verify;
 

@@ -5,7 +5,7 @@
 
 use authorizer::Authorizer;
 use authorizer::deployment::Deployment;
-use aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
+use authorizer::server::Event;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[global_allocator]
@@ -16,13 +16,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deployment: Deployment = shared::lambda::start().await?;
     let authorizer = Authorizer::new(deployment.verifier);
     let authorizer = &authorizer;
-    lambda_runtime::run(service_fn(
-        move |event: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {
-            authorizer.handle(event.payload).await.map_err(|err| lambda_runtime::Diagnostic {
-                error_type: err.error_type().to_owned(),
-                error_message: err.to_string(),
-            })
-        },
-    ))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
+        authorizer.answer(event.payload).await.map_err(|err| lambda_runtime::Diagnostic {
+            error_type: err.error_type().to_owned(),
+            error_message: err.to_string(),
+        })
+    }))
     .await
 }

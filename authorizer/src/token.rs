@@ -15,6 +15,9 @@ pub struct DevClaims {
     /// What the connection shows the members of its channels (a JSON object of at most 1 KB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub info: Option<serde_json::Value>,
+    /// OAuth 2.0 scopes, space-separated: [`shared::identity::SERVER_SCOPE`] makes a server token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Epoch seconds.
     pub exp: u64,
     #[serde(skip_serializing_if = "Option::is_none")]

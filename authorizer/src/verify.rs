@@ -6,7 +6,7 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
-use shared::identity::{Grant, Info};
+use shared::identity::{Grant, Info, SERVER_SCOPE};
 use shared::{Channel, ChannelPattern};
 
 use crate::jwks::{KeyLookup, Keys};
@@ -72,6 +72,8 @@ pub struct Claims {
     pub publish: Grant,
     /// What the connection shows the members of its channels: an object of at most 1 KB.
     pub info: Option<Info>,
+    /// Whether its scopes grant the server API ([`shared::identity::SERVER_SCOPE`]).
+    pub server: bool,
 }
 
 /// The claims read from a token; `exp` and `nbf` are checked by the library.
@@ -81,6 +83,10 @@ struct Wire {
     subscribe: Option<serde_json::Value>,
     publish: Option<serde_json::Value>,
     info: Option<serde_json::Value>,
+    /// OAuth 2.0's space-separated scopes (RFC 8693 §4.2; Cognito, Auth0), or a list of them.
+    scope: Option<serde_json::Value>,
+    /// Okta's and Entra ID's name for the same.
+    scp: Option<serde_json::Value>,
 }
 
 /// How tokens are checked.
@@ -180,8 +186,19 @@ fn claims(wire: Wire) -> Result<Claims, Refused> {
         // Present but wrong refuses the token, as a malformed grant does: shown to others, it
         // must be what its issuer meant.
         info: wire.info.filter(|info| !info.is_null()).map(|info| Info::from_value(&info)).transpose()?,
+        server: [&wire.scope, &wire.scp].into_iter().flatten().any(grants_server),
         sub,
     })
+}
+
+/// Whether a `scope` or `scp` claim holds the server API's scope; anything else in it grants
+/// nothing.
+fn grants_server(scopes: &serde_json::Value) -> bool {
+    match scopes {
+        serde_json::Value::String(text) => text.split_ascii_whitespace().any(|scope| scope == SERVER_SCOPE),
+        serde_json::Value::Array(list) => list.iter().any(|scope| scope.as_str() == Some(SERVER_SCOPE)),
+        _ => false,
+    }
 }
 
 /// A claim listing channel patterns; absent means every channel. A malformed list refuses the

@@ -83,3 +83,42 @@ async fn a_bootstrap_given_both_kinds_of_keys_reports_invalid_configuration() {
     assert_eq!(header, "InvalidConfiguration");
     assert!(body["errorMessage"].as_str().is_some_and(|m| m.contains("JWT_SECRET")), "{body}");
 }
+
+#[tokio::test]
+async fn the_bootstrap_answers_the_server_apis_http_authorizer_events_too() {
+    let api = RuntimeApi::start().await;
+    let _bootstrap = Bootstrap::start(BOOTSTRAP, env(api.addr, ""));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
+    let event = |token: &str| {
+        let authorization = format!("Bearer {token}");
+        json!({
+            "version": "2.0",
+            "type": "REQUEST",
+            "routeArn": "arn:aws:execute-api:us-east-1:123456789012:api1234567/$default/POST/api/publish",
+            "identitySource": [authorization],
+            "routeKey": "POST /api/{method}",
+            "rawPath": "/api/publish",
+            "headers": {"authorization": authorization},
+            "requestContext": {"http": {"method": "POST", "path": "/api/publish"}, "timeEpoch": 1_796_601_600_000_i64},
+        })
+    };
+    let server = DevClaims {
+        sub: "backend".into(),
+        scope: Some(shared::identity::SERVER_SCOPE.into()),
+        exp: now + 600,
+        ..DevClaims::default()
+    };
+    let Invocation::Response(allowed) =
+        api.invoke(event(&mint(SECRET.as_bytes(), &server).expect("a token"))).await
+    else {
+        panic!("the invocation failed")
+    };
+    assert_eq!(allowed, json!({"isAuthorized": true, "context": {"sub": "backend", "server": true}}));
+    let client = DevClaims { scope: None, ..server };
+    let Invocation::Response(refused) =
+        api.invoke(event(&mint(SECRET.as_bytes(), &client).expect("a token"))).await
+    else {
+        panic!("the invocation failed")
+    };
+    assert_eq!(refused["isAuthorized"], false, "a client's token: {refused}");
+}

@@ -7,25 +7,33 @@
 //! and anything malformed or forbidden gets a JSON error naming what is wrong. This function never
 //! posts to other connections itself; fan-out is the worker's job.
 //!
-//! [`Ingress::process`] dispatches each event by its type: [`connect`], [`disconnect`],
-//! [`message`]. [`error`] is what fails an invocation, [`metrics`]
-//! what it writes as an EMF line, [`config`] the function's environment and [`Ports`] its ports.
+//! It also serves the server API ([`server`]): the app's backend's publishes, history and presence
+//! reads, disconnects and unsubscribes, over API Gateway's HTTP API; [`event`] tells the two kinds
+//! of invocation apart.
+//!
+//! [`Ingress::run`] dispatches each event by its kind, and [`Ingress::process`] a WebSocket event by
+//! its type: [`connect`], [`disconnect`], [`message`]. [`error`] is what fails an invocation,
+//! [`metrics`] what it writes as an EMF line, [`deployment`] the function's environment and [`Ports`]
+//! its ports.
 
 mod actions;
 mod connect;
 pub mod deployment;
 mod disconnect;
 pub mod error;
+pub mod event;
 mod message;
 pub mod metrics;
 pub mod ports;
 mod response;
+pub mod server;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use shared::ConnectionId;
 
 pub use crate::deployment::Deployment;
 pub use crate::error::IngressError;
+pub use crate::event::{Event, Response};
 use crate::metrics::Handled;
 pub use crate::ports::Ports;
 
@@ -46,6 +54,25 @@ impl Ingress {
         event: ApiGatewayWebsocketProxyRequest,
     ) -> Result<ApiGatewayProxyResponse, IngressError> {
         self.process(event).await.result
+    }
+
+    /// Handles one event of either kind, WebSocket or server API, and says which route it served and
+    /// what was refused, for the [`metrics`]: what the bootstrap runs.
+    pub async fn run(&self, event: Event) -> Handled<Response> {
+        match event {
+            Event::WebSocket(event) => {
+                let handled = self.process(*event).await;
+                Handled {
+                    route: handled.route,
+                    code: handled.code,
+                    result: handled.result.map(Response::WebSocket),
+                }
+            }
+            Event::Http(event) => {
+                let (response, route, code) = server::serve(&self.ports, &event).await;
+                Handled { route, code, result: Ok(Response::Http(response)) }
+            }
+        }
     }
 
     /// Does the work of [`Ingress::handle`] and says which route it served and what was refused, for

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use ingress::Deployment;
-use ingress::Ingress;
+use ingress::{Event, Ingress};
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::poster::ApiGatewayPoster;
 
@@ -34,8 +33,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let ingress = &ingress;
     // Lambda names the function; its metrics are dimensioned by that name.
     let function = &std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "ingress".to_owned());
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-        let handled = ingress.process(event.payload).await;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
+        let handled = ingress.run(event.payload).await;
         // One EMF line an event: CloudWatch reads the metrics out of the log, no API call needed.
         println!("{}", ingress::metrics::emf_line(&handled, function, shared::clock::epoch_ms()));
         handled.result.map_err(|err| lambda_runtime::Diagnostic {

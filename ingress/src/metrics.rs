@@ -14,16 +14,17 @@ use crate::error::IngressError;
 /// One event handled: its route, the code of what was refused or failed (a client error such as
 /// `invalid_json`, or the `errorType` of a failed invocation), and the answer.
 #[derive(Debug)]
-pub struct Handled {
-    /// The route key API Gateway selected: `$connect`, `$disconnect`, `$default` or a custom route.
+pub struct Handled<R = ApiGatewayProxyResponse> {
+    /// The route key API Gateway selected: `$connect`, `$disconnect`, `$default` or a custom route;
+    /// for the server API, `api/<method>`.
     pub route: String,
     pub code: Option<&'static str>,
-    pub result: Result<ApiGatewayProxyResponse, IngressError>,
+    pub result: Result<R, IngressError>,
 }
 
 /// The event as one EMF line: `Events` by `Function` and `Route`, and `Errors` by `Function` and
 /// `Code` when something was refused or failed. Codes and routes are few, so the metrics stay few.
-pub fn emf_line(handled: &Handled, function: &str, timestamp_ms: i64) -> String {
+pub fn emf_line<R>(handled: &Handled<R>, function: &str, timestamp_ms: i64) -> String {
     let route_dimensions = [("Function", function), ("Route", handled.route.as_str())];
     let mut groups =
         vec![MetricGroup { dimensions: &route_dimensions, metrics: vec![("Events", "Count", json!(1))] }];
@@ -49,7 +50,7 @@ struct Counts {
 }
 
 impl Totals {
-    pub fn add(&self, handled: &Handled) {
+    pub fn add<R>(&self, handled: &Handled<R>) {
         let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *inner.by_route.entry(handled.route.clone()).or_default() += 1;
         if let Some(code) = handled.code {

@@ -53,6 +53,30 @@ fn disconnect() -> Value {
     })
 }
 
+/// A server API call as the HTTP API hands it over (payload format 2.0), by a server or not.
+fn server_call(body: &str, server: bool) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": "POST /api/{method}",
+        "rawPath": "/api/publish",
+        "rawQueryString": "",
+        "headers": {"content-type": "application/json"},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "api1234567",
+            "authorizer": {"lambda": {"sub": "backend", "server": server}},
+            "http": {"method": "POST", "path": "/api/publish", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1"},
+            "requestId": "JKJaXmPLvHcESHA=",
+            "routeKey": "POST /api/{method}",
+            "stage": "$default",
+            "timeEpoch": 1_796_601_600_000_i64
+        },
+        "pathParameters": {"method": "publish"},
+        "body": body,
+        "isBase64Encoded": false
+    })
+}
+
 /// The route response: its status and its body as JSON (`Null` when it has none).
 fn answer(invocation: Invocation) -> (i64, Value) {
     let Invocation::Response(response) = invocation else { panic!("the invocation failed: {invocation:?}") };
@@ -100,8 +124,10 @@ async fn the_bootstrap_stores_answers_queues_and_forgets_as_the_template_configu
     let (status, refused) = answer(api.invoke(message(r#"{"action":"broadcast""#)).await);
     assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("invalid_json")));
 
-    let received =
-        SqsQueue::from_sdk(&sdk, queue_url).receive(10, Duration::from_secs(1)).await.expect("receive");
+    let received = SqsQueue::from_sdk(&sdk, queue_url.clone())
+        .receive(10, Duration::from_secs(1))
+        .await
+        .expect("receive");
     assert_eq!(received.len(), 1, "the broadcast alone is queued");
     let job = Job::parse(&received[0].body).expect("a job");
     assert_eq!(
@@ -112,6 +138,23 @@ async fn the_bootstrap_stores_answers_queues_and_forgets_as_the_template_configu
 
     assert_eq!(answer(api.invoke(disconnect()).await), (200, Value::Null));
     assert!(stored_ids(&store).await.is_empty(), "forgotten on $disconnect");
+
+    // The server API's HTTP API events, through the same function: numbered in DynamoDB, queued in SQS.
+    let published = answer(api.invoke(server_call(r#"{"channel":"news","data":1}"#, true)).await);
+    assert_eq!(
+        (published.0, published.1["published"][0]["offset"].as_u64()),
+        (200, Some(1)),
+        "{}",
+        published.1
+    );
+    let refused = answer(api.invoke(server_call(r#"{"channel":"news","data":1}"#, false)).await);
+    assert_eq!((refused.0, refused.1["error"]["code"].as_str()), (403, Some("forbidden")));
+    let received = SqsQueue::from_sdk(&sdk, queue_url.clone())
+        .receive(10, Duration::from_secs(1))
+        .await
+        .expect("receive");
+    assert_eq!(received.len(), 1, "the server's publish alone is queued");
+    assert_eq!(Job::parse(&received[0].body).expect("a job").envelope.offset, Some(1));
 
     // Lambda reports a failed invocation by what went wrong.
     let mut no_id = message("hi");

@@ -169,6 +169,7 @@ pub async fn token(
         subscribe: None,
         publish: None,
         info: info.and_then(|info| serde_json::from_str(info.as_str()).ok()),
+        scope: None,
         exp: u64::try_from(now).unwrap_or(0) + TOKEN_TTL_SECS,
         iss: dev.issuer.clone(),
         aud: dev.audience.clone(),

@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use authorizer::Authorizer;
-use aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
-};
+use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::FutureExt;
 use ingress::Ingress;
@@ -80,8 +78,8 @@ pub struct MeteredIngress {
 #[async_trait]
 impl Function for MeteredIngress {
     async fn invoke(&self, payload: Vec<u8>, _deadline: Instant) -> Result<Vec<u8>, FunctionError> {
-        run(&payload, |event: ApiGatewayWebsocketProxyRequest| async move {
-            let handled = self.ingress.process(event).await;
+        run(&payload, |event: ingress::Event| async move {
+            let handled = self.ingress.run(event).await;
             self.totals.add(&handled);
             handled.result.map_err(|err| err.to_string())
         })
@@ -122,8 +120,8 @@ impl Function for MeteredWorker {
 #[async_trait]
 impl Function for Authorizer {
     async fn invoke(&self, payload: Vec<u8>, _deadline: Instant) -> Result<Vec<u8>, FunctionError> {
-        run(&payload, |event: ApiGatewayCustomAuthorizerRequestTypeRequest| async move {
-            self.handle(event).await.map_err(|err| err.to_string())
+        run(&payload, |event: authorizer::server::Event| async move {
+            self.answer(event).await.map_err(|err| err.to_string())
         })
         .await
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use ingress::Ingress;
 use shared::history::{DynamoHistory, MemoryHistory};
 use shared::hooks::{Hooks, LambdaHooks};
@@ -32,6 +32,7 @@ use crate::function::{Function, MeteredIngress, MeteredWorker};
 use crate::lifecycle::Lifecycle;
 use crate::registry::Registry;
 use crate::routing::{InvalidExpression, RouteSelector};
+use crate::server_api;
 use crate::settings::{Backend, Bucket, Settings};
 use crate::sigv4::Signatures;
 use crate::sqs::SqsEndpoint;
@@ -432,6 +433,8 @@ fn router(state: Arc<AppState>) -> Router {
     client
         .route("/", get(connection::upgrade_root))
         .route("/{stage}", get(connection::upgrade_staged))
+        .route(server_api::TOKEN_ROUTE, post(server_api::with_token).fallback(server_api::not_found))
+        .route(server_api::IAM_ROUTE, post(server_api::with_iam).fallback(server_api::not_found))
         .route("/@connections/{id}", management_routes())
         .route("/{stage}/@connections/{id}", management_routes())
         .route(STATS_PATH, get(devtools::stats))

@@ -238,6 +238,104 @@ pub fn sqs(api: &Api, queue_name: &str, messages: &[ReceivedMessage]) -> Value {
     json!({ "Records": records })
 }
 
+/// An HTTP API request as API Gateway hands it to a Lambda proxy integration (payload format 2.0,
+/// on the `$default` stage): what the server API's routes send the ingress.
+#[derive(Clone, Debug)]
+pub struct HttpRequest<'a> {
+    /// `POST /api/{method}`: the route that matched.
+    pub route_key: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub source_ip: &'a str,
+    /// The `Host` it was sent to.
+    pub domain_name: &'a str,
+    /// The route's path parameters: `{"method":"publish"}`.
+    pub path_parameters: Value,
+    /// The account the API belongs to.
+    pub account: &'a str,
+}
+
+impl HttpRequest<'_> {
+    /// Headers as payload format 2.0 has them: lower case, repeated ones joined with commas.
+    fn headers(&self) -> Map<String, Value> {
+        let mut joined: BTreeMap<String, String> = BTreeMap::new();
+        for (name, value) in self.headers {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            joined
+                .entry(name.as_str().to_owned())
+                .and_modify(|all| *all = format!("{all},{value}"))
+                .or_insert(value);
+        }
+        joined.into_iter().map(|(name, value)| (name, Value::String(value))).collect()
+    }
+
+    fn context(&self, api: &Api, now_ms: i64) -> Value {
+        json!({
+            "accountId": self.account,
+            "apiId": api.api_id,
+            "domainName": self.domain_name,
+            "domainPrefix": self.domain_name.split('.').next().unwrap_or_default(),
+            "http": {
+                "method": self.method,
+                "path": self.path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": self.source_ip,
+                "userAgent": self.headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default(),
+            },
+            "requestId": ids::request_id(),
+            "routeKey": self.route_key,
+            "stage": "$default",
+            "time": request_time(now_ms),
+            "timeEpoch": now_ms,
+        })
+    }
+
+    /// The integration's event, with `authorizer` (`{"iam":…}` or `{"lambda":…}`) in its context and
+    /// the body as sent: text when it is UTF-8, base64 otherwise, as API Gateway passes binary.
+    pub fn event(&self, api: &Api, authorizer: Value, body: &[u8], now_ms: i64) -> Value {
+        let mut context = self.context(api, now_ms);
+        context["authorizer"] = authorizer;
+        let (body, encoded) = match std::str::from_utf8(body) {
+            Ok(text) => (text.to_owned(), false),
+            Err(_) => (STANDARD.encode(body), true),
+        };
+        json!({
+            "version": "2.0",
+            "routeKey": self.route_key,
+            "rawPath": self.path,
+            "rawQueryString": self.query,
+            "headers": self.headers(),
+            "requestContext": context,
+            "pathParameters": self.path_parameters,
+            "body": body,
+            "isBase64Encoded": encoded,
+        })
+    }
+
+    /// A Lambda authorizer's event (payload format 2.0): the request without its body, with the
+    /// route's ARN and the identity source's values.
+    pub fn authorizer_event(&self, api: &Api, identity: &str, now_ms: i64) -> Value {
+        let route_arn = format!(
+            "arn:aws:execute-api:{}:{}:{}/$default/{}{}",
+            api.region, self.account, api.api_id, self.method, self.path
+        );
+        json!({
+            "version": "2.0",
+            "type": "REQUEST",
+            "routeArn": route_arn,
+            "identitySource": [identity],
+            "routeKey": self.route_key,
+            "rawPath": self.path,
+            "rawQueryString": self.query,
+            "headers": self.headers(),
+            "requestContext": self.context(api, now_ms),
+            "pathParameters": self.path_parameters,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

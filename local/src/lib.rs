@@ -43,6 +43,7 @@ pub mod outbox;
 pub mod registry;
 pub mod routing;
 pub mod serve;
+pub mod server_api;
 pub mod settings;
 pub mod sigv4;
 pub mod sqs;

@@ -127,7 +127,9 @@ async fn binding_beyond_loopback_warns_what_becomes_reachable() {
     terminate(&child);
     let log = tokio::time::timeout(PATIENCE, stderr).await.expect("stderr closes").expect("read");
     assert!(log.contains("WARN") && log.contains("not loopback"), "{log}");
-    for endpoint in ["WebSocket", "/@connections", "/_local/stats", "(SQS)", "/_local/token stays off"] {
+    for endpoint in
+        ["WebSocket", "/@connections", "the server API", "/_local/stats", "(SQS)", "/_local/token stays off"]
+    {
         assert!(log.contains(endpoint), "{endpoint}: {log}");
     }
 }
@@ -148,12 +150,7 @@ async fn run(args: &[&str], env: &[(&str, &str)]) -> String {
 async fn the_readme_flow_tokens_from_the_token_command_and_a_publish_from_the_publish_command() {
     let secret = "0123456789abcdef0123456789abcdef";
     let Running { child, ws_url, stdout, .. } = start(&["--jwt-secret", secret]).await;
-    let queue_url = stdout
-        .iter()
-        .find_map(|line| line.trim().strip_prefix("SQS queue:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the queue URL in the banner")
-        .to_owned();
+    assert!(stdout.iter().any(|line| line.trim().starts_with("server API:")), "{stdout:?}");
     let env = [("JWT_SECRET", secret)];
     let alice = run(&["token", "--sub", "alice", "--subscribe", "chat/*", "--publish", "chat/*"], &env).await;
     let bob = run(&["token", "--sub", "bob", "--subscribe", "chat/*", "--publish", "chat/*"], &env).await;
@@ -176,11 +173,12 @@ async fn the_readme_flow_tokens_from_the_token_command_and_a_publish_from_the_pu
     assert_eq!((frame["user"].as_str(), frame["data"].as_str()), (Some("bob"), Some("hi alice")));
     assert_silent(&mut bob, Duration::from_millis(300)).await;
 
+    let http_url = ws_url.replacen("ws://", "http://", 1);
     let printed = run(
         &[
             "publish",
-            "--queue-url",
-            &queue_url,
+            "--url",
+            &http_url,
             "--channel",
             "user/alice",
             "--data",
@@ -189,7 +187,12 @@ async fn the_readme_flow_tokens_from_the_token_command_and_a_publish_from_the_pu
         &[],
     )
     .await;
-    assert!(printed.starts_with("published to user/alice"), "{printed}");
+    let answer: Value = serde_json::from_str(&printed).expect("the answer, as JSON");
+    assert_eq!(
+        (answer["channel"].as_str(), answer["offset"].as_u64()),
+        (Some("user/alice"), Some(1)),
+        "{printed}"
+    );
     let frame: Value = serde_json::from_str(&next_text(&mut alice).await).expect("json");
     assert_eq!(
         (frame["channel"].as_str(), frame["data"]["text"].as_str()),
@@ -229,12 +232,16 @@ async fn a_jwks_file_that_is_missing_empty_or_not_a_jwks_stops_the_gateway_at_st
 }
 
 #[tokio::test]
-async fn a_publish_to_something_that_is_not_a_queue_url_is_refused_before_any_credential_is_looked_for() {
-    for url in ["sqs)", "local-broadcasts", "http://127.0.0.1:9324"] {
+async fn a_publish_to_something_that_is_not_a_url_is_refused_before_anything_is_sent() {
+    for (url, says) in [
+        ("sqs)", "is not a URL"),
+        ("local-broadcasts", "is not a URL"),
+        ("ftp://127.0.0.1/", "not an http(s) URL"),
+    ] {
         let output = tokio::time::timeout(
             PATIENCE,
             Command::new(env!("CARGO_BIN_EXE_local"))
-                .args(["publish", "--channel", "news", "--data", "1", "--queue-url", url])
+                .args(["publish", "--channel", "news", "--data", "1", "--url", url])
                 // Were the SDK asked, it would look for instance metadata here first.
                 .env("AWS_EC2_METADATA_DISABLED", "false")
                 .env("RUST_BACKTRACE", "1")
@@ -245,7 +252,7 @@ async fn a_publish_to_something_that_is_not_a_queue_url_is_refused_before_any_cr
         .expect("the local binary runs");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{url}: {stderr}");
-        assert!(stderr.contains("is not a queue URL") && stderr.contains(url), "{url}: {stderr}");
+        assert!(stderr.contains(says) && stderr.contains(url), "{url}: {stderr}");
         for noise in ["backtrace", "DispatchFailure", "SdkError", "credentials"] {
             assert!(!stderr.contains(noise), "{url}: {noise} in {stderr}");
         }

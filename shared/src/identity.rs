@@ -17,6 +17,14 @@ pub const SUB_KEY: &str = "sub";
 pub const SUBSCRIBE_KEY: &str = "subscribe";
 pub const PUBLISH_KEY: &str = "publish";
 pub const INFO_KEY: &str = "info";
+/// Set (to `true`) by the server API's authorizer alone, for a token carrying [`SERVER_SCOPE`].
+pub const SERVER_KEY: &str = "server";
+
+/// The scope a token must carry (in its `scope` claim, space-separated as OAuth 2.0 access tokens
+/// carry it, or a list as some issuers write `scp`) to call the server API: the name a Cognito
+/// resource server `realtime` with a custom scope `server` gives its client-credentials tokens.
+/// A client's token, which has no such scope, is never enough.
+pub const SERVER_SCOPE: &str = "realtime/server";
 
 /// The most bytes a token's `info` claim may hold, as compact JSON: it rides on every event of the
 /// connection (inside API Gateway's 8 KB authorizer result) and in every `join` frame and member.

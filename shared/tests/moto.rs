@@ -468,11 +468,11 @@ async fn a_message_given_again_keeps_its_first_offset_and_takes_no_other() {
     let (_sdk, _table, history) = history(100).await;
     let news = Channel::parse("news").expect("channel");
     let mut first = message("news", 1);
-    history.append_once(&mut first).await.expect("append");
+    assert!(history.append_once(&mut first).await.expect("append"), "placed by this call");
     let mut again = first.clone();
     again.offset = None;
     again.epoch = None;
-    history.append_once(&mut again).await.expect("append again");
+    assert!(!history.append_once(&mut again).await.expect("append again"), "placed before");
     assert_eq!(again.position(), first.position(), "a redelivery: the same offset");
     let mut next = message("news", 2);
     history.append_once(&mut next).await.expect("append");

@@ -78,7 +78,7 @@ impl Fields {
 }
 
 /// The JSON type of `value`, for error messages.
-pub(super) fn json_type(value: &serde_json::Value) -> &'static str {
+pub(crate) fn json_type(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "a boolean",

@@ -22,6 +22,7 @@ use super::contract::{Action, Context};
 use super::fields::Fields;
 use super::hooks;
 use super::reply::{HistoryAnswer, Refusal, Reply};
+use crate::ports::Ports;
 
 /// The most messages one answer holds.
 pub const MAX_LIMIT: usize = 100;
@@ -48,39 +49,50 @@ impl Action for History {
         let pattern = ChannelPattern::from(self.channel.clone());
         cx.identity.may_subscribe(&pattern)?;
         hooks::may_subscribe(cx, &pattern, "history").await?;
-        let mut answer = HistoryAnswer {
-            channel: self.channel.to_string(),
-            position: None,
-            messages: Vec::new(),
-            missing: Vec::new(),
-            more: false,
-        };
-        let Some(history) = cx.ports.history_of(&self.channel) else { return Ok(Reply::History(answer)) };
-        let range = match &self.since {
-            Some(since) => Range::After { offset: since.offset, limit: self.limit },
-            None => Range::Newest(self.limit),
-        };
-        let page = history.read(&self.channel, range, HISTORY_ANSWER_BYTES).await.map_err(|err| {
-            tracing::error!(channel = %self.channel, error = %err, "could not read a channel's history");
-            Refusal::Unavailable("the channel's history could not be read; send it again".into())
-        })?;
-        if let Some(since) = &self.since {
-            // Another epoch's offsets, or one past the latest, name other messages than the client
-            // had: answering with this stream's would hand it another stream's messages silently.
-            if since.epoch != page.stream.epoch || since.offset > page.stream.offset {
-                return Err(InputError::UnrecoverablePosition {
-                    offset: page.stream.offset,
-                    epoch: page.stream.epoch.to_string(),
-                }
-                .into());
-            }
-        }
-        answer.position = Some(Position { offset: page.stream.offset, epoch: page.stream.epoch });
-        answer.messages =
-            page.messages.into_iter().filter_map(|kept| RawValue::from_string(kept.frame).ok()).collect();
-        answer.missing = page.missing;
-        answer.more = page.more;
-        answer.fit(self.since.is_none());
-        Ok(Reply::History(answer))
+        read(cx.ports, self.channel, self.limit, self.since).await.map(Reply::History)
     }
+}
+
+/// Reads `limit` of `channel`'s kept messages (after `since`, or the newest): the answer a client's
+/// `history` and the server API's are given alike, once allowed.
+pub(crate) async fn read(
+    ports: &Ports,
+    channel: Channel,
+    limit: usize,
+    since: Option<Position>,
+) -> Result<HistoryAnswer, Refusal> {
+    let mut answer = HistoryAnswer {
+        channel: channel.to_string(),
+        position: None,
+        messages: Vec::new(),
+        missing: Vec::new(),
+        more: false,
+    };
+    let Some(history) = ports.history_of(&channel) else { return Ok(answer) };
+    let range = match &since {
+        Some(since) => Range::After { offset: since.offset, limit },
+        None => Range::Newest(limit),
+    };
+    let page = history.read(&channel, range, HISTORY_ANSWER_BYTES).await.map_err(|err| {
+        tracing::error!(channel = %channel, error = %err, "could not read a channel's history");
+        Refusal::Unavailable("the channel's history could not be read; send it again".into())
+    })?;
+    if let Some(since) = &since {
+        // Another epoch's offsets, or one past the latest, name other messages than the client
+        // had: answering with this stream's would hand it another stream's messages silently.
+        if since.epoch != page.stream.epoch || since.offset > page.stream.offset {
+            return Err(InputError::UnrecoverablePosition {
+                offset: page.stream.offset,
+                epoch: page.stream.epoch.to_string(),
+            }
+            .into());
+        }
+    }
+    answer.position = Some(Position { offset: page.stream.offset, epoch: page.stream.epoch });
+    answer.messages =
+        page.messages.into_iter().filter_map(|kept| RawValue::from_string(kept.frame).ok()).collect();
+    answer.missing = page.missing;
+    answer.more = page.more;
+    answer.fit(since.is_none());
+    Ok(answer)
 }

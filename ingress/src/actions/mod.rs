@@ -17,9 +17,9 @@ mod broadcast;
 mod contract;
 mod echo;
 mod fields;
-mod history;
+pub(crate) mod history;
 mod hooks;
-mod presence;
+pub(crate) mod presence;
 mod publish;
 mod quota;
 mod reply;
@@ -30,8 +30,9 @@ use shared::InputError;
 use shared::limits::{MAX_JSON_DEPTH, MAX_MESSAGE_BYTES};
 
 pub use self::contract::{Action, Context, Parse};
-use self::fields::{Fields, json_type};
-pub use self::reply::Refusal;
+pub(crate) use self::fields::{Fields, json_type};
+pub(crate) use self::publish::unkept;
+pub use self::reply::{Refusal, Reply};
 
 /// Every action, by the name a client gives it.
 pub const ACTIONS: &[(&str, Parse)] = &[
@@ -116,7 +117,7 @@ fn known_actions() -> String {
 }
 
 /// The deepest nesting of arrays and objects in a document already known to be valid JSON.
-fn json_depth(json: &str) -> usize {
+pub(crate) fn json_depth(json: &str) -> usize {
     let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
     for byte in json.bytes() {
         if in_string {

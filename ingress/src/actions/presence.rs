@@ -18,6 +18,7 @@ use super::contract::{Action, Context};
 use super::fields::Fields;
 use super::hooks;
 use super::reply::{PresenceAnswer, Refusal, Reply};
+use crate::ports::Ports;
 
 /// The most members one answer lists.
 pub const MAX_MEMBERS: usize = 1000;
@@ -36,29 +37,34 @@ impl Action for Presence {
         let pattern = ChannelPattern::from(self.channel.clone());
         cx.identity.may_subscribe(&pattern)?;
         hooks::may_subscribe(cx, &pattern, "presence").await?;
-        let Some(membership) = cx.ports.membership_of(&self.channel) else {
-            return Err(InputError::PresenceOff { channel: self.channel.to_string() }.into());
-        };
-        let roster =
-            membership.presence.members(&self.channel, cx.received_at_ms / 1000).await.map_err(|err| {
-                tracing::error!(channel = %self.channel, error = %err, "could not read a channel's members");
-                Refusal::Unavailable("the channel's members could not be read; send it again".into())
-            })?;
-        for gone in &roster.expired {
-            // Best effort: the answer already leaves them out.
-            let _ = membership.leave(&self.channel, gone, cx.received_at_ms).await;
-        }
-        let mut members = roster.members;
-        let users = members.iter().filter_map(|m| m.user.as_deref()).collect::<HashSet<_>>().len();
-        members.sort_by(|a, b| a.since_ms.cmp(&b.since_ms).then_with(|| a.connection.cmp(&b.connection)));
-        let mut answer = PresenceAnswer {
-            channel: self.channel.to_string(),
-            clients: members.len(),
-            users,
-            members,
-            truncated: false,
-        };
-        answer.fit(MAX_MEMBERS);
-        Ok(Reply::Presence(answer))
+        read(cx.ports, self.channel, cx.received_at_ms).await.map(Reply::Presence)
     }
+}
+
+/// `channel`'s members at `now_ms`: the answer a client's `presence` and the server API's are
+/// given alike, once allowed.
+pub(crate) async fn read(ports: &Ports, channel: Channel, now_ms: i64) -> Result<PresenceAnswer, Refusal> {
+    let Some(membership) = ports.membership_of(&channel) else {
+        return Err(InputError::PresenceOff { channel: channel.to_string() }.into());
+    };
+    let roster = membership.presence.members(&channel, now_ms / 1000).await.map_err(|err| {
+        tracing::error!(channel = %channel, error = %err, "could not read a channel's members");
+        Refusal::Unavailable("the channel's members could not be read; send it again".into())
+    })?;
+    for gone in &roster.expired {
+        // Best effort: the answer already leaves them out.
+        let _ = membership.leave(&channel, gone, now_ms).await;
+    }
+    let mut members = roster.members;
+    let users = members.iter().filter_map(|m| m.user.as_deref()).collect::<HashSet<_>>().len();
+    members.sort_by(|a, b| a.since_ms.cmp(&b.since_ms).then_with(|| a.connection.cmp(&b.connection)));
+    let mut answer = PresenceAnswer {
+        channel: channel.to_string(),
+        clients: members.len(),
+        users,
+        members,
+        truncated: false,
+    };
+    answer.fit(MAX_MEMBERS);
+    Ok(answer)
 }

@@ -54,7 +54,7 @@ impl Action for Publish {
         if let Some(history) = history {
             history.append(&mut envelope).await.map_err(|err| {
                 tracing::error!(connection = %cx.connection, error = %err, "could not number a publish in its channel's history");
-                Refusal::Unavailable("the message could not be kept in its channel's history; send it again".into())
+                unkept()
             })?;
         }
         let position = envelope.position();
@@ -62,4 +62,9 @@ impl Action for Publish {
         tracing::debug!(connection = %cx.connection, message = %id, "publish queued");
         Ok(Reply::Ack(Ack { id: Some(id), position, ..Ack::new("published", &channel) }))
     }
+}
+
+/// What a publish that could not be numbered is refused with.
+pub(crate) fn unkept() -> Refusal {
+    Refusal::Unavailable("the message could not be kept in its channel's history; send it again".into())
 }

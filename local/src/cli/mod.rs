@@ -28,8 +28,8 @@ pub struct Args {
 enum Command {
     /// Mint a development token (HS256) for a gateway started with --jwt-secret; prints it.
     Token(token::TokenArgs),
-    /// Publish to a channel as a backend does: one SQS SendMessage to the broadcast queue, the local
-    /// gateway's or a deployed stack's (its QueueUrl output).
+    /// Publish to a channel as a backend does: one call to the server API, the local gateway's or a
+    /// deployed stack's (its ServerApiUrl output); prints the message's id, offset and epoch.
     Publish(publish::PublishArgs),
     /// Upgrading from a version before the Connections index: give the connections it does not hold
     /// their place in it, so that broadcasts reach them before they reconnect.
@@ -41,8 +41,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     match &args.command {
         Some(Command::Token(token_args)) => println!("{}", token::mint(token_args)?),
         Some(Command::Publish(publish_args)) => {
-            let id = publish::run(publish_args).await?;
-            println!("published to {} (SQS message {id})", publish_args.channel);
+            let published = publish::run(publish_args).await?;
+            println!("{published}");
         }
         Some(Command::IndexConnections(index_args)) => {
             let indexed = index::run(index_args).await?;
@@ -93,6 +93,7 @@ mod tests {
             issuer: None,
             audience: None,
             info: None,
+            server: false,
         };
         assert!(token::mint(&args).is_err());
         let long = TokenArgs { secret: "x".repeat(32), ..args };

@@ -387,9 +387,18 @@ fn banner(args: &ServeArgs, gateway: &Gateway) {
         "  signed with:  access key {:?}, secret {:?}, region {}, service execute-api (SigV4)",
         args.access_key_id, args.secret_access_key, args.region
     );
+    let http = gateway.ws_url().replacen("ws://", "http://", 1);
+    let bearer = if args.jwt_secret.is_some() || args.jwks.is_some() {
+        "a token with the server scope (local token --server)"
+    } else {
+        "no tokens without --jwt-secret"
+    };
+    println!(
+        "  server API:   {http}/iam/api/{{method}} (SigV4, as @connections), {http}/api/{{method}} ({bearer})"
+    );
+    println!("  publish:      cargo run --release -p local -- publish --channel news --data '\"hello\"'");
     if let Some(queue_url) = gateway.queue_url() {
         println!("  SQS queue:    {queue_url} (SendMessage, signed like @connections, service sqs)");
-        println!("  publish:      cargo run --release -p local -- publish --channel news --data '\"hello\"'");
     }
     if args.jwt_secret.is_some() {
         println!(
@@ -472,6 +481,9 @@ fn exposure_warning(args: &ServeArgs, addr: SocketAddr, queue_url: Option<&str>)
     let mut open = vec![
         format!("ws://{addr} (WebSocket): {who} can connect and send messages to your functions"),
         format!("http://{addr}/@connections: with {keys}, anyone can post to, read and close any connection"),
+        format!(
+            "http://{addr}/iam/api/ (the server API): with {keys}, anyone can publish, read any channel's history and members, and disconnect anyone"
+        ),
         format!("http://{addr}/_local/stats: anyone can read what the gateway holds"),
         format!("http://{addr}/: the demo page"),
     ];

@@ -19,6 +19,10 @@ pub struct TokenArgs {
     /// '{"name":"Alice"}' (the token's `info` claim).
     #[arg(long)]
     pub(crate) info: Option<String>,
+    /// A server token: it carries the server API's scope (`realtime/server`), for `Authorization:
+    /// Bearer` on the server API. A client's token never does.
+    #[arg(long)]
+    pub(crate) server: bool,
     /// Seconds until the token expires.
     #[arg(long, default_value_t = 3600)]
     pub(crate) ttl_secs: u64,
@@ -59,6 +63,7 @@ pub fn mint(args: &TokenArgs) -> anyhow::Result<String> {
         subscribe: listed(&args.subscribe),
         publish: listed(&args.publish),
         info,
+        scope: args.server.then(|| shared::identity::SERVER_SCOPE.to_owned()),
         exp: now + args.ttl_secs,
         iss: args.issuer.clone(),
         aud: args.audience.clone(),

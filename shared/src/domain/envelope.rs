@@ -111,6 +111,31 @@ impl Envelope {
         .within_limit()
     }
 
+    /// A broadcast the app's backend sends (the server API's): from no connection.
+    pub fn backend_broadcast(sent_at: i64, data: Box<RawValue>) -> Result<Self, InputError> {
+        Self {
+            kind: EnvelopeKind::Broadcast,
+            channel: None,
+            id: MessageId::random(),
+            offset: None,
+            epoch: None,
+            from: None,
+            connection: None,
+            user: None,
+            info: None,
+            sent_at,
+            data: Some(data),
+        }
+        .within_limit()
+    }
+
+    /// The same message under the id its publisher chose (the server API's `id`), so that a retry
+    /// of it is known for the same message.
+    pub fn with_id(mut self, id: MessageId) -> Self {
+        self.id = id;
+        self
+    }
+
     /// Builds the envelope of a publish to `channel`, with the same limit as [`Envelope::broadcast`].
     pub fn message(
         channel: Channel,

@@ -235,23 +235,25 @@ impl History for DynamoHistory {
         self.keep(&channel, envelope).await
     }
 
-    async fn append_once(&self, envelope: &mut Envelope) -> Result<(), StoreError> {
+    async fn append_once(&self, envelope: &mut Envelope) -> Result<bool, StoreError> {
         let channel = channel_of(envelope)?;
         if let Some(first) = self.placed(&channel, &envelope.id).await? {
             // Kept again, in case the first attempt stopped between its claim and its item.
             envelope.place(first);
-            return self.keep(&channel, envelope).await;
+            self.keep(&channel, envelope).await?;
+            return Ok(false);
         }
         let at = self.take(&channel).await?;
         match self.claim(&channel, &envelope.id, &at).await? {
             // Another attempt claimed it meanwhile: the offset just taken stays a gap.
             Some(first) => {
                 envelope.place(first);
-                Ok(())
+                Ok(false)
             }
             None => {
                 envelope.place(at);
-                self.keep(&channel, envelope).await
+                self.keep(&channel, envelope).await?;
+                Ok(true)
             }
         }
     }

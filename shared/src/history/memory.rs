@@ -176,15 +176,20 @@ impl History for MemoryHistory {
         Ok(())
     }
 
-    async fn append_once(&self, envelope: &mut Envelope) -> Result<(), StoreError> {
+    async fn append_once(&self, envelope: &mut Envelope) -> Result<bool, StoreError> {
         let channel = channel_of(envelope)?.clone();
         let mut streams = lock(&self.streams);
         let state = self.live(&mut streams, &channel);
         match state.log.as_ref().and_then(|log| log.placed.get(&envelope.id)) {
-            Some(&(offset, _)) => envelope.place(Position { offset, epoch: state.epoch.clone() }),
-            None => self.place(state, &channel, envelope),
+            Some(&(offset, _)) => {
+                envelope.place(Position { offset, epoch: state.epoch.clone() });
+                Ok(false)
+            }
+            None => {
+                self.place(state, &channel, envelope);
+                Ok(true)
+            }
         }
-        Ok(())
     }
 
     async fn read(&self, channel: &Channel, range: Range, budget: usize) -> Result<Page, StoreError> {
@@ -266,10 +271,10 @@ mod tests {
     async fn a_message_given_again_keeps_its_position() {
         let history = history(100, 300);
         let mut first = message("chat", 1);
-        history.append_once(&mut first).await.expect("append");
+        assert!(history.append_once(&mut first).await.expect("append"), "placed by this call");
         let mut again = first.clone();
         again.offset = None;
-        history.append_once(&mut again).await.expect("append");
+        assert!(!history.append_once(&mut again).await.expect("append"), "placed before");
         assert_eq!(again.position(), first.position());
         let mut next = message("chat", 2);
         history.append_once(&mut next).await.expect("append");

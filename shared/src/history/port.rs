@@ -122,8 +122,11 @@ pub trait History: Send + Sync {
     async fn append(&self, envelope: &mut Envelope) -> Result<(), StoreError>;
 
     /// The same, once per message id: a message given again — SQS's redelivery of a backend's
-    /// publish, which has no ingress before the queue — gets the position it got the first time.
-    async fn append_once(&self, envelope: &mut Envelope) -> Result<(), StoreError>;
+    /// publish, which has no ingress before the queue, or a server API publish retried with its
+    /// `id` — gets the position it got the first time. True when this call placed it, false when
+    /// it had been placed before (for as long as the channel's stream lives,
+    /// [`HistorySettings::stream_lifetime`]).
+    async fn append_once(&self, envelope: &mut Envelope) -> Result<bool, StoreError>;
 
     /// The kept messages of `range`, with the channel's stream (started if it has none, so that the
     /// epoch read is the one its first messages will carry) — no more of them than `budget` bytes

@@ -98,6 +98,10 @@ impl Closer for ApiGatewayPoster {
             other => other,
         }
     }
+
+    async fn say(&self, connection: &ConnectionId, frame: Bytes) -> Result<(), PostError> {
+        self.post(connection, frame).await
+    }
 }
 
 #[async_trait]

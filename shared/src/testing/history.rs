@@ -25,7 +25,7 @@ impl History for BrokenHistory {
         Err(down())
     }
 
-    async fn append_once(&self, _: &mut Envelope) -> Result<(), StoreError> {
+    async fn append_once(&self, _: &mut Envelope) -> Result<bool, StoreError> {
         Err(down())
     }
 
