@@ -130,6 +130,24 @@
  */
 
 /**
+ * The `disconnect` event: the app's backend is closing this connection (the server API's
+ * `disconnect`), with its code (4000 to 4999) and reason; unless `reconnect`, the client then closes
+ * for good, as after `close()`. The `disconnected` event follows when the socket closes.
+ * @typedef {object} ServerDisconnect
+ * @property {number} code
+ * @property {string} reason
+ * @property {boolean} reconnect
+ */
+
+/**
+ * The `unsubscribed` event: the app's backend took this connection out of a channel (the server
+ * API's `unsubscribe`); nothing of it follows, and it is not subscribed again after a reconnect.
+ * @typedef {object} ServerUnsubscribe
+ * @property {string} channel
+ * @property {string} reason
+ */
+
+/**
  * Every event the client dispatches, by name: `addEventListener` types the listener's `event.detail`.
  * @typedef {object} ClientEventMap
  * @property {CustomEvent<StateChange>} state
@@ -141,6 +159,8 @@
  * @property {CustomEvent<ErrorDetail>} error
  * @property {CustomEvent<Resubscribed>} resubscribed
  * @property {CustomEvent<Disconnected>} disconnected
+ * @property {CustomEvent<ServerDisconnect>} disconnect
+ * @property {CustomEvent<ServerUnsubscribe>} unsubscribed
  * @property {CustomEvent<{text: string}>} text
  */
 

@@ -400,6 +400,24 @@ export class WebSocketClient extends EventTarget {
       }
       return;
     }
+    // The app's backend, through the server API: this connection is being closed, or taken out of
+    // a channel. Neither answers a request (they carry no `ref`).
+    if (message.type === "disconnect" && message.ref === undefined) {
+      const detail = { code: Number(message.code), reason: String(message.reason ?? ""), reconnect: message.reconnect === true };
+      this.#emit("disconnect", detail);
+      if (!detail.reconnect) {
+        // Told not to come back: closed for good, as close() does, rather than reconnecting into a ban.
+        this.close();
+      }
+      return;
+    }
+    if (message.type === "unsubscribed" && message.ref === undefined && typeof message.channel === "string") {
+      // Not subscribed again after a reconnect: the backend ended it.
+      this.channels.delete(message.channel);
+      this.watching.delete(message.channel);
+      this.#emit("unsubscribed", { channel: message.channel, reason: String(message.reason ?? "") });
+      return;
+    }
     if (this.#requests.settle(message)) {
       return;
     }

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, mock, test } from "node:test";
 import { RequestError, WebSocketClient } from "../websocket-client.js";
 import { FakeSocket, countTimers, message, settle, sockets } from "./fake.js";
 
-const EVENTS = ["state", "delivery", "recovered", "gap", "join", "leave", "error", "resubscribed", "disconnected"];
+const EVENTS = ["state", "delivery", "recovered", "gap", "join", "leave", "error", "resubscribed", "disconnected", "disconnect", "unsubscribed"];
 
 let timers;
 
@@ -228,4 +228,31 @@ test("close() stops every timer, fails what waits, and nothing happens after it"
   assert.ok(timers.live() >= 1, "a reconnect is armed");
   waiting.close();
   assert.equal(timers.live(), 0, "closed while waiting to reconnect");
+});
+
+test("the backend's unsubscribe forgets the channel across reconnects, and its disconnect without reconnect closes for good", async () => {
+  mock.method(Math, "random", () => 0);
+  const { c, of } = client();
+  const socket = await connected(c);
+  await subscribed(c, socket, "news");
+  await subscribed(c, socket, "chat/general");
+  socket.receive({ type: "unsubscribed", channel: "chat/general", reason: "muted" });
+  assert.deepEqual(of("unsubscribed"), [{ channel: "chat/general", reason: "muted" }]);
+  assert.deepEqual([...c.channels], ["news"]);
+  socket.drop();
+  await tick(0);
+  sockets[1].open();
+  assert.deepEqual(sockets[1].requests().filter((r) => r.action === "subscribe").map((r) => r.channel), ["news"], "chat/general is not subscribed again");
+
+  sockets[1].receive({ type: "disconnect", code: 4000, reason: "redeploy", reconnect: true });
+  assert.deepEqual(of("disconnect").at(-1), { code: 4000, reason: "redeploy", reconnect: true });
+  sockets[1].drop();
+  await tick(0);
+  assert.equal(sockets.length, 3, "told it may come back: it reconnects");
+  sockets[2].open();
+  sockets[2].receive({ type: "disconnect", code: 4003, reason: "banned", reconnect: false });
+  assert.deepEqual(of("disconnect").at(-1), { code: 4003, reason: "banned", reconnect: false });
+  assert.equal(of("state").at(-1).state, "closed");
+  await tick(3_600_000);
+  assert.equal(sockets.length, 3, "told not to come back: no reconnect");
 });

@@ -202,6 +202,24 @@ export type Disconnected = {
     reason: string;
 };
 /**
+ * The `disconnect` event: the app's backend is closing this connection (the server API's
+ * `disconnect`), with its code (4000 to 4999) and reason; unless `reconnect`, the client then closes
+ * for good, as after `close()`. The `disconnected` event follows when the socket closes.
+ */
+export type ServerDisconnect = {
+    code: number;
+    reason: string;
+    reconnect: boolean;
+};
+/**
+ * The `unsubscribed` event: the app's backend took this connection out of a channel (the server
+ * API's `unsubscribe`); nothing of it follows, and it is not subscribed again after a reconnect.
+ */
+export type ServerUnsubscribe = {
+    channel: string;
+    reason: string;
+};
+/**
  * Every event the client dispatches, by name: `addEventListener` types the listener's `event.detail`.
  */
 export type ClientEventMap = {
@@ -214,6 +232,8 @@ export type ClientEventMap = {
     error: CustomEvent<ErrorDetail>;
     resubscribed: CustomEvent<Resubscribed>;
     disconnected: CustomEvent<Disconnected>;
+    disconnect: CustomEvent<ServerDisconnect>;
+    unsubscribed: CustomEvent<ServerUnsubscribe>;
     text: CustomEvent<{
         text: string;
     }>;
