@@ -5,7 +5,7 @@
 //! duplicates, [`report`] says what happened ([`chart`] draws it), [`frame_check`] holds every frame to the
 //! protocol when a test asks, and [`baseline`] is the floor: a WebSocket broadcast
 //! server with none of API Gateway's semantics. [`simulate`] runs the worker at sizes no machine's
-//! sockets allow, under a paused clock.
+//! sockets allow, under a paused clock. [`server_api`] measures the server API (`bench_server_api`).
 
 pub mod baseline;
 pub mod chart;
@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod presence;
 pub mod recovery;
 pub mod report;
+pub mod server_api;
 pub mod simulate;
 pub mod stamp;
 pub mod swarm;

@@ -254,6 +254,7 @@ impl Gateway {
             registry: Registry::default(),
             ingress: wrap(Arc::new(ingress)),
             authorizer: settings_authorizer,
+            server_authorizations: crate::authorizations::AuthorizerCache::default(),
             local_addr,
             shutdown: CancellationToken::new(),
             connections: TaskTracker::new(),

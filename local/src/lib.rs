@@ -17,6 +17,8 @@
 //!   error answers, a body read within a size and a time).
 //! - [`integration`], [`routing`], [`ids`]: the exact JSON API Gateway sends its integration, and how
 //!   it routes.
+//! - [`server_api`]: the server API's routes as the stack's HTTP API serves them, behind [`sigv4`] or
+//!   the authorizer (its answers kept in [`authorizations`]); [`signing`] signs a backend's calls to it.
 //! - [`sqs`]: SQS's `SendMessage` for the in-process queue, for backends that publish.
 //! - [`function`]: Lambda functions as JSON in, JSON out; [`esm`] the SQS event source mapping;
 //!   [`async_invoke`] Lambda's queue of asynchronous invocations, for event hooks.
@@ -26,6 +28,7 @@
 //! - [`devtools`]: not AWS APIs: the demo page, its client, development tokens and `/_local/stats`.
 
 pub mod async_invoke;
+pub mod authorizations;
 pub mod authorize;
 pub mod connection;
 pub mod devtools;
@@ -45,6 +48,7 @@ pub mod routing;
 pub mod serve;
 pub mod server_api;
 pub mod settings;
+pub mod signing;
 pub mod sigv4;
 pub mod sqs;
 pub mod state;

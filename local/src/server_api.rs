@@ -3,7 +3,9 @@
 //! for `execute-api`, checked as for `@connections`). Both hand the ingress the same payload format
 //! 2.0 event AWS would (`integration::HttpRequest`), and answer with what it returns; what API
 //! Gateway refuses itself is refused here the same way, before the function: 401 without a token,
-//! 403 for a token the authorizer does not allow or a bad signature, 413 past 10 MB.
+//! 403 for a token the authorizer does not allow or a bad signature, 413 past 10 MB. The
+//! authorizer's answer is cached by token for the template's `AuthorizerResultTtlInSeconds`, as API
+//! Gateway caches it: a token's answer stands for five minutes, whatever happens to the token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use crate::exchange::{Unread, aws_error, closing, read_body};
-use crate::function::{self, FunctionError};
+use crate::function;
 use crate::integration::HttpRequest;
 use crate::state::AppState;
 
@@ -30,7 +32,6 @@ const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 const INGRESS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The authorizer function's.
 const AUTHORIZER_TIMEOUT: Duration = Duration::from_secs(5);
-
 fn message(status: StatusCode, text: &str) -> Response {
     let mut response = (status, json!({ "message": text }).to_string()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -122,26 +123,31 @@ async fn serve(state: &AppState, peer: SocketAddr, method: &str, request: Reques
             );
             return message(StatusCode::UNAUTHORIZED, "Unauthorized");
         };
-        let event = request.authorizer_event(api, identity, now_ms);
-        match function::call::<_, Value>(authorizer.as_ref(), &event, AUTHORIZER_TIMEOUT).await {
-            Ok(answer) if answer["isAuthorized"] == json!(true) => {
-                json!({ "lambda": answer.get("context").cloned().unwrap_or_else(|| json!({})) })
+        let allowed = match state.server_authorizations.get(identity) {
+            Some(answer) => answer,
+            None => {
+                let event = request.authorizer_event(api, identity, now_ms);
+                let answer =
+                    match function::call::<_, Value>(authorizer.as_ref(), &event, AUTHORIZER_TIMEOUT).await {
+                        Ok(answer) if answer["isAuthorized"] == json!(true) => {
+                            Some(answer.get("context").cloned().unwrap_or_else(|| json!({})))
+                        }
+                        Ok(answer) if answer["isAuthorized"] == json!(false) => None,
+                        // A failure is not cached: the next call asks again.
+                        Ok(_) | Err(_) => {
+                            tracing::error!(
+                                "the server API's authorizer failed, or answered what API Gateway cannot use"
+                            );
+                            return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+                        }
+                    };
+                state.server_authorizations.put(identity, answer.clone());
+                answer
             }
-            Ok(answer) if answer["isAuthorized"] == json!(false) => {
-                return message(StatusCode::FORBIDDEN, "Forbidden");
-            }
-            Ok(_)
-            | Err(
-                FunctionError::Handler(_)
-                | FunctionError::Deserialize(_)
-                | FunctionError::Panicked
-                | FunctionError::TimedOut,
-            ) => {
-                tracing::error!(
-                    "the server API's authorizer failed, or answered what API Gateway cannot use"
-                );
-                return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
-            }
+        };
+        match allowed {
+            Some(context) => json!({ "lambda": context }),
+            None => return message(StatusCode::FORBIDDEN, "Forbidden"),
         }
     };
     let event = request.event(api, authorizer, &body, now_ms);

@@ -24,8 +24,10 @@ pub struct AppState {
     pub selector: RouteSelector,
     pub registry: Registry,
     pub ingress: Arc<dyn Function>,
-    /// The `$connect` route's authorizer, when there is one.
+    /// The `$connect` route's authorizer, when there is one (the server API's too).
     pub authorizer: Option<Arc<dyn Function>>,
+    /// The server API authorizer's answers, by token, as API Gateway caches them.
+    pub server_authorizations: crate::authorizations::AuthorizerCache,
     /// The stage throttle's bucket, shared by every connection as API Gateway's is.
     pub throttle: Option<governor::DefaultDirectRateLimiter>,
     /// The account's bucket of new connections.

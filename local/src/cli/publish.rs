@@ -109,7 +109,7 @@ pub async fn run(args: &PublishArgs) -> anyhow::Result<serde_json::Value> {
                     args.region.clone(),
                 ),
             };
-            sign(&mut request, credentials, &region)?;
+            local::signing::sign(&mut request, credentials, &region)?;
         }
     }
     let response = client.execute(request).await.with_context(|| format!("POST {url}"))?;
@@ -121,44 +121,6 @@ pub async fn run(args: &PublishArgs) -> anyhow::Result<serde_json::Value> {
     let answer: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("the answer is not JSON: {text}"))?;
     answer["published"].get(0).cloned().with_context(|| format!("the answer names no message: {text}"))
-}
-
-/// Signs `request` with SigV4 for `execute-api`, as the AWS SDKs do.
-fn sign(
-    request: &mut reqwest::Request,
-    credentials: aws_credential_types::Credentials,
-    region: &str,
-) -> anyhow::Result<()> {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    use aws_sigv4::sign::v4;
-    let identity = credentials.into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("execute-api")
-        .time(std::time::SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()?
-        .into();
-    let body = request.body().and_then(reqwest::Body::as_bytes).unwrap_or_default().to_vec();
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
-        .collect();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        request.url().as_str(),
-        headers.iter().map(|(name, value)| (name.as_str(), value.as_str())),
-        SignableBody::Bytes(&body),
-    )?;
-    let (instructions, _) = sign(signable, &params)?.into_parts();
-    for (name, value) in instructions.headers() {
-        request
-            .headers_mut()
-            .insert(reqwest::header::HeaderName::from_bytes(name.as_bytes())?, value.parse()?);
-    }
-    Ok(())
 }
 
 #[cfg(test)]
