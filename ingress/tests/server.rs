@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use ingress::server::ServerError;
 use ingress::{Event, Ingress, Ports, Response};
 use serde_json::{Value, json};
 use shared::History;
@@ -143,9 +144,37 @@ async fn the_documents_error_table_lists_every_code_the_server_api_answers_with(
         .take_while(|line| !line.starts_with("## "))
         .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
         .collect();
-    assert_eq!(table, ingress::server::ServerError::CODES, "docs/server-api.md's table, in its order");
-    let methods: Vec<&str> = ingress::server::METHODS.iter().map(|(name, _)| *name).collect();
-    for method in methods {
+    assert_eq!(table, ServerError::CODES, "docs/server-api.md's table, in its order");
+    let mut methods: Vec<&str> = ingress::server::METHODS.iter().map(|(name, _)| *name).collect();
+    for method in &methods {
         assert!(doc.contains(&format!("### `{method}`")), "docs/server-api.md has no section for {method}");
+    }
+    // docs/openapi.yaml: a path for every method, its own codes first, then the protocol's it shares.
+    let contract = testkit::server_contract::server_contract();
+    methods.sort_unstable();
+    assert_eq!(contract.methods(), methods, "docs/openapi.yaml's paths");
+    let codes = contract.error_codes();
+    assert_eq!(
+        codes[..ServerError::CODES.len()],
+        ServerError::CODES.map(str::to_owned),
+        "docs/openapi.yaml's ErrorCode"
+    );
+    let shared: Vec<&str> = doc
+        .lines()
+        .skip_while(|line| !line.starts_with("and, as the WebSocket protocol's:"))
+        .take_while(|line| !line.starts_with("[protocol.md]") && !line.is_empty())
+        .flat_map(|line| line.split('`').skip(1).step_by(2))
+        .filter(|word| word.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        .collect();
+    assert_eq!(
+        codes[ServerError::CODES.len()..],
+        shared.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>(),
+        "the codes shared with the protocol"
+    );
+    for code in &shared {
+        assert!(
+            shared::error::ErrorCode::ALL.iter().any(|known| known.as_str() == *code),
+            "{code} is no protocol code"
+        );
     }
 }

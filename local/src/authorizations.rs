@@ -37,3 +37,36 @@ impl AuthorizerCache {
         answers.insert(identity.to_owned(), (answer, tokio::time::Instant::now() + AUTHORIZER_CACHE_TTL));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_stands_for_its_ttl_by_token_and_then_the_authorizer_is_asked_again() {
+        let cache = AuthorizerCache::default();
+        assert_eq!(cache.get("Bearer a"), None, "never asked");
+        cache.put("Bearer a", Some(json!({"sub": "backend", "server": true})));
+        cache.put("Bearer b", None);
+        tokio::time::advance(AUTHORIZER_CACHE_TTL - Duration::from_secs(1)).await;
+        assert_eq!(cache.get("Bearer a"), Some(Some(json!({"sub": "backend", "server": true}))));
+        assert_eq!(cache.get("Bearer b"), Some(None), "a refusal is kept too");
+        assert_eq!(cache.get("Bearer c"), None, "another token is its own");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(cache.get("Bearer a"), None, "past its TTL");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_cache_drops_what_expired_and_then_everything_rather_than_grow() {
+        let cache = AuthorizerCache::default();
+        for n in 0..AUTHORIZER_CACHE_ENTRIES {
+            cache.put(&format!("Bearer {n}"), None);
+        }
+        cache.put("Bearer new", None);
+        assert_eq!(shared::sync::lock(&cache.answers).len(), 1, "nothing had expired: all went");
+        tokio::time::advance(AUTHORIZER_CACHE_TTL).await;
+        assert_eq!(cache.get("Bearer new"), None);
+    }
+}

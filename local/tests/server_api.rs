@@ -49,7 +49,9 @@ async fn call_raw(gateway: &TestGateway, method: &str, body: String, bearer: Opt
     let response = request.send().await.expect("an answer");
     let status = response.status().as_u16();
     let text = response.text().await.expect("a body");
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| json!({ "text": text })))
+    let answer: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("a JSON answer: {text}"));
+    testkit::server_contract::check_answer(method, status, &answer);
+    (status, answer)
 }
 
 async fn connect_as(gateway: &TestGateway, sub: &str) -> (Client, String) {
@@ -117,6 +119,7 @@ async fn a_signed_batch_publishes_each_message_to_each_of_its_channels_in_order(
     let response = signed(request).await;
     assert_eq!(response.status(), 200);
     let answer: Value = serde_json::from_str(&response.text().await.expect("a body")).expect("json");
+    testkit::server_contract::check_answer("publish", 200, &answer);
     let published: Vec<(String, u64)> = answer["published"]
         .as_array()
         .expect("a list")
@@ -399,4 +402,15 @@ async fn unsubscribe_takes_a_user_out_of_a_channel_on_every_connection_and_tells
         assert_eq!(next_json(client).await["data"], "still", "the other subscription stays");
         assert_silent(client, Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn a_gateway_that_verifies_no_tokens_refuses_every_bearer_call_and_serves_signed_ones() {
+    let gateway = TestGateway::start(Settings { stage_throttle: None, ..Settings::default() }).await;
+    let body = json!({"channel": "news", "data": 1}).to_string();
+    let (status, answer) = call_raw(&gateway, "publish", body.clone(), Some(&token("backend", true))).await;
+    assert_eq!((status, answer["message"].as_str()), (401, Some("Unauthorized")), "no authorizer to ask");
+    let request = reqwest::Client::new().post(format!("{}/iam/api/publish", gateway.http_url)).body(body);
+    let response = signed(request).await;
+    assert_eq!(response.status(), 200);
 }

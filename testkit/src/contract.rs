@@ -137,7 +137,7 @@ fn kind_of_frame(frame: &Value) -> Option<String> {
 }
 
 /// A YAML document as the JSON it stands for.
-fn to_json(yaml: &Yaml) -> Value {
+pub(crate) fn to_json(yaml: &Yaml) -> Value {
     match yaml {
         Yaml::Hash(hash) => Value::Object(
             hash.iter()

@@ -4,7 +4,8 @@
 //! environment Lambda gives every function, [`invoke_api`] Lambda's Invoke API serving functions a
 //! test writes (the hooks'). [`moto_endpoint`] and [`unique_name`] serve every test
 //! that runs against moto_server. [`contract`] is the protocol's contract (`docs/asyncapi.yaml`), which
-//! the end-to-end tests hold every frame to.
+//! the end-to-end tests hold every frame to; [`server_contract`] the server API's (`docs/openapi.yaml`),
+//! which they hold every answer to.
 
 pub mod bootstrap;
 pub mod connections;
@@ -14,6 +15,7 @@ mod lambda_env;
 mod moto;
 pub mod runtime_api;
 mod server;
+pub mod server_contract;
 
 pub use bootstrap::Bootstrap;
 pub use connections::RecordingConnections;
