@@ -283,7 +283,7 @@ async fn write(
     loop {
         let outgoing = tokio::select! {
             biased;
-            close = &mut stop => return finish(sink, close.ok().flatten()).await,
+            close = &mut stop => return finish(sink, outbound, close.ok().flatten()).await,
             outgoing = outbound.recv() => match outgoing {
                 Some(outgoing) => outgoing,
                 None => return,
@@ -291,7 +291,7 @@ async fn write(
         };
         tokio::select! {
             biased;
-            close = &mut stop => return finish(sink, close.ok().flatten()).await,
+            close = &mut stop => return finish(sink, outbound, close.ok().flatten()).await,
             sent = sink.send(outgoing.message) => {
                 if sent.is_err() {
                     return;
@@ -302,8 +302,18 @@ async fn write(
     }
 }
 
-async fn finish(mut sink: SplitSink<WebSocket, Message>, close: Option<CloseFrame>) {
+/// Sends what `@connections` already accepted, then the close frame, within [`CLOSE_GRACE`]: a post
+/// answered 200 is on its way to the client, and a `DELETE` right after it — the server API's
+/// `disconnect`, telling the client why before closing it — closes after it, not over it.
+async fn finish(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbound: UnboundedReceiver<Outgoing>,
+    close: Option<CloseFrame>,
+) {
     let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Ok(outgoing) = outbound.try_recv() {
+            sink.send(outgoing.message).await?;
+        }
         if let Some(frame) = close {
             sink.send(Message::Close(Some(frame))).await?;
         }

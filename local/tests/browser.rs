@@ -465,3 +465,59 @@ async fn one_tab_sees_another_join_and_leave_a_channel_with_its_name_in_the_memb
         alice.eval("JSON.stringify(wsDemo.errors)").await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium: scripts/test installs it and runs the ignored tests"]
+async fn a_tab_the_backend_unsubscribes_forgets_the_channel_and_one_it_bans_stays_closed() {
+    let secret = "browser-test-secret-browser-test-secret";
+    let settings = Settings {
+        authorizer: Some(std::sync::Arc::new(authorizer::Authorizer::new(
+            authorizer::Verifier::secret(secret.as_bytes(), None, None).expect("secret"),
+        ))),
+        dev_tokens: Some(local::settings::DevTokens {
+            secret: secret.into(),
+            issuer: None,
+            audience: None,
+            exposed: false,
+        }),
+        ..Settings::default()
+    };
+    let gateway = TestGateway::start(settings).await;
+    let browser = Browser::launch().await;
+    let page = browser.open(&format!("{}/", gateway.http_url)).await;
+    page.eval("document.getElementById('user').value = 'mallory'; document.getElementById('dev-token').click(); true").await;
+    page.wait_for("the development token", "document.getElementById('token').value.length > 0").await;
+    page.eval("wsDemo.connect(); true").await;
+    page.wait_for("the connection", "wsDemo.client.state === 'open'").await;
+    page.eval("window.told = []; for (const t of ['unsubscribed', 'disconnect']) wsDemo.client.addEventListener(t, (e) => told.push([t, e.detail])); true").await;
+    for channel in ["room/1", "room/2"] {
+        assert_eq!(
+            page.eval(&format!("wsDemo.client.subscribe('{channel}').then(a => a.channel)")).await,
+            channel
+        );
+    }
+
+    let server = |method: &str, body: Value| {
+        let request = reqwest::Client::new()
+            .post(format!("{}/iam/api/{method}", gateway.http_url))
+            .body(body.to_string());
+        async move { signed(request).await }
+    };
+    let unsubscribed =
+        server("unsubscribe", json!({"user": "mallory", "channel": "room/1", "reason": "muted"})).await;
+    assert_eq!(unsubscribed.status(), 200);
+    page.wait_for("the backend's unsubscribe", "told.length === 1").await;
+    assert_eq!(page.eval("told[0]").await, json!(["unsubscribed", {"channel": "room/1", "reason": "muted"}]));
+    assert_eq!(page.eval("[...wsDemo.client.channels].join()").await, "room/2", "room/1 forgotten");
+
+    let banned = server("disconnect", json!({"user": "mallory", "code": 4003, "reason": "banned"})).await;
+    assert_eq!(banned.status(), 200, "{:?}", banned.text().await);
+    page.wait_for("the backend's disconnect", "told.length === 2 && wsDemo.client.state === 'closed'").await;
+    assert_eq!(
+        page.eval("told[1]").await,
+        json!(["disconnect", {"code": 4003, "reason": "banned", "reconnect": false}])
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(page.eval("wsDemo.client.state").await, "closed", "no reconnect into a ban");
+    assert!(gateway.store.ids().is_empty(), "no connection left: {:?}", gateway.store.ids());
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use authorizer::token::{DevClaims, mint};
 use authorizer::{Authorizer, Verifier};
+use futures::StreamExt;
 use local::Settings;
 use serde_json::{Value, json};
 use support::*;
@@ -413,4 +414,34 @@ async fn a_gateway_that_verifies_no_tokens_refuses_every_bearer_call_and_serves_
     let request = reqwest::Client::new().post(format!("{}/iam/api/publish", gateway.http_url)).body(body);
     let response = signed(request).await;
     assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn frames_posted_just_before_a_delete_arrive_before_the_close() {
+    let gateway = gateway().await;
+    let http = reqwest::Client::new();
+    let (mut client, id) = connect_as(&gateway, "alice").await;
+    let url = format!("{}/@connections/{id}", gateway.http_url);
+    // Ten of 64 KB: the writer is still sending when the DELETE comes.
+    let frames: Vec<Value> = (0..10)
+        .map(|n| json!({"type": "disconnect", "code": 4000 + n, "reason": "r", "reconnect": false, "pad": "x".repeat(64 * 1024)}))
+        .collect();
+    for frame in &frames {
+        assert_eq!(signed(http.post(&url).body(frame.to_string())).await.status(), 200);
+    }
+    assert_eq!(signed(http.delete(&url)).await.status(), 204);
+    for frame in &frames {
+        let got: Value = loop {
+            match tokio::time::timeout(PATIENCE, client.next()).await.expect("a frame in time") {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                    break serde_json::from_str(&text).expect("json");
+                }
+                other => {
+                    panic!("{} frames posted with 200 were not delivered before {other:?}", frames.len())
+                }
+            }
+        };
+        assert_eq!(got["code"], frame["code"], "in the order posted");
+    }
+    next_close(&mut client).await;
 }
