@@ -431,15 +431,11 @@ async fn frames_posted_just_before_a_delete_arrive_before_the_close() {
     }
     assert_eq!(signed(http.delete(&url)).await.status(), 204);
     for frame in &frames {
-        let got: Value = loop {
-            match tokio::time::timeout(PATIENCE, client.next()).await.expect("a frame in time") {
-                Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
-                    break serde_json::from_str(&text).expect("json");
-                }
-                other => {
-                    panic!("{} frames posted with 200 were not delivered before {other:?}", frames.len())
-                }
+        let got: Value = match tokio::time::timeout(PATIENCE, client.next()).await.expect("a frame in time") {
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Text(text))) => {
+                serde_json::from_str(&text).expect("json")
             }
+            other => panic!("{} frames posted with 200 were not delivered before {other:?}", frames.len()),
         };
         assert_eq!(got["code"], frame["code"], "in the order posted");
     }
