@@ -389,7 +389,7 @@ fn banner(args: &ServeArgs, gateway: &Gateway) {
     );
     let http = gateway.ws_url().replacen("ws://", "http://", 1);
     let bearer = if args.jwt_secret.is_some() || args.jwks.is_some() {
-        "a token with the server scope (local token --server)"
+        "a token with the server scope: local token --server"
     } else {
         "no tokens without --jwt-secret"
     };
