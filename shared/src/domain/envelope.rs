@@ -95,31 +95,26 @@ impl Envelope {
     /// Builds the broadcast envelope, refusing one whose frame would pass API Gateway's 128 KB limit:
     /// better to tell the sender now than to have every `@connections` call fail later.
     pub fn broadcast(from: ConnectionId, sent_at: i64, data: Box<RawValue>) -> Result<Self, InputError> {
-        Self {
-            kind: EnvelopeKind::Broadcast,
-            channel: None,
-            id: MessageId::random(),
-            offset: None,
-            epoch: None,
-            from: Some(from),
-            connection: None,
-            user: None,
-            info: None,
-            sent_at,
-            data: Some(data),
-        }
-        .within_limit()
+        Self::broadcast_from(Some(from), sent_at, data)
     }
 
     /// A broadcast the app's backend sends (the server API's): from no connection.
     pub fn backend_broadcast(sent_at: i64, data: Box<RawValue>) -> Result<Self, InputError> {
+        Self::broadcast_from(None, sent_at, data)
+    }
+
+    fn broadcast_from(
+        from: Option<ConnectionId>,
+        sent_at: i64,
+        data: Box<RawValue>,
+    ) -> Result<Self, InputError> {
         Self {
             kind: EnvelopeKind::Broadcast,
             channel: None,
             id: MessageId::random(),
             offset: None,
             epoch: None,
-            from: None,
+            from,
             connection: None,
             user: None,
             info: None,
