@@ -8,14 +8,25 @@ pub fn sign(
     credentials: aws_credential_types::Credentials,
     region: &str,
 ) -> anyhow::Result<()> {
+    sign_for(request, crate::sigv4::SERVICE, credentials, region, std::time::SystemTime::now())
+}
+
+/// The same for `service` at `at`: what the tests sign SQS calls and calls from another time with.
+pub fn sign_for(
+    request: &mut reqwest::Request,
+    service: &str,
+    credentials: aws_credential_types::Credentials,
+    region: &str,
+    at: std::time::SystemTime,
+) -> anyhow::Result<()> {
     use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use aws_sigv4::sign::v4;
     let identity = credentials.into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
-        .name(crate::sigv4::SERVICE)
-        .time(std::time::SystemTime::now())
+        .name(service)
+        .time(at)
         .settings(SigningSettings::default())
         .build()?
         .into();

@@ -272,36 +272,7 @@ pub fn sign_for(
     credentials: aws_credential_types::Credentials,
     at: std::time::SystemTime,
 ) -> reqwest::Request {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
-    use aws_sigv4::sign::v4;
-    let identity = credentials.into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name(service)
-        .time(at)
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let body = request.body().and_then(reqwest::Body::as_bytes).unwrap_or_default().to_vec();
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), value.to_str().unwrap().to_owned()))
-        .collect();
-    let signable = SignableRequest::new(
-        request.method().as_str(),
-        request.url().as_str(),
-        headers.iter().map(|(name, value)| (name.as_str(), value.as_str())),
-        SignableBody::Bytes(&body),
-    )
-    .unwrap();
-    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
-    for (name, value) in instructions.headers() {
-        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap();
-        request.headers_mut().insert(name, value.parse().unwrap());
-    }
+    local::signing::sign_for(&mut request, service, credentials, "us-east-1", at).unwrap();
     request
 }
 
