@@ -23,7 +23,7 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::stream::SplitSink;
+use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use shared::clock::epoch_ms;
@@ -259,6 +259,7 @@ async fn serve(
     };
     // Out of the registry first: from here on `@connections` answers 410, as API Gateway does.
     state.registry.remove(&info.id);
+    let ours = close.is_some();
     if !writer.is_finished() {
         let _ = stop.send(close);
         // The writer gives up after `CLOSE_GRACE`; this bound only guards against a writer bug.
@@ -266,10 +267,29 @@ async fn serve(
             writer.abort();
         }
     }
-    drop(stream);
-    if disconnect(&state, info, code, &reason).await && by_shutdown {
+    let (_, disconnected) = tokio::join!(drain(stream, ours), disconnect(&state, info, code, &reason));
+    if disconnected && by_shutdown {
         state.shutdown_report.disconnects.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// After a close frame of ours, reads and drops what the client sent until its own close frame
+/// arrives, as RFC 6455's closing handshake has a server do, for at most [`CLOSE_GRACE`]. Dropping
+/// a socket with unread bytes in it makes the kernel answer with a reset, and a client that was
+/// still sending — a flood being closed — then lost our close frame to that reset (`quotas.rs`,
+/// 6 runs in 40 two at a time before this).
+async fn drain(mut stream: SplitStream<WebSocket>, ours: bool) {
+    if !ours {
+        return;
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Writes the outbox to the socket until told to close, then sends the close frame — or, for a
