@@ -10,8 +10,8 @@ use aws_lambda_events::apigw::{
     ApiGatewayV2CustomAuthorizerV2Request,
 };
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::value::RawValue;
 use shared::identity::{SERVER_KEY, SUB_KEY};
+use shared::lambda::ByVersion;
 
 use crate::handler::{Authorizer, AuthorizerError, AuthorizerResponse};
 use crate::verify::Refused;
@@ -31,22 +31,12 @@ pub enum Answer {
     Server(ApiGatewayV2CustomAuthorizerSimpleResponse),
 }
 
-#[derive(Deserialize)]
-struct Peek {
-    version: Option<String>,
-}
-
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let raw = Box::<RawValue>::deserialize(deserializer)?;
-        let peek: Peek = serde_json::from_str(raw.get()).map_err(D::Error::custom)?;
-        // Only the HTTP API's payload format 2.0 says its version; a WebSocket REQUEST event does not.
-        if peek.version.as_deref() == Some("2.0") {
-            serde_json::from_str(raw.get()).map(|e| Self::Server(Box::new(e))).map_err(D::Error::custom)
-        } else {
-            serde_json::from_str(raw.get()).map(|e| Self::Connect(Box::new(e))).map_err(D::Error::custom)
-        }
+        Ok(match ByVersion::deserialize(deserializer)? {
+            ByVersion::V2(request) => Self::Server(Box::new(request)),
+            ByVersion::Other(request) => Self::Connect(Box::new(request)),
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use aws_lambda_events::apigw::{
     ApiGatewayWebsocketProxyRequest,
 };
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::value::RawValue;
+use shared::lambda::ByVersion;
 
 /// One invocation's event.
 #[derive(Debug)]
@@ -26,30 +26,12 @@ pub enum Response {
     Http(ApiGatewayV2httpResponse),
 }
 
-/// Enough of an event to tell which it is: only an HTTP API request has `requestContext.http`.
-#[derive(Deserialize)]
-struct Peek {
-    #[serde(rename = "requestContext")]
-    context: Option<PeekContext>,
-}
-
-#[derive(Deserialize)]
-struct PeekContext {
-    http: Option<serde::de::IgnoredAny>,
-}
-
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let raw = Box::<RawValue>::deserialize(deserializer)?;
-        let peek: Peek = serde_json::from_str(raw.get()).map_err(D::Error::custom)?;
-        if peek.context.is_some_and(|context| context.http.is_some()) {
-            serde_json::from_str(raw.get()).map(|event| Self::Http(Box::new(event))).map_err(D::Error::custom)
-        } else {
-            serde_json::from_str(raw.get())
-                .map(|event| Self::WebSocket(Box::new(event)))
-                .map_err(D::Error::custom)
-        }
+        Ok(match ByVersion::deserialize(deserializer)? {
+            ByVersion::V2(request) => Self::Http(Box::new(request)),
+            ByVersion::Other(event) => Self::WebSocket(Box::new(event)),
+        })
     }
 }
 

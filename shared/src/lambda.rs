@@ -1,5 +1,6 @@
 //! What every Lambda bootstrap does once per cold start before the runtime loop: logging, the SDK
-//! configuration, and telling Lambda why the start failed when it does.
+//! configuration, and telling Lambda why the start failed when it does; and, for a function that
+//! two APIs invoke, telling their events apart ([`ByVersion`]).
 //!
 //! Both are built here from the environment Lambda gives every function, rather than through
 //! `lambda_runtime`'s default subscriber and `aws_config::load_defaults`. The default subscriber
@@ -154,6 +155,40 @@ pub fn deadline(deadline_epoch_ms: u64) -> tokio::time::Instant {
     tokio::time::Instant::now() + std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
 }
 
+/// An event of either kind a function invoked by both an HTTP API and the WebSocket API gets (the
+/// ingress: a server API request or a route's event; the authorizer: a server API call or a
+/// `$connect`), told apart by the one field only payload format 2.0 carries: `"version":"2.0"`.
+/// The event is read once as raw JSON, peeked at, then parsed as the kind it is, so a malformed
+/// event of either kind is reported with that kind's own error.
+#[derive(Debug)]
+pub enum ByVersion<V2, Other> {
+    /// Payload format 2.0: an HTTP API request or an HTTP API authorizer's event.
+    V2(V2),
+    /// Anything else: the WebSocket API's events say no version.
+    Other(Other),
+}
+
+impl<'de, V2: serde::de::DeserializeOwned, Other: serde::de::DeserializeOwned> serde::Deserialize<'de>
+    for ByVersion<V2, Other>
+{
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(serde::Deserialize)]
+        struct Peek<'a> {
+            #[serde(borrow)]
+            version: Option<std::borrow::Cow<'a, str>>,
+        }
+        let raw = Box::<serde_json::value::RawValue>::deserialize(deserializer)?;
+        // What is not an object with a string `version` is not 2.0, and fails below as the other kind.
+        let peek = serde_json::from_str::<Peek<'_>>(raw.get());
+        if peek.is_ok_and(|peek| peek.version.as_deref() == Some("2.0")) {
+            serde_json::from_str(raw.get()).map(Self::V2).map_err(D::Error::custom)
+        } else {
+            serde_json::from_str(raw.get()).map(Self::Other).map_err(D::Error::custom)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,6 +205,23 @@ mod tests {
         assert_eq!(log_level(env(&[("RUST_LOG", "warn")])), LevelFilter::WARN);
         assert_eq!(log_level(env(&[])), LevelFilter::INFO);
         assert_eq!(log_level(env(&[("AWS_LAMBDA_LOG_LEVEL", "chatty")])), LevelFilter::INFO);
+    }
+
+    #[test]
+    fn an_event_is_parsed_as_payload_format_2_0_only_when_it_says_so() {
+        type Either = ByVersion<serde_json::Value, std::collections::BTreeMap<String, u8>>;
+        assert!(matches!(
+            serde_json::from_str::<Either>(r#"{"version":"2.0","a":"x"}"#),
+            Ok(ByVersion::V2(_))
+        ));
+        let other = serde_json::from_str::<Either>(r#"{"a":1,"b":2}"#);
+        assert!(matches!(other, Ok(ByVersion::Other(map)) if map.len() == 2));
+        // Another version, or none an object could have, is the other kind and fails as that kind.
+        for event in [r#"{"version":"1.0"}"#, r#"{"version":2.0}"#, "[1]", "not json"] {
+            assert!(serde_json::from_str::<Either>(event).is_err(), "{event}");
+        }
+        let err = serde_json::from_str::<Either>(r#"{"version":"1.0"}"#).expect_err("a string is no u8");
+        assert!(err.to_string().contains("expected u8"), "{err}");
     }
 
     fn endpoint_of(settings: &EnvSettings, service_id: &str) -> Option<String> {

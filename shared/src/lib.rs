@@ -13,7 +13,7 @@
 //!   events for the backend: in memory, EventBridge), [`queue`]
 //!   (jobs: in memory, SQS), [`quota`] (what one client may send a second: in memory), [`usage`] (the deliveries each sender's messages made this minute, for the fan-out ceiling: in memory, DynamoDB) and [`poster`] (`@connections`); [`namespaces`] is what each kind of channel keeps and who may publish to it, [`hooks`] the app's functions a namespace asks (AppSync Events' shapes, over Lambda's `Invoke`); [`aws`] is what the AWS adapters share. [`testing`] holds test doubles, behind the `testing` feature.
 //! - Around them: [`limits`] (API Gateway's), [`pacing`] (token buckets and the adaptive post rate),
-//!   [`config`] (reading a function's environment), [`lambda`] (what every bootstrap does),
+//!   [`environment`] (reading a function's environment), [`stack`] (what the template tells every function, and the AWS ports it makes), [`sync`] (locks that outlive a panic), [`lambda`] (what every bootstrap does),
 //!   [`metrics`] (CloudWatch's embedded metric format) and [`clock`].
 
 pub mod aws;
