@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use authorizer::token::{DevClaims, mint};
 use serde_json::{Value, json};
+use testkit::events::http_authorizer_event;
 use testkit::{Bootstrap, Invocation, RuntimeApi, lambda_env};
 
 const BOOTSTRAP: &str = env!("CARGO_BIN_EXE_authorizer");
@@ -89,19 +90,7 @@ async fn the_bootstrap_answers_the_server_apis_http_authorizer_events_too() {
     let api = RuntimeApi::start().await;
     let _bootstrap = Bootstrap::start(BOOTSTRAP, env(api.addr, ""));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs();
-    let event = |token: &str| {
-        let authorization = format!("Bearer {token}");
-        json!({
-            "version": "2.0",
-            "type": "REQUEST",
-            "routeArn": "arn:aws:execute-api:us-east-1:123456789012:api1234567/$default/POST/api/publish",
-            "identitySource": [authorization],
-            "routeKey": "POST /api/{method}",
-            "rawPath": "/api/publish",
-            "headers": {"authorization": authorization},
-            "requestContext": {"http": {"method": "POST", "path": "/api/publish"}, "timeEpoch": 1_796_601_600_000_i64},
-        })
-    };
+    let event = |token: &str| http_authorizer_event(&format!("Bearer {token}"));
     let server = DevClaims {
         sub: "backend".into(),
         scope: Some(shared::identity::SERVER_SCOPE.into()),

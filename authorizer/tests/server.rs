@@ -7,6 +7,7 @@ use authorizer::token::DevClaims;
 use authorizer::{Authorizer, Verifier};
 use serde_json::{Value, json};
 use shared::identity::SERVER_SCOPE;
+use testkit::events::http_authorizer_event;
 
 const SECRET: &[u8] = b"server-secret-server-secret-server!!";
 
@@ -27,35 +28,10 @@ fn token(extra: Value) -> String {
     .expect("a token")
 }
 
-fn http_event(authorization: &str) -> Value {
-    json!({
-        "version": "2.0",
-        "type": "REQUEST",
-        "routeArn": "arn:aws:execute-api:us-east-1:123456789012:api1234567/$default/POST/api/publish",
-        "identitySource": [authorization],
-        "routeKey": "POST /api/{method}",
-        "rawPath": "/api/publish",
-        "rawQueryString": "",
-        "headers": {"authorization": authorization, "content-type": "application/json"},
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "api1234567",
-            "domainName": "api1234567.execute-api.us-east-1.amazonaws.com",
-            "http": {"method": "POST", "path": "/api/publish", "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "curl/8.5.0"},
-            "requestId": "JKJaXmPLvHcESHA=",
-            "routeKey": "POST /api/{method}",
-            "stage": "$default",
-            "time": "07/Dec/2026:00:00:00 +0000",
-            "timeEpoch": 1_796_601_600_000_i64
-        },
-        "pathParameters": {"method": "publish"}
-    })
-}
-
 async fn answer(authorization: &str) -> Value {
     let authorizer = Authorizer::new(Verifier::secret(SECRET, None, None).expect("secret"));
     let event: Event =
-        serde_json::from_value(http_event(authorization)).expect("an HTTP API authorizer event");
+        serde_json::from_value(http_authorizer_event(authorization)).expect("an HTTP API authorizer event");
     assert!(matches!(event, Event::Server(_)), "told from a $connect event");
     let answer = authorizer.answer(event).await.expect("an answer");
     assert!(matches!(answer, Answer::Server(_)));

@@ -408,11 +408,11 @@ async fn a_client_back_from_a_drop_recovers_what_it_missed_in_order_fills_a_miss
     assert_frames_kept_to_the_contract(&alice).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Chromium: scripts/test installs it and runs the ignored tests"]
-async fn one_tab_sees_another_join_and_leave_a_channel_with_its_name_in_the_members_list() {
+/// A gateway that asks for tokens signed with the development secret and hands them out at
+/// `/_local/token`, as `cargo run -p local -- --jwt-secret …` does.
+fn with_tokens() -> Settings {
     let secret = "browser-test-secret-browser-test-secret";
-    let settings = Settings {
+    Settings {
         authorizer: Some(std::sync::Arc::new(authorizer::Authorizer::new(
             authorizer::Verifier::secret(secret.as_bytes(), None, None).expect("secret"),
         ))),
@@ -423,17 +423,30 @@ async fn one_tab_sees_another_join_and_leave_a_channel_with_its_name_in_the_memb
             exposed: false,
         }),
         ..Settings::default()
-    };
-    let gateway = TestGateway::start(settings).await;
+    }
+}
+
+/// Signs in on the demo page as a person would: a name, the development token button, connect.
+async fn sign_in(page: &Page, name: &str) {
+    page.eval(&format!(
+        "document.getElementById('user').value = '{name}'; document.getElementById('dev-token').click(); true"
+    ))
+    .await;
+    page.wait_for("the development token", "document.getElementById('token').value.length > 0").await;
+    page.eval("wsDemo.connect(); true").await;
+    page.wait_for("the connection", "wsDemo.client.state === 'open'").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Chromium: scripts/test installs it and runs the ignored tests"]
+async fn one_tab_sees_another_join_and_leave_a_channel_with_its_name_in_the_members_list() {
+    let gateway = TestGateway::start(with_tokens()).await;
     let browser = Browser::launch().await;
     let page_url = format!("{}/", gateway.http_url);
     let (alice, bob) = (browser.open(&page_url).await, browser.open(&page_url).await);
     // Each as a person would: a name, the development token button, connect, the channel, subscribe.
     for (page, name) in [(&alice, "alice"), (&bob, "bob")] {
-        page.eval(&format!("document.getElementById('user').value = '{name}'; document.getElementById('dev-token').click(); true")).await;
-        page.wait_for("the development token", "document.getElementById('token').value.length > 0").await;
-        page.eval("wsDemo.connect(); true").await;
-        page.wait_for("the connection", "wsDemo.client.state === 'open'").await;
+        sign_in(page, name).await;
         page.eval("document.getElementById('channel').value = 'room/1'; document.getElementById('subscribe').click(); true").await;
         page.wait_for(
             "its own membership",
@@ -469,26 +482,10 @@ async fn one_tab_sees_another_join_and_leave_a_channel_with_its_name_in_the_memb
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs Chromium: scripts/test installs it and runs the ignored tests"]
 async fn a_tab_the_backend_unsubscribes_forgets_the_channel_and_one_it_bans_stays_closed() {
-    let secret = "browser-test-secret-browser-test-secret";
-    let settings = Settings {
-        authorizer: Some(std::sync::Arc::new(authorizer::Authorizer::new(
-            authorizer::Verifier::secret(secret.as_bytes(), None, None).expect("secret"),
-        ))),
-        dev_tokens: Some(local::settings::DevTokens {
-            secret: secret.into(),
-            issuer: None,
-            audience: None,
-            exposed: false,
-        }),
-        ..Settings::default()
-    };
-    let gateway = TestGateway::start(settings).await;
+    let gateway = TestGateway::start(with_tokens()).await;
     let browser = Browser::launch().await;
     let page = browser.open(&format!("{}/", gateway.http_url)).await;
-    page.eval("document.getElementById('user').value = 'mallory'; document.getElementById('dev-token').click(); true").await;
-    page.wait_for("the development token", "document.getElementById('token').value.length > 0").await;
-    page.eval("wsDemo.connect(); true").await;
-    page.wait_for("the connection", "wsDemo.client.state === 'open'").await;
+    sign_in(&page, "mallory").await;
     page.eval("window.told = []; for (const t of ['unsubscribed', 'disconnect']) wsDemo.client.addEventListener(t, (e) => told.push([t, e.detail])); true").await;
     for channel in ["room/1", "room/2"] {
         assert_eq!(

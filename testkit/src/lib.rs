@@ -5,11 +5,12 @@
 //! test writes (the hooks'). [`moto_endpoint`] and [`unique_name`] serve every test
 //! that runs against moto_server. [`contract`] is the protocol's contract (`docs/asyncapi.yaml`), which
 //! the end-to-end tests hold every frame to; [`server_contract`] the server API's (`docs/openapi.yaml`),
-//! which they hold every answer to.
+//! which they hold every answer to. [`events`] are API Gateway's events in the shapes AWS sends them.
 
 pub mod bootstrap;
 pub mod connections;
 pub mod contract;
+pub mod events;
 pub mod invoke_api;
 mod lambda_env;
 mod moto;
