@@ -32,6 +32,7 @@ const MAX_PAYLOAD_BYTES: usize = 10 * 1024 * 1024;
 const INGRESS_TIMEOUT: Duration = Duration::from_secs(10);
 /// The authorizer function's.
 const AUTHORIZER_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn message(status: StatusCode, text: &str) -> Response {
     let mut response = (status, json!({ "message": text }).to_string()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -92,63 +93,16 @@ async fn serve(state: &AppState, peer: SocketAddr, method: &str, request: Reques
         account: crate::settings::ACCOUNT,
     };
     let api = &state.settings.api;
-    let authorizer = if iam {
-        match state.signatures.verify(&parts, &body, time::OffsetDateTime::now_utc()) {
-            Ok(_) => {
-                let key = state.settings.credentials.access_key_id.clone();
-                json!({ "iam": {
-                    "accessKey": key,
-                    "accountId": crate::settings::ACCOUNT,
-                    "callerId": key,
-                    "principalOrgId": null,
-                    "userArn": format!("arn:aws:iam::{}:user/local", crate::settings::ACCOUNT),
-                    "userId": key,
-                } })
-            }
-            Err(denied) => {
-                tracing::debug!(error = denied.error_type(), path = %parts.uri.path(), "server API call refused");
-                return aws_error(StatusCode::FORBIDDEN, denied.error_type(), &denied.message());
-            }
-        }
+    let authorized = if iam {
+        signed(state, &parts, &body)
     } else {
         let identity =
             parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if identity.trim().is_empty() {
-            return message(StatusCode::UNAUTHORIZED, "Unauthorized");
-        }
-        let Some(authorizer) = &state.authorizer else {
-            tracing::warn!(
-                "a server API call with a bearer token, but the gateway verifies no tokens: start it with \
-                 --jwt-secret (or --jwks-url), or sign the call with SigV4 at /iam/api/…"
-            );
-            return message(StatusCode::UNAUTHORIZED, "Unauthorized");
-        };
-        let allowed = match state.server_authorizations.get(identity) {
-            Some(answer) => answer,
-            None => {
-                let event = request.authorizer_event(api, identity, now_ms);
-                let answer =
-                    match function::call::<_, Value>(authorizer.as_ref(), &event, AUTHORIZER_TIMEOUT).await {
-                        Ok(answer) if answer["isAuthorized"] == json!(true) => {
-                            Some(answer.get("context").cloned().unwrap_or_else(|| json!({})))
-                        }
-                        Ok(answer) if answer["isAuthorized"] == json!(false) => None,
-                        // A failure is not cached: the next call asks again.
-                        Ok(_) | Err(_) => {
-                            tracing::error!(
-                                "the server API's authorizer failed, or answered what API Gateway cannot use"
-                            );
-                            return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
-                        }
-                    };
-                state.server_authorizations.put(identity, answer.clone());
-                answer
-            }
-        };
-        match allowed {
-            Some(context) => json!({ "lambda": context }),
-            None => return message(StatusCode::FORBIDDEN, "Forbidden"),
-        }
+        bearer(state, &request, identity, now_ms).await
+    };
+    let authorizer = match authorized {
+        Ok(authorizer) => authorizer,
+        Err(refused) => return *refused,
     };
     let event = request.event(api, authorizer, &body, now_ms);
     let answer = match function::call::<_, Value>(state.ingress.as_ref(), &event, INGRESS_TIMEOUT).await {
@@ -159,6 +113,68 @@ async fn serve(state: &AppState, peer: SocketAddr, method: &str, request: Reques
         }
     };
     respond(&answer)
+}
+
+/// The `requestContext.authorizer` of a call whose SigV4 signature verifies: the gateway's own
+/// key pair's identity, as IAM authorization puts it; or API Gateway's refusal.
+fn signed(state: &AppState, parts: &axum::http::request::Parts, body: &[u8]) -> Result<Value, Box<Response>> {
+    if let Err(denied) = state.signatures.verify(parts, body, time::OffsetDateTime::now_utc()) {
+        tracing::debug!(error = denied.error_type(), path = %parts.uri.path(), "server API call refused");
+        return Err(Box::new(aws_error(StatusCode::FORBIDDEN, denied.error_type(), &denied.message())));
+    }
+    let key = state.settings.credentials.access_key_id.clone();
+    Ok(json!({ "iam": {
+        "accessKey": key,
+        "accountId": crate::settings::ACCOUNT,
+        "callerId": key,
+        "principalOrgId": null,
+        "userArn": format!("arn:aws:iam::{}:user/local", crate::settings::ACCOUNT),
+        "userId": key,
+    } }))
+}
+
+/// The `requestContext.authorizer` of a call whose `Authorization` header (`identity`) the
+/// authorizer allows, asked once per token and [`AUTHORIZER_CACHE_TTL`](crate::authorizations::AUTHORIZER_CACHE_TTL);
+/// or API Gateway's refusal: 401 without a header, 403 for a token refused, 500 for an authorizer
+/// that failed (not cached: the next call asks again).
+async fn bearer(
+    state: &AppState,
+    request: &HttpRequest<'_>,
+    identity: &str,
+    now_ms: i64,
+) -> Result<Value, Box<Response>> {
+    if identity.trim().is_empty() {
+        return Err(Box::new(message(StatusCode::UNAUTHORIZED, "Unauthorized")));
+    }
+    let Some(authorizer) = &state.authorizer else {
+        tracing::warn!(
+            "a server API call with a bearer token, but the gateway verifies no tokens: start it with \
+             --jwt-secret (or --jwks-url), or sign the call with SigV4 at /iam/api/…"
+        );
+        return Err(Box::new(message(StatusCode::UNAUTHORIZED, "Unauthorized")));
+    };
+    let allowed = if let Some(answer) = state.server_authorizations.get(identity) {
+        answer
+    } else {
+        let event = request.authorizer_event(&state.settings.api, identity, now_ms);
+        let answer = match function::call::<_, Value>(authorizer.as_ref(), &event, AUTHORIZER_TIMEOUT).await {
+            Ok(answer) if answer["isAuthorized"] == json!(true) => {
+                Some(answer.get("context").cloned().unwrap_or_else(|| json!({})))
+            }
+            Ok(answer) if answer["isAuthorized"] == json!(false) => None,
+            Ok(_) | Err(_) => {
+                tracing::error!(
+                    "the server API's authorizer failed, or answered what API Gateway cannot use"
+                );
+                return Err(Box::new(message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")));
+            }
+        };
+        state.server_authorizations.put(identity, answer.clone());
+        answer
+    };
+    allowed
+        .map(|context| json!({ "lambda": context }))
+        .ok_or_else(|| Box::new(message(StatusCode::FORBIDDEN, "Forbidden")))
 }
 
 /// The integration's answer as API Gateway returns it.
