@@ -58,8 +58,7 @@ impl Contract {
     /// Compiles `document` (AsyncAPI, YAML): its `ClientFrame` and `ServerFrame` schemas, and its
     /// list of error codes.
     pub fn from_yaml(document: &str) -> Result<Self, String> {
-        let yaml = YamlLoader::load_from_str(document).map_err(|err| err.to_string())?;
-        let document = yaml.first().map(to_json).ok_or("an empty document")?;
+        let document = load(document)?;
         let components = document.get("components").cloned().ok_or("no components")?;
         let compile = |name: &str| {
             let root = serde_json::json!({ "$ref": format!("#/components/schemas/{name}"), "components": components });
@@ -74,12 +73,7 @@ impl Contract {
                 }
             }
         }
-        let codes = components["schemas"]["ErrorCode"]["enum"]
-            .as_array()
-            .ok_or("no ErrorCode enum")?
-            .iter()
-            .filter_map(|code| code.as_str().map(str::to_owned))
-            .collect();
+        let codes = error_codes(&components)?;
         Ok(Self { client: compile("ClientFrame")?, server: compile("ServerFrame")?, kinds, codes })
     }
 
@@ -136,8 +130,21 @@ fn kind_of_frame(frame: &Value) -> Option<String> {
     ["error", "message"].iter().find(|field| frame.get(**field).is_some()).map(|field| format!("{field}:"))
 }
 
+/// The first YAML document in `text`, as the JSON it stands for.
+pub(crate) fn load(text: &str) -> Result<Value, String> {
+    let yaml = YamlLoader::load_from_str(text).map_err(|err| err.to_string())?;
+    yaml.first().map(to_json).ok_or_else(|| "an empty document".to_owned())
+}
+
+/// The codes of a document's `ErrorCode` enum, in its order: the AsyncAPI document's and the
+/// OpenAPI document's alike.
+pub(crate) fn error_codes(components: &Value) -> Result<Vec<String>, String> {
+    let codes = components["schemas"]["ErrorCode"]["enum"].as_array().ok_or("no ErrorCode enum")?;
+    Ok(codes.iter().filter_map(|code| code.as_str().map(str::to_owned)).collect())
+}
+
 /// A YAML document as the JSON it stands for.
-pub(crate) fn to_json(yaml: &Yaml) -> Value {
+fn to_json(yaml: &Yaml) -> Value {
     match yaml {
         Yaml::Hash(hash) => Value::Object(
             hash.iter()

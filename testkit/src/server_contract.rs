@@ -6,11 +6,9 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use crate::contract::{error_codes, load};
 use jsonschema::Validator;
 use serde_json::{Value, json};
-use yaml_rust2::YamlLoader;
-
-use crate::contract::to_json;
 
 const DOCUMENT: &str = include_str!("../../docs/openapi.yaml");
 const ASYNCAPI: &str = include_str!("../../docs/asyncapi.yaml");
@@ -69,10 +67,6 @@ fn rebase(value: &mut Value, from: &str, to: &str) {
 impl ServerContract {
     /// Compiles `document` (OpenAPI 3.1, YAML) with `asyncapi`'s components beside it.
     pub fn from_yaml(document: &str, asyncapi: &str) -> Result<Self, String> {
-        let load = |text: &str| -> Result<Value, String> {
-            let yaml = YamlLoader::load_from_str(text).map_err(|err| err.to_string())?;
-            yaml.first().map(to_json).ok_or_else(|| "an empty document".to_owned())
-        };
         let mut document = load(document)?;
         rebase(&mut document, EXTERNAL, EMBEDDED);
         let mut frames = load(asyncapi)?["components"].clone();
@@ -89,12 +83,7 @@ impl ServerContract {
             answers.insert(method.to_owned(), compile(schema).map_err(|err| format!("{path}: {err}"))?);
         }
         let refused = compile(&json!({ "$ref": "#/components/schemas/Error" }))?;
-        let codes = components["schemas"]["ErrorCode"]["enum"]
-            .as_array()
-            .ok_or("no ErrorCode enum")?
-            .iter()
-            .filter_map(|code| code.as_str().map(str::to_owned))
-            .collect();
+        let codes = error_codes(&components)?;
         Ok(Self { answers, refused, codes })
     }
 
