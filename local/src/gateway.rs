@@ -195,13 +195,7 @@ impl Gateway {
         let lifecycle = Lifecycle::new(settings.events_url.clone(), &settings.api.region);
         let events = presence.as_ref().map(|_| lifecycle.events.clone() as Arc<dyn Events>);
         let endpoint = format!("http://{local_addr}/{}", settings.api.stage);
-        let credentials = aws_credential_types::Credentials::new(
-            &settings.credentials.access_key_id,
-            &settings.credentials.secret_access_key,
-            None,
-            None,
-            "local-gateway",
-        );
+        let credentials = settings.credentials.for_sdk("local-gateway");
         // `@connections` for both functions, as on AWS: the worker posts, the ingress closes floods.
         let poster =
             Arc::new(ApiGatewayPoster::for_local_endpoint(&endpoint, &settings.api.region, credentials));

@@ -230,6 +230,13 @@ impl Default for Credentials {
     }
 }
 
+impl Credentials {
+    /// The pair as the AWS SDK signs with it, `name`d for its provider.
+    pub fn for_sdk(&self, name: &'static str) -> aws_credential_types::Credentials {
+        aws_credential_types::Credentials::new(&self.access_key_id, &self.secret_access_key, None, None, name)
+    }
+}
+
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()

@@ -185,24 +185,19 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (ws_url, queue_url, stop, server) = start_gateway()?;
     let http_url = ws_url.replacen("ws://", "http://", 1);
-    let local = local::Credentials::default();
+    let credentials = local::Credentials::default().for_sdk("bench");
     let origin = queue_url.rsplitn(3, '/').nth(2).context("an origin")?.to_owned();
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(origin)
-        .credentials_provider(aws_credential_types::Credentials::new(
-            local.access_key_id,
-            local.secret_access_key,
-            None,
-            None,
-            "bench",
-        ))
+        .credentials_provider(credentials.clone())
         .load()
         .await;
     let caller = Arc::new(Caller {
         http: reqwest::Client::new(),
         base: http_url.clone(),
         bearer: token("backend", true)?,
+        credentials,
         sqs: aws_sdk_sqs::Client::new(&sdk),
         queue_url,
     });

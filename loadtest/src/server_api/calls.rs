@@ -36,6 +36,8 @@ pub struct Caller {
     pub http: reqwest::Client,
     pub base: String,
     pub bearer: String,
+    /// The gateway's key pair, which SigV4 calls are signed with.
+    pub credentials: aws_credential_types::Credentials,
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
 }
@@ -61,15 +63,7 @@ impl Caller {
                 .headers_mut()
                 .insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", self.bearer).parse()?);
         } else {
-            let local = local::Credentials::default();
-            let credentials = aws_credential_types::Credentials::new(
-                local.access_key_id,
-                local.secret_access_key,
-                None,
-                None,
-                "bench",
-            );
-            local::signing::sign(&mut request, credentials, "us-east-1")?;
+            local::signing::sign(&mut request, self.credentials.clone(), "us-east-1")?;
         }
         let response = self.http.execute(request).await?;
         ensure!(response.status().is_success(), "answered {}", response.status());
