@@ -64,18 +64,13 @@ async fn publish_phases(
         paced(caller, way, warm, args.concurrency).await?;
     }
     for (way, phase) in [(Way::Token, "token"), (Way::SigV4, "sigv4"), (Way::Sqs, "sqs")] {
-        let bodies = (0..count)
+        // Stamped when due: the delivery latency starts where the answer's does.
+        let base = start.elapsed();
+        let stamped = (0..count)
             .map(|n| {
                 let at = Duration::from_nanos(n * step);
-                (at, json!({"channel": "bench/publish", "data": {"p": phase, "n": n, "t": 0}}))
-            })
-            .collect::<Vec<_>>();
-        // Stamped when due: the delivery latency starts where the answer's does.
-        let stamped = bodies
-            .into_iter()
-            .map(|(at, mut body)| {
-                body["data"]["t"] = json!((start.elapsed() + at).as_micros() as u64);
-                (at, body)
+                let due = (base + at).as_micros() as u64;
+                (at, json!({"channel": "bench/publish", "data": {"p": phase, "n": n, "t": due}}))
             })
             .collect::<Vec<_>>();
         let (answers, latency, took) = paced(caller, way, stamped, args.concurrency).await?;
